@@ -1,0 +1,84 @@
+"""A small registry with validated keys, loud duplicates and helpful misses."""
+
+from __future__ import annotations
+
+import inspect
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+from .errors import OpDefinitionError
+
+T = TypeVar("T")
+
+_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+$")
+
+
+def caller_location(depth: int = 2) -> str:
+    """Return ``file:line`` of the frame ``depth`` levels above the caller."""
+    frame = inspect.stack()[depth]
+    return f"{frame.filename}:{frame.lineno}"
+
+
+@dataclass(frozen=True)
+class Entry(Generic[T]):
+    """A registered value with the place that defined it."""
+
+    key: str
+    value: T
+    origin: str
+
+
+class Registry(Generic[T]):
+    """Map dotted keys (``"ns.name"``) to values, remembering who registered each.
+
+    Registering a key twice is an error naming the first definition, unless
+    ``replace=True`` (notebooks re-run cells). Looking up an unknown key lists
+    the known ones.
+    """
+
+    def __init__(self, kind: str, key_pattern: re.Pattern[str] = _KEY) -> None:
+        self.kind = kind
+        self._pattern = key_pattern
+        self._entries: dict[str, Entry[T]] = {}
+        self._listeners: list[Callable[[Entry[T]], None]] = []
+
+    def add(self, key: str, value: T, origin: str, *, replace: bool = False) -> Entry[T]:
+        """Register ``value`` under ``key``; ``origin`` says where it was defined."""
+        if not self._pattern.match(key):
+            raise OpDefinitionError(
+                f"{self.kind} name {key!r} is invalid: expected dotted identifiers "
+                f"such as 'mylib.my_op'"
+            )
+        first = self._entries.get(key)
+        if first is not None and not replace:
+            raise OpDefinitionError(
+                f"{self.kind} {key!r} is already registered (first defined at "
+                f"{first.origin}); pass replace=True to redefine it"
+            )
+        entry = Entry(key, value, origin)
+        self._entries[key] = entry
+        return entry
+
+    def get(self, key: str) -> T:
+        """Return the value for ``key`` or raise ``KeyError`` listing known keys."""
+        entry = self._entries.get(key)
+        if entry is None:
+            known = ", ".join(sorted(self._entries)) or "none"
+            raise KeyError(f"unknown {self.kind} {key!r}; registered: {known}")
+        return entry.value
+
+    def entry(self, key: str) -> Entry[T]:
+        """Return the full entry (value and origin) for ``key``."""
+        self.get(key)
+        return self._entries[key]
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._entries
+
+    def __iter__(self) -> Iterator[Entry[T]]:
+        return iter(list(self._entries.values()))
+
+    def __len__(self) -> int:
+        return len(self._entries)
