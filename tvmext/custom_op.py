@@ -1,0 +1,321 @@
+"""``@tvmext.op``: a TE compute function becomes a real Relax operator.
+
+The op is registered in TVM's op registry as ``relax.tvmext.<ns.name>`` with
+``FInferType`` (traced from the compute), ``FLegalize`` (``bb.call_te``),
+``FPrimalGradient`` (a companion ``<ns.name>_grad`` op, lowered only after
+``relax.transform.Gradient`` has run) and ``FPurity``. Attributes travel as
+``ir.DictAttrs`` so that modules print without metadata and parse back
+(``R.tvmext.ns.name(x, eps=1e-06)``; see :mod:`tvmext.script_namespace`).
+
+TVM's op attributes are registered once per name and look the Python object up on
+every use, so ``replace=True`` swaps the definition without touching TVM's registry.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import tvm
+from tvm import relax, te
+
+from .errors import OpCallError, OpDefinitionError, ShapeError
+from .op_attrs import Attr, AttrSpec
+from .registry import Registry, caller_location
+
+PREFIX = "relax.tvmext."
+GRAD_SUFFIX = "_grad"
+
+OPS: Registry[CustomOp] = Registry("op")
+_BY_TVM_NAME: dict[str, CustomOp] = {}
+
+# Attribute of a gradient op: the indices of the inputs it differentiates.
+_WRT = "tvmext_wrt"
+
+
+class CustomOp:
+    """A Relax operator declared from Python. Create it with :func:`op`."""
+
+    def __init__(
+        self,
+        name: str,
+        compute: Callable[..., Any],
+        tensors: Sequence[str] | None,
+        attrs: AttrSpec,
+        infer: Callable[..., Any] | None = None,
+        primal: CustomOp | None = None,
+    ) -> None:
+        self.name = name
+        self.compute = compute
+        self.tensor_names = None if tensors is None else tuple(tensors)
+        self.attr_spec = attrs
+        self.infer_fn = infer
+        self.primal = primal
+        self.gradient_fn: Callable[..., Any] | None = None
+        self.schedules: dict[str, Callable[..., Any]] = {}
+        self.reference_fn: Callable[..., Any] | None = None
+        self.onnx_types: list[tuple[str, str]] = []
+        self.param_conversions: dict[str, Callable[..., Any]] = {}
+        self.origin = ""
+        self._grad_op: CustomOp | None = None
+
+    # ----------------------------------------------------------------- identity
+    @property
+    def tvm_name(self) -> str:
+        """The name in TVM's op registry (``relax.tvmext.<ns.name>``)."""
+        return PREFIX + self.name
+
+    @property
+    def tvm_op(self) -> tvm.ir.Op:
+        """The registered ``tvm.ir.Op``."""
+        return tvm.ir.Op.get(self.tvm_name)
+
+    def __repr__(self) -> str:
+        return f"<tvmext op {self.name!r} defined at {self.origin}>"
+
+    # --------------------------------------------------------------- decorators
+    def gradient(self, fn: Callable[..., Any]) -> Callable[..., Any]:
+        """Declare the gradient: ``g(*inputs, *outputs, *output_grads, **attrs)``.
+
+        It returns one TE tensor (or ``None`` for no gradient) per input.
+        """
+        self.gradient_fn = fn
+        return fn
+
+    def schedule(self, target_kind: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+        """Declare the schedule for ``target_kind`` (``"llvm"``, ``"cuda"``).
+
+        The function receives a ``tvm.s_tir.Schedule`` of the op's PrimFunc and the
+        op's attributes as keywords, and transforms it in place.
+        """
+        if not isinstance(target_kind, str) or not target_kind:
+            raise OpDefinitionError(
+                f"op {self.name!r}: schedule() needs a target kind such as 'llvm' or "
+                f"'cuda', got {target_kind!r}"
+            )
+        kind = _target_kind(target_kind)
+
+        def register(fn: Callable[..., Any]) -> Callable[..., Any]:
+            self.schedules[kind] = fn
+            return fn
+
+        return register
+
+    def reference(self, fn: Callable[..., Any]) -> Callable[..., Any]:
+        """Declare the NumPy reference with the compute's signature."""
+        self.reference_fn = fn
+        return fn
+
+    def onnx(self, domain: str, op_type: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+        """Declare that ONNX nodes ``domain::op_type`` map to this op.
+
+        The decorated function turns the node's ONNX attributes (a dict) into this
+        op's attributes.
+        """
+
+        def register(fn: Callable[..., Any]) -> Callable[..., Any]:
+            self.onnx_types.append((domain, op_type))
+            self.onnx_attr_fn = fn
+            return fn
+
+        return register
+
+    def convert_param(self, input_name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+        """Declare how a weight input is converted at compile time from the standard
+        format (NumPy, as stored in ONNX) to the layout/dtype this op needs."""
+        if self.tensor_names is not None and input_name not in self.tensor_names:
+            raise OpDefinitionError(
+                f"op {self.name!r}: convert_param names unknown input {input_name!r}; "
+                f"inputs are {', '.join(self.tensor_names)}"
+            )
+
+        def register(fn: Callable[..., Any]) -> Callable[..., Any]:
+            self.param_conversions[input_name] = fn
+            return fn
+
+        return register
+
+    # ------------------------------------------------------------------ calling
+    def __call__(self, *args: Any, **attrs: Any) -> Any:
+        """Build a Relax call (on Relax expressions) or run eagerly (on NumPy arrays)."""
+        if any(isinstance(a, relax.Expr) for a in args):
+            return self.call_relax(*args, **attrs)
+        from .eager import run_eager
+
+        return run_eager(self, args, attrs)
+
+    def call_relax(self, *args: Any, **attrs: Any) -> relax.Call:
+        """Return ``relax.Call`` of this op on ``args`` with validated attributes."""
+        self._check_arity(len(args))
+        bound = self.attr_spec.bind(attrs)
+        exprs = [a if isinstance(a, relax.Expr) else relax.const(np.asarray(a)) for a in args]
+        return relax.Call(self.tvm_op, exprs, self.attr_spec.encode(bound))
+
+    def _check_arity(self, n: int) -> None:
+        if self.tensor_names is not None and n != len(self.tensor_names):
+            raise OpCallError(
+                f"op {self.name!r} takes {len(self.tensor_names)} tensor input(s) "
+                f"({', '.join(self.tensor_names)}), got {n}"
+            )
+
+    def input_name(self, i: int) -> str:
+        """Name of the ``i``-th tensor input, for error messages."""
+        if self.tensor_names is not None and i < len(self.tensor_names):
+            return self.tensor_names[i]
+        return f"#{i}"
+
+    # ----------------------------------------------------------------- tracing
+    def trace(self, tensors: Sequence[te.Tensor], attrs: dict[str, Any]) -> list[te.Tensor]:
+        """Run the compute on TE tensors and return its outputs as a list."""
+        try:
+            out = self.compute(*tensors, **attrs)
+        except (OpCallError, ShapeError, OpDefinitionError):
+            raise
+        except Exception as err:
+            shapes = ", ".join(
+                f"{self.input_name(i)}: {[_dim(d) for d in t.shape]} {t.dtype}"
+                for i, t in enumerate(tensors)
+            )
+            raise ShapeError(
+                f"op {self.name!r}: compute failed for inputs ({shapes}): "
+                f"{type(err).__name__}: {err}"
+            ) from err
+        outs = list(out) if isinstance(out, list | tuple) else [out]
+        for o in outs:
+            if not isinstance(o, te.Tensor):
+                raise OpDefinitionError(
+                    f"op {self.name!r}: compute must return a te.Tensor or a tuple of them, "
+                    f"got {type(o).__name__}"
+                )
+        return outs
+
+    def returns_tuple(self, tensors: Sequence[te.Tensor], attrs: dict[str, Any]) -> bool:
+        """Whether the compute returns a tuple (multiple outputs)."""
+        return isinstance(self.compute(*tensors, **attrs), list | tuple)
+
+    def gradient_op(self) -> CustomOp:
+        """The companion op computing this op's input gradients."""
+        if self._grad_op is None:
+            spec = AttrSpec(
+                self.name + GRAD_SUFFIX,
+                (*self.attr_spec.attrs, Attr(_WRT, (int,), ())),
+            )
+            self._grad_op = CustomOp(
+                self.name + GRAD_SUFFIX, self._grad_compute, None, spec, primal=self
+            )
+            self._grad_op.origin = self.origin
+        return self._grad_op
+
+    def _grad_compute(self, *tensors: te.Tensor, **attrs: Any) -> list[te.Tensor]:
+        wrt = attrs.pop(_WRT)
+        n_in = len(self.tensor_names or ())
+        grads = self._call_gradient(tensors[:n_in], tensors[n_in:], attrs)
+        return [grads[i] for i in wrt]
+
+    def _call_gradient(
+        self, inputs: Sequence[te.Tensor], rest: Sequence[te.Tensor], attrs: dict[str, Any]
+    ) -> list[te.Tensor | None]:
+        if self.gradient_fn is None:
+            raise OpDefinitionError(
+                f"op {self.name!r} has no gradient; declare one with @{self.name.split('.')[-1]}"
+                f".gradient"
+            )
+        out = self.gradient_fn(*inputs, *rest, **attrs)
+        grads = list(out) if isinstance(out, list | tuple) else [out]
+        if len(grads) != len(inputs):
+            raise OpDefinitionError(
+                f"op {self.name!r}: gradient returned {len(grads)} value(s), expected one "
+                f"per input ({len(inputs)}: {', '.join(self.tensor_names or ())})"
+            )
+        for i, (g, x) in enumerate(zip(grads, inputs, strict=True)):
+            if g is None:
+                continue
+            if not isinstance(g, te.Tensor):
+                raise OpDefinitionError(
+                    f"op {self.name!r}: gradient for input {self.input_name(i)!r} must be a "
+                    f"te.Tensor or None, got {type(g).__name__}"
+                )
+            if len(g.shape) != len(x.shape) or g.dtype != x.dtype:
+                raise OpDefinitionError(
+                    f"op {self.name!r}: gradient for input {self.input_name(i)!r} has shape "
+                    f"{[_dim(d) for d in g.shape]} {g.dtype}, expected "
+                    f"{[_dim(d) for d in x.shape]} {x.dtype}"
+                )
+        return grads
+
+
+def _dim(d: Any) -> Any:
+    return int(d) if isinstance(d, tvm.tirx.IntImm) else str(d)
+
+
+def _target_kind(kind: str) -> str:
+    kind = kind.strip().split()[0]
+    return {"cpu": "llvm", "gpu": "cuda"}.get(kind, kind)
+
+
+def op(
+    name: str,
+    *,
+    infer: Callable[..., Any] | None = None,
+    replace: bool = False,
+    doc: str | None = None,
+) -> Callable[[Callable[..., Any]], CustomOp]:
+    """Declare a Relax operator ``name`` (``"ns.name"``) from a TE compute function.
+
+    The function takes the input tensors positionally and the attributes as
+    keyword-only arguments with defaults, and returns a ``te.Tensor`` or a tuple of
+    them. ``infer(*input_types, **attrs)`` may override the traced output type.
+    """
+    origin = caller_location(2)
+
+    def decorate(compute: Callable[..., Any]) -> CustomOp:
+        if name.endswith(GRAD_SUFFIX):
+            raise OpDefinitionError(
+                f"op name {name!r} is reserved: names ending in {GRAD_SUFFIX!r} belong to "
+                f"gradient ops"
+            )
+        tensors, spec = AttrSpec.from_signature(name, compute)
+        if not tensors:
+            raise OpDefinitionError(f"op {name!r}: compute takes no tensor inputs")
+        custom = CustomOp(name, compute, tensors, spec, infer=infer)
+        custom.origin = origin
+        custom.__doc__ = doc or compute.__doc__
+        OPS.add(name, custom, origin, replace=replace)
+        _install(custom)
+        _install(custom.gradient_op())
+        return custom
+
+    return decorate
+
+
+def lookup(tvm_name: str) -> CustomOp:
+    """The op object registered under a TVM op name ``relax.tvmext.<...>``."""
+    return _BY_TVM_NAME[tvm_name]
+
+
+def is_custom(tvm_op: Any) -> bool:
+    """Whether ``tvm_op`` is a tvmext op (or one of their gradient ops)."""
+    return isinstance(tvm_op, tvm.ir.Op) and tvm_op.name in _BY_TVM_NAME
+
+
+def _install(custom: CustomOp) -> None:
+    """Register ``custom`` with TVM, once per name; later definitions only rebind."""
+    first = custom.tvm_name not in _BY_TVM_NAME
+    _BY_TVM_NAME[custom.tvm_name] = custom
+    if not first:
+        return
+    from . import lowering_rules
+
+    tvm.ir._ffi_api.RegisterOp(custom.tvm_name, custom.__doc__ or custom.name)
+    tvm_op = tvm.ir.Op.get(custom.tvm_name)
+    if custom.tensor_names is not None:
+        tvm_op.set_num_inputs(len(custom.tensor_names))
+        for t in custom.tensor_names:
+            tvm_op.add_argument(t, "Tensor", t)
+    tvm_name = custom.tvm_name
+    tvm.ir.register_op_attr(tvm_name, "FPurity", True)
+    tvm.ir.register_op_attr(tvm_name, "FInferType", lowering_rules.infer_type)
+    tvm.ir.register_op_attr(tvm_name, "FLegalize", lowering_rules.legalize)
+    if custom.primal is None:
+        tvm.ir.register_op_attr(tvm_name, "FPrimalGradient", lowering_rules.primal_gradient)
