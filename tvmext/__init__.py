@@ -1,0 +1,59 @@
+"""tvmext: custom operators, native layers and vendor libraries for Apache TVM.
+
+``import tvmext`` is cheap; TVM is imported on first use of an attribute below.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from .errors import (
+    CompileError,
+    ModelError,
+    NativeBuildError,
+    OpCallError,
+    OpDefinitionError,
+    PluginError,
+    ShapeError,
+    TvmextError,
+)
+
+if TYPE_CHECKING:
+    from .custom_op import CustomOp, op
+    from .target_spec import TargetSpec, parse_target
+
+__version__ = "0.1.0"
+
+_LAZY = {
+    "op": "custom_op",
+    "CustomOp": "custom_op",
+    "parse_target": "target_spec",
+    "TargetSpec": "target_spec",
+}
+
+__all__ = [
+    "CompileError",
+    "CustomOp",
+    "ModelError",
+    "NativeBuildError",
+    "OpCallError",
+    "OpDefinitionError",
+    "PluginError",
+    "ShapeError",
+    "TargetSpec",
+    "TvmextError",
+    "op",
+    "parse_target",
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module 'tvmext' has no attribute {name!r}")
+    from . import _autoload
+
+    _autoload.autoload()
+    value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    globals()[name] = value
+    return value

@@ -1,0 +1,27 @@
+"""The ``tvm.backends`` entry point: ``import tvm`` registers tvmext's ops.
+
+TVM calls :func:`autoload` at the end of ``import tvm`` (unless
+``TVM_DEVICE_BACKEND_AUTOLOAD=0``). It registers the shipped ops and makes
+``R.tvmext.*`` parseable in TVMScript. When tvmext itself triggered ``import tvm``
+the hook returns at once and tvmext finishes loading on first use instead.
+"""
+
+from __future__ import annotations
+
+import sys
+
+_done = False
+
+
+def autoload() -> None:
+    """Register tvmext's ops and TVMScript namespace (idempotent, cheap)."""
+    global _done
+    if _done:
+        return
+    if "tvm" in sys.modules and not hasattr(sys.modules["tvm"], "relax"):
+        return  # tvm is still importing because tvmext asked for it; finish later
+    _done = True
+    from . import ops, script_namespace
+
+    script_namespace.install()
+    del ops

@@ -86,8 +86,9 @@ class CustomOp:
     def schedule(self, target_kind: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
         """Declare the schedule for ``target_kind`` (``"llvm"``, ``"cuda"``).
 
-        The function receives a ``tvm.s_tir.Schedule`` of the op's PrimFunc and the
-        op's attributes as keywords, and transforms it in place.
+        The function receives a ``tvm.s_tir.Schedule`` of the op's PrimFunc and, as
+        keywords, the op attributes it names and ``target`` if it names it; it
+        transforms the schedule in place.
         """
         if not isinstance(target_kind, str) or not target_kind:
             raise OpDefinitionError(

@@ -1,8 +1,9 @@
 """``R.tvmext.<ns>.<name>(...)`` in TVMScript: parse printed modules back.
 
 TVM prints a call of ``relax.tvmext.ns.name`` as ``R.tvmext.ns.name(x, attr=v)``.
-The parser resolves ``R`` to :mod:`tvm.script.parser.relax`; this module installs a
-``tvmext`` attribute there whose attribute chain ends at the op object, which builds
+The parser resolves ``R`` to ``tvm.script.parser.relax`` (and users write
+``from tvm.script import relax as R``); this module installs a ``tvmext`` attribute
+on both whose attribute chain ends at the op object, which builds
 the call when the parser invokes it.
 """
 
@@ -37,6 +38,9 @@ class _Namespace:
 
 def install() -> None:
     """Make ``R.tvmext`` resolvable by the TVMScript parser (idempotent)."""
+    import tvm.relax.script
     from tvm.script.parser import relax as script_relax
 
-    script_relax.tvmext = _Namespace("")  # type: ignore[attr-defined]
+    namespace = _Namespace("")
+    script_relax.tvmext = namespace  # type: ignore[attr-defined]
+    tvm.relax.script.tvmext = namespace  # type: ignore[attr-defined]

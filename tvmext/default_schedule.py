@@ -1,0 +1,86 @@
+"""Default schedules for PrimFuncs nobody scheduled: never TVM's naive loops.
+
+CPU: dlight's CPU rules (GEMV, row reductions such as softmax and norms) where they
+apply, else a generic rule: inline injective producers, then parallelize the outer
+spatial loops and vectorize the innermost contiguous one. CUDA: dlight's GPU rules.
+"""
+
+from __future__ import annotations
+
+import tvm
+from tvm import s_tir, tirx
+from tvm.s_tir import dlight
+from tvm.s_tir.dlight.analysis import normalize_prim_func
+from tvm.s_tir.dlight.base.common_schedules import try_inline
+
+from .schedule_helpers import parallel_vectorized_flat
+
+
+def _cpu_rules() -> list[dlight.ScheduleRule]:
+    return [dlight.cpu.GEMV(), dlight.cpu.Reduction()]
+
+
+def _gpu_rules() -> list[dlight.ScheduleRule]:
+    return [
+        dlight.gpu.Matmul(),
+        dlight.gpu.GEMV(),
+        dlight.gpu.Reduction(),
+        dlight.gpu.GeneralReduction(),
+        dlight.gpu.Fallback(),
+    ]
+
+
+def _apply_rules(
+    func: tirx.PrimFunc, target: tvm.target.Target, rules: list[dlight.ScheduleRule]
+) -> s_tir.Schedule | None:
+    for rule in rules:
+        try:
+            result = rule.apply(func, target, False)
+        except Exception:  # a rule that does not fit this function
+            continue
+        if isinstance(result, list):
+            result = result[0] if result else None
+        if result is not None:
+            return result
+    return None
+
+
+def schedule_parallel_vectorized(sch: s_tir.Schedule, target: tvm.target.Target) -> bool:
+    """Generic CPU rule: inline producers, parallel outer loops, vectorize inner.
+
+    Returns False when the function cannot be analysed (it is left unchanged).
+    """
+    infos = normalize_prim_func(sch)
+    if infos is None:
+        return False
+    for info in try_inline(sch, infos):
+        block = info.block_rv
+        loops = sch.get_loops(block)
+        if not loops:
+            continue
+        kinds = {"S": [], "R": [], "O": []}  # type: dict[str, list[s_tir.schedule.LoopRV]]
+        for loop, kind in zip(loops, info.dom_kind(), strict=False):
+            kinds[kind].append(loop)
+        spatial, reduce = kinds["S"], kinds["R"]
+        if not spatial or kinds["O"]:
+            continue
+        sch.reorder(*spatial, *reduce)
+        if reduce:
+            sch.parallel(sch.fuse(*spatial) if len(spatial) > 1 else spatial[0])
+            sch.decompose_reduction(block, reduce[0])
+            continue
+        parallel_vectorized_flat(sch, block, target)
+    return True
+
+
+def default_schedule(func: tirx.PrimFunc, target: tvm.target.Target) -> tirx.PrimFunc:
+    """Schedule ``func`` for ``target`` with dlight, else the generic CPU rule."""
+    is_gpu = target.kind.name in ("cuda", "rocm", "vulkan", "metal", "opencl")
+    sch = _apply_rules(func, target, _gpu_rules() if is_gpu else _cpu_rules())
+    if sch is None and not is_gpu:
+        sch = s_tir.Schedule(func)
+        if not schedule_parallel_vectorized(sch, target):
+            return func
+    if sch is None:
+        return func
+    return sch.mod["main"]

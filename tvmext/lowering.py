@@ -1,0 +1,162 @@
+"""The Relax pipeline tvmext compiles with: named stages, schedules for every PrimFunc.
+
+It follows TVM's CPU/CUDA default pipelines and adds two things: PrimFuncs of tvmext
+ops that have a schedule for the target stay unfused (opaque), so the user's schedule
+sees the function it was written for; and after fusion every PrimFunc gets a
+schedule — the op's own, else dlight or tvmext's default rule (never naive loops).
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import tvm
+from tvm import relax, s_tir, tirx
+
+from .custom_op import _BY_TVM_NAME, PREFIX, CustomOp
+from .default_schedule import default_schedule
+from .errors import CompileError
+from .lowering_rules import func_attrs
+
+# TVM's op pattern kind for functions FuseOps must leave alone.
+_OPAQUE = 8
+_SCHEDULED = "tirx.is_scheduled"
+
+
+@dataclass(frozen=True)
+class Stage:
+    """A named step of the pipeline: a list of passes run in order."""
+
+    name: str
+    passes: tuple[tvm.transform.Pass, ...]
+
+
+def _scheduled_op(func: tirx.PrimFunc, kind: str) -> tuple[CustomOp | None, dict[str, Any]]:
+    name, attrs = func_attrs(func)
+    if name is None:
+        return None, {}
+    custom = _BY_TVM_NAME.get(PREFIX + name)
+    if custom is None or kind not in custom.schedules:
+        return None, {}
+    return custom, attrs
+
+
+def keep_scheduled_ops_opaque(kind: str) -> tvm.transform.Pass:
+    """Mark PrimFuncs of ops with a ``kind`` schedule opaque, so FuseOps skips them."""
+
+    @tvm.transform.module_pass(opt_level=0, name="tvmext.KeepScheduledOpsOpaque")
+    def run(mod: tvm.IRModule, _ctx: Any) -> tvm.IRModule:
+        for gv, func in list(mod.functions_items()):
+            if isinstance(func, tirx.PrimFunc) and _scheduled_op(func, kind)[0] is not None:
+                mod[gv] = func.with_attr("op_pattern", _OPAQUE)
+        return mod
+
+    return run
+
+
+def apply_op_schedule(
+    custom: CustomOp, target: tvm.target.Target, func: tirx.PrimFunc, attrs: dict[str, Any]
+) -> tirx.PrimFunc:
+    """Run ``custom``'s schedule for ``target`` on ``func``; errors name the op and target.
+
+    The schedule function gets the op's attributes it names (all of them if it takes
+    ``**kwargs``) and ``target`` if it has such a parameter.
+    """
+    kind = str(target.kind.name)
+    fn = custom.schedules[kind]
+    params = inspect.signature(fn).parameters
+    takes_all = any(p.kind is p.VAR_KEYWORD for p in params.values())
+    kwargs = {k: v for k, v in attrs.items() if takes_all or k in params}
+    if "target" in params:
+        kwargs["target"] = target
+    sch = s_tir.Schedule(func)
+    try:
+        fn(sch, **kwargs)
+    except Exception as err:
+        raise CompileError(
+            f"op {custom.name!r}: its {kind!r} schedule failed: {type(err).__name__}: {err}"
+        ) from err
+    return sch.mod["main"]
+
+
+def schedule_prim_funcs(target: tvm.target.Target) -> tvm.transform.Pass:
+    """Give every unscheduled PrimFunc the op's schedule, else the default one."""
+    kind = str(target.kind.name)
+
+    @tvm.transform.module_pass(opt_level=0, name="tvmext.SchedulePrimFuncs")
+    def run(mod: tvm.IRModule, _ctx: Any) -> tvm.IRModule:
+        for gv, func in list(mod.functions_items()):
+            if not isinstance(func, tirx.PrimFunc):
+                continue
+            if func.attrs is not None and _SCHEDULED in func.attrs:
+                continue
+            custom, attrs = _scheduled_op(func, kind)
+            if custom is not None:
+                new = apply_op_schedule(custom, target, func, attrs)
+            else:
+                new = default_schedule(func, target)
+            mod[gv] = new.with_attr(_SCHEDULED, True)
+        return mod
+
+    return run
+
+
+def stages(target: tvm.target.Target) -> list[Stage]:
+    """The pipeline for ``target`` as named stages (``--dump-ir`` writes one per stage)."""
+    kind = str(target.kind.name)
+    t = relax.transform
+    finalize = [t.StaticPlanBlockMemory()]
+    if kind == "cuda":
+        finalize.append(t.RewriteCUDAGraph())
+    finalize += [
+        t.LowerAllocTensor(),
+        t.KillAfterLastUse(),
+        t.LowerRuntimeBuiltin(),
+        t.ComputePrimValue(),
+        t.VMShapeLower(),
+        t.AttachGlobalSymbol(),
+    ]
+    return [
+        Stage("dispatch", (relax.backend.DispatchSampling(), relax.backend.DispatchSortScan())),
+        Stage("legalize", (t.LegalizeOps(), t.AnnotateTIROpPattern())),
+        Stage(
+            "fuse",
+            (keep_scheduled_ops_opaque(kind), t.FoldConstant(), t.FuseOps(), t.FuseTIR()),
+        ),
+        Stage("schedule", (schedule_prim_funcs(target),)),
+        Stage(
+            "lower_dataflow",
+            (
+                t.RewriteDataflowReshape(),
+                t.ToNonDataflow(),
+                t.RemovePurityChecking(),
+                t.CallTIRRewrite(),
+            ),
+        ),
+        Stage("finalize", tuple(finalize)),
+    ]
+
+
+def relax_pipeline(
+    target: tvm.target.Target, after_stage: Callable[[str, tvm.IRModule], None] | None = None
+) -> tvm.transform.Pass:
+    """One pass running :func:`stages`; ``after_stage(name, mod)`` sees each result."""
+
+    @tvm.transform.module_pass(opt_level=0, name="tvmext.Pipeline")
+    def run(mod: tvm.IRModule, _ctx: Any) -> tvm.IRModule:
+        with target:
+            for stage in stages(target):
+                mod = tvm.transform.Sequential(list(stage.passes))(mod)
+                if after_stage is not None:
+                    after_stage(stage.name, mod)
+        return mod
+
+    return run
+
+
+def build(mod: tvm.IRModule, target: tvm.target.Target) -> Any:
+    """Compile a Relax module with tvmext's pipeline into a VM executable."""
+    return tvm.compile(mod, target=target, relax_pipeline=relax_pipeline(target))

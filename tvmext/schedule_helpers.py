@@ -1,0 +1,121 @@
+"""Building blocks for CPU schedules of row-wise ops (norms, moments, activations).
+
+Op schedules in :mod:`tvmext.ops` are written with these; user schedules may use
+them too. Each helper leaves the function correct when shapes are symbolic or do
+not divide the vector width: it then parallelizes without vectorizing.
+"""
+
+from __future__ import annotations
+
+import tvm
+from tvm import s_tir, tirx
+
+LoopRV = s_tir.schedule.LoopRV
+BlockRV = s_tir.schedule.SBlockRV
+
+
+def vector_lanes(target: tvm.target.Target, dtype: str) -> int:
+    """How many ``dtype`` elements fit one SIMD register of ``target`` (at least 4)."""
+    bits = tvm.target.codegen.llvm_get_vector_width(target)
+    return max(4, int(bits) // max(8, tvm.DataType(dtype).bits))
+
+
+def const_extent(sch: s_tir.Schedule, loop: LoopRV) -> int | None:
+    """The loop's extent if it is a constant."""
+    extent = sch.get(loop).extent
+    return int(extent) if isinstance(extent, tirx.IntImm) else None
+
+
+def inline_producers(sch: s_tir.Schedule, keep: list[str]) -> None:
+    """Inline every spatial block except those named in ``keep`` and the outputs."""
+    for block in sch.get_child_blocks(sch.get_sblock("root")):
+        if sch.get(block).name_hint in keep:
+            continue
+        try:
+            sch.compute_inline(block)
+        except tvm.error.TVMError:  # an output or a reduction: keep it
+            continue
+
+
+def parallel_vectorized_flat(
+    sch: s_tir.Schedule, block: BlockRV, target: tvm.target.Target
+) -> None:
+    """Fuse all loops of an injective ``block``; parallel chunks of SIMD-wide vectors."""
+    loops = sch.get_loops(block)
+    fused = sch.fuse(*loops) if len(loops) > 1 else loops[0]
+    lanes = vector_lanes(target, str(sch.get(block).writes[0].source.dtype))
+    extent = const_extent(sch, fused)
+    if extent is not None and extent % lanes == 0 and extent > lanes:
+        outer, inner = sch.split(fused, [None, lanes])
+        sch.parallel(outer)
+        sch.vectorize(inner)
+    else:
+        sch.parallel(fused)
+
+
+def parallel_rows_vectorized_cols(
+    sch: s_tir.Schedule, block: BlockRV, target: tvm.target.Target, n_cols: int = 1
+) -> LoopRV:
+    """Fuse and parallelize all but the last ``n_cols`` loops; vectorize the columns.
+
+    Returns the parallel row loop (to ``compute_at`` producers under it).
+    """
+    loops = sch.get_loops(block)
+    rows, cols = loops[:-n_cols], loops[-n_cols:]
+    col = sch.fuse(*cols) if len(cols) > 1 else cols[0]
+    if not rows:
+        rows = [sch.add_unit_loop(block)]
+    row = sch.fuse(*rows) if len(rows) > 1 else rows[0]
+    sch.parallel(row)
+    lanes = vector_lanes(target, str(sch.get(block).writes[0].source.dtype))
+    extent = const_extent(sch, col)
+    if extent is not None and extent % lanes == 0:
+        _, inner = sch.split(col, [None, lanes])
+        sch.vectorize(inner)
+    return row
+
+
+def rfactor_simd(
+    sch: s_tir.Schedule, block: BlockRV, target: tvm.target.Target
+) -> BlockRV | None:
+    """Split reduction ``block``'s trailing reduced axes into SIMD-wide partial sums.
+
+    Returns the partial-sum block (``rfactor``), or None when the reduced extent is
+    symbolic or does not divide the vector width (the block is left as it was).
+    """
+    loops = sch.get_loops(block)
+    n_spatial = sum(iv.iter_type == tirx.IterVar.DataPar for iv in sch.get(block).iter_vars)
+    reduce = loops[n_spatial:]
+    lanes = vector_lanes(target, str(sch.get(block).writes[0].source.dtype))
+    extents = [const_extent(sch, loop) for loop in reduce]
+    if any(e is None for e in extents):
+        return None
+    total = 1
+    for e in extents:
+        total *= e  # type: ignore[operator]
+    if total % lanes != 0 or total <= lanes:
+        return None
+    k = sch.fuse(*reduce) if len(reduce) > 1 else reduce[0]
+    _, k_inner = sch.split(k, [None, lanes])
+    return sch.rfactor(k_inner, 0)
+
+
+def vectorize_partial(sch: s_tir.Schedule, partial: BlockRV) -> None:
+    """Once ``partial`` (from :func:`rfactor_simd`) sits under its row loop, run its
+    lanes innermost and vectorized."""
+    lane, k_outer = sch.get_loops(partial)[-2:]
+    sch.reorder(k_outer, lane)
+    sch.vectorize(lane)
+    sch.decompose_reduction(partial, k_outer)
+
+
+def vectorized_row_reduction(
+    sch: s_tir.Schedule, block: BlockRV, row: LoopRV, target: tvm.target.Target
+) -> None:
+    """Compute reduction ``block`` (spatial rows, reduced trailing axes) under ``row``,
+    its consumer's row loop, with SIMD partial sums where the shape allows."""
+    partial = rfactor_simd(sch, block, target)
+    sch.compute_at(block, row)
+    if partial is not None:
+        sch.compute_at(partial, row)
+        vectorize_partial(sch, partial)
