@@ -58,6 +58,7 @@ class CustomOp:
         self.onnx_types: list[tuple[str, str]] = []
         self.param_conversions: dict[str, Callable[..., Any]] = {}
         self.origin = ""
+        self.eager_cache: dict[Any, Any] = {}
         self._grad_op: CustomOp | None = None
 
     # ----------------------------------------------------------------- identity
