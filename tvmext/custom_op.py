@@ -20,12 +20,14 @@ import numpy as np
 import tvm
 from tvm import relax, te
 
-from .errors import OpCallError, OpDefinitionError, ShapeError
+from .errors import OpCallError, OpDefinitionError, ShapeError, register_with_tvm_ffi
 from .op_attrs import Attr, AttrSpec
 from .registry import Registry, caller_location
 
 PREFIX = "relax.tvmext."
 GRAD_SUFFIX = "_grad"
+
+register_with_tvm_ffi()
 
 OPS: Registry[CustomOp] = Registry("op")
 _BY_TVM_NAME: dict[str, CustomOp] = {}

@@ -66,7 +66,7 @@ def _loss_module(
                 else [y]
             )
             terms = [
-                bb.emit(relax.op.sum(relax.op.multiply(o, relax.const(c))))
+                bb.emit(relax.op.sum(relax.op.multiply(o, relax.const(c, str(c.dtype)))))
                 for o, c in zip(outs, cotangents, strict=True)
             ]
             loss = terms[0]
@@ -81,8 +81,8 @@ def _loss_module(
 def _as_list(value: Any) -> list[np.ndarray]:
     if isinstance(value, tvm.runtime.Tensor):
         return [value.numpy()]
-    if isinstance(value, np.ndarray):
-        return [value]
+    if isinstance(value, np.ndarray | np.generic):
+        return [np.asarray(value)]
     return [v for item in value for v in _as_list(item)]
 
 

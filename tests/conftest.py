@@ -1,0 +1,34 @@
+"""Shared fixtures: a seeded generator and helpers to build small Relax modules."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import tvm
+from tvm import relax
+
+import tvmext
+from tvmext.lowering import build
+from tvmext.target_spec import parse_target
+
+
+@pytest.fixture
+def rng() -> np.random.Generator:
+    return np.random.default_rng(20261123)
+
+
+def single_op_module(op: tvmext.CustomOp, *types: relax.TensorType, **attrs: object):
+    """``main(x0, x1, ...) = op(x0, x1, ..., **attrs)`` as an IRModule."""
+    bb = relax.BlockBuilder()
+    params = [relax.Var(f"x{i}", t) for i, t in enumerate(types)]
+    with bb.function("main", params):
+        with bb.dataflow():
+            out = bb.emit_output(op(*params, **attrs))
+        bb.emit_func_output(out)
+    return bb.get()
+
+
+def run_module(mod: tvm.IRModule, *arrays: np.ndarray, fn: str = "main"):
+    """Compile ``mod`` for the host CPU with tvmext's pipeline and run ``fn``."""
+    vm = relax.VirtualMachine(build(mod, parse_target("llvm").host), tvm.cpu())
+    return vm[fn](*[tvm.runtime.tensor(a) for a in arrays])
