@@ -38,6 +38,21 @@ def _as_input(op_name: str, index: int, name: str, value: Any) -> np.ndarray:
     return array
 
 
+def aligned(array: np.ndarray) -> np.ndarray:
+    """A C-contiguous, 64-byte aligned copy of ``array`` that eager calls use in place.
+
+    TVM's kernels assume 64-byte aligned buffers; NumPy's large allocations usually
+    are not, so eager calls copy them into staging buffers. Keep inputs that are fed
+    repeatedly (weights, benchmark data) in arrays made by this function.
+    """
+    array = np.asarray(array)
+    buffer = np.empty(array.nbytes + _ALIGN, dtype=np.uint8)
+    offset = (-buffer.ctypes.data) % _ALIGN
+    out = buffer[offset : offset + array.nbytes].view(array.dtype).reshape(array.shape)
+    out[...] = array
+    return out
+
+
 class _Compiled:
     """A compiled signature plus aligned staging buffers for unaligned inputs."""
 

@@ -40,17 +40,25 @@ def inline_producers(sch: s_tir.Schedule, keep: list[str]) -> None:
 def parallel_vectorized_flat(
     sch: s_tir.Schedule, block: BlockRV, target: tvm.target.Target
 ) -> None:
-    """Fuse all loops of an injective ``block``; parallel chunks of SIMD-wide vectors."""
+    """Vectorize the trailing constant-extent loops of an injective ``block`` in SIMD
+    chunks and parallelize everything outside them (fused), symbolic dims included."""
     loops = sch.get_loops(block)
-    fused = sch.fuse(*loops) if len(loops) > 1 else loops[0]
     lanes = vector_lanes(target, str(sch.get(block).writes[0].source.dtype))
-    extent = const_extent(sch, fused)
-    if extent is not None and extent % lanes == 0 and extent > lanes:
-        outer, inner = sch.split(fused, [None, lanes])
-        sch.parallel(outer)
-        sch.vectorize(inner)
-    else:
-        sch.parallel(fused)
+    n_const, size = 0, 1
+    for loop in reversed(loops):
+        extent = const_extent(sch, loop)
+        if extent is None:
+            break
+        n_const, size = n_const + 1, size * extent
+    if n_const == 0 or size % lanes != 0 or (size == lanes and n_const == len(loops)):
+        sch.parallel(sch.fuse(*loops) if len(loops) > 1 else loops[0])
+        return
+    outer, trailing = loops[: len(loops) - n_const], loops[len(loops) - n_const :]
+    col = sch.fuse(*trailing) if len(trailing) > 1 else trailing[0]
+    col_outer, lane = sch.split(col, [None, lanes])
+    sch.vectorize(lane)
+    parallel = [*outer, col_outer]
+    sch.parallel(sch.fuse(*parallel) if len(parallel) > 1 else parallel[0])
 
 
 def parallel_rows_vectorized_cols(
