@@ -119,3 +119,23 @@ def test_host_target_has_the_cpu_features():
     assert spec.externals == ("dnnl",) and str(spec.host.attrs["mcpu"]) == "x86-64"
     with pytest.raises(tvmext.CompileError, match="option 'fast' is not of the form"):
         parse_target("llvm fast")
+
+
+@pytest.mark.parametrize(("m", "k", "n"), [(16, 32, 64), (6, 8, 32), (5, 7, 9)])
+def test_default_matmul_schedule_is_tiled_and_correct(rng, m, k, n):
+    bb = relax.BlockBuilder()
+    a = relax.Var("a", relax.TensorType((m, k), "float32"))
+    b = relax.Var("b", relax.TensorType((k, n), "float32"))
+    with bb.function("main", [a, b]):
+        with bb.dataflow():
+            out = bb.emit_output(relax.op.nn.relu(relax.op.matmul(a, b)))
+        bb.emit_func_output(out)
+    mod = bb.get()
+    script = "\n".join(f.script() for f in _prim_funcs(_stage_ir(mod, "schedule")).values())
+    tiled = n % 32 == 0
+    assert ('"local"' in script) == tiled  # register accumulator only where tiles fit
+    assert "T.parallel" in script
+    av = rng.standard_normal((m, k)).astype("float32")
+    bv = rng.standard_normal((k, n)).astype("float32")
+    np.testing.assert_allclose(run_module(mod, av, bv).numpy(), np.maximum(av @ bv, 0),
+                               rtol=1e-4, atol=1e-4)

@@ -1,7 +1,7 @@
 """Default schedules for PrimFuncs nobody scheduled: never TVM's naive loops.
 
-CPU: dlight's CPU rules (GEMV, row reductions such as softmax and norms) where they
-apply, else a generic rule: inline injective producers, then parallelize the outer
+CPU: a register-tiled matmul (with its epilogue) where the function is one, then
+dlight's CPU rules (GEMV, row reductions such as softmax and norms), else a generic rule: inline injective producers, then parallelize the outer
 spatial loops and vectorize the innermost contiguous one. CUDA: dlight's GPU rules.
 """
 
@@ -13,6 +13,7 @@ from tvm.s_tir import dlight
 from tvm.s_tir.dlight.analysis import normalize_prim_func
 from tvm.s_tir.dlight.base.common_schedules import try_inline
 
+from .cpu_matmul_schedule import schedule_matmul
 from .schedule_helpers import parallel_vectorized_flat
 
 
@@ -73,10 +74,24 @@ def schedule_parallel_vectorized(sch: s_tir.Schedule, target: tvm.target.Target)
     return True
 
 
+def _try_matmul(sch: s_tir.Schedule, target: tvm.target.Target) -> bool:
+    infos = normalize_prim_func(sch)
+    if infos is None:
+        return False
+    remaining = try_inline(sch, infos)
+    return len(remaining) <= 2 and schedule_matmul(sch, remaining[0].block_rv, target)
+
+
 def default_schedule(func: tirx.PrimFunc, target: tvm.target.Target) -> tirx.PrimFunc:
     """Schedule ``func`` for ``target`` with dlight, else the generic CPU rule."""
     is_gpu = target.kind.name in ("cuda", "rocm", "vulkan", "metal", "opencl")
-    sch = _apply_rules(func, target, _gpu_rules() if is_gpu else _cpu_rules())
+    sch: s_tir.Schedule | None = None
+    if not is_gpu:
+        sch = s_tir.Schedule(func)
+        if not _try_matmul(sch, target):
+            sch = None
+    if sch is None:
+        sch = _apply_rules(func, target, _gpu_rules() if is_gpu else _cpu_rules())
     if sch is None and not is_gpu:
         sch = s_tir.Schedule(func)
         if not schedule_parallel_vectorized(sch, target):

@@ -33,7 +33,7 @@ def inline_producers(sch: s_tir.Schedule, keep: list[str]) -> None:
             continue
         try:
             sch.compute_inline(block)
-        except tvm.error.TVMError:  # an output or a reduction: keep it
+        except s_tir.schedule.ScheduleError:  # an output or a reduction: keep it
             continue
 
 
