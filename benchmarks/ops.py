@@ -18,11 +18,11 @@ import numpy as np
 from tvm import te, tirx
 
 sys.path.insert(0, os.path.dirname(__file__))
-from timing import median_seconds  # noqa: E402
+from timing import median_seconds
 
-import tvmext  # noqa: E402
-from tvmext.eager import aligned  # noqa: E402
-from tvmext.ops import moments, rms_norm, swish  # noqa: E402
+import tvmext
+from tvmext.eager import aligned
+from tvmext.ops import moments, rms_norm, swish
 
 
 @tvmext.op("bench.triad")
@@ -102,8 +102,10 @@ def main() -> None:
     small = rng.standard_normal((1, 8), dtype=np.float32)
     swish(small)
     overhead = median_seconds(lambda: swish(small), repeat=2000)
-    print(f"\neager call of a cached op on a 1x8 input: {overhead * 1e6:.1f} us "
-          f"(upper bound of the per-call overhead)")
+    print(
+        f"\neager call of a cached op on a 1x8 input: {overhead * 1e6:.1f} us "
+        f"(upper bound of the per-call overhead)"
+    )
 
 
 if __name__ == "__main__":

@@ -24,9 +24,11 @@ def shifted_softplus(x: te.Tensor, *, shift: float = 0.6931472) -> te.Tensor:
     zero, one = tirx.const(0, x.dtype), tirx.const(1, x.dtype)
     return te.compute(
         x.shape,
-        lambda *i: tirx.max(x[i], zero)
-        + tirx.log(one + tirx.exp(-tirx.abs(x[i])))
-        - tirx.const(shift, x.dtype),
+        lambda *i: (
+            tirx.max(x[i], zero)
+            + tirx.log(one + tirx.exp(-tirx.abs(x[i])))
+            - tirx.const(shift, x.dtype)
+        ),
         name="shifted_softplus",
     )
 
@@ -70,8 +72,10 @@ def main() -> None:
 
     timer = vm.time_evaluator("main", tvm.cpu(), number=5, repeat=5)
     median_ms = float(np.median(timer(*inputs).results)) * 1e3
-    print(f"result: shape {result.shape}, mean {result.mean():+.5f}, std {result.std():.5f}; "
-          f"first row[:4] {np.round(result[0, :4], 4)}")
+    print(
+        f"result: shape {result.shape}, mean {result.mean():+.5f}, std {result.std():.5f}; "
+        f"first row[:4] {np.round(result[0, :4], 4)}"
+    )
     print(f"max abs difference vs NumPy: {np.abs(result - expected).max():.2e}")
     numpy_s = _median_seconds(lambda: _numpy_model(arrays))
     print(f"median time per run: {median_ms:.2f} ms (NumPy: {numpy_s * 1e3:.2f} ms)")

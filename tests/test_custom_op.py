@@ -28,8 +28,11 @@ def test_op_is_a_real_relax_op():
 
 def test_duplicate_name_names_first_definition():
     tvmext.op("test_dup.scale", replace=True)(_scale)
-    with pytest.raises(tvmext.OpDefinitionError, match=r"'test_dup.scale' is already registered "
-                       r"\(first defined at .*test_custom_op.py:\d+\)"):
+    with pytest.raises(
+        tvmext.OpDefinitionError,
+        match=r"'test_dup.scale' is already registered "
+        r"\(first defined at .*test_custom_op.py:\d+\)",
+    ):
         tvmext.op("test_dup.scale")(_scale)
 
 
@@ -48,18 +51,23 @@ def test_replace_redefines_and_invalidates_the_eager_cache(rng):
 
 
 def test_invalid_names_and_reserved_suffix():
-    with pytest.raises(tvmext.OpDefinitionError, match="name 'noprefix' is invalid"):
+    with pytest.raises(tvmext.OpDefinitionError, match=r"name 'noprefix' is invalid"):
         tvmext.op("noprefix")(_scale)
-    with pytest.raises(tvmext.OpDefinitionError, match="'test.x_grad' is reserved"):
+    with pytest.raises(tvmext.OpDefinitionError, match=r"'test\.x_grad' is reserved"):
         tvmext.op("test.x_grad")(_scale)
 
 
 def test_arity_and_attribute_errors_name_the_op():
     x = relax.Var("x", relax.TensorType((2, 4), "float32"))
-    with pytest.raises(tvmext.OpCallError, match=r"'tvmext.rms_norm' takes 2 tensor input\(s\) "
-                       r"\(x, weight\), got 1"):
+    with pytest.raises(
+        tvmext.OpCallError,
+        match=r"'tvmext.rms_norm' takes 2 tensor input\(s\) "
+        r"\(x, weight\), got 1",
+    ):
         rms_norm(x)
-    with pytest.raises(tvmext.OpCallError, match="'tvmext.swish': attribute 'beta' expects float"):
+    with pytest.raises(
+        tvmext.OpCallError, match=r"'tvmext\.swish': attribute 'beta' expects float"
+    ):
         swish(x, beta="one")
 
 
@@ -68,8 +76,11 @@ def test_shape_mismatch_is_reported_with_op_and_inputs():
     def add(a, b):
         return te.compute(a.shape, lambda i: a[i] + b[i])
 
-    with pytest.raises(tvmext.ShapeError, match=r"'test_shape.add': compute failed for inputs "
-                       r"\(a: \[4\] float32, b: \[2, 2\] float32\)"):
+    with pytest.raises(
+        tvmext.ShapeError,
+        match=r"'test_shape.add': compute failed for inputs "
+        r"\(a: \[4\] float32, b: \[2, 2\] float32\)",
+    ):
         single_op_module(
             add, relax.TensorType((4,), "float32"), relax.TensorType((2, 2), "float32")
         )
@@ -193,12 +204,12 @@ def test_eager_call_compiles_once_per_signature(rng):
     np.testing.assert_allclose(op(x.astype("float64")), 2 * x.astype("float64"))
     op(x)
     assert len(op.eager_cache) == 4
-    mean, var = moments(x)
+    _, var = moments(x)
     np.testing.assert_allclose(var, x.var(-1), rtol=1e-5)
 
 
 def test_eager_rejects_non_arrays():
-    with pytest.raises(tvmext.OpCallError, match="'tvmext.swish': input 'x' .* dtype object"):
+    with pytest.raises(tvmext.OpCallError, match=r"'tvmext\.swish': input 'x' .* dtype object"):
         swish([object()])
 
 

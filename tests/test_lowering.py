@@ -54,8 +54,9 @@ def test_default_schedule_parallelizes_and_vectorizes_unscheduled_ops():
     def double(x):
         return te.compute(x.shape, lambda *i: x[i] * tirx.const(2, x.dtype), name="double")
 
-    funcs = _prim_funcs(_stage_ir(single_op_module(double, relax.TensorType((64, 64), "float32")),
-                                  "schedule"))
+    funcs = _prim_funcs(
+        _stage_ir(single_op_module(double, relax.TensorType((64, 64), "float32")), "schedule")
+    )
     script = next(iter(funcs.values())).script()
     assert "T.parallel" in script and "T.vectorized" in script
 
@@ -101,8 +102,11 @@ def test_failing_schedule_names_op_and_target():
         sch.get_sblock("no_such_block")
 
     mod = single_op_module(broken, relax.TensorType((4,), "float32"))
-    with pytest.raises(tvmext.CompileError, match=r"op 'test_sched.broken': its 'llvm' "
-                       r"schedule failed"):
+    with pytest.raises(
+        tvmext.CompileError,
+        match=r"op 'test_sched.broken': its 'llvm' "
+        r"schedule failed",
+    ):
         run_module(mod, np.zeros(4, "float32"))
 
 
@@ -137,5 +141,6 @@ def test_default_matmul_schedule_is_tiled_and_correct(rng, m, k, n):
     assert "T.parallel" in script
     av = rng.standard_normal((m, k)).astype("float32")
     bv = rng.standard_normal((k, n)).astype("float32")
-    np.testing.assert_allclose(run_module(mod, av, bv).numpy(), np.maximum(av @ bv, 0),
-                               rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(
+        run_module(mod, av, bv).numpy(), np.maximum(av @ bv, 0), rtol=1e-4, atol=1e-4
+    )

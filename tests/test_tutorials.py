@@ -18,7 +18,9 @@ def test_tutorial_runs(path: pathlib.Path, tmp_path: pathlib.Path) -> None:
         notebook, timeout=600, kernel_name="python3", resources={"metadata": {"path": tmp_path}}
     ).execute()
     errors = [
-        out for cell in notebook.cells for out in cell.get("outputs", [])
+        out
+        for cell in notebook.cells
+        for out in cell.get("outputs", [])
         if out.get("output_type") == "error"
     ]
     assert not errors

@@ -48,7 +48,15 @@ __all__ = [
 ]
 
 
+_SUBMODULES = ("ops", "testing")
+
+
 def __getattr__(name: str) -> Any:
+    if name in _SUBMODULES:
+        from . import _autoload
+
+        _autoload.autoload()
+        return importlib.import_module(f".{name}", __name__)
     if name not in _LAZY:
         raise AttributeError(f"module 'tvmext' has no attribute {name!r}")
     from . import _autoload

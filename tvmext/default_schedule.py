@@ -1,8 +1,9 @@
 """Default schedules for PrimFuncs nobody scheduled: never TVM's naive loops.
 
 CPU: a register-tiled matmul (with its epilogue) where the function is one, then
-dlight's CPU rules (GEMV, row reductions such as softmax and norms), else a generic rule: inline injective producers, then parallelize the outer
-spatial loops and vectorize the innermost contiguous one. CUDA: dlight's GPU rules.
+dlight's CPU rules (GEMV, row reductions such as softmax and norms), else a generic
+rule: inline injective producers, then parallelize the outer spatial loops and
+vectorize the innermost contiguous one. CUDA: dlight's GPU rules.
 """
 
 from __future__ import annotations

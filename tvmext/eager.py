@@ -87,7 +87,7 @@ def compile_signature(
         bb.emit_func_output(out)
     executable = build(bb.get(), parse_target("llvm").host)
     vm = relax.VirtualMachine(executable, tvm.cpu())
-    return vm["main"]  # type: ignore[no-any-return]
+    return vm["main"]
 
 
 def _to_numpy(value: Any) -> Any:

@@ -43,6 +43,13 @@ def register_with_tvm_ffi() -> None:
     """Let these errors cross TVM's FFI (e.g. raised in type inference) with their type."""
     import tvm_ffi
 
-    for cls in (OpDefinitionError, OpCallError, ShapeError, CompileError, NativeBuildError,
-                ModelError, PluginError):
+    for cls in (
+        OpDefinitionError,
+        OpCallError,
+        ShapeError,
+        CompileError,
+        NativeBuildError,
+        ModelError,
+        PluginError,
+    ):
         tvm_ffi.register_error(cls.__name__, cls)

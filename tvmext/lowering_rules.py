@@ -13,6 +13,7 @@ from tvm import relax, te
 
 from .custom_op import _WRT, CustomOp, lookup
 from .errors import ShapeError
+from .op_attrs import to_python
 
 # PrimFunc attribute naming the tvmext op a PrimFunc was lowered from.
 OP_ATTR = "tvmext.op"
@@ -27,9 +28,7 @@ def placeholders(custom: CustomOp, call: relax.Call) -> list[te.Tensor]:
         ty = arg.ty
         name = custom.input_name(i)
         if not isinstance(ty, relax.TensorType):
-            raise ShapeError(
-                f"op {custom.name!r}: input {name!r} must be a tensor, got {ty}"
-            )
+            raise ShapeError(f"op {custom.name!r}: input {name!r} must be a tensor, got {ty}")
         if ty.shape is None or not isinstance(ty.shape, relax.ShapeExpr):
             raise ShapeError(
                 f"op {custom.name!r}: input {name!r} needs a known shape (rank and "
@@ -113,7 +112,5 @@ def func_attrs(func: tvm.tirx.PrimFunc) -> tuple[str | None, dict[str, Any]]:
     if func.attrs is None or OP_ATTR not in func.attrs:
         return None, {}
     name = str(func.attrs[OP_ATTR])
-    raw = func.attrs[OP_ATTRS_ATTR] if OP_ATTRS_ATTR in func.attrs else {}
-    from .op_attrs import _to_python
-
-    return name, {str(k): _to_python(v) for k, v in dict(raw).items()}
+    raw = func.attrs.get(OP_ATTRS_ATTR, {})
+    return name, {str(k): to_python(v) for k, v in dict(raw).items()}

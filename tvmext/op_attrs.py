@@ -36,7 +36,7 @@ def _kind_of(op_name: str, param: inspect.Parameter) -> Kind:
         ):
             return _INT_TUPLE
     if annotation in _KIND_NAMES:
-        return annotation  # type: ignore[no-any-return]
+        return annotation
     if getattr(annotation, "__origin__", None) is tuple:
         return _INT_TUPLE
     default = param.default
@@ -140,8 +140,8 @@ class AttrSpec:
         """Turn an ``ir.DictAttrs`` (or None) back into validated Python values."""
         raw: dict[str, Any] = {}
         if dict_attrs is not None:
-            for key in dict_attrs.keys():
-                raw[str(key)] = _to_python(dict_attrs[key])
+            for key, value in dict_attrs.items():
+                raw[str(key)] = to_python(value)
         return self.bind(raw)
 
     def encode(self, values: Mapping[str, Any]) -> Any:
@@ -152,17 +152,20 @@ class AttrSpec:
         return tvm.ir.make_node("ir.DictAttrs", **encoded)
 
 
-def _to_python(value: Any) -> Any:
+def to_python(value: Any) -> Any:
+    """Convert a TVM attribute value (IntImm, FloatImm, StringImm, Array) to Python."""
     import tvm
 
     if isinstance(value, tvm.tirx.IntImm):
         return bool(value.value) if value.dtype == "bool" else int(value.value)
     if isinstance(value, tvm.tirx.FloatImm):
         return float(value.value)
-    if isinstance(value, tvm.ir.StringImm) or isinstance(value, str):
-        return str(value.value if hasattr(value, "value") else value)
+    if isinstance(value, str):
+        return value
+    if isinstance(value, tvm.ir.StringImm):
+        return str(value.value)
     if isinstance(value, bool | int | float):
         return value
     if hasattr(value, "__len__"):
-        return tuple(_to_python(v) for v in value)
+        return tuple(to_python(v) for v in value)
     return value

@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import tvm
 from tvm import s_tir, tirx
-
-LoopRV = s_tir.schedule.LoopRV
-BlockRV = s_tir.schedule.SBlockRV
+from tvm.s_tir.schedule import LoopRV
+from tvm.s_tir.schedule import SBlockRV as BlockRV
 
 
 def vector_lanes(target: tvm.target.Target, dtype: str) -> int:
@@ -83,9 +82,7 @@ def parallel_rows_vectorized_cols(
     return row
 
 
-def rfactor_simd(
-    sch: s_tir.Schedule, block: BlockRV, target: tvm.target.Target
-) -> BlockRV | None:
+def rfactor_simd(sch: s_tir.Schedule, block: BlockRV, target: tvm.target.Target) -> BlockRV | None:
     """Split reduction ``block``'s trailing reduced axes into SIMD-wide partial sums.
 
     Returns the partial-sum block (``rfactor``), or None when the reduced extent is

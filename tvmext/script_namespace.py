@@ -42,5 +42,5 @@ def install() -> None:
     from tvm.script.parser import relax as script_relax
 
     namespace = _Namespace("")
-    script_relax.tvmext = namespace  # type: ignore[attr-defined]
-    tvm.relax.script.tvmext = namespace  # type: ignore[attr-defined]
+    script_relax.tvmext = namespace
+    tvm.relax.script.tvmext = namespace

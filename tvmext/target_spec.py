@@ -42,9 +42,7 @@ def _parse_one(text: str) -> dict[str, Any]:
     config: dict[str, Any] = {"kind": parts[0]}
     for flag in parts[1:]:
         if not flag.startswith("-") or "=" not in flag:
-            raise CompileError(
-                f"target {text!r}: option {flag!r} is not of the form -key=value"
-            )
+            raise CompileError(f"target {text!r}: option {flag!r} is not of the form -key=value")
         key, value = flag.lstrip("-").split("=", 1)
         config[key] = value.split(",") if key == "mattr" else value
     return config

@@ -92,7 +92,7 @@ def _compare(
     expected: np.ndarray,
     rtol: float,
     atol: float,
-    positions: Sequence[tuple[int, ...]] | None = None,
+    positions: Sequence[tuple[Any, ...]] | None = None,
 ) -> str | None:
     """Describe where ``got`` and ``expected`` differ, or return None.
 
@@ -159,9 +159,11 @@ def check_op(
 
     mod, inferred = _forward_module(op, arrays, bound)
     executable = build(mod, host)
-    outputs = _as_list(relax.VirtualMachine(executable, tvm.cpu())["main"](
-        *[tvm.runtime.tensor(a) for a in arrays]
-    ))
+    outputs = _as_list(
+        relax.VirtualMachine(executable, tvm.cpu())["main"](
+            *[tvm.runtime.tensor(a) for a in arrays]
+        )
+    )
     inferred_types = list(inferred.fields) if isinstance(inferred, relax.TupleType) else [inferred]
     if len(inferred_types) != len(outputs):
         problems.append(
@@ -177,9 +179,7 @@ def check_op(
     if op.reference_fn is not None:
         expected = _as_list(op.reference_fn(*arrays, **bound))
         if len(expected) != len(outputs):
-            problems.append(
-                f"reference returned {len(expected)} output(s), the op {len(outputs)}"
-            )
+            problems.append(f"reference returned {len(expected)} output(s), the op {len(outputs)}")
         for k, (got, exp) in enumerate(zip(outputs, expected, strict=False)):
             rtol, atol = _tolerance(str(got.dtype), TOLERANCES)
             problem = _compare(f"output {k} vs reference", got, exp, rtol, atol)
@@ -247,7 +247,9 @@ def _check_gradient(
 
         def loss(xs: list[np.ndarray]) -> float:
             ys = _run(fwd, "main", [x.astype(a.dtype) for x, a in zip(xs, arrays, strict=True)])
-            return float(sum((y.astype(np.float64) * c).sum() for y, c in zip(ys, cotangents)))
+            return float(
+                sum((y.astype(np.float64) * c).sum() for y, c in zip(ys, cotangents, strict=True))
+            )
 
         base = [a.astype(np.float64) for a in arrays]
         eps, source = 1e-3, "compiled op"

@@ -9,15 +9,19 @@ from tvmext.ops import moments
 from tvmext.testing import check_op
 
 
-@pytest.mark.parametrize(("shape", "n_axes"), [((4, 32), 1), ((2, 3, 16), 2), ((5, 7), 1),
-                                               ((6,), 1)])
+@pytest.mark.parametrize(
+    ("shape", "n_axes"), [((4, 32), 1), ((2, 3, 16), 2), ((5, 7), 1), ((6,), 1)]
+)
 def test_check_op(rng, shape, n_axes):
     check_op(moments, rng.standard_normal(shape).astype("float32") + 3, n_axes=n_axes)
 
 
 def test_n_axes_out_of_range_names_op_and_input(rng):
-    with pytest.raises(tvmext.ShapeError, match=r"'tvmext.moments': attribute 'n_axes' must be "
-                       r"in 1..2 for input 'x' of rank 2, got 3"):
+    with pytest.raises(
+        tvmext.ShapeError,
+        match=r"'tvmext.moments': attribute 'n_axes' must be "
+        r"in 1..2 for input 'x' of rank 2, got 3",
+    ):
         moments(rng.standard_normal((2, 3)), n_axes=3)
 
 

@@ -21,8 +21,12 @@ def test_float64_uses_exact_exp(rng):
 
 def test_large_magnitudes_do_not_overflow():
     x = np.array([-1e4, -90.0, -10.0, 0.0, 10.0, 90.0, 1e4], "float32")
-    np.testing.assert_allclose(swish(x), [0, 0, -10 / (1 + np.exp(10)), 0, 10 / (1 + np.exp(-10)),
-                                          90, 1e4], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        swish(x),
+        [0, 0, -10 / (1 + np.exp(10)), 0, 10 / (1 + np.exp(-10)), 90, 1e4],
+        rtol=1e-5,
+        atol=1e-6,
+    )
 
 
 def test_compiles_for_cuda(rng):

@@ -38,9 +38,7 @@ def moments(x: te.Tensor, *, n_axes: int = 1) -> tuple[te.Tensor, te.Tensor]:
     k2 = [te.reduce_axis((0, d), f"q{j}") for j, d in enumerate(red)]
     sq = te.compute(
         lead,
-        lambda *i: te.sum(
-            (x[(*i, *k2)] - mean[i]) * (x[(*i, *k2)] - mean[i]), axis=k2
-        ),
+        lambda *i: te.sum((x[(*i, *k2)] - mean[i]) * (x[(*i, *k2)] - mean[i]), axis=k2),
         name="sqdev",
     )
     var = te.compute(lead, lambda *i: sq[i] / n, name="var")

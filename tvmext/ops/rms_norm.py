@@ -13,9 +13,7 @@ from ..schedule_helpers import parallel_rows_vectorized_cols, vectorized_row_red
 def _inv_rms(x: te.Tensor, eps: float) -> te.Tensor:
     *lead, d = x.shape
     k = te.reduce_axis((0, d), "k")
-    sumsq = te.compute(
-        lead, lambda *i: te.sum(x[(*i, k)] * x[(*i, k)], axis=k), name="sumsq"
-    )
+    sumsq = te.compute(lead, lambda *i: te.sum(x[(*i, k)] * x[(*i, k)], axis=k), name="sumsq")
     n = d.astype(x.dtype)
     return te.compute(
         lead, lambda *i: tirx.rsqrt(sumsq[i] / n + tirx.const(eps, x.dtype)), name="inv_rms"
@@ -26,9 +24,7 @@ def _inv_rms(x: te.Tensor, eps: float) -> te.Tensor:
 def rms_norm(x: te.Tensor, weight: te.Tensor, *, eps: float = 1e-6) -> te.Tensor:
     """Root-mean-square normalization over the last axis, scaled by ``weight``."""
     r = _inv_rms(x, eps)
-    return te.compute(
-        x.shape, lambda *i: x[i] * r[i[:-1]] * weight[i[-1]], name="rms_norm"
-    )
+    return te.compute(x.shape, lambda *i: x[i] * r[i[:-1]] * weight[i[-1]], name="rms_norm")
 
 
 @rms_norm.gradient
@@ -44,8 +40,10 @@ def _rms_norm_grad(
     n = d.astype(x.dtype)
     dx = te.compute(
         x.shape,
-        lambda *i: r[i[:-1]] * weight[i[-1]] * dy[i]
-        - x[i] * r[i[:-1]] * r[i[:-1]] * r[i[:-1]] * dot[i[:-1]] / n,
+        lambda *i: (
+            r[i[:-1]] * weight[i[-1]] * dy[i]
+            - x[i] * r[i[:-1]] * r[i[:-1]] * r[i[:-1]] * dot[i[:-1]] / n
+        ),
         name="rms_norm_dx",
     )
     rows = [te.reduce_axis((0, e), f"r{j}") for j, e in enumerate(lead)]
