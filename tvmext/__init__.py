@@ -20,12 +20,22 @@ from .errors import (
 )
 
 if TYPE_CHECKING:
+    from .compile_options import CompileOptions
+    from .compiler import compile, tune
     from .custom_op import CustomOp, op
+    from .module import Module, load
+    from .plugins import load_plugins
     from .target_spec import TargetSpec, parse_target
 
 __version__ = "0.1.0"
 
 _LAZY = {
+    "compile": "compiler",
+    "tune": "compiler",
+    "CompileOptions": "compile_options",
+    "Module": "module",
+    "load": "module",
+    "load_plugins": "plugins",
     "op": "custom_op",
     "CustomOp": "custom_op",
     "parse_target": "target_spec",
@@ -34,8 +44,10 @@ _LAZY = {
 
 __all__ = [
     "CompileError",
+    "CompileOptions",
     "CustomOp",
     "ModelError",
+    "Module",
     "NativeBuildError",
     "OpCallError",
     "OpDefinitionError",
@@ -43,8 +55,12 @@ __all__ = [
     "ShapeError",
     "TargetSpec",
     "TvmextError",
+    "compile",
+    "load",
+    "load_plugins",
     "op",
     "parse_target",
+    "tune",
 ]
 
 

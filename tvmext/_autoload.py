@@ -14,14 +14,14 @@ _done = False
 
 
 def autoload() -> None:
-    """Register tvmext's ops and TVMScript namespace (idempotent, cheap)."""
+    """Register tvmext's ops, passes and TVMScript namespace (idempotent, cheap)."""
     global _done
     if _done:
         return
     if "tvm" in sys.modules and not hasattr(sys.modules["tvm"], "relax"):
         return  # tvm is still importing because tvmext asked for it; finish later
     _done = True
-    from . import ops, script_namespace
+    from . import ops, passes, script_namespace
 
     script_namespace.install()
-    del ops
+    del ops, passes

@@ -13,7 +13,8 @@ every use, so ``replace=True`` swaps the definition without touching TVM's regis
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import dataclasses
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -57,7 +58,6 @@ class CustomOp:
         self.gradient_fn: Callable[..., Any] | None = None
         self.schedules: dict[str, Callable[..., Any]] = {}
         self.reference_fn: Callable[..., Any] | None = None
-        self.onnx_types: list[tuple[str, str]] = []
         self.param_conversions: dict[str, Callable[..., Any]] = {}
         self.origin = ""
         self.eager_cache: dict[Any, Any] = {}
@@ -111,19 +111,34 @@ class CustomOp:
         self.reference_fn = fn
         return fn
 
-    def onnx(self, domain: str, op_type: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-        """Declare that ONNX nodes ``domain::op_type`` map to this op.
+    def onnx(
+        self,
+        domain: str,
+        op_type: str,
+        since_version: int = 1,
+        attrs: Mapping[str, str] | None = None,
+        *,
+        replace: bool = False,
+    ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+        """Map ONNX nodes ``domain::op_type`` (opset >= ``since_version``) to this op.
 
-        The decorated function turns the node's ONNX attributes (a dict) into this
-        op's attributes.
+        ONNX inputs map to op inputs by position; ONNX attributes map by name, renamed
+        by ``attrs`` (``{onnx_name: op_name}``). Used as a decorator, it takes a function
+        from the node's attribute dict to the op's attributes instead.
         """
+        from . import onnx_registry
 
-        def register(fn: Callable[..., Any]) -> Callable[..., Any]:
-            self.onnx_types.append((domain, op_type))
-            self.onnx_attr_fn = fn
+        origin = caller_location(2)
+        mapping = onnx_registry.OnnxMapping(
+            domain, op_type, since_version, self, dict(attrs or {}), None, origin
+        )
+        onnx_registry.register(mapping, replace=replace)
+
+        def convert_attributes(fn: Callable[..., Any]) -> Callable[..., Any]:
+            onnx_registry.register(dataclasses.replace(mapping, convert_attrs=fn), replace=True)
             return fn
 
-        return register
+        return convert_attributes
 
     def convert_param(self, input_name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
         """Declare how a weight input is converted at compile time from the standard

@@ -14,7 +14,7 @@ from tvm.s_tir import dlight
 from tvm.s_tir.dlight.analysis import normalize_prim_func
 from tvm.s_tir.dlight.base.common_schedules import try_inline
 
-from .cpu_matmul_schedule import schedule_matmul
+from .cpu_matmul_schedule import MatmulTiles, schedule_matmul
 from .schedule_helpers import parallel_vectorized_flat
 
 
@@ -75,21 +75,29 @@ def schedule_parallel_vectorized(sch: s_tir.Schedule, target: tvm.target.Target)
     return True
 
 
-def _try_matmul(sch: s_tir.Schedule, target: tvm.target.Target) -> bool:
+def try_matmul(
+    sch: s_tir.Schedule, target: tvm.target.Target, tiles: MatmulTiles | None = None
+) -> bool:
+    """Apply the tiled matmul schedule if ``sch``'s function is a matmul (+ epilogue)."""
     infos = normalize_prim_func(sch)
     if infos is None:
         return False
     remaining = try_inline(sch, infos)
-    return len(remaining) <= 2 and schedule_matmul(sch, remaining[0].block_rv, target)
+    return len(remaining) <= 2 and schedule_matmul(
+        sch, remaining[0].block_rv, target, tiles or MatmulTiles()
+    )
 
 
-def default_schedule(func: tirx.PrimFunc, target: tvm.target.Target) -> tirx.PrimFunc:
-    """Schedule ``func`` for ``target`` with dlight, else the generic CPU rule."""
+def default_schedule(
+    func: tirx.PrimFunc, target: tvm.target.Target, tiles: MatmulTiles | None = None
+) -> tirx.PrimFunc:
+    """Schedule ``func`` for ``target``: tiled matmul (``tiles``, else defaults), dlight,
+    else the generic CPU rule."""
     is_gpu = target.kind.name in ("cuda", "rocm", "vulkan", "metal", "opencl")
     sch: s_tir.Schedule | None = None
     if not is_gpu:
         sch = s_tir.Schedule(func)
-        if not _try_matmul(sch, target):
+        if not try_matmul(sch, target, tiles):
             sch = None
     if sch is None:
         sch = _apply_rules(func, target, _gpu_rules() if is_gpu else _cpu_rules())

@@ -11,7 +11,7 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import tvm
 from tvm import relax, s_tir, tirx
@@ -20,6 +20,9 @@ from .custom_op import _BY_TVM_NAME, PREFIX, CustomOp
 from .default_schedule import default_schedule
 from .errors import CompileError
 from .lowering_rules import func_attrs
+
+if TYPE_CHECKING:
+    from .tuning import TuningRecords
 
 # TVM's op pattern kind for functions FuseOps must leave alone.
 _OPAQUE = 8
@@ -82,8 +85,11 @@ def apply_op_schedule(
     return sch.mod["main"]
 
 
-def schedule_prim_funcs(target: tvm.target.Target) -> tvm.transform.Pass:
-    """Give every unscheduled PrimFunc the op's schedule, else the default one."""
+def schedule_prim_funcs(
+    target: tvm.target.Target, records: TuningRecords | None = None
+) -> tvm.transform.Pass:
+    """Give every unscheduled PrimFunc the op's schedule, else the default one
+    (with tuned parameters from ``records`` where they have an entry)."""
     kind = str(target.kind.name)
 
     @tvm.transform.module_pass(opt_level=0, name="tvmext.SchedulePrimFuncs")
@@ -97,14 +103,15 @@ def schedule_prim_funcs(target: tvm.target.Target) -> tvm.transform.Pass:
             if custom is not None:
                 new = apply_op_schedule(custom, target, func, attrs)
             else:
-                new = default_schedule(func, target)
+                tiles = records.lookup(func) if records is not None else None
+                new = default_schedule(func, target, tiles)
             mod[gv] = new.with_attr(_SCHEDULED, True)
         return mod
 
     return run
 
 
-def stages(target: tvm.target.Target) -> list[Stage]:
+def stages(target: tvm.target.Target, records: TuningRecords | None = None) -> list[Stage]:
     """The pipeline for ``target`` as named stages (``--dump-ir`` writes one per stage)."""
     kind = str(target.kind.name)
     t = relax.transform
@@ -126,7 +133,7 @@ def stages(target: tvm.target.Target) -> list[Stage]:
             "fuse",
             (keep_scheduled_ops_opaque(kind), t.FoldConstant(), t.FuseOps(), t.FuseTIR()),
         ),
-        Stage("schedule", (schedule_prim_funcs(target),)),
+        Stage("schedule", (schedule_prim_funcs(target, records),)),
         Stage(
             "lower_dataflow",
             (
@@ -141,14 +148,16 @@ def stages(target: tvm.target.Target) -> list[Stage]:
 
 
 def relax_pipeline(
-    target: tvm.target.Target, after_stage: Callable[[str, tvm.IRModule], None] | None = None
+    target: tvm.target.Target,
+    after_stage: Callable[[str, tvm.IRModule], None] | None = None,
+    records: TuningRecords | None = None,
 ) -> tvm.transform.Pass:
     """One pass running :func:`stages`; ``after_stage(name, mod)`` sees each result."""
 
     @tvm.transform.module_pass(opt_level=0, name="tvmext.Pipeline")
     def run(mod: tvm.IRModule, _ctx: Any) -> tvm.IRModule:
         with target:
-            for stage in stages(target):
+            for stage in stages(target, records):
                 mod = tvm.transform.Sequential(list(stage.passes))(mod)
                 if after_stage is not None:
                     after_stage(stage.name, mod)

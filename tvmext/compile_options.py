@@ -1,0 +1,73 @@
+"""Compile options, shared by ``tvmext.compile`` and the command line."""
+
+from __future__ import annotations
+
+import ast
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from .errors import CompileError
+
+
+@dataclass(frozen=True)
+class CompileOptions:
+    """Everything besides the model, the target and the plugins.
+
+    ``input_shapes``/``input_dtypes`` fix inputs of dynamic models by name;
+    ``opt_level`` is TVM's ``PassContext`` level; ``tuning_records`` is a JSON file
+    written by ``tvmext tune``; ``dump_ir`` is a folder that receives the module
+    after every pipeline stage.
+    """
+
+    input_shapes: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
+    input_dtypes: Mapping[str, str] = field(default_factory=dict)
+    opt_level: int = 3
+    tuning_records: str | None = None
+    dump_ir: str | None = None
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.opt_level <= 4:
+            raise CompileError(f"opt_level must be in 0..4, got {self.opt_level}")
+        for name, shape in self.input_shapes.items():
+            if not all(isinstance(d, int) and d >= 0 for d in shape):
+                raise CompileError(
+                    f"input {name!r}: shape {list(shape)} must be non-negative integers"
+                )
+
+
+_ENTRY = re.compile(r"\s*([^:\s,][^:]*?)\s*:\s*(\[[^\]]*\])\s*")
+
+
+def parse_input_shapes(text: str) -> dict[str, tuple[int, ...]]:
+    """Parse tvmc's ``"x:[1,3,224,224] y:[10]"`` (entries separated by spaces or commas)."""
+    shapes: dict[str, tuple[int, ...]] = {}
+    pos = 0
+    while pos < len(text):
+        if text[pos] in " ,":
+            pos += 1
+            continue
+        match = _ENTRY.match(text, pos)
+        if match is None:
+            raise CompileError(
+                f"input shapes {text!r}: cannot parse at {text[pos:]!r}; expected "
+                f"NAME:[d0,d1,...] entries such as 'x:[1,3,224,224]'"
+            )
+        try:
+            dims = ast.literal_eval(match.group(2))
+        except (ValueError, SyntaxError) as err:
+            raise CompileError(f"input shapes {text!r}: bad shape {match.group(2)!r}") from err
+        if not isinstance(dims, list | tuple) or not all(isinstance(d, int) for d in dims):
+            raise CompileError(f"input shapes {text!r}: shape of {match.group(1)!r} must be ints")
+        shapes[match.group(1)] = tuple(dims)
+        pos = match.end()
+    return shapes
+
+
+def shapes_from(value: Mapping[str, Sequence[int]] | str | None) -> dict[str, tuple[int, ...]]:
+    """Accept a mapping or a tvmc-style string."""
+    if value is None:
+        return {}
+    if isinstance(value, str):
+        return parse_input_shapes(value)
+    return {k: tuple(int(d) for d in v) for k, v in value.items()}

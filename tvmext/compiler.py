@@ -1,0 +1,214 @@
+"""``tvmext.compile``: model in, :class:`tvmext.Module` out, through named stages.
+
+The pipeline is one declarative list: ``import`` (ONNX or Relax) -> ``optimize``
+(registered passes for the target) -> ``partition`` (each external target of a
+composite target string) -> ``build`` (TVM lowering with tvmext's schedule stage,
+whose own stages are named too). ``dump_ir`` writes the module after each of them.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import onnx
+import tvm
+from tvm import relax, tirx
+
+from . import onnx_import
+from .compile_options import CompileOptions, shapes_from
+from .errors import CompileError, ModelError, TvmextError
+from .external_target import get_target
+from .lowering import relax_pipeline
+from .module import InputSpec, Module, signature_function
+from .pass_registry import passes_for
+from .plugins import load_plugins
+from .target_spec import TargetSpec, parse_target
+from .tuning import TuningRecords, tune_module
+
+
+@dataclass
+class CompileState:
+    """What flows through the stages: the model, then the IRModule and its inputs."""
+
+    model: Any
+    spec: TargetSpec
+    options: CompileOptions
+    mod: tvm.IRModule | None = None
+    inputs: list[InputSpec] | None = None
+    executable: Any = None
+
+
+@dataclass(frozen=True)
+class Stage:
+    """A named step of :func:`compile`."""
+
+    name: str
+    run: Callable[[CompileState], None]
+
+
+def _dim(d: Any) -> int | str:
+    return int(d) if isinstance(d, tirx.IntImm) else str(d)
+
+
+def _relax_inputs(mod: tvm.IRModule, names: list[str] | None = None) -> list[InputSpec]:
+    if "main" not in [gv.name_hint for gv in mod.get_global_vars()]:
+        raise ModelError("the Relax module has no 'main' function to compile")
+    specs = []
+    for i, param in enumerate(mod["main"].params):
+        ty = param.ty
+        if not isinstance(ty, relax.TensorType) or not isinstance(ty.shape, relax.ShapeExpr):
+            raise ModelError(
+                f"input {param.name_hint!r} of 'main' must be a tensor with a known rank, got {ty}"
+            )
+        name = names[i] if names else param.name_hint
+        specs.append(InputSpec(name, tuple(_dim(d) for d in ty.shape.values), str(ty.dtype)))
+    return specs
+
+
+def _import(state: CompileState) -> None:
+    model, options = state.model, state.options
+    if isinstance(model, tvm.IRModule):
+        state.mod = model
+        state.inputs = _relax_inputs(model)
+        return
+    if not isinstance(model, str | os.PathLike | onnx.ModelProto):
+        raise ModelError(
+            f"model must be an ONNX path, an onnx.ModelProto or a Relax IRModule, "
+            f"got {type(model).__name__}"
+        )
+    proto = onnx_import.load_model(model)
+    state.mod = onnx_import.from_onnx(proto, options.input_shapes, options.input_dtypes)
+    state.inputs = _relax_inputs(state.mod, [i.name for i in onnx_import.graph_inputs(proto)])
+
+
+def _optimize(state: CompileState) -> None:
+    assert state.mod is not None
+    passes = [entry.factory() for entry in passes_for("optimize", state.spec.kind)]
+    with tvm.transform.PassContext(opt_level=state.options.opt_level):
+        state.mod = tvm.transform.Sequential(passes)(state.mod)
+
+
+def _partition(state: CompileState) -> None:
+    assert state.mod is not None
+    for name in state.spec.externals:
+        state.mod = get_target(name).partition(state.mod, state.spec.host)
+
+
+def _build(state: CompileState) -> None:
+    assert state.mod is not None and state.inputs is not None
+    mod = state.mod
+    mod[relax.GlobalVar("tvmext_signature")] = signature_function(state.inputs)
+    host = state.spec.host
+    dump = _dumper(state.options.dump_ir, first_index=len(STAGES) - 1)
+    try:
+        with tvm.transform.PassContext(opt_level=state.options.opt_level):
+            state.executable = tvm.compile(
+                mod,
+                target=host,
+                relax_pipeline=relax_pipeline(host, after_stage=dump, records=_records(state)),
+            )
+    except TvmextError:
+        raise
+    except Exception as err:
+        raise CompileError(
+            f"compiling for {host.kind.name} failed: {type(err).__name__}: {err}"
+        ) from err
+
+
+def _records(state: CompileState) -> TuningRecords | None:
+    if state.options.tuning_records is None:
+        return None
+    return TuningRecords.load(state.options.tuning_records)
+
+
+STAGES: list[Stage] = [
+    Stage("import", _import),
+    Stage("optimize", _optimize),
+    Stage("partition", _partition),
+    Stage("build", _build),
+]
+
+
+def _dumper(folder: str | None, first_index: int = 0) -> Callable[[str, tvm.IRModule], None] | None:
+    if folder is None:
+        return None
+    os.makedirs(folder, exist_ok=True)
+    counter = iter(range(first_index, 1000))
+
+    def dump(name: str, mod: tvm.IRModule) -> None:
+        path = os.path.join(folder, f"{next(counter):02d}_{name}.py")
+        with open(path, "w") as f:
+            f.write(mod.script(show_meta=False))
+
+    return dump
+
+
+def _front(
+    model: Any,
+    target: Any,
+    plugins: Iterable[str],
+    options: CompileOptions | None,
+    option_values: dict[str, Any],
+    stop_before: str,
+) -> CompileState:
+    load_plugins(plugins)
+    if options is None:
+        if "input_shapes" in option_values:
+            option_values["input_shapes"] = shapes_from(option_values["input_shapes"])
+        try:
+            options = CompileOptions(**option_values)
+        except TypeError as err:
+            raise CompileError(f"unknown compile option: {err}") from err
+    state = CompileState(model, parse_target(target), options)
+    dump = _dumper(options.dump_ir)
+    for stage in STAGES:
+        if stage.name == stop_before:
+            break
+        stage.run(state)
+        if dump is not None and state.mod is not None:
+            dump(stage.name, state.mod)
+    return state
+
+
+def compile(
+    model: Any,
+    target: Any = "llvm",
+    *,
+    plugins: Iterable[str] = (),
+    options: CompileOptions | None = None,
+    **option_values: Any,
+) -> Module:
+    """Compile ``model`` (ONNX path or ModelProto, or Relax IRModule) for ``target``.
+
+    ``target`` is a tvmc-style string (``"llvm"``, ``"llvm -mcpu=znver4"``,
+    ``"dnnl, llvm"``), a dict or a ``tvm.target.Target``; the host CPU's features are
+    used unless ``-mcpu`` says otherwise. ``plugins`` are module names or ``.py`` files
+    to import first. Options are :class:`CompileOptions` fields, given as ``options=``
+    or as keywords (``input_shapes`` also as a tvmc string ``"x:[1,3,224,224]"``).
+    """
+    state = _front(model, target, plugins, options, option_values, stop_before="build")
+    _build(state)
+    device = tvm.cuda(0) if state.spec.kind == "cuda" else tvm.cpu()
+    return Module(state.executable, device)
+
+
+def tune(
+    model: Any,
+    target: Any = "llvm",
+    *,
+    trials: int = 32,
+    plugins: Iterable[str] = (),
+    progress: Callable[[Iterable[Any], int], Iterable[Any]] | None = None,
+    options: CompileOptions | None = None,
+    **option_values: Any,
+) -> TuningRecords:
+    """Tune ``model``'s schedules for ``target``; pass the result's file to
+    ``compile(..., tuning_records=path)`` (see :mod:`tvmext.tuning`)."""
+    state = _front(model, target, plugins, options, option_values, stop_before="build")
+    if state.spec.kind != "llvm":
+        raise CompileError(f"tuning supports CPU (llvm) targets, got {state.spec.kind!r}")
+    assert state.mod is not None
+    return tune_module(state.mod, state.spec.host, trials, progress)

@@ -1,0 +1,178 @@
+"""Domain-aware ONNX import around ``relax.frontend.onnx``.
+
+TVM's importer dispatches on ``op_type`` alone and has no public way to add a
+converter. Here every node whose (domain, op_type) is registered with ``op.onnx(...)``
+is renamed to a key that carries its domain before TVM's importer sees it, and an
+importer subclass converts such keys through the tvmext registry. Everything else
+goes to TVM's converters, so a model without custom ops imports exactly as with
+``relax.frontend.onnx.from_onnx``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import onnx
+import tvm
+from tvm import relax
+from tvm.relax.frontend.onnx import onnx_frontend
+
+from . import onnx_registry
+from .errors import ModelError, TvmextError
+
+_KEY_PREFIX = "tvmext::"
+
+
+def load_model(model: str | os.PathLike[str] | onnx.ModelProto) -> onnx.ModelProto:
+    """Read an ONNX file (or pass a ModelProto through); errors name the file."""
+    if isinstance(model, onnx.ModelProto):
+        return model
+    path = os.fspath(model)
+    if not os.path.exists(path):
+        raise ModelError(f"model file {path!r} does not exist")
+    try:
+        proto = onnx.load(path)
+    except Exception as err:
+        raise ModelError(
+            f"model file {path!r} is not a readable ONNX model: {type(err).__name__}: {err}"
+        ) from err
+    if not proto.graph.node:
+        raise ModelError(f"model file {path!r} holds no graph nodes (is it an ONNX model?)")
+    return proto
+
+
+def _opsets(model: onnx.ModelProto) -> dict[str, int]:
+    return {onnx_registry.normalize_domain(o.domain): o.version for o in model.opset_import}
+
+
+def _node_label(node: onnx.NodeProto, index: int) -> str:
+    return f"node {node.name or f'#{index}'!r} ({node.domain or 'ai.onnx'}::{node.op_type})"
+
+
+def _check_ops(model: onnx.ModelProto) -> None:
+    """Every node has a converter: TVM's (default domain) or a registered one."""
+    opsets = _opsets(model)
+    tvm_ops = onnx_frontend._get_convert_map()
+    for index, node in enumerate(model.graph.node):
+        domain = onnx_registry.normalize_domain(node.domain)
+        if onnx_registry.lookup(domain, node.op_type, opsets.get(domain, 1)) is not None:
+            continue
+        if domain == "" and node.op_type in tvm_ops:
+            continue
+        known = onnx_registry.registered(domain)
+        listing = ", ".join(known) if known else "nothing"
+        hint = (
+            "TVM's ONNX importer has no converter for it"
+            if domain == ""
+            else f"domain {domain!r} has {listing} registered"
+        )
+        raise ModelError(
+            f"{_node_label(node, index)}: no converter for op type {node.op_type!r} in "
+            f"domain {node.domain or 'ai.onnx'!r} ({hint}); declare one with "
+            f"op.onnx({node.domain!r}, {node.op_type!r})"
+        )
+
+
+def _rename_registered(model: onnx.ModelProto) -> tuple[onnx.ModelProto, dict[str, Any]]:
+    """Copy of ``model`` whose registered nodes carry a domain-qualified op_type key."""
+    opsets = _opsets(model)
+    renamed = onnx.ModelProto()
+    renamed.CopyFrom(model)
+    table: dict[str, Any] = {}
+    for index, node in enumerate(renamed.graph.node):
+        domain = onnx_registry.normalize_domain(node.domain)
+        mapping = onnx_registry.lookup(domain, node.op_type, opsets.get(domain, 1))
+        if mapping is None:
+            continue
+        key = f"{_KEY_PREFIX}{domain}::{node.op_type}"
+        table[key] = (mapping, _node_label(model.graph.node[index], index))
+        node.op_type = key
+    return renamed, table
+
+
+class _Importer(onnx_frontend.ONNXGraphImporter):
+    """TVM's graph importer, plus the registered (domain, op_type) converters."""
+
+    def __init__(self, table: Mapping[str, Any], *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._tvmext_table = table
+
+    def _convert_operator(
+        self, op_name: str, inputs: list[relax.Expr], attrs: dict[str, Any], opset: int
+    ) -> relax.Expr:
+        entry = self._tvmext_table.get(op_name)
+        if entry is None:
+            return super()._convert_operator(op_name, inputs, attrs, opset)
+        mapping, label = entry
+        onnx_attrs = {
+            k: v.decode() if isinstance(v, bytes) else v
+            for k, v in attrs.items()
+            if k != "tvm_custom"
+        }
+        while inputs and inputs[-1] is None:
+            inputs = inputs[:-1]
+        try:
+            call = mapping.op.call_relax(*inputs, **mapping.op_attributes(onnx_attrs))
+            return self.bb.normalize(call)
+        except TvmextError as err:
+            raise ModelError(f"{label}: {err}") from err
+
+
+def from_onnx(
+    model: onnx.ModelProto,
+    shapes: Mapping[str, Sequence[int]] | None = None,
+    dtypes: Mapping[str, str] | None = None,
+) -> tvm.IRModule:
+    """Import ``model`` into Relax; weights become constants in the module."""
+    try:
+        onnx.checker.check_model(model)
+    except onnx.checker.ValidationError as err:
+        raise ModelError(f"ONNX model is invalid: {str(err).splitlines()[0]}") from err
+    _check_ops(model)
+    renamed, table = _rename_registered(model)
+    inputs = graph_inputs(model)
+    dtype_dict = {i.name: i.dtype for i in inputs}
+    dtype_dict.update(dtypes or {})
+    shape_dict = {i.name: list(i.shape) for i in inputs if all(isinstance(d, int) for d in i.shape)}
+    for name, shape in (shapes or {}).items():
+        if name not in dtype_dict:
+            known = ", ".join(i.name for i in inputs)
+            raise ModelError(f"input {name!r} given a shape is not a model input; inputs: {known}")
+        shape_dict[name] = list(shape)
+    importer = _Importer(table, shape_dict, dtype_dict, keep_params_in_input=False, sanitize=True)
+    opset = _opsets(model).get("", 1)
+    try:
+        return importer.from_onnx(renamed.graph, opset)
+    except TvmextError:
+        raise
+    except Exception as err:
+        raise ModelError(f"importing the ONNX model failed: {type(err).__name__}: {err}") from err
+
+
+class GraphInput:
+    """A model input: name, shape (ints, or strings for symbolic dims) and dtype."""
+
+    def __init__(self, name: str, shape: Sequence[int | str], dtype: str) -> None:
+        self.name, self.shape, self.dtype = name, tuple(shape), dtype
+
+    def __repr__(self) -> str:
+        return f"GraphInput({self.name!r}, {list(self.shape)}, {self.dtype!r})"
+
+
+def graph_inputs(model: onnx.ModelProto) -> list[GraphInput]:
+    """The runtime inputs of ``model`` (graph inputs that are not initializers)."""
+    initializers = {i.name for i in model.graph.initializer}
+    inputs = []
+    for value in model.graph.input:
+        if value.name in initializers:
+            continue
+        tensor = value.type.tensor_type
+        dims: list[int | str] = [
+            d.dim_value if d.HasField("dim_value") else (d.dim_param or "?")
+            for d in tensor.shape.dim
+        ]
+        dtype = onnx.helper.tensor_dtype_to_np_dtype(tensor.elem_type).name
+        inputs.append(GraphInput(value.name, dims, dtype))
+    return inputs
