@@ -2,8 +2,8 @@
 
 ``C[b.., i, j] += A[.., i, k] * B[.., k, j]`` is tiled as ``mr x nr`` blocks of C
 accumulated in registers (``cache_write`` to ``local``), ``nr`` a multiple of the SIMD
-width (or all of a narrow ``j``), looping over ``k``; tiles run in parallel. A single elementwise consumer
-(bias, activation) is computed per tile while it is hot. On this 2-core host it
+width (or all of a narrow ``j``), looping over ``k``; tiles run in parallel. A single
+elementwise consumer (bias, activation) is computed per tile while it is hot. On this 2-core host it
 reaches about 70% of OpenBLAS's GFLOP/s for a 256x512x1024 fp32 matmul.
 """
 
