@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Set up the environment (.venv, Python 3.11) if needed, then run a job.
-#   bash dev.sh demo   compile and run a small model with a custom op (examples/quickstart.py)
+#   bash dev.sh demo   compile a bundled ONNX model with a plugin's custom op, run and time it
 #   bash dev.sh test   lint, type-check, run the test suite and execute the tutorials
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -21,7 +21,10 @@ if [ ! -x .venv/bin/python ] || [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stam
 fi
 
 if [ "$job" = demo ]; then
-  exec .venv/bin/python examples/quickstart.py
+  mkdir -p build
+  .venv/bin/tvmext compile examples/models/acme_mlp.onnx --plugin examples/acme_plugin.py \
+    --input-shapes "x:[32,64]" -o build/acme_mlp.so
+  exec .venv/bin/tvmext run build/acme_mlp.so --print-top 5 --print-time
 fi
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .

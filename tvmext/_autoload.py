@@ -13,13 +13,19 @@ import sys
 _done = False
 
 
+def _importing_tvmext() -> bool:
+    return any(
+        getattr(getattr(module, "__spec__", None), "_initializing", False)
+        for name, module in list(sys.modules.items())
+        if name == "tvmext" or name.startswith("tvmext.")
+    ) or ("tvm" in sys.modules and not hasattr(sys.modules["tvm"], "relax"))
+
+
 def autoload() -> None:
     """Register tvmext's ops, passes and TVMScript namespace (idempotent, cheap)."""
     global _done
-    if _done:
-        return
-    if "tvm" in sys.modules and not hasattr(sys.modules["tvm"], "relax"):
-        return  # tvm is still importing because tvmext asked for it; finish later
+    if _done or _importing_tvmext():
+        return  # a tvmext module triggered `import tvm`: it finishes loading on first use
     _done = True
     from . import ops, passes, script_namespace
 

@@ -61,9 +61,9 @@ def _relax_inputs(mod: tvm.IRModule, names: list[str] | None = None) -> list[Inp
         ty = param.ty
         if not isinstance(ty, relax.TensorType) or not isinstance(ty.shape, relax.ShapeExpr):
             raise ModelError(
-                f"input {param.name_hint!r} of 'main' must be a tensor with a known rank, got {ty}"
+                f"input {param.name!r} of 'main' must be a tensor with a known rank, got {ty}"
             )
-        name = names[i] if names else param.name_hint
+        name = names[i] if names else param.name
         specs.append(InputSpec(name, tuple(_dim(d) for d in ty.shape.values), str(ty.dtype)))
     return specs
 

@@ -23,6 +23,8 @@ from . import onnx_registry
 from .errors import ModelError, TvmextError
 
 _KEY_PREFIX = "tvmext::"
+# Default-domain ops TVM's importer handles outside its converter table.
+_HANDLED_BY_TVM = {"If", "Constant"}
 
 
 def load_model(model: str | os.PathLike[str] | onnx.ModelProto) -> onnx.ModelProto:
@@ -59,7 +61,7 @@ def _check_ops(model: onnx.ModelProto) -> None:
         domain = onnx_registry.normalize_domain(node.domain)
         if onnx_registry.lookup(domain, node.op_type, opsets.get(domain, 1)) is not None:
             continue
-        if domain == "" and node.op_type in tvm_ops:
+        if domain == "" and (node.op_type in tvm_ops or node.op_type in _HANDLED_BY_TVM):
             continue
         known = onnx_registry.registered(domain)
         listing = ", ".join(known) if known else "nothing"
@@ -98,6 +100,9 @@ class _Importer(onnx_frontend.ONNXGraphImporter):
     def __init__(self, table: Mapping[str, Any], *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._tvmext_table = table
+
+    def _check_for_unsupported_ops(self, graph: onnx.GraphProto) -> None:
+        """Done before renaming by :func:`_check_ops`, with node names in the errors."""
 
     def _convert_operator(
         self, op_name: str, inputs: list[relax.Expr], attrs: dict[str, Any], opset: int

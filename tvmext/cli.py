@@ -1,0 +1,267 @@
+"""The ``tvmext`` command line, also installed as ``tvmc``, with tvmc's flag names.
+
+    tvmext compile MODEL [--target T] [-o OUT.so] [--input-shapes S] [--plugin P ...]
+    tvmext run ARTIFACT [--inputs in.npz] [--outputs out.npz] [--print-time] [--print-top K]
+    tvmext tune MODEL [--target T] [--trials N] -o records.json
+    tvmext ops [--plugin P ...]
+
+TVM is imported only once a command needs it, so ``--help`` and usage errors answer
+at once. A user error prints one line and exits 1 (``--verbose`` adds the
+traceback); a usage error exits 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+import traceback
+from collections.abc import Sequence
+from typing import Any
+
+from .errors import TvmextError
+
+EXIT_ERROR = 1
+
+
+def _add_common(parser: argparse.ArgumentParser, plugins: bool = True) -> None:
+    parser.add_argument("-v", "--verbose", action="store_true", help="show tracebacks")
+    if plugins:
+        parser.add_argument(
+            "--plugin",
+            action="append",
+            default=[],
+            metavar="P",
+            help="module name, .py file or installed plugin to load first (repeatable)",
+        )
+
+
+def _add_model_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("model", help="ONNX model file")
+    parser.add_argument(
+        "--target",
+        default="llvm",
+        help='tvmc-style target, external targets first: "llvm", "dnnl, llvm", '
+        '"llvm -mcpu=znver4" (default: llvm for this host CPU)',
+    )
+    parser.add_argument(
+        "--input-shapes",
+        default=None,
+        metavar="S",
+        help='shapes of dynamic inputs, e.g. "x:[1,3,224,224] y:[10]"',
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser (no TVM import)."""
+    parser = argparse.ArgumentParser(
+        prog=os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else "tvmext",
+        description="Compile, run and tune models with tvmext (TVM plugins, no TVM rebuild).",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    compile_cmd = commands.add_parser("compile", help="compile a model into one .so")
+    _add_model_args(compile_cmd)
+    compile_cmd.add_argument("-o", "--output", default=None, help="artifact (default MODEL.so)")
+    compile_cmd.add_argument("--dump-ir", default=None, metavar="DIR", help="IR after each stage")
+    compile_cmd.add_argument("--tuning-records", default=None, metavar="FILE")
+    compile_cmd.add_argument("-O", "--opt-level", type=int, default=3, choices=range(5))
+    _add_common(compile_cmd)
+
+    run_cmd = commands.add_parser("run", help="run a compiled artifact")
+    run_cmd.add_argument("artifact", help="a .so written by 'compile'")
+    run_cmd.add_argument("--inputs", default=None, help=".npz with one array per input name")
+    run_cmd.add_argument("--outputs", default=None, help=".npz to write output_0, output_1, ...")
+    run_cmd.add_argument(
+        "--fill-mode",
+        choices=("random", "ones", "zeros"),
+        default="random",
+        help="inputs to use without --inputs (default random)",
+    )
+    run_cmd.add_argument("--print-time", action="store_true", help="time the model")
+    run_cmd.add_argument("--repeat", type=int, default=10, help="timing measurements")
+    run_cmd.add_argument("--number", type=int, default=5, help="runs per measurement")
+    run_cmd.add_argument("--print-top", type=int, default=None, metavar="K")
+    _add_common(run_cmd, plugins=False)
+
+    tune_cmd = commands.add_parser("tune", help="tune schedules; write tuning records")
+    _add_model_args(tune_cmd)
+    tune_cmd.add_argument("--trials", type=int, default=32, help="candidates per workload")
+    tune_cmd.add_argument("-o", "--output", required=True, help="records file (.json)")
+    _add_common(tune_cmd)
+
+    ops_cmd = commands.add_parser("ops", help="list ops, passes, targets and plugins")
+    _add_common(ops_cmd)
+    return parser
+
+
+def _compile(args: argparse.Namespace) -> None:
+    import tvmext
+
+    output = args.output or os.path.splitext(os.path.basename(args.model))[0] + ".so"
+    start = time.perf_counter()
+    module = tvmext.compile(
+        args.model,
+        args.target,
+        plugins=args.plugin,
+        input_shapes=args.input_shapes,
+        dump_ir=args.dump_ir,
+        tuning_records=args.tuning_records,
+        opt_level=args.opt_level,
+    )
+    module.export(output)
+    inputs = ", ".join(f"{i.name}: {list(i.shape)} {i.dtype}" for i in module.inputs)
+    print(f"compiled {args.model} for {args.target!r} in {time.perf_counter() - start:.1f} s")
+    print(f"wrote {output} (inputs {inputs})")
+
+
+def _read_inputs(path: str, names: Sequence[str]) -> dict[str, Any]:
+    import numpy as np
+
+    if not os.path.isfile(path):
+        raise TvmextError(f"inputs file {path!r} does not exist")
+    try:
+        data = np.load(path)
+    except Exception as err:
+        raise TvmextError(f"inputs file {path!r} is not an .npz archive: {err}") from err
+    missing = [n for n in names if n not in data.files]
+    if missing:
+        raise TvmextError(
+            f"inputs file {path!r} lacks input(s) {', '.join(missing)}; it holds "
+            f"{', '.join(data.files) or 'nothing'}"
+        )
+    return {n: data[n] for n in names}
+
+
+def _write_outputs(path: str, outputs: Sequence[Any]) -> None:
+    import numpy as np
+
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(suffix=".npz", prefix=".tvmext-", dir=folder)
+    os.close(fd)
+    try:
+        np.savez(tmp, **{f"output_{i}": o for i, o in enumerate(outputs)})
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def _run(args: argparse.Namespace) -> None:
+    import numpy as np
+
+    from .module import load, random_inputs
+
+    module = load(args.artifact)
+    if args.inputs:
+        inputs = _read_inputs(args.inputs, module.input_names)
+    else:
+        arrays = random_inputs(module.inputs)
+        fill = {"ones": np.ones_like, "zeros": np.zeros_like}.get(args.fill_mode)
+        inputs = {
+            spec.name: fill(a) if fill else a for spec, a in zip(module.inputs, arrays, strict=True)
+        }
+    outputs = module.run(**inputs)
+    if args.outputs:
+        _write_outputs(args.outputs, outputs)
+        print(f"wrote {len(outputs)} output(s) to {args.outputs}")
+    if args.print_top:
+        for i, out in enumerate(outputs):
+            flat = out.reshape(-1)
+            top = np.argsort(-flat, kind="stable")[: args.print_top]
+            ranked = ", ".join(f"{int(j)}: {flat[j]:.6g}" for j in top)
+            print(f"output_{i} top-{len(top)} (index: value): {ranked}")
+    if args.print_time:
+        result = module.benchmark(repeat=args.repeat, number=args.number, **inputs)
+        print("Execution time summary:")
+        print(
+            f" {'mean (ms)':>10} {'median (ms)':>12} {'max (ms)':>10} {'min (ms)':>10} "
+            f"{'std (ms)':>10}"
+        )
+        print(
+            f" {result.mean * 1e3:10.4f} {result.median * 1e3:12.4f} {result.max * 1e3:10.4f} "
+            f"{result.min * 1e3:10.4f} {result.std * 1e3:10.4f}"
+        )
+    if not (args.outputs or args.print_top or args.print_time):
+        shapes = ", ".join(f"{list(o.shape)} {o.dtype}" for o in outputs)
+        print(f"ran {args.artifact}: {len(outputs)} output(s): {shapes}")
+
+
+def _tune(args: argparse.Namespace) -> None:
+    from tqdm import tqdm
+
+    import tvmext
+
+    def progress(items: Any, total: int) -> Any:
+        return tqdm(items, total=total, desc="tuning", unit="candidate", file=sys.stderr)
+
+    start = time.perf_counter()
+    records = tvmext.tune(
+        args.model,
+        args.target,
+        trials=args.trials,
+        plugins=args.plugin,
+        input_shapes=args.input_shapes,
+        progress=progress,
+    )
+    records.save(args.output)
+    print(
+        f"tuned {args.model} in {time.perf_counter() - start:.1f} s: "
+        f"{len(records.entries)} workload(s) improved; wrote {args.output}"
+    )
+    for key, entry in records.entries.items():
+        speedup = entry["default_seconds"] / entry["seconds"]
+        print(f"  {key}: {entry['tiles']} {speedup:.2f}x faster than the default schedule")
+
+
+def _ops(args: argparse.Namespace) -> None:
+    from .plugins import installed_plugins, load_plugins
+
+    load_plugins(args.plugin)  # first: it also registers tvmext's own ops and passes
+    from . import onnx_registry
+    from .custom_op import OPS
+    from .external_target import TARGETS
+    from .pass_registry import PASSES
+
+    print("ops:")
+    for entry in sorted(OPS, key=lambda e: e.key):
+        print(f"  {entry.key:32} {entry.origin}")
+    print("onnx mappings:")
+    for m in sorted(onnx_registry.all_mappings(), key=lambda m: (m.domain, m.op_type)):
+        print(
+            f"  {(m.domain or 'ai.onnx') + '::' + m.op_type:32} -> {m.op.name} "
+            f"(opset >= {m.since_version}) {m.origin}"
+        )
+    print("passes:")
+    for p in sorted(PASSES, key=lambda e: e.key):
+        print(f"  {p.key:32} {p.value.phase}, targets {','.join(p.value.targets)} {p.origin}")
+    print("targets:")
+    print(f"  {'llvm, cuda':32} (TVM)")
+    for t in sorted(TARGETS, key=lambda e: e.key):
+        print(f"  {t.key:32} {t.origin}")
+    print("installed plugins:", ", ".join(installed_plugins()) or "none")
+
+
+COMMANDS = {"compile": _compile, "run": _run, "tune": _tune, "ops": _ops}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``tvmext`` / ``tvmc``; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    try:
+        COMMANDS[args.command](args)
+    except (TvmextError, OSError) as err:
+        if args.verbose:
+            traceback.print_exc()
+        message = " ".join(str(err).split("\n")[0].split()) or type(err).__name__
+        print(f"{args.command}: error: {message}", file=sys.stderr)
+        return EXIT_ERROR
+    return 0
+
+
+def main_exit() -> None:
+    """Console-script entry point: exit with :func:`main`'s status."""
+    sys.exit(main())
