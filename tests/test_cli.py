@@ -141,8 +141,11 @@ def test_usage_errors_exit_2(tmp_path):
     assert cli("run", "x.so", "--repeat", "many", cwd=tmp_path).returncode == 2
 
 
-def test_help_does_not_import_tvm(tmp_path):
-    code = "import sys; from tvmext.cli import build_parser; build_parser(); print('tvm' in sys.modules)"
+def test_help_does_not_import_tvm():
+    code = (
+        "import sys; from tvmext.cli import build_parser; build_parser(); "
+        "print('tvm' in sys.modules)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 

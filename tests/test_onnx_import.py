@@ -31,7 +31,7 @@ def test_unregistered_custom_node_names_node_domain_and_registrations():
 
 def test_lists_what_the_domain_has():
     swish.onnx("com.listing", "Swish", replace=True)
-    with pytest.raises(tvmext.ModelError, match="domain 'com.listing' has Swish registered"):
+    with pytest.raises(tvmext.ModelError, match=r"domain 'com\.listing' has Swish registered"):
         onnx_import.from_onnx(custom_node_model(domain="com.listing", op_type="Swash"))
 
 
@@ -84,7 +84,7 @@ def test_attribute_renaming_and_conversion(rng):
 
 def test_malformed_and_missing_files(tmp_path):
     (tmp_path / "junk.onnx").write_bytes(b"\x00not a protobuf at all")
-    with pytest.raises(tvmext.ModelError, match="is not a readable ONNX model|holds no graph"):
+    with pytest.raises(tvmext.ModelError, match=r"is not a readable ONNX model|holds no graph"):
         tvmext.compile(tmp_path / "junk.onnx")
     with pytest.raises(tvmext.ModelError, match="does not exist"):
         tvmext.compile(tmp_path / "missing.onnx")

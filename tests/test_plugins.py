@@ -1,0 +1,71 @@
+"""Plugins by file, module name and installed entry point; failures name the plugin."""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+import tvmext
+from tvmext.custom_op import OPS
+from tvmext.plugins import load_plugin
+
+PLUGINS = pathlib.Path(__file__).parent / "plugins"
+
+
+def test_file_plugin_registers_with_its_origin():
+    load_plugin(str(PLUGINS / "good_plugin.py"))
+    assert OPS.entry("plugintest.triple").origin.startswith(str(PLUGINS / "good_plugin.py"))
+
+
+def test_module_plugin(tmp_path, monkeypatch):
+    (tmp_path / "my_module_plugin.py").write_text(
+        "import tvmext\nfrom tvm import te\n"
+        "@tvmext.op('modplugin.ident', replace=True)\n"
+        "def ident(x):\n    return te.compute(x.shape, lambda *i: x[i])\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    tvmext.load_plugins(["my_module_plugin"])
+    assert "modplugin.ident" in OPS
+
+
+def test_failures_name_the_plugin_and_the_reason():
+    with pytest.raises(tvmext.PluginError, match=r"plugin 'no_such_mod_xyz' not found"):
+        load_plugin("no_such_mod_xyz")
+    with pytest.raises(tvmext.PluginError, match=r"plugin file '/nonexistent/p.py' does not exist"):
+        load_plugin("/nonexistent/p.py")
+    with pytest.raises(
+        tvmext.PluginError, match=r"broken_plugin.py' failed to load: RuntimeError: the vendor"
+    ):
+        load_plugin(str(PLUGINS / "broken_plugin.py"))
+
+
+def test_installed_entry_point_plugins_load_automatically(tmp_path):
+    dist = tmp_path / "acme_tvm_plugin-1.0.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: acme-tvm-plugin\nVersion: 1.0\n")
+    (dist / "entry_points.txt").write_text("[tvmext.plugins]\nacme = acme_ep_plugin\n")
+    (tmp_path / "acme_ep_plugin.py").write_text(
+        "import tvmext\nfrom tvm import te\n"
+        "@tvmext.op('acme_ep.ident')\n"
+        "def ident(x):\n    return te.compute(x.shape, lambda *i: x[i])\n"
+    )
+    code = textwrap.dedent(
+        """
+        import numpy as np, tvmext
+        from tvmext.plugins import installed_plugins
+        print(installed_plugins())
+        tvmext.load_plugins()
+        from tvmext.custom_op import OPS
+        print("acme_ep.ident" in OPS)
+        """
+    )
+    env = {**os.environ, "PYTHONPATH": str(tmp_path)}
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True
+    ).stdout.split("\n")
+    assert out[:2] == ["['acme']", "True"]
