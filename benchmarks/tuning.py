@@ -56,7 +56,7 @@ def main() -> None:
             t_untuned = untuned.benchmark(x, repeat=30, number=10).median
             t_tuned = tuned.benchmark(x, repeat=30, number=10).median
             session = ort.InferenceSession(model.SerializeToString())
-            t_ort = median_seconds(lambda: session.run(None, {"x": x}), repeat=100)
+            t_ort = median_seconds(lambda s=session, x=x: s.run(None, {"x": x}), repeat=100)
             print(
                 f"{name:24} {t_untuned * 1e3:11.3f} {t_tuned * 1e3:9.3f} "
                 f"{t_untuned / t_tuned:8.2f}x {t_ort * 1e3:8.3f} {tune_s:7.1f}"
