@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from .compiler import compile, tune
     from .custom_op import CustomOp, op
     from .module import Module, load
+    from .native_op import NativeOp, native_op
     from .plugins import load_plugins
     from .target_spec import TargetSpec, parse_target
 
@@ -37,6 +38,8 @@ _LAZY = {
     "load": "module",
     "load_plugins": "plugins",
     "op": "custom_op",
+    "native_op": "native_op",
+    "NativeOp": "native_op",
     "CustomOp": "custom_op",
     "parse_target": "target_spec",
     "TargetSpec": "target_spec",
@@ -49,6 +52,7 @@ __all__ = [
     "ModelError",
     "Module",
     "NativeBuildError",
+    "NativeOp",
     "OpCallError",
     "OpDefinitionError",
     "PluginError",
@@ -58,6 +62,7 @@ __all__ = [
     "compile",
     "load",
     "load_plugins",
+    "native_op",
     "op",
     "parse_target",
     "tune",

@@ -21,7 +21,7 @@ from . import onnx_import
 from .compile_options import CompileOptions, shapes_from
 from .errors import CompileError, ModelError, TvmextError
 from .external_target import get_target
-from .lowering import relax_pipeline
+from .lowering import build
 from .module import InputSpec, Module, signature_function
 from .pass_registry import passes_for
 from .plugins import load_plugins
@@ -105,11 +105,7 @@ def _build(state: CompileState) -> None:
     dump = _dumper(state.options.dump_ir, first_index=len(STAGES) - 1)
     try:
         with tvm.transform.PassContext(opt_level=state.options.opt_level):
-            state.executable = tvm.compile(
-                mod,
-                target=host,
-                relax_pipeline=relax_pipeline(host, after_stage=dump, records=_records(state)),
-            )
+            state.executable = build(mod, host, after_stage=dump, records=_records(state))
     except TvmextError:
         raise
     except Exception as err:

@@ -213,6 +213,35 @@ class CustomOp:
         """Whether the compute returns a tuple (multiple outputs)."""
         return isinstance(self.compute(*tensors, **attrs), list | tuple)
 
+    def infer_call_type(self, call: relax.Call) -> relax.Type:
+        """The type of ``call`` of this op (``FInferType``)."""
+        from .lowering_rules import te_infer_type
+
+        return te_infer_type(self, call)
+
+    def legalize_call(self, bb: relax.BlockBuilder, call: relax.Call) -> relax.Expr:
+        """Lower ``call`` of this op (``FLegalize``)."""
+        from .lowering_rules import te_legalize
+
+        return te_legalize(self, bb, call)
+
+    def call_gradient(
+        self,
+        orig_var: relax.Var,
+        orig_call: relax.Call,
+        output_grad: relax.Var,
+        ctx: relax.BlockBuilder,
+    ) -> list[relax.Expr]:
+        """One partial per argument of ``orig_call`` (``FPrimalGradient``)."""
+        from .lowering_rules import te_primal_gradient
+
+        return te_primal_gradient(self, orig_var, orig_call, output_grad, ctx)
+
+    @property
+    def has_gradient(self) -> bool:
+        """Whether a gradient is declared."""
+        return self.gradient_fn is not None
+
     def gradient_op(self) -> CustomOp:
         """The companion op computing this op's input gradients."""
         if self._grad_op is None:

@@ -166,6 +166,23 @@ def relax_pipeline(
     return run
 
 
-def build(mod: tvm.IRModule, target: tvm.target.Target) -> Any:
-    """Compile a Relax module with tvmext's pipeline into a VM executable."""
-    return tvm.compile(mod, target=target, relax_pipeline=relax_pipeline(target))
+def build(
+    mod: tvm.IRModule,
+    target: tvm.target.Target,
+    *,
+    after_stage: Callable[[str, tvm.IRModule], None] | None = None,
+    records: TuningRecords | None = None,
+) -> Any:
+    """Compile a Relax module with tvmext's pipeline into a VM executable.
+
+    Native layers used by ``mod`` are attached as static libraries, so that
+    ``export_library`` links their objects into the artifact.
+    """
+    from .native_op import native_libraries
+
+    executable = tvm.compile(
+        mod, target=target, relax_pipeline=relax_pipeline(target, after_stage, records)
+    )
+    for obj, symbols in native_libraries(mod):
+        executable.mod.import_module(tvm.runtime.load_static_library(obj, symbols))
+    return executable

@@ -39,8 +39,24 @@ def placeholders(custom: CustomOp, call: relax.Call) -> list[te.Tensor]:
 
 
 def infer_type(call: relax.Call, ctx: Any) -> relax.Type:
-    """``FInferType``: the output type, from the declared inference or by tracing."""
-    custom = lookup(call.op.name)
+    """``FInferType``, dispatched to the op object."""
+    return lookup(call.op.name).infer_call_type(call)
+
+
+def legalize(bb: relax.BlockBuilder, call: relax.Call) -> relax.Expr:
+    """``FLegalize``, dispatched to the op object."""
+    return lookup(call.op.name).legalize_call(bb, call)
+
+
+def primal_gradient(
+    orig_var: relax.Var, orig_call: relax.Call, output_grad: relax.Var, ctx: relax.BlockBuilder
+) -> list[relax.Expr]:
+    """``FPrimalGradient``, dispatched to the op object."""
+    return lookup(orig_call.op.name).call_gradient(orig_var, orig_call, output_grad, ctx)
+
+
+def te_infer_type(custom: CustomOp, call: relax.Call) -> relax.Type:
+    """The output type of a TE op: the declared inference, or traced from the compute."""
     custom._check_arity(len(call.args))
     attrs = custom.attr_spec.decode(call.attrs)
     if custom.infer_fn is not None:
@@ -53,9 +69,8 @@ def infer_type(call: relax.Call, ctx: Any) -> relax.Type:
     return types[0]
 
 
-def legalize(bb: relax.BlockBuilder, call: relax.Call) -> relax.Expr:
-    """``FLegalize``: lower the call to ``call_tir`` of the TE compute."""
-    custom = lookup(call.op.name)
+def te_legalize(custom: CustomOp, bb: relax.BlockBuilder, call: relax.Call) -> relax.Expr:
+    """Lower a TE op's call to ``call_tir`` of its compute."""
     attrs = custom.attr_spec.decode(call.attrs)
 
     def compute(*tensors: te.Tensor) -> Any:
@@ -75,11 +90,14 @@ def legalize(bb: relax.BlockBuilder, call: relax.Call) -> relax.Expr:
     return lowered
 
 
-def primal_gradient(
-    orig_var: relax.Var, orig_call: relax.Call, output_grad: relax.Var, ctx: relax.BlockBuilder
+def te_primal_gradient(
+    custom: CustomOp,
+    orig_var: relax.Var,
+    orig_call: relax.Call,
+    output_grad: relax.Var,
+    ctx: relax.BlockBuilder,
 ) -> list[relax.Expr]:
-    """``FPrimalGradient``: one partial per input, from the companion gradient op."""
-    custom = lookup(orig_call.op.name)
+    """One partial per input of a TE op's call, from its companion gradient op."""
     attrs = custom.attr_spec.decode(orig_call.attrs)
     inputs = list(orig_call.args)
     if isinstance(orig_var.ty, relax.TupleType):

@@ -186,7 +186,7 @@ def check_op(
             if problem:
                 problems.append(problem)
 
-    if check_gradient and op.gradient_fn is not None:
+    if check_gradient and op.has_gradient:
         problems += _check_gradient(op, arrays, bound, outputs, host, seed)
 
     claimed = set(op.schedules) | set(targets or ()) | {"llvm"}

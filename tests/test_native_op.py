@@ -1,0 +1,188 @@
+"""Native layers: C++ forward/backward built on the fly, cached, linked into artifacts."""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from tvm import relax
+
+import tvmext
+from tvmext.native_build import BuildFlags, compile_object
+from tvmext.testing import check_op
+
+NATIVE = pathlib.Path(__file__).parent / "native"
+
+
+def _same_type(x, **_):
+    return x
+
+
+@pytest.fixture(scope="module")
+def leaky():
+    op = tvmext.native_op(
+        "test_native.leaky_relu",
+        sources=[NATIVE / "leaky_relu.cc"],
+        forward="leaky_fwd",
+        backward="leaky_bwd",
+        infer=_same_type,
+        attrs={"alpha": 0.1},
+        replace=True,
+    )
+
+    @op.reference
+    def _reference(x, *, alpha):
+        return np.where(x > 0, x, alpha * x).astype(x.dtype)
+
+    return op
+
+
+def _away_from_zero(rng, shape):
+    x = rng.standard_normal(shape).astype("float32")
+    return x + np.sign(x) * 0.1  # finite differences do not straddle the kink
+
+
+def test_check_op_forward_backward_export(leaky, rng):
+    check_op(leaky, _away_from_zero(rng, (4, 16)), alpha=0.25)
+
+
+def test_eager_and_relax_graph(leaky, rng):
+    x = rng.standard_normal((3, 5)).astype("float32")
+    np.testing.assert_allclose(leaky(x, alpha=0.5), np.where(x > 0, x, 0.5 * x))
+    bb = relax.BlockBuilder()
+    v = relax.Var("x", relax.TensorType((3, 5), "float32"))
+    with bb.function("main", [v]):
+        with bb.dataflow():
+            y = bb.emit(leaky(v, alpha=0.5))
+            out = bb.emit_output(relax.op.multiply(y, y))
+        bb.emit_func_output(out)
+    assert "R.tvmext.test_native.leaky_relu(x, alpha=0.5)" in bb.get().script()
+    np.testing.assert_allclose(tvmext.compile(bb.get())(x)[0], np.where(x > 0, x, 0.5 * x) ** 2,
+                               rtol=1e-6)  # fmt: skip
+
+
+def test_two_outputs_int_and_bool_attributes(rng):
+    op = tvmext.native_op(
+        "test_native.split",
+        sources=[NATIVE / "two_outputs.cc"],
+        forward="split_fwd",
+        backward="split_bwd",
+        infer=lambda x, **_: (x, x),
+        attrs={"scale": 3, "clamp": True},
+        replace=True,
+    )
+
+    @op.reference
+    def _reference(x, *, scale, clamp):
+        return x * scale, np.maximum(x, 0) if clamp else x
+
+    x = _away_from_zero(rng, (2, 7))
+    check_op(op, x, scale=2, clamp=True)
+    check_op(op, x, scale=-1, clamp=False)
+    with pytest.raises(tvmext.OpCallError, match="attribute 'scale' expects int"):
+        op(x, scale=1.5)
+
+
+def test_artifact_loads_in_a_process_without_tvmext(leaky, rng, tmp_path):
+    bb = relax.BlockBuilder()
+    v = relax.Var("x", relax.TensorType((2, 8), "float32"))
+    with bb.function("main", [v]):
+        with bb.dataflow():
+            out = bb.emit_output(leaky(v, alpha=0.3))
+        bb.emit_func_output(out)
+    artifact = tvmext.compile(bb.get()).export(tmp_path / "layer.so")
+    x = rng.standard_normal((2, 8)).astype("float32")
+    np.save(tmp_path / "x.npy", x)
+    code = f"""
+import sys, numpy as np, tvm
+from tvm import relax
+vm = relax.VirtualMachine(tvm.runtime.load_module({str(artifact)!r}), tvm.cpu())
+np.save({str(tmp_path / "y.npy")!r}, vm["main"](tvm.runtime.tensor(np.load({str(tmp_path / "x.npy")!r}))).numpy())
+assert "tvmext" not in sys.modules
+"""
+    env = {
+        **os.environ,
+        "TVM_DEVICE_BACKEND_AUTOLOAD": "0",
+        "TVMEXT_CACHE_DIR": str(tmp_path / "c"),
+    }
+    subprocess.run([sys.executable, "-c", code], check=True, env=env)
+    np.testing.assert_allclose(np.load(tmp_path / "y.npy"), np.where(x > 0, x, 0.3 * x))
+
+
+def test_cache_reuses_objects_and_rebuilds_only_changed_sources(tmp_path, monkeypatch):
+    monkeypatch.setenv("TVMEXT_CACHE_DIR", str(tmp_path / "cache"))
+    a, b = tmp_path / "a.cc", tmp_path / "b.cc"
+    shutil.copy(NATIVE / "leaky_relu.cc", a)
+    shutil.copy(NATIVE / "throwing.cc", b)
+    obj_a, obj_b = compile_object(str(a), BuildFlags()), compile_object(str(b), BuildFlags())
+    stamp_a, stamp_b = os.stat(obj_a).st_mtime_ns, os.stat(obj_b).st_mtime_ns
+    assert compile_object(str(a), BuildFlags()) == obj_a
+    assert os.stat(obj_a).st_mtime_ns == stamp_a  # not rebuilt
+    a.write_text(a.read_text() + "\n// edited\n")
+    new_a = compile_object(str(a), BuildFlags())
+    assert new_a != obj_a
+    assert compile_object(str(b), BuildFlags()) == obj_b
+    assert os.stat(obj_b).st_mtime_ns == stamp_b
+    assert compile_object(str(a), BuildFlags(extra_cflags=("-DTVMEXT_TEST_FLAG=1",))) != new_a
+
+
+def test_compile_error_shows_diagnostics_command_and_source(tmp_path):
+    bad = tmp_path / "bad.cc"
+    bad.write_text(
+        "#include <tvmext/layer.h>\nvoid f(tvmext::TensorView x) { undefined_call(x); }\n"
+    )
+    with pytest.raises(tvmext.NativeBuildError) as info:
+        tvmext.native_op("test_native.bad", sources=[bad], forward="f", infer=_same_type)
+    message = str(info.value)
+    assert "compiling" in message and "failed" in message
+    assert "undefined_call" in message and "error" in message
+    assert "command: " in message and str(bad) in message
+    assert "test_native.bad" not in tvmext.custom_op.OPS
+
+
+def test_missing_symbol_lists_exported_ones():
+    with pytest.raises(
+        tvmext.NativeBuildError,
+        match=r"symbol 'leaky_forwrd' is not exported by its sources; exported: leaky_bwd, "
+        r"leaky_fwd",
+    ):
+        tvmext.native_op(
+            "test_native.typo", sources=[NATIVE / "leaky_relu.cc"], forward="leaky_forwrd",
+            infer=_same_type, attrs={"alpha": 0.1},
+        )  # fmt: skip
+
+
+def test_exception_inside_the_layer_reaches_python(rng):
+    op = tvmext.native_op(
+        "test_native.checked", sources=[NATIVE / "throwing.cc"], forward="checked_fwd",
+        infer=_same_type, replace=True,
+    )  # fmt: skip
+    np.testing.assert_allclose(op(np.ones((2, 4), "float32")), np.ones((2, 4)))
+    with pytest.raises(ValueError, match=r"checked: input 'x' must be non-negative, got -1"):
+        op(-np.ones((2, 4), "float32"))
+    with pytest.raises(
+        ValueError, match=r"checked: input 'x' has shape \[2, 3\], expected \[\?, 4\]"
+    ):
+        op(np.ones((2, 3), "float32"))
+
+
+def test_declaration_errors():
+    with pytest.raises(tvmext.OpDefinitionError, match="give either sources= or objects="):
+        tvmext.native_op("test_native.none", forward="f", infer=_same_type)
+    with pytest.raises(tvmext.OpDefinitionError, match="attribute 'mode' default 'fast' must be"):
+        tvmext.native_op("test_native.s", sources=[NATIVE / "leaky_relu.cc"], forward="leaky_fwd",
+                         infer=_same_type, attrs={"mode": "fast"})  # fmt: skip
+    with pytest.raises(tvmext.NativeBuildError, match="native source .*missing.cc' does not exist"):
+        tvmext.native_op("test_native.m", sources=["missing.cc"], forward="f", infer=_same_type)
+
+
+@pytest.mark.skipif(shutil.which("nvcc") is None, reason="nvcc is not installed")
+def test_cuda_source_compiles_to_an_object():
+    obj = compile_object(str(NATIVE / "scale.cu"), BuildFlags())
+    symbols = subprocess.run(["nm", obj], capture_output=True, text=True, check=True).stdout
+    assert "__tvm_ffi_scale_fwd" in symbols
