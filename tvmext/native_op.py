@@ -268,7 +268,7 @@ def native_op(
         libraries = (*libraries, "cudart")  # kernel launches need the CUDA runtime
     flags = BuildFlags(tuple(extra_cflags), tuple(map(str, include_dirs)), tuple(libraries))
     built = [compile_object(p, flags) for p in paths]
-    for path in map(os.fspath, objects):
+    for path in (os.fspath(o) for o in objects):
         if not os.path.isfile(path):
             raise NativeBuildError(f"op {name!r}: object file {path!r} does not exist")
         built.append(os.path.abspath(path))
