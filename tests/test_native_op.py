@@ -175,7 +175,9 @@ def test_declaration_errors():
     with pytest.raises(tvmext.OpDefinitionError, match="attribute 'mode' default 'fast' must be"):
         tvmext.native_op("test_native.s", sources=[NATIVE / "leaky_relu.cc"], forward="leaky_fwd",
                          infer=_same_type, attrs={"mode": "fast"})  # fmt: skip
-    with pytest.raises(tvmext.NativeBuildError, match=r"native source .*missing\.cc' does not exist"):
+    with pytest.raises(
+        tvmext.NativeBuildError, match=r"native source .*missing\.cc' does not exist"
+    ):
         tvmext.native_op("test_native.m", sources=["missing.cc"], forward="f", infer=_same_type)
 
 
