@@ -12,10 +12,10 @@ TUTORIALS = sorted((pathlib.Path(__file__).parent.parent / "tutorials").glob("*.
 
 
 @pytest.mark.parametrize("path", TUTORIALS, ids=lambda p: p.name)
-def test_tutorial_runs(path: pathlib.Path, tmp_path: pathlib.Path) -> None:
+def test_tutorial_runs(path: pathlib.Path) -> None:
     notebook = nbformat.read(path, as_version=4)
     NotebookClient(
-        notebook, timeout=600, kernel_name="python3", resources={"metadata": {"path": tmp_path}}
+        notebook, timeout=600, kernel_name="python3", resources={"metadata": {"path": path.parent}}
     ).execute()
     errors = [
         out
