@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from .compiler import compile, tune
     from .custom_op import CustomOp, op
     from .module import Module, load
-    from .native_op import NativeOp, native_op
+    from .native_layer import NativeOp, native_op
     from .plugins import load_plugins
     from .target_spec import TargetSpec, parse_target
 
@@ -38,8 +38,8 @@ _LAZY = {
     "load": "module",
     "load_plugins": "plugins",
     "op": "custom_op",
-    "native_op": "native_op",
-    "NativeOp": "native_op",
+    "native_op": "native_layer",
+    "NativeOp": "native_layer",
     "CustomOp": "custom_op",
     "parse_target": "target_spec",
     "TargetSpec": "target_spec",

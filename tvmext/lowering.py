@@ -178,7 +178,7 @@ def build(
     Native layers used by ``mod`` are attached as static libraries, so that
     ``export_library`` links their objects into the artifact.
     """
-    from .native_op import native_libraries
+    from .native_layer import native_libraries
 
     executable = tvm.compile(
         mod, target=target, relax_pipeline=relax_pipeline(target, after_stage, records)
