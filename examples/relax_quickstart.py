@@ -1,8 +1,9 @@
-"""Declare a custom op, compile a small model that uses it, run it, print result and time.
+"""The Python-API path: build a Relax model that uses a custom op, compile, run, time.
 
-This is the README's first command. The model is a two-layer MLP block
-``rms_norm(shifted_softplus(x @ W1) @ W2)`` where the activation is declared here with
-``@tvmext.op`` and RMSNorm is one of tvmext's shipped ops.
+The model is a two-layer MLP block ``rms_norm(shifted_softplus(x @ W1) @ W2)``: the
+activation is the op the acme plugin (``acme_plugin.py``, beside this file) declares
+with ``@tvmext.op``, RMSNorm is one of tvmext's shipped ops. The README's main
+command does the same through an ONNX file and the command line.
 """
 
 from __future__ import annotations
@@ -11,31 +12,14 @@ import time
 
 import numpy as np
 import tvm
-from tvm import relax, te, tirx
+from acme_plugin import shifted_softplus
+from tvm import relax
 
 import tvmext
 from tvmext.lowering import build
 from tvmext.ops import rms_norm
 
-
-@tvmext.op("quickstart.shifted_softplus")
-def shifted_softplus(x: te.Tensor, *, shift: float = 0.6931472) -> te.Tensor:
-    """softplus(x) - shift: a smooth activation TVM does not ship."""
-    zero, one = tirx.const(0, x.dtype), tirx.const(1, x.dtype)
-    return te.compute(
-        x.shape,
-        lambda *i: (
-            tirx.max(x[i], zero)
-            + tirx.log(one + tirx.exp(-tirx.abs(x[i])))
-            - tirx.const(shift, x.dtype)
-        ),
-        name="shifted_softplus",
-    )
-
-
-@shifted_softplus.reference
-def _reference(x: np.ndarray, *, shift: float) -> np.ndarray:
-    return np.logaddexp(0, x) - shift
+_reference = shifted_softplus.reference_fn
 
 
 def main() -> None:

@@ -90,6 +90,18 @@ def te_legalize(custom: CustomOp, bb: relax.BlockBuilder, call: relax.Call) -> r
     return lowered
 
 
+def outputs_and_grads(
+    orig_var: relax.Var, output_grad: relax.Var, ctx: relax.BlockBuilder
+) -> tuple[list[relax.Expr], list[relax.Expr]]:
+    """The op's outputs and their gradients as lists (split when the op returns a tuple)."""
+    if not isinstance(orig_var.ty, relax.TupleType):
+        return [orig_var], [output_grad]
+    n_out = len(orig_var.ty.fields)
+    outputs = [ctx.emit(relax.TupleGetItem(orig_var, i)) for i in range(n_out)]
+    grads = [ctx.emit(relax.TupleGetItem(output_grad, i)) for i in range(n_out)]
+    return outputs, grads
+
+
 def te_primal_gradient(
     custom: CustomOp,
     orig_var: relax.Var,
@@ -100,12 +112,7 @@ def te_primal_gradient(
     """One partial per input of a TE op's call, from its companion gradient op."""
     attrs = custom.attr_spec.decode(orig_call.attrs)
     inputs = list(orig_call.args)
-    if isinstance(orig_var.ty, relax.TupleType):
-        n_out = len(orig_var.ty.fields)
-        outputs = [ctx.emit(relax.TupleGetItem(orig_var, i)) for i in range(n_out)]
-        out_grads = [ctx.emit(relax.TupleGetItem(output_grad, i)) for i in range(n_out)]
-    else:
-        outputs, out_grads = [orig_var], [output_grad]
+    outputs, out_grads = outputs_and_grads(orig_var, output_grad, ctx)
     # Trace once on placeholders to learn which inputs have a gradient.
     ins = placeholders(custom, orig_call)
     rest = [te.placeholder(list(v.ty.shape.values), v.ty.dtype) for v in outputs + out_grads]

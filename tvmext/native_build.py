@@ -15,7 +15,7 @@ import os
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from .errors import NativeBuildError
@@ -85,22 +85,33 @@ def compile_object(source: str, flags: BuildFlags) -> str:
     name = os.path.splitext(os.path.basename(source))[0]
     folder = os.path.join(cache_dir(), key.hexdigest()[:24])
     obj = os.path.join(folder, f"{name}.o")
-    if os.path.isfile(obj):
-        return obj
+    if not os.path.isfile(obj):
+        _produce(
+            obj,
+            lambda tmp: [*command, os.path.abspath(source), "-o", tmp],
+            f"compiling {source!r} failed",
+            f"source kept at: {os.path.abspath(source)}",
+        )
+    return obj
+
+
+def _produce(path: str, command: Callable[[str], list[str]], failure: str, note: str = "") -> None:
+    """Run ``command(tmp)``, which writes ``tmp`` beside ``path``; rename it on success.
+
+    A failure raises NativeBuildError with the command and the compiler's output and
+    leaves no file behind.
+    """
+    folder = os.path.dirname(path)
     os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(suffix=".o", dir=folder)
+    fd, tmp = tempfile.mkstemp(suffix=os.path.splitext(path)[1], dir=folder)
     os.close(fd)
-    full = [*command, os.path.abspath(source), "-o", tmp]
+    full = command(tmp)
     done = subprocess.run(full, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         os.unlink(tmp)
-        raise NativeBuildError(
-            f"compiling {source!r} failed (exit {done.returncode}).\ncommand: "
-            f"{' '.join(full)}\nsource kept at: {os.path.abspath(source)}\n"
-            f"{done.stderr.strip()}"
-        )
-    os.replace(tmp, obj)
-    return obj
+        lines = [f"{failure} (exit {done.returncode}).", f"command: {' '.join(full)}"]
+        raise NativeBuildError("\n".join([*lines, *([note] if note else []), done.stderr.strip()]))
+    os.replace(tmp, path)
 
 
 @functools.cache
@@ -121,29 +132,17 @@ def link_shared(objects: Sequence[str], flags: BuildFlags) -> str:
     path = os.path.join(folder, "layer.so")
     if os.path.isfile(path):
         return path
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(suffix=".so", dir=folder)
-    os.close(fd)
     command = [
         os.environ.get("CXX", "g++"),
         "-shared",
         *objects,
-        "-o",
-        tmp,
         f"-L{lib_dir}",
         "-ltvm_ffi",
         f"-Wl,-rpath,{lib_dir}",
         *(f"-L{d}" for d in cuda_dirs if "cudart" in flags.libraries),
         *(f"-l{lib}" for lib in flags.libraries),
     ]
-    done = subprocess.run(command, capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        os.unlink(tmp)
-        raise NativeBuildError(
-            f"linking {len(objects)} object(s) failed.\ncommand: {' '.join(command)}\n"
-            f"{done.stderr.strip()}"
-        )
-    os.replace(tmp, path)
+    _produce(path, lambda tmp: [*command, "-o", tmp], f"linking {len(objects)} object(s) failed")
     return path
 
 

@@ -26,6 +26,7 @@ from tvm import relax
 
 from .custom_op import OPS, CustomOp, _install, lookup
 from .errors import NativeBuildError, OpDefinitionError, ShapeError
+from .lowering_rules import outputs_and_grads
 from .native_build import BuildFlags, compile_object, exported_symbols, link_shared
 from .op_attrs import Attr, AttrSpec
 from .registry import caller_location
@@ -180,12 +181,7 @@ class NativeOp(CustomOp):
     ) -> list[relax.Expr]:
         if self.backward_symbol is None:
             raise OpDefinitionError(f"op {self.name!r} has no gradient; pass backward=")
-        if isinstance(orig_var.ty, relax.TupleType):
-            n_out = len(orig_var.ty.fields)
-            outputs = [ctx.emit(relax.TupleGetItem(orig_var, i)) for i in range(n_out)]
-            grads = [ctx.emit(relax.TupleGetItem(output_grad, i)) for i in range(n_out)]
-        else:
-            outputs, grads = [orig_var], [output_grad]
+        outputs, grads = outputs_and_grads(orig_var, output_grad, ctx)
         grad_op = self.gradient_op()
         attrs = self.attr_spec.decode(orig_call.attrs)
         result = ctx.emit(grad_op.call_relax(*orig_call.args, *outputs, *grads, **attrs))

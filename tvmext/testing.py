@@ -31,13 +31,17 @@ def _tolerance(dtype: str, table: dict[str, tuple[float, float]]) -> tuple[float
     return table.get(dtype, (0.0, 0.0))
 
 
+def _params(arrays: Sequence[np.ndarray]) -> list[relax.Var]:
+    return [
+        relax.Var(f"x{i}", relax.TensorType(a.shape, str(a.dtype))) for i, a in enumerate(arrays)
+    ]
+
+
 def _forward_module(
     op: CustomOp, arrays: Sequence[np.ndarray], attrs: dict[str, Any]
 ) -> tuple[tvm.IRModule, relax.Type]:
     bb = relax.BlockBuilder()
-    params = [
-        relax.Var(f"x{i}", relax.TensorType(a.shape, str(a.dtype))) for i, a in enumerate(arrays)
-    ]
+    params = _params(arrays)
     with bb.function("main", params):
         with bb.dataflow():
             out = bb.emit_output(op.call_relax(*params, **attrs))
@@ -54,9 +58,7 @@ def _loss_module(
 ) -> tvm.IRModule:
     """``loss = sum_k sum(y_k * c_k)``, differentiated by ``relax.transform.Gradient``."""
     bb = relax.BlockBuilder()
-    params = [
-        relax.Var(f"x{i}", relax.TensorType(a.shape, str(a.dtype))) for i, a in enumerate(arrays)
-    ]
+    params = _params(arrays)
     with bb.function("main", params):
         with bb.dataflow():
             y = bb.emit(op.call_relax(*params, **attrs))
