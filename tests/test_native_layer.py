@@ -186,3 +186,30 @@ def test_cuda_source_compiles_to_an_object():
     obj = compile_object(str(NATIVE / "scale.cu"), BuildFlags())
     symbols = subprocess.run(["nm", obj], capture_output=True, text=True, check=True).stdout
     assert "__tvm_ffi_scale_fwd" in symbols
+
+
+def _has_gpu() -> bool:
+    import tvm
+
+    return bool(tvm.cuda(0).exist)
+
+
+@pytest.mark.device
+@pytest.mark.skipif(shutil.which("nvcc") is None or not _has_gpu(), reason="needs nvcc and a GPU")
+def test_cuda_layer_runs_on_the_gpu(rng):
+    import tvm
+
+    op = tvmext.native_op(
+        "test_native.cuda_scale", sources=[NATIVE / "scale.cu"], forward="scale_fwd",
+        infer=_same_type, attrs={"alpha": 2.0}, replace=True,
+    )  # fmt: skip
+    x = rng.standard_normal((4, 256)).astype("float32")
+    bb = relax.BlockBuilder()
+    v = relax.Var("x", relax.TensorType((4, 256), "float32"))
+    with bb.function("main", [v]):
+        with bb.dataflow():
+            out = bb.emit_output(op(v, alpha=3.0))
+        bb.emit_func_output(out)
+    module = tvmext.compile(bb.get(), "cuda")
+    got = module._vm["main"](tvm.runtime.tensor(x, tvm.cuda(0))).numpy()
+    np.testing.assert_allclose(got, 3 * x, rtol=1e-6)
