@@ -141,8 +141,13 @@ class CustomOp:
         return convert_attributes
 
     def convert_param(self, input_name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-        """Declare how a weight input is converted at compile time from the standard
-        format (NumPy, as stored in ONNX) to the layout/dtype this op needs."""
+        """Declare how a weight input is converted from the standard format to the one
+        this op needs: ``fn(array, **attrs) -> array`` in NumPy.
+
+        The importer applies it once, at compile time, to constant weights (ONNX
+        initializers) of nodes mapped to this op, so the artifact holds converted
+        weights. A weight that is not a constant is an error naming the node.
+        """
         if self.tensor_names is not None and input_name not in self.tensor_names:
             raise OpDefinitionError(
                 f"op {self.name!r}: convert_param names unknown input {input_name!r}; "

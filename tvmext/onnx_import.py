@@ -14,6 +14,7 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import numpy as np
 import onnx
 import tvm
 from tvm import relax
@@ -119,10 +120,40 @@ class _Importer(onnx_frontend.ONNXGraphImporter):
         while inputs and inputs[-1] is None:
             inputs = inputs[:-1]
         try:
-            call = mapping.op.call_relax(*inputs, **mapping.op_attributes(onnx_attrs))
-            return self.bb.normalize(call)
+            op_attrs = mapping.op.attr_spec.bind(mapping.op_attributes(onnx_attrs))
+            inputs = convert_weights(mapping.op, list(inputs), op_attrs, label)
+            return self.bb.normalize(mapping.op.call_relax(*inputs, **op_attrs))
+        except ModelError:
+            raise
         except TvmextError as err:
             raise ModelError(f"{label}: {err}") from err
+
+
+def convert_weights(
+    op: Any, inputs: list[relax.Expr], attrs: Mapping[str, Any], label: str
+) -> list[relax.Expr]:
+    """Apply ``op``'s declared weight conversions to constant inputs, once, now."""
+    for i, name in enumerate(op.tensor_names or ()):
+        convert = op.param_conversions.get(name)
+        if convert is None or i >= len(inputs):
+            continue
+        weight = inputs[i]
+        if not isinstance(weight, tvm.ir.Constant):
+            raise ModelError(
+                f"{label}: input {name!r} of op {op.name!r} is not a constant initializer, "
+                f"but its declared conversion runs in NumPy at compile time; store the "
+                f"weight as an initializer"
+            )
+        array = weight.value.numpy()
+        try:
+            converted = np.asarray(convert(array, **attrs))
+        except Exception as err:
+            raise ModelError(
+                f"{label}: converting weight {name!r} of shape {list(array.shape)} "
+                f"{array.dtype} for op {op.name!r} failed: {type(err).__name__}: {err}"
+            ) from err
+        inputs[i] = relax.const(converted, str(converted.dtype))
+    return inputs
 
 
 def from_onnx(

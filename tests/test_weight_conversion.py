@@ -1,0 +1,112 @@
+"""Weights arrive in ONNX's format and are converted once, at compile time."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+from tvm import te
+
+import tvmext
+from tvmext import onnx_import
+
+
+def _model(weight: np.ndarray | None, n_out: int = 24):
+    """x[4, 16] -> com.conv::Linear(x, W) with W[16, n_out] an initializer (or an input)."""
+    node = helper.make_node("Linear", ["x", "W"], ["y"], name="linear", domain="com.conv")
+    inputs = [helper.make_tensor_value_info("x", TensorProto.FLOAT, [4, 16])]
+    initializers = []
+    if weight is None:
+        inputs.append(helper.make_tensor_value_info("W", TensorProto.FLOAT, [16, n_out]))
+    else:
+        initializers.append(numpy_helper.from_array(weight, "W"))
+    graph = helper.make_graph(
+        [node], "g", inputs, [helper.make_tensor_value_info("y", TensorProto.FLOAT, [4, n_out])],
+        initializers,
+    )  # fmt: skip
+    opsets = [helper.make_opsetid("", 17), helper.make_opsetid("com.conv", 1)]
+    return helper.make_model(graph, opset_imports=opsets)
+
+
+@pytest.fixture(scope="module")
+def linear_fp16_transposed():
+    """An op whose kernel wants the weight as [n_out, k] in float16."""
+
+    @tvmext.op("test_conv.linear", replace=True)
+    def linear(x, w_t):
+        k = te.reduce_axis((0, x.shape[1]), "k")
+        return te.compute(
+            (x.shape[0], w_t.shape[0]),
+            lambda i, j: te.sum(x[i, k] * w_t[j, k].astype("float32"), axis=k),
+            name="linear",
+        )
+
+    linear.onnx("com.conv", "Linear", replace=True)
+    calls = []
+
+    @linear.convert_param("w_t")
+    def _to_fp16_transposed(w):
+        calls.append(w.shape)
+        return np.ascontiguousarray(w.T).astype(np.float16)
+
+    return linear, calls
+
+
+def test_layout_and_dtype_converted_once_at_compile_time(linear_fp16_transposed, rng, tmp_path):
+    _, calls = linear_fp16_transposed
+    w = rng.standard_normal((16, 24)).astype(np.float32)
+    calls.clear()
+    module = tvmext.compile(_model(w))
+    assert calls == [(16, 24)]  # converted once, from the ONNX layout
+    x = rng.standard_normal((4, 16)).astype(np.float32)
+    expected = x @ w.astype(np.float16).astype(np.float32)
+    np.testing.assert_allclose(module(x)[0], expected, rtol=1e-5, atol=1e-5)
+    for _ in range(3):
+        module(x)
+    assert calls == [(16, 24)]  # inference does no conversion
+    artifact = module.export(tmp_path / "m.so")
+    call = onnx_import.from_onnx(_model(w))["main"].body.blocks[0].bindings[0].value
+    weight = call.args[1].value.numpy()
+    assert weight.dtype == np.float16 and weight.shape == (24, 16)  # stored converted
+    np.testing.assert_allclose(tvmext.load(artifact)(x)[0], expected, rtol=1e-5, atol=1e-5)
+
+
+def test_runtime_weight_cannot_use_a_numpy_conversion(linear_fp16_transposed):
+    with pytest.raises(
+        tvmext.ModelError,
+        match=r"node 'linear' \(com\.conv::Linear\): input 'w_t' of op 'test_conv\.linear' is "
+        r"not a constant initializer",
+    ):
+        tvmext.compile(_model(None))
+
+
+def test_weight_that_does_not_fit_the_conversion_names_node_and_shape(rng):
+    @tvmext.op("test_conv.blocked", replace=True)
+    def blocked(x, w):
+        k = te.reduce_axis((0, x.shape[1]), "k")
+        return te.compute(
+            (x.shape[0], w.shape[0] * w.shape[2]),
+            lambda i, j: te.sum(x[i, k] * w[j // 8, k, j % 8], axis=k),
+        )
+
+    blocked.onnx("com.conv", "Linear", replace=True)
+
+    @blocked.convert_param("w")
+    def _to_blocks_of_8(w):  # [k, n] -> [n / 8, k, 8]
+        k, n = w.shape
+        return np.ascontiguousarray(w.reshape(k, n // 8, 8).transpose(1, 0, 2))
+
+    w = rng.standard_normal((16, 24)).astype(np.float32)
+    x = rng.standard_normal((4, 16)).astype(np.float32)
+    np.testing.assert_allclose(tvmext.compile(_model(w))(x)[0], x @ w, rtol=1e-5, atol=1e-5)
+    with pytest.raises(
+        tvmext.ModelError,
+        match=r"node 'linear' .*converting weight 'w' of shape \[16, 20\] float32 for op "
+        r"'test_conv\.blocked' failed: ValueError",
+    ):
+        tvmext.compile(_model(rng.standard_normal((16, 20)).astype(np.float32), n_out=20))
+
+
+def test_convert_param_names_a_real_input():
+    with pytest.raises(tvmext.OpDefinitionError, match="convert_param names unknown input 'v'"):
+        tvmext.ops.swish.convert_param("v")
