@@ -1,5 +1,9 @@
 """Inference simplification for every target: decompose training-style ops (batch
-norm, layer norm in training form), fold constants and drop dead bindings."""
+norm, layer norm in training form) and canonicalize bindings.
+
+Constants are folded later, after legalization (in the lowering pipeline): folding
+before it leaves dangling ``shape_func`` references for dynamic slices (TVM 0.27).
+"""
 
 from __future__ import annotations
 
@@ -11,13 +15,11 @@ from tvmext.pass_registry import register_pass
 
 @register_pass("tvmext.simplify_for_inference", phase="optimize", targets=("*",))
 def simplify_for_inference() -> tvm.transform.Pass:
-    """DecomposeOpsForInference, CanonicalizeBindings, FoldConstant, DeadCodeElimination."""
+    """DecomposeOpsForInference, CanonicalizeBindings."""
     return tvm.transform.Sequential(
         [
             relax.transform.DecomposeOpsForInference(),
             relax.transform.CanonicalizeBindings(),
-            relax.transform.FoldConstant(),
-            relax.transform.DeadCodeElimination(),
         ],
         name="tvmext.simplify_for_inference",
     )

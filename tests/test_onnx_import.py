@@ -95,5 +95,7 @@ def test_malformed_and_missing_files(tmp_path):
 
 
 def test_input_shape_for_unknown_input():
-    with pytest.raises(tvmext.ModelError, match=r"input 'z' given a shape is not a model input"):
+    with pytest.raises(
+        tvmext.ModelError, match=r"input 'z' given a shape or dtype is not a model input"
+    ):
         tvmext.compile(mlp(), input_shapes="z:[1,2]")

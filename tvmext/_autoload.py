@@ -22,12 +22,12 @@ def _importing_tvmext() -> bool:
 
 
 def autoload() -> None:
-    """Register tvmext's ops, passes and TVMScript namespace (idempotent, cheap)."""
+    """Register tvmext's ops, passes, ONNX converters and TVMScript namespace (idempotent)."""
     global _done
     if _done or _importing_tvmext():
         return  # a tvmext module triggered `import tvm`: it finishes loading on first use
     _done = True
-    from . import ops, passes, script_namespace
+    from . import onnx_converters, ops, passes, script_namespace
 
     script_namespace.install()
-    del ops, passes
+    del ops, passes, onnx_converters

@@ -112,7 +112,7 @@ def _compile(args: argparse.Namespace) -> None:
         opt_level=args.opt_level,
     )
     module.export(output)
-    inputs = ", ".join(f"{i.name}: {list(i.shape)} {i.dtype}" for i in module.inputs)
+    inputs = ", ".join(map(str, module.inputs))
     print(f"compiled {args.model} for {args.target!r} in {time.perf_counter() - start:.1f} s")
     print(f"wrote {output} (inputs {inputs})")
 
@@ -232,8 +232,8 @@ def _ops(args: argparse.Namespace) -> None:
     print("onnx mappings:")
     for m in sorted(onnx_registry.all_mappings(), key=lambda m: (m.domain, m.op_type)):
         print(
-            f"  {(m.domain or 'ai.onnx') + '::' + m.op_type:32} -> {m.op.name} "
-            f"(opset >= {m.since_version}) {m.origin}"
+            f"  {(m.domain or 'ai.onnx') + '::' + m.op_type:32} -> "
+            f"{onnx_registry.describe(m)} (opset >= {m.since_version}) {m.origin}"
         )
     print("passes:")
     for p in sorted(PASSES, key=lambda e: e.key):

@@ -59,12 +59,16 @@ def _relax_inputs(mod: tvm.IRModule, names: list[str] | None = None) -> list[Inp
     specs = []
     for i, param in enumerate(mod["main"].params):
         ty = param.ty
-        if not isinstance(ty, relax.TensorType) or not isinstance(ty.shape, relax.ShapeExpr):
-            raise ModelError(
-                f"input {param.name!r} of 'main' must be a tensor with a known rank, got {ty}"
-            )
+        if not isinstance(ty, relax.TensorType):
+            raise ModelError(f"input {param.name!r} of 'main' must be a tensor, got {ty}")
         name = names[i] if names else param.name
-        specs.append(InputSpec(name, tuple(_dim(d) for d in ty.shape.values), str(ty.dtype)))
+        shape = (
+            tuple(_dim(d) for d in ty.shape.values)
+            if isinstance(ty.shape, relax.ShapeExpr)
+            else None
+        )
+        dtype = "" if str(ty.dtype) in ("None", "void", "") else str(ty.dtype)
+        specs.append(InputSpec(name, shape, dtype))
     return specs
 
 

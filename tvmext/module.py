@@ -26,11 +26,16 @@ SIGNATURE_FUNCTION = "tvmext_signature"
 
 @dataclass(frozen=True)
 class InputSpec:
-    """One input: name, shape (ints; strings for symbolic dims) and dtype."""
+    """One input: name, shape (ints; strings for symbolic dims; None when even the rank
+    is unknown) and dtype (empty when unknown)."""
 
     name: str
-    shape: tuple[int | str, ...]
+    shape: tuple[int | str, ...] | None
     dtype: str
+
+    def __str__(self) -> str:
+        shape = "?" if self.shape is None else str(list(self.shape))
+        return f"{self.name}: {shape} {self.dtype or '?'}"
 
 
 @dataclass(frozen=True)
@@ -56,7 +61,16 @@ class BenchmarkResult:
 def signature_function(inputs: Sequence[InputSpec]) -> relax.Function:
     """A Relax function returning the inputs as JSON, to embed in the artifact."""
     text = json.dumps(
-        {"inputs": [{"name": i.name, "shape": list(i.shape), "dtype": i.dtype} for i in inputs]}
+        {
+            "inputs": [
+                {
+                    "name": i.name,
+                    "shape": None if i.shape is None else list(i.shape),
+                    "dtype": i.dtype,
+                }
+                for i in inputs
+            ]
+        }
     )
     func = relax.Function([], tvm.ir.StringImm(text), tvm.ir.StringType())
     return func.with_attr("global_symbol", SIGNATURE_FUNCTION)
@@ -64,7 +78,10 @@ def signature_function(inputs: Sequence[InputSpec]) -> relax.Function:
 
 def _read_signature(vm: relax.VirtualMachine) -> list[InputSpec]:
     data = json.loads(str(vm[SIGNATURE_FUNCTION]()))
-    return [InputSpec(i["name"], tuple(i["shape"]), i["dtype"]) for i in data["inputs"]]
+    return [
+        InputSpec(i["name"], None if i["shape"] is None else tuple(i["shape"]), i["dtype"])
+        for i in data["inputs"]
+    ]
 
 
 class Module:
@@ -104,10 +121,13 @@ class Module:
         symbols: dict[str, int] = {}
         for spec, value in zip(self.inputs, arrays, strict=True):
             array = np.asarray(value)
-            expected = f"{spec.dtype} of shape {list(spec.shape)}"
+            shape = "any shape" if spec.shape is None else f"shape {list(spec.shape)}"
+            expected = f"{spec.dtype or 'any dtype'} of {shape}"
             given = f"{array.dtype} of shape {list(array.shape)}"
-            fits = str(array.dtype) == spec.dtype and array.ndim == len(spec.shape)
-            if fits:
+            fits = str(array.dtype) == spec.dtype or not spec.dtype
+            if fits and spec.shape is not None:
+                fits = array.ndim == len(spec.shape)
+            if fits and spec.shape is not None:
                 for want, got in zip(spec.shape, array.shape, strict=True):
                     if isinstance(want, str):
                         fits = fits and symbols.setdefault(want, got) == got
@@ -115,7 +135,7 @@ class Module:
                         fits = fits and want == got
             if not fits:
                 raise ShapeError(f"input {spec.name!r}: expected {expected}, got {given}")
-            bound.append(np.ascontiguousarray(array))
+            bound.append(array if array.flags.c_contiguous else array.copy(order="C"))
         return bound
 
     def run(self, *arrays: Any, **named: Any) -> list[np.ndarray]:
@@ -162,13 +182,15 @@ class Module:
         return path
 
     def __repr__(self) -> str:
-        inputs = ", ".join(f"{i.name}: {list(i.shape)} {i.dtype}" for i in self.inputs)
+        inputs = ", ".join(map(str, self.inputs))
         return f"<tvmext.Module ({inputs}) on {self.device}>"
 
 
 def _flatten(value: Any) -> list[np.ndarray]:
     if isinstance(value, tvm.runtime.Tensor):
         return [value.numpy()]
+    if isinstance(value, tvm.runtime.ShapeTuple):
+        return [np.array(list(value), dtype=np.int64)]
     return [a for v in value for a in _flatten(v)]
 
 
@@ -177,10 +199,10 @@ def random_inputs(inputs: Sequence[InputSpec], seed: int = 0) -> list[np.ndarray
     rng = np.random.default_rng(seed)
     arrays = []
     for spec in inputs:
-        if any(isinstance(d, str) for d in spec.shape):
+        if spec.shape is None or not spec.dtype or any(isinstance(d, str) for d in spec.shape):
             raise ShapeError(
-                f"input {spec.name!r} has symbolic shape {list(spec.shape)}: give inputs "
-                f"explicitly (or compile with fixed input shapes)"
+                f"input {spec} is not fully known (symbolic or unknown shape or dtype): give "
+                f"inputs explicitly (or compile with fixed input shapes)"
             )
         shape = tuple(int(d) for d in spec.shape)
         dtype = np.dtype(spec.dtype)

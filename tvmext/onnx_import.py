@@ -83,12 +83,20 @@ def _rename_registered(model: onnx.ModelProto) -> tuple[onnx.ModelProto, dict[st
     opsets = _opsets(model)
     renamed = onnx.ModelProto()
     renamed.CopyFrom(model)
+    consumers: dict[str, list[str]] = {}
+    for node in model.graph.node:
+        for name in node.input:
+            consumers.setdefault(name, []).append(node.op_type)
     table: dict[str, Any] = {}
     for index, node in enumerate(renamed.graph.node):
         domain = onnx_registry.normalize_domain(node.domain)
         mapping = onnx_registry.lookup(domain, node.op_type, opsets.get(domain, 1))
         if mapping is None:
             continue
+        if isinstance(mapping, onnx_registry.OnnxConverter) and mapping.applies is not None:
+            users = [op for out in node.output for op in consumers.get(out, [])]
+            if not mapping.applies(node, users):
+                continue
         key = f"{_KEY_PREFIX}{domain}::{node.op_type}"
         table[key] = (mapping, _node_label(model.graph.node[index], index))
         node.op_type = key
@@ -117,6 +125,17 @@ class _Importer(onnx_frontend.ONNXGraphImporter):
             for k, v in attrs.items()
             if k != "tvm_custom"
         }
+        if isinstance(mapping, onnx_registry.OnnxConverter):
+
+            def fallback() -> relax.Expr:
+                return super(_Importer, self)._convert_operator(
+                    mapping.op_type, inputs, attrs, opset
+                )
+
+            try:
+                return self.bb.normalize(mapping.fn(self.bb, inputs, onnx_attrs, fallback))
+            except TvmextError as err:
+                raise ModelError(f"{label}: {err}") from err
         while inputs and inputs[-1] is None:
             inputs = inputs[:-1]
         try:
@@ -168,15 +187,16 @@ def from_onnx(
         raise ModelError(f"ONNX model is invalid: {str(err).splitlines()[0]}") from err
     _check_ops(model)
     renamed, table = _rename_registered(model)
-    inputs = graph_inputs(model)
-    dtype_dict = {i.name: i.dtype for i in inputs}
-    dtype_dict.update(dtypes or {})
-    shape_dict = {i.name: list(i.shape) for i in inputs if all(isinstance(d, int) for d in i.shape)}
-    for name, shape in (shapes or {}).items():
-        if name not in dtype_dict:
-            known = ", ".join(i.name for i in inputs)
-            raise ModelError(f"input {name!r} given a shape is not a model input; inputs: {known}")
-        shape_dict[name] = list(shape)
+    names = [i.name for i in graph_inputs(model)]
+    for name in [*(shapes or {}), *(dtypes or {})]:
+        if name not in names:
+            raise ModelError(
+                f"input {name!r} given a shape or dtype is not a model input; inputs: "
+                f"{', '.join(names)}"
+            )
+    # Only what the user gave: everything else comes from the model, as in TVM's importer.
+    shape_dict = {name: list(shape) for name, shape in (shapes or {}).items()}
+    dtype_dict = dict(dtypes or {})
     importer = _Importer(table, shape_dict, dtype_dict, keep_params_in_input=False, sanitize=True)
     opset = _opsets(model).get("", 1)
     try:
@@ -188,9 +208,10 @@ def from_onnx(
 
 
 class GraphInput:
-    """A model input: name, shape (ints, or strings for symbolic dims) and dtype."""
+    """A model input: name, shape (ints, or strings for symbolic dims) and dtype
+    (None for inputs that are not plain tensors, such as optionals)."""
 
-    def __init__(self, name: str, shape: Sequence[int | str], dtype: str) -> None:
+    def __init__(self, name: str, shape: Sequence[int | str], dtype: str | None) -> None:
         self.name, self.shape, self.dtype = name, tuple(shape), dtype
 
     def __repr__(self) -> str:
@@ -209,6 +230,7 @@ def graph_inputs(model: onnx.ModelProto) -> list[GraphInput]:
             d.dim_value if d.HasField("dim_value") else (d.dim_param or "?")
             for d in tensor.shape.dim
         ]
-        dtype = onnx.helper.tensor_dtype_to_np_dtype(tensor.elem_type).name
+        known = value.type.HasField("tensor_type") and tensor.elem_type != 0
+        dtype = onnx.helper.tensor_dtype_to_np_dtype(tensor.elem_type).name if known else None
         inputs.append(GraphInput(value.name, dims, dtype))
     return inputs

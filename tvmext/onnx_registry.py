@@ -1,7 +1,8 @@
-"""Which tvmext op an ONNX node ``domain::op_type`` (at an opset version) becomes.
+"""What an ONNX node ``domain::op_type`` (at an opset version) becomes.
 
-Filled by ``op.onnx(domain, op_type, since_version=1, attrs=None)``; read by the
-domain-aware importer (:mod:`tvmext.onnx_import`).
+Two kinds of entries: a tvmext op (``op.onnx(domain, op_type, since_version=1,
+attrs=None)``), or a converter function (:func:`register_converter`) that builds Relax
+directly, used to fix gaps in TVM's importer. Read by :mod:`tvmext.onnx_import`.
 """
 
 from __future__ import annotations
@@ -37,7 +38,25 @@ class OnnxMapping:
         return {self.attr_names.get(k, k): v for k, v in onnx_attrs.items()}
 
 
-_MAPPINGS: dict[tuple[str, str], list[OnnxMapping]] = {}
+@dataclass(frozen=True)
+class OnnxConverter:
+    """A converter function ``fn(bb, inputs, attrs, fallback) -> relax.Expr``.
+
+    ``fallback()`` runs TVM's own converter for the node (default domain only).
+    ``applies(node, consumers)``, when given, decides per node (with the op types that
+    consume its outputs) whether this converter or TVM's handles it.
+    """
+
+    domain: str
+    op_type: str
+    since_version: int
+    fn: Callable[..., Any]
+    origin: str = ""
+    applies: Callable[[Any, list[str]], bool] | None = None
+
+
+Entry = OnnxMapping | OnnxConverter
+_MAPPINGS: dict[tuple[str, str], list[Entry]] = {}
 
 
 def normalize_domain(domain: str) -> str:
@@ -45,16 +64,16 @@ def normalize_domain(domain: str) -> str:
     return "" if domain in DEFAULT_DOMAINS else domain
 
 
-def register(mapping: OnnxMapping, *, replace: bool = False) -> None:
-    """Add ``mapping``; a second op for the same (domain, op_type, version) is an error."""
+def register(mapping: Entry, *, replace: bool = False) -> None:
+    """Add ``mapping``; a second one for the same (domain, op_type, version) is an error."""
     key = (normalize_domain(mapping.domain), mapping.op_type)
     entries = _MAPPINGS.setdefault(key, [])
     for old in list(entries):
         if old.since_version == mapping.since_version:
-            if not replace and old.op.name != mapping.op.name:
+            if not replace and _target(old) != _target(mapping):
                 raise OpDefinitionError(
                     f"ONNX {mapping.domain or 'ai.onnx'}::{mapping.op_type} (since opset "
-                    f"{mapping.since_version}) already maps to op {old.op.name!r} "
+                    f"{mapping.since_version}) already maps to {_target(old)} "
                     f"(declared at {old.origin}); pass replace=True to redefine it"
                 )
             entries.remove(old)
@@ -62,7 +81,39 @@ def register(mapping: OnnxMapping, *, replace: bool = False) -> None:
     entries.sort(key=lambda m: m.since_version)
 
 
-def lookup(domain: str, op_type: str, opset: int) -> OnnxMapping | None:
+def describe(entry: Entry) -> str:
+    """What ``entry`` converts to, for listings and errors."""
+    return _target(entry)
+
+
+def _target(entry: Entry) -> str:
+    if isinstance(entry, OnnxMapping):
+        return f"op {entry.op.name!r}"
+    return f"converter {entry.fn.__module__}.{entry.fn.__qualname__}"
+
+
+def register_converter(
+    domain: str,
+    op_type: str,
+    since_version: int = 1,
+    *,
+    applies: Callable[[Any, list[str]], bool] | None = None,
+    replace: bool = False,
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Register ``fn(bb, inputs, attrs, fallback)`` as the converter of ``domain::op_type``."""
+    from .registry import caller_location
+
+    origin = caller_location(2)
+
+    def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
+        entry = OnnxConverter(domain, op_type, since_version, fn, origin, applies)
+        register(entry, replace=replace)
+        return fn
+
+    return decorate
+
+
+def lookup(domain: str, op_type: str, opset: int) -> Entry | None:
     """The mapping with the largest ``since_version`` not above ``opset``."""
     entries = _MAPPINGS.get((normalize_domain(domain), op_type), [])
     chosen = None
@@ -78,6 +129,6 @@ def registered(domain: str) -> list[str]:
     return sorted(op_type for (dom, op_type) in _MAPPINGS if dom == d)
 
 
-def all_mappings() -> list[OnnxMapping]:
+def all_mappings() -> list[Entry]:
     """Every registration, for listings."""
     return [m for entries in _MAPPINGS.values() for m in entries]

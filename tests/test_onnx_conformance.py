@@ -1,0 +1,85 @@
+"""ONNX node conformance: every case recorded as passing must keep passing.
+
+The record (tests/onnx_conformance_passing.txt) is written by
+``python -m tvmext.onnx_conformance --record tests/onnx_conformance_passing.txt``
+(official protocol: runtime inputs, exact dtype, rtol 1e-3, atol 1e-7).
+"""
+
+from __future__ import annotations
+
+import pathlib
+import subprocess
+import sys
+
+import numpy as np
+from onnx import TensorProto, helper
+
+import tvmext
+from tvmext import onnx_conformance
+
+PASSING = pathlib.Path(__file__).parent / "onnx_conformance_passing.txt"
+
+
+def test_recorded_cases_still_pass():
+    done = subprocess.run(
+        [sys.executable, "-m", "tvmext.onnx_conformance", "--check", str(PASSING), "--jobs", "2"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
+    assert "passed" in done.stdout
+
+
+def test_record_covers_more_than_stock_tvm_here():
+    # Stock TVM 0.27 passed 675 of the 1,884 cases on this machine (same protocol).
+    assert len(PASSING.read_text().split()) >= 700
+
+
+def test_compare_enforces_the_protocol():
+    got = [np.array([1.0, 2.0], np.float32)]
+    assert onnx_conformance._compare(got, [np.array([1.0, 2.0005], np.float32)]) is None
+    assert "values differ" in onnx_conformance._compare(got, [np.array([1.0, 2.01], np.float32)])
+    assert "dtype float32, expected float64" in onnx_conformance._compare(
+        got, [np.array([1.0, 2.0])]
+    )
+
+
+def _shape_model(consumer: str):
+    nodes = [helper.make_node("Shape", ["x"], ["s"])]
+    if consumer == "Mul":
+        nodes.append(helper.make_node("Mul", ["s", "s"], ["y"]))
+    else:
+        nodes.append(helper.make_node("Reshape", ["x", "s"], ["y"]))
+    graph = helper.make_graph(
+        nodes,
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3])],
+        [
+            helper.make_tensor_value_info("y", TensorProto.INT64, [2])
+            if consumer == "Mul"
+            else helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 3])
+        ],
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def test_static_shape_feeds_any_op():
+    """TVM's importer rejects a Shape output into Mul ("cannot handle ShapeExpr")."""
+    x = np.ones((2, 3), np.float32)
+    np.testing.assert_array_equal(tvmext.compile(_shape_model("Mul"))(x)[0], [4, 9])
+    np.testing.assert_array_equal(tvmext.compile(_shape_model("Reshape"))(x)[0], x)
+
+
+def test_constant_with_value_floats():
+    node = helper.make_node("Constant", [], ["c"], value_floats=[1.5, -2.0])
+    add = helper.make_node("Add", ["x", "c"], ["y"])
+    graph = helper.make_graph(
+        [node, add],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2])],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    y = tvmext.compile(model)(np.array([1, 1], np.float32))[0]
+    np.testing.assert_allclose(y, [2.5, -1.0])
