@@ -64,8 +64,10 @@ def run_case(case: Any, importer: str) -> tuple[str, str]:
     import numpy as np
 
     inputs, expected = case.data_sets[0]
-    if not all(isinstance(a, np.ndarray) for a in [*inputs, *expected]):
+    if not all(isinstance(a, np.ndarray | np.generic) for a in [*inputs, *expected]):
         return "error", "sequence or optional inputs/outputs are not supported"
+    inputs = [np.asarray(a) for a in inputs]
+    expected = [np.asarray(a) for a in expected]
     try:
         if importer == "tvm":
             import tvm

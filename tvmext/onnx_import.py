@@ -132,6 +132,7 @@ class _Importer(onnx_frontend.ONNXGraphImporter):
                     mapping.op_type, inputs, attrs, opset
                 )
 
+            onnx_attrs["_num_outputs"] = attrs["tvm_custom"]["num_outputs"]
             try:
                 return self.bb.normalize(mapping.fn(self.bb, inputs, onnx_attrs, fallback))
             except TvmextError as err:

@@ -42,7 +42,9 @@ class OnnxMapping:
 class OnnxConverter:
     """A converter function ``fn(bb, inputs, attrs, fallback) -> relax.Expr``.
 
-    ``fallback()`` runs TVM's own converter for the node (default domain only).
+    ``attrs`` holds the node's ONNX attributes plus ``_num_outputs``, the number of
+    outputs the node declares. ``fallback()`` runs TVM's own converter for the node
+    (default domain only).
     ``applies(node, consumers)``, when given, decides per node (with the op types that
     consume its outputs) whether this converter or TVM's handles it.
     """
