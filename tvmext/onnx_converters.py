@@ -84,7 +84,7 @@ def _nll(
 ) -> relax.Expr:
     """NegativeLogLikelihoodLoss of ``log_prob`` [N, C, d...] at ``target`` [N, d...]."""
     op = relax.op
-    dtype = log_prob.ty.dtype
+    dtype = str(log_prob.ty.dtype)
     if ignore_index is None:
         safe, mask = target, None
     else:
@@ -146,3 +146,109 @@ def softmax_cross_entropy_loss(
     if attrs["_num_outputs"] > 1:
         return relax.Tuple([bb.emit(loss), log_prob])
     return loss
+
+
+def _neg_inf(dtype: str) -> relax.Expr:
+    return relax.const(np.array(-np.inf, dtype=dtype))
+
+
+def _to_heads(x: relax.Expr, heads: int) -> relax.Expr:
+    """[B, S, H*D] -> [B, H, S, D]."""
+    b, s, hidden = _static_shape(x) or (0, 0, 0)
+    return relax.op.permute_dims(relax.op.reshape(x, (b, s, heads, hidden // heads)), [0, 2, 1, 3])
+
+
+def _attention_bias(
+    mask: relax.Expr | None, is_causal: bool, q_len: int, kv_len: int, past: int, dtype: str
+) -> relax.Expr | None:
+    """The additive bias (0 or -inf, or the float mask) of ONNX Attention."""
+    op = relax.op
+    if mask is not None:
+        mask_shape = _static_shape(mask)
+        if mask_shape is None:
+            raise ValueError("Attention: attn_mask needs a static shape")
+        pad = kv_len - mask_shape[-1]
+        is_bool = str(mask.ty.dtype) == "bool"
+        if pad > 0:
+            fill = np.full([*mask_shape[:-1], pad], False if is_bool else -np.inf)
+            mask = op.concat([mask, relax.const(fill.astype(str(mask.ty.dtype)))], axis=-1)
+        if is_bool:
+            mask = op.where(mask, relax.const(np.array(0, dtype=dtype)), _neg_inf(dtype))
+    if not is_causal:
+        return mask
+    i = np.arange(q_len).reshape(q_len, 1)
+    j = np.arange(kv_len).reshape(1, kv_len)
+    causal = relax.const(np.where(j <= i + past, 0, -np.inf).astype(dtype))
+    return causal if mask is None else op.add(mask, causal)
+
+
+@register_converter("", "Attention", 23)
+def attention(
+    bb: relax.BlockBuilder,
+    inputs: list[relax.Expr],
+    attrs: dict[str, Any],
+    fallback: Callable[[], relax.Expr],
+) -> relax.Expr:
+    """ONNX Attention (opset 23+). TVM's importer maps it to Microsoft's contrib
+    Attention, whatever the domain; this follows the ONNX reference: 3D or 4D inputs,
+    grouped KV heads, past key/value, boolean or float masks, causal masking, scale,
+    softcap, softmax precision and the qk_matmul_output modes."""
+    op = relax.op
+    q, k, v = inputs[:3]
+    mask, past_key, past_value = [*inputs[3:6], None, None, None][:3]
+    if len(inputs) > 6 and inputs[6] is not None:
+        raise ValueError("Attention: nonpad_kv_seqlen is not supported")
+    if attrs.get("left_window_size", -1) >= 0 or attrs.get("right_window_size", -1) >= 0:
+        raise ValueError("Attention: sliding windows are not supported")
+    dtype = str(q.ty.dtype)
+    rank3 = len(_static_shape(q) or ()) == 3
+    if rank3:
+        q = _to_heads(q, attrs["q_num_heads"])
+        k = _to_heads(k, attrs["kv_num_heads"])
+        v = _to_heads(v, attrs["kv_num_heads"])
+    q_shape = _static_shape(bb.normalize(q))
+    if q_shape is None:
+        raise ValueError("Attention: inputs need static shapes")
+    present_key = op.concat([past_key, k], axis=2) if past_key is not None else k
+    present_value = op.concat([past_value, v], axis=2) if past_value is not None else v
+    present_key, present_value = bb.emit(present_key), bb.emit(present_value)
+    kv_shape = _static_shape(present_key) or q_shape
+    past = (_static_shape(past_key) or [0, 0, 0])[2] if past_key is not None else 0
+    bias = _attention_bias(
+        mask, bool(attrs.get("is_causal", 0)), q_shape[2], kv_shape[2], past, dtype
+    )
+    heads, kv_heads = q_shape[1], kv_shape[1]
+    keys, values = present_key, present_value
+    if heads != kv_heads and heads % kv_heads == 0:
+        keys = op.repeat(keys, heads // kv_heads, axis=1)
+        values = op.repeat(values, heads // kv_heads, axis=1)
+    scale = attrs.get("scale", 1 / np.sqrt(q_shape[3]))
+    root = relax.const(np.array(np.sqrt(scale), dtype=dtype))
+    scores = bb.emit(
+        op.matmul(op.multiply(q, root), op.permute_dims(op.multiply(keys, root), [0, 1, 3, 2]))
+    )
+    softcap = attrs.get("softcap")
+    if softcap is not None and softcap > 0:
+        cap = relax.const(np.array(softcap, dtype=dtype))
+        scores = bb.emit(op.multiply(op.tanh(op.divide(scores, cap)), cap))
+    with_bias = bb.emit(op.add(scores, bias)) if bias is not None else scores
+    mode = attrs.get("qk_matmul_output_mode", 0)
+    qk_out = with_bias if mode == 2 else scores
+    logits = with_bias
+    precision = attrs.get("softmax_precision")
+    if precision is not None:
+        from onnx.helper import tensor_dtype_to_np_dtype
+
+        logits = op.astype(logits, tensor_dtype_to_np_dtype(precision).name)
+    probs = bb.emit(op.astype(op.nn.softmax(logits, axis=-1), dtype))
+    if bias is not None:
+        masked = op.equal(op.max(bias, axis=-1, keepdims=True), _neg_inf(dtype))
+        probs = bb.emit(op.where(masked, relax.const(np.array(0, dtype=dtype)), probs))
+    if mode == 3:
+        qk_out = probs
+    out = bb.emit(op.matmul(probs, values))
+    if rank3:
+        b, h, s, d = _static_shape(out) or (0, 0, 0, 0)
+        out = bb.emit(op.reshape(op.permute_dims(out, [0, 2, 1, 3]), (b, s, h * d)))
+    results = [out, present_key, present_value, qk_out][: attrs["_num_outputs"]]
+    return relax.Tuple(results) if len(results) > 1 else results[0]
