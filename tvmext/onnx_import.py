@@ -10,6 +10,8 @@ goes to TVM's converters, so a model without custom ops imports exactly as with
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -201,7 +203,10 @@ def from_onnx(
     importer = _Importer(table, shape_dict, dtype_dict, keep_params_in_input=False, sanitize=True)
     opset = _opsets(model).get("", 1)
     try:
-        return importer.from_onnx(renamed.graph, opset)
+        # TVM's importer prints "Error converting operator ..." before re-raising; the
+        # error raised here says it better (with the node), so its print is dropped.
+        with contextlib.redirect_stdout(io.StringIO()):
+            return importer.from_onnx(renamed.graph, opset)
     except TvmextError:
         raise
     except Exception as err:
