@@ -1,0 +1,205 @@
+"""GHM-C loss (Li, Liu & Wang, AAAI 2019) with mmdetection's exact semantics.
+
+``loss, new_state = ghmc_loss(pred, target, label_weight, state, bins=10, momentum=0.0,
+loss_weight=1.0)`` for logits ``pred`` (N, C), ``target`` and ``label_weight`` of the same
+shape and ``state`` the float32 vector of accumulated bin counts (zeros at the start;
+returned unchanged when ``momentum`` is 0).
+
+Each valid element (``label_weight > 0``) falls into one of ``bins`` equal bins of its
+gradient norm ``g = |sigmoid(pred) - target|`` (edges ``k / bins`` in float32, the last
+``1 + 1e-6``). Its weight is ``tot / count(bin) / n_nonempty_bins`` (with momentum, an
+exponential moving average of the counts replaces them, updated only for non-empty
+bins), and ``loss = loss_weight * sum(w * BCE-with-logits) / tot``, ``tot`` the number of
+valid elements (at least 1). The weights carry no gradient:
+``dL/dpred = loss_weight * w * (sigmoid(pred) - target) / tot``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from tvm import te, tirx
+
+from ..custom_op import op
+
+_LAST_EDGE_EXTRA = 1e-6
+
+
+def _edge(k: tirx.PrimExpr, bins: int) -> tirx.PrimExpr:
+    """Bin edge ``k`` as mmdetection computes it in float32: k / bins (+1e-6 at the end)."""
+    edge = k.astype("float32") / tirx.const(float(bins), "float32")
+    return tirx.Select(k >= bins, edge + tirx.const(_LAST_EDGE_EXTRA, "float32"), edge)
+
+
+def _bins_and_weights(
+    pred: te.Tensor,
+    target: te.Tensor,
+    label_weight: te.Tensor,
+    state: te.Tensor,
+    bins: int,
+    momentum: float,
+) -> tuple[te.Tensor, te.Tensor, te.Tensor, te.Tensor]:
+    """Per-element weights, the valid count ``tot``, the new state and the sigmoid."""
+    n, c = pred.shape
+    f32 = "float32"
+    one, zero = tirx.const(1.0, f32), tirx.const(0.0, f32)
+    prob = te.compute((n, c), lambda i, j: tirx.sigmoid(pred[i, j]), name="prob")
+
+    def bin_of(i: tirx.Var, j: tirx.Var) -> tirx.PrimExpr:
+        g = tirx.abs(prob[i, j] - target[i, j])
+        guess = tirx.min(tirx.floor(g * tirx.const(float(bins), f32)).astype("int32"), bins - 1)
+        guess = tirx.max(guess, 0)
+        lower = tirx.Select(g < _edge(guess, bins), guess - 1, guess)
+        exact = tirx.Select(
+            tirx.all(lower + 1 < bins, g >= _edge(lower + 1, bins)), lower + 1, lower
+        )
+        return tirx.Select(label_weight[i, j] > zero, exact, -1)
+
+    bin_index = te.compute((n, c), bin_of, name="bin_index")
+    ri, rj = te.reduce_axis((0, n), "ri"), te.reduce_axis((0, c), "rj")
+    counts = te.compute(
+        (bins,),
+        lambda b: te.sum(tirx.Select(bin_index[ri, rj] == b, one, zero), axis=[ri, rj]),
+        name="counts",
+    )
+    ti, tj = te.reduce_axis((0, n), "ti"), te.reduce_axis((0, c), "tj")
+    valid = te.compute(
+        (), lambda: te.sum(tirx.Select(label_weight[ti, tj] > zero, one, zero), axis=[ti, tj]),
+        name="valid",
+    )  # fmt: skip
+    tot = te.compute((), lambda: tirx.max(valid[()], one), name="tot")
+    mmt = tirx.const(momentum, f32)
+    new_state = te.compute(
+        (bins,),
+        lambda b: tirx.Select(
+            tirx.all(counts[b] > zero, mmt > zero),
+            mmt * state[b] + (one - mmt) * counts[b],
+            state[b],
+        ),
+        name="new_state",
+    )
+    k = te.reduce_axis((0, bins), "k")
+    nonempty = te.compute(
+        (), lambda: te.sum(tirx.Select(counts[k] > zero, one, zero), axis=k), name="nonempty"
+    )
+    denominator = new_state if momentum > 0 else counts
+
+    def weight(i: tirx.Var, j: tirx.Var) -> tirx.PrimExpr:
+        b = bin_index[i, j]
+        safe = tirx.max(b, 0)
+        w = tot[()] / denominator[safe] / tirx.max(nonempty[()], one)
+        return tirx.Select(b >= 0, w, zero)
+
+    weights = te.compute((n, c), weight, name="ghm_weight")
+    return weights, tot, new_state, prob
+
+
+@op("tvmext.ghmc_loss")
+def ghmc_loss(
+    pred: te.Tensor,
+    target: te.Tensor,
+    label_weight: te.Tensor,
+    state: te.Tensor,
+    *,
+    bins: int = 10,
+    momentum: float = 0.0,
+    loss_weight: float = 1.0,
+) -> tuple[te.Tensor, te.Tensor]:
+    """GHM-C loss and the updated bin-count state (see the module docstring)."""
+    weights, tot, new_state, _ = _bins_and_weights(
+        pred, target, label_weight, state, bins, momentum
+    )
+    n, c = pred.shape
+    f32 = "float32"
+    zero = tirx.const(0.0, f32)
+
+    def bce(i: tirx.Var, j: tirx.Var) -> tirx.PrimExpr:
+        x, y = pred[i, j], target[i, j]
+        return tirx.max(x, zero) - x * y + tirx.log1p(tirx.exp(-tirx.abs(x)))
+
+    ri, rj = te.reduce_axis((0, n), "li"), te.reduce_axis((0, c), "lj")
+    total = te.compute(
+        (), lambda: te.sum(weights[ri, rj] * bce(ri, rj), axis=[ri, rj]), name="weighted_bce"
+    )
+    loss = te.compute(
+        (), lambda: tirx.const(loss_weight, f32) * total[()] / tot[()], name="ghmc_loss"
+    )
+    return loss, te.compute((bins,), lambda b: new_state[b], name="state_out")
+
+
+@ghmc_loss.gradient
+def _ghmc_loss_grad(
+    pred: te.Tensor,
+    target: te.Tensor,
+    label_weight: te.Tensor,
+    state: te.Tensor,
+    loss: te.Tensor,
+    new_state: te.Tensor,
+    dloss: te.Tensor,
+    dstate: te.Tensor,
+    *,
+    bins: int,
+    momentum: float,
+    loss_weight: float,
+) -> tuple[te.Tensor, None, None, None]:
+    weights, tot, _, prob = _bins_and_weights(pred, target, label_weight, state, bins, momentum)
+    scale = tirx.const(loss_weight, "float32")
+    dpred = te.compute(
+        pred.shape,
+        lambda i, j: dloss[()] * scale * weights[i, j] * (prob[i, j] - target[i, j]) / tot[()],
+        name="ghmc_dpred",
+    )
+    return dpred, None, None, None
+
+
+def ghmc_weights_reference(
+    pred: np.ndarray,
+    target: np.ndarray,
+    label_weight: np.ndarray,
+    state: np.ndarray,
+    *,
+    bins: int,
+    momentum: float,
+) -> tuple[np.ndarray, float, np.ndarray]:
+    """mmdetection's GHMC weights in float32 NumPy: (weights, tot, new_state)."""
+    edges = np.arange(bins + 1, dtype=np.float32) / np.float32(bins)
+    edges[-1] += np.float32(_LAST_EDGE_EXTRA)
+    prob = np.exp(-np.logaddexp(np.float32(0), -pred.astype(np.float32)))  # stable sigmoid
+    g = np.abs(prob.astype(np.float32) - target)
+    valid = label_weight > 0
+    tot = max(float(valid.sum()), 1.0)
+    weights = np.zeros_like(pred, dtype=np.float32)
+    new_state = state.astype(np.float32).copy()
+    nonempty = 0
+    for i in range(bins):
+        inds = (g >= edges[i]) & (g < edges[i + 1]) & valid
+        count = int(inds.sum())
+        if count > 0:
+            if momentum > 0:
+                new_state[i] = momentum * new_state[i] + (1 - momentum) * count
+                weights[inds] = tot / new_state[i]
+            else:
+                weights[inds] = tot / count
+            nonempty += 1
+    if nonempty > 0:
+        weights /= nonempty
+    return weights, tot, new_state
+
+
+@ghmc_loss.reference
+def _ghmc_loss_reference(
+    pred: np.ndarray,
+    target: np.ndarray,
+    label_weight: np.ndarray,
+    state: np.ndarray,
+    *,
+    bins: int,
+    momentum: float,
+    loss_weight: float,
+) -> tuple[np.ndarray, np.ndarray]:
+    weights, tot, new_state = ghmc_weights_reference(
+        pred, target, label_weight, state, bins=bins, momentum=momentum
+    )
+    x = pred.astype(np.float64)
+    bce = np.maximum(x, 0) - x * target + np.log1p(np.exp(-np.abs(x)))
+    loss = loss_weight * float((weights * bce).sum()) / tot
+    return np.asarray(loss, dtype=pred.dtype), new_state.astype(state.dtype)
