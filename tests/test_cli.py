@@ -98,6 +98,7 @@ def error_case_dir(tmp_path_factory):
     assert done.returncode == 0, done.stderr
     np.savez(folder / "wrong.npz", x=np.zeros((2, 5), "float32"))
     np.savez(folder / "other.npz", y=np.zeros((2, 32), "float32"))
+    np.save(folder / "single.npy", np.zeros((2, 32), "float32"))
     return folder
 
 
@@ -117,6 +118,7 @@ def error_case_dir(tmp_path_factory):
         (["run", "good.so", "--inputs", "wrong.npz"],
          "input 'x': expected float32 of shape [2, 32], got float32 of shape [2, 5]"),
         (["run", "good.so", "--inputs", "other.npz"], "lacks input(s) x; it holds y"),
+        (["run", "good.so", "--inputs", "single.npy"], "holds one array; expected an .npz"),
     ],
 )  # fmt: skip
 def test_user_errors_one_line_exit_1_no_output(error_case_dir, args, message):
@@ -139,6 +141,7 @@ def test_usage_errors_exit_2(tmp_path):
     assert cli("compile", cwd=tmp_path).returncode == 2
     assert cli("frobnicate", cwd=tmp_path).returncode == 2
     assert cli("run", "x.so", "--repeat", "many", cwd=tmp_path).returncode == 2
+    assert cli("run", "x.so", "--repeat", "0", cwd=tmp_path).returncode == 2
 
 
 def test_help_does_not_import_tvm():

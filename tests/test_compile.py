@@ -118,7 +118,7 @@ def test_dump_ir_writes_every_stage(tmp_path):
 
 def test_unknown_option_and_target_errors(tmp_path):
     path = save(mlp(), tmp_path, "mlp.onnx")
-    with pytest.raises(tvmext.CompileError, match="unknown compile option"):
+    with pytest.raises(tvmext.CompileError, match=r"unknown compile option\(s\) fast; options:"):
         tvmext.compile(path, fast=True)
     with pytest.raises(tvmext.CompileError, match="unknown external target 'npu'"):
         tvmext.compile(path, "npu, llvm")
@@ -128,6 +128,6 @@ def test_unknown_option_and_target_errors(tmp_path):
 
 def test_export_into_missing_folder_leaves_nothing(tmp_path):
     module = tvmext.compile(save(mlp(), tmp_path, "mlp.onnx"), input_shapes="x:[4,32]")
-    with pytest.raises(tvmext.CompileError, match="does not exist"):
+    with pytest.raises(tvmext.TvmextError, match=r"cannot write .*m\.so.*does not exist"):
         module.export(tmp_path / "nope" / "m.so")
     assert not (tmp_path / "nope").exists()

@@ -147,3 +147,9 @@ def test_default_matmul_schedule_is_tiled_and_correct(rng, m, k, n, tiled):
     np.testing.assert_allclose(
         run_module(mod, av, bv).numpy(), np.maximum(av @ bv, 0), rtol=1e-4, atol=1e-4
     )
+
+
+def test_mattr_lists_in_target_strings():
+    spec = parse_target("dnnl, llvm -mcpu=x86-64 -mattr=+avx2,+fma")
+    assert spec.externals == ("dnnl",)
+    assert list(spec.host.attrs["mattr"]) == ["+avx2", "+fma"]

@@ -213,3 +213,11 @@ def test_cuda_layer_runs_on_the_gpu(rng):
     module = tvmext.compile(bb.get(), "cuda")
     got = module._vm["main"](tvm.runtime.tensor(x, tvm.cuda(0))).numpy()
     np.testing.assert_allclose(got, 3 * x, rtol=1e-6)
+
+
+def test_failed_redeclaration_leaves_the_first_op_working(leaky, rng):
+    with pytest.raises(tvmext.OpDefinitionError, match="already registered"):
+        tvmext.native_op("test_native.leaky_relu", sources=[NATIVE / "throwing.cc"],
+                         forward="checked_fwd", infer=_same_type)  # fmt: skip
+    x = rng.standard_normal((2, 4)).astype("float32")
+    np.testing.assert_allclose(leaky(x, alpha=0.5), np.where(x > 0, x, 0.5 * x))

@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import tempfile
 import time
 import traceback
 from collections.abc import Sequence
@@ -54,6 +53,13 @@ def _add_model_args(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (no TVM import)."""
     parser = argparse.ArgumentParser(
@@ -81,8 +87,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="inputs to use without --inputs (default random)",
     )
     run_cmd.add_argument("--print-time", action="store_true", help="time the model")
-    run_cmd.add_argument("--repeat", type=int, default=10, help="timing measurements")
-    run_cmd.add_argument("--number", type=int, default=5, help="runs per measurement")
+    run_cmd.add_argument("--repeat", type=_positive, default=10, help="timing measurements")
+    run_cmd.add_argument("--number", type=_positive, default=5, help="runs per measurement")
     run_cmd.add_argument("--print-top", type=int, default=None, metavar="K")
     _add_common(run_cmd, plugins=False)
 
@@ -126,28 +132,28 @@ def _read_inputs(path: str, names: Sequence[str]) -> dict[str, Any]:
         data = np.load(path)
     except Exception as err:
         raise TvmextError(f"inputs file {path!r} is not an .npz archive: {err}") from err
-    missing = [n for n in names if n not in data.files]
-    if missing:
+    if not isinstance(data, np.lib.npyio.NpzFile):
         raise TvmextError(
-            f"inputs file {path!r} lacks input(s) {', '.join(missing)}; it holds "
-            f"{', '.join(data.files) or 'nothing'}"
+            f"inputs file {path!r} holds one array; expected an .npz archive with one "
+            f"array per input name ({', '.join(names)})"
         )
-    return {n: data[n] for n in names}
+    with data:
+        missing = [n for n in names if n not in data.files]
+        if missing:
+            raise TvmextError(
+                f"inputs file {path!r} lacks input(s) {', '.join(missing)}; it holds "
+                f"{', '.join(data.files) or 'nothing'}"
+            )
+        return {n: data[n] for n in names}
 
 
 def _write_outputs(path: str, outputs: Sequence[Any]) -> None:
     import numpy as np
 
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(suffix=".npz", prefix=".tvmext-", dir=folder)
-    os.close(fd)
-    try:
-        np.savez(tmp, **{f"output_{i}": o for i, o in enumerate(outputs)})
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    from .atomic_file import atomic_output
+
+    with atomic_output(path) as tmp, open(tmp, "wb") as f:
+        np.savez(f, **{f"output_{i}": o for i, o in enumerate(outputs)})
 
 
 def _run(args: argparse.Namespace) -> None:
@@ -198,6 +204,9 @@ def _tune(args: argparse.Namespace) -> None:
     def progress(items: Any, total: int) -> Any:
         return tqdm(items, total=total, desc="tuning", unit="candidate", file=sys.stderr)
 
+    folder = os.path.dirname(os.path.abspath(args.output))
+    if not os.path.isdir(folder):  # before the search, not after it
+        raise TvmextError(f"cannot write {args.output!r}: folder {folder!r} does not exist")
     start = time.perf_counter()
     records = tvmext.tune(
         args.model,

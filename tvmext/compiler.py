@@ -8,6 +8,7 @@ whose own stages are named too). ``dump_ir`` writes the module after each of the
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -158,10 +159,16 @@ def _front(
     if options is None:
         if "input_shapes" in option_values:
             option_values["input_shapes"] = shapes_from(option_values["input_shapes"])
-        try:
-            options = CompileOptions(**option_values)
-        except TypeError as err:
-            raise CompileError(f"unknown compile option: {err}") from err
+        known = {f.name for f in dataclasses.fields(CompileOptions)}
+        unknown = sorted(set(option_values) - known)
+        if unknown:
+            raise CompileError(
+                f"unknown compile option(s) {', '.join(unknown)}; options: "
+                f"{', '.join(sorted(known))}"
+            )
+        options = CompileOptions(**option_values)
+    elif option_values:
+        raise CompileError("give options either as options= or as keywords, not both")
     state = CompileState(model, parse_target(target), options)
     dump = _dumper(options.dump_ir)
     for stage in STAGES:

@@ -347,11 +347,6 @@ def lookup(tvm_name: str) -> CustomOp:
     return _BY_TVM_NAME[tvm_name]
 
 
-def is_custom(tvm_op: Any) -> bool:
-    """Whether ``tvm_op`` is a tvmext op (or one of their gradient ops)."""
-    return isinstance(tvm_op, tvm.ir.Op) and tvm_op.name in _BY_TVM_NAME
-
-
 def _install(custom: CustomOp) -> None:
     """Register ``custom`` with TVM, once per name; later definitions only rebind."""
     first = custom.tvm_name not in _BY_TVM_NAME

@@ -64,7 +64,8 @@ class _Compiled:
     def __call__(self, arrays: Sequence[np.ndarray]) -> Any:
         inputs = []
         for array, staged, view in zip(arrays, self.staging, self.views, strict=True):
-            if array.flags.c_contiguous and array.ctypes.data % _ALIGN == 0:
+            aligned_ok = array.flags.c_contiguous and array.ctypes.data % _ALIGN == 0
+            if aligned_ok and array.flags.writeable:  # DLPack refuses read-only arrays
                 inputs.append(tvm.runtime.from_dlpack(array))
             else:  # TVM's kernels assume 64-byte aligned buffers
                 np.copyto(view, array)

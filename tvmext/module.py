@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import statistics
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -19,6 +18,7 @@ import numpy as np
 import tvm
 from tvm import relax
 
+from .atomic_file import atomic_output
 from .errors import CompileError, ShapeError
 
 SIGNATURE_FUNCTION = "tvmext_signature"
@@ -167,18 +167,13 @@ class Module:
     def export(self, path: str | os.PathLike[str]) -> str:
         """Write one self-contained ``.so`` atomically (temporary file, then rename)."""
         path = os.fspath(path)
-        folder = os.path.dirname(os.path.abspath(path))
-        if not os.path.isdir(folder):
-            raise CompileError(f"cannot export to {path!r}: folder {folder!r} does not exist")
-        fd, tmp = tempfile.mkstemp(suffix=".so", prefix=".tvmext-", dir=folder)
-        os.close(fd)
-        try:
-            self._executable.export_library(tmp)
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+        with atomic_output(path, executable=True) as tmp:
+            try:
+                self._executable.export_library(tmp)
+            except Exception as err:
+                raise CompileError(
+                    f"exporting {path!r} failed: {type(err).__name__}: {err}"
+                ) from err
         return path
 
     def __repr__(self) -> str:

@@ -6,14 +6,18 @@ passing style ``forward(inputs..., outputs..., attrs...)`` and
 ``backward(inputs..., outputs..., output_grads..., input_grads..., attrs...)``.
 
 Relax's ``call_dps_packed`` passes ``(args..., outputs...)``; a small generated adapter
-(``tvmext_dps_<op>_forward``) moves the attributes behind the outputs. The op lowers
-to ``call_dps_packed`` of that adapter; in-process calls use the layer's shared
-library, and compiled artifacts link the layer's objects in, so an exported ``.so``
-needs neither tvmext nor the sources.
+(``tvmext_dps_<op>_<hash>_forward``) moves the attributes behind the outputs. The op
+lowers to ``call_dps_packed`` of that adapter, and compiled executables carry the
+layer's objects as static libraries: the VM links them when it loads the executable
+in process, and ``export_library`` links them into the artifact, so an exported
+``.so`` needs neither tvmext nor the sources. A shared library built from the same
+objects checks the exported symbols at declaration and registers the adapters as
+global functions.
 """
 
 from __future__ import annotations
 
+import hashlib
 import inspect
 import os
 import re
@@ -97,7 +101,8 @@ class NativeOp(CustomOp):
     # ------------------------------------------------------------------ symbols
     def adapter_name(self, which: str) -> str:
         """The exported name of the forward/backward adapter."""
-        return f"tvmext_dps_{re.sub(r'[^A-Za-z0-9_]', '_', self.name)}_{which}"
+        digest = hashlib.sha1(self.name.encode()).hexdigest()[:8]  # distinct names stay distinct
+        return f"tvmext_dps_{re.sub(r'[^A-Za-z0-9_]', '_', self.name)}_{digest}_{which}"
 
     @property
     def objects(self) -> list[str]:
@@ -244,6 +249,12 @@ def native_op(
     to the native functions after the tensors, in this order.
     """
     origin = caller_location(2)
+    if name in OPS and not replace:
+        first = OPS.entry(name).origin
+        raise OpDefinitionError(
+            f"op {name!r} is already registered (first defined at {first}); pass "
+            f"replace=True to redefine it"
+        )
     if bool(sources) == bool(objects):
         raise OpDefinitionError(f"op {name!r}: give either sources= or objects=")
     params = inspect.signature(infer).parameters.values()

@@ -93,11 +93,9 @@ class AttrSpec:
     attrs: tuple[Attr, ...]
 
     @classmethod
-    def from_signature(
-        cls, op_name: str, fn: Callable[..., Any], n_leading: int = 0
-    ) -> tuple[list[str], AttrSpec]:
+    def from_signature(cls, op_name: str, fn: Callable[..., Any]) -> tuple[list[str], AttrSpec]:
         """Split ``fn``'s signature into tensor parameters and keyword-only attributes."""
-        params = list(inspect.signature(fn).parameters.values())[n_leading:]
+        params = list(inspect.signature(fn).parameters.values())
         tensors: list[str] = []
         attrs: list[Attr] = []
         for p in params:

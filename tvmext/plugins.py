@@ -62,7 +62,7 @@ def load_plugin(spec: str) -> ModuleType:
     except PluginError:
         raise
     except ModuleNotFoundError as err:
-        if err.name == spec or (err.name and spec.startswith(err.name)):
+        if err.name == spec or (err.name and spec.startswith(err.name + ".")):
             raise PluginError(
                 f"plugin {spec!r} not found: not a .py file, an installed "
                 f"'{ENTRY_POINT_GROUP}' entry point or an importable module"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
@@ -42,7 +42,6 @@ class Registry(Generic[T]):
         self.kind = kind
         self._pattern = key_pattern
         self._entries: dict[str, Entry[T]] = {}
-        self._listeners: list[Callable[[Entry[T]], None]] = []
 
     def add(self, key: str, value: T, origin: str, *, replace: bool = False) -> Entry[T]:
         """Register ``value`` under ``key``; ``origin`` says where it was defined."""

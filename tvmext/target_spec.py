@@ -8,6 +8,7 @@ codegens first and the host last: ``"dnnl, llvm"``.
 
 from __future__ import annotations
 
+import re
 import shlex
 from dataclasses import dataclass
 from typing import Any
@@ -56,7 +57,8 @@ def parse_target(target: Any = "llvm") -> TargetSpec:
         return TargetSpec(target)
     externals: list[str] = []
     if isinstance(target, str):
-        pieces = [p.strip() for p in target.split(",") if p.strip()]
+        # Commas separate targets, except inside option values such as -mattr=+avx2,+fma.
+        pieces = [p.strip() for p in re.split(r",\s*(?=[A-Za-z_])", target) if p.strip()]
         if not pieces:
             raise CompileError("empty target; expected e.g. 'llvm' or 'dnnl, llvm'")
         *ext, last = pieces

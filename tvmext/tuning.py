@@ -13,8 +13,6 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import json
-import os
-import tempfile
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,6 +22,7 @@ import tvm
 import tvm_ffi
 from tvm import s_tir, tirx
 
+from .atomic_file import atomic_output
 from .cpu_matmul_schedule import MatmulTiles
 from .default_schedule import try_matmul
 from .errors import CompileError
@@ -53,16 +52,8 @@ class TuningRecords:
     def save(self, path: str) -> None:
         """Write the records as JSON, atomically."""
         data = {"format": FORMAT_VERSION, "target": self.target, "workloads": self.entries}
-        folder = os.path.dirname(os.path.abspath(path))
-        fd, tmp = tempfile.mkstemp(suffix=".json", prefix=".tvmext-", dir=folder)
-        try:
-            with os.fdopen(fd, "w") as f:
-                json.dump(data, f, indent=1, sort_keys=True)
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+        with atomic_output(path) as tmp, open(tmp, "w") as f:
+            json.dump(data, f, indent=1, sort_keys=True)
 
     @classmethod
     def load(cls, path: str) -> TuningRecords:

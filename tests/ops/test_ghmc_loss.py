@@ -130,3 +130,13 @@ def test_matches_a_pytorch_implementation(rng):
         np.testing.assert_allclose(loss, torch_loss.item(), rtol=1e-5)
         np.testing.assert_allclose(state, acc_sum.numpy(), rtol=1e-6)
         pred = pred - 0.5 * x.grad.numpy()
+
+
+def test_shapes_are_checked():
+    import tvmext
+
+    pred = np.zeros((4, 3), np.float32)
+    with pytest.raises(tvmext.ShapeError, match=r"input 'target' has shape \[4, 2\]"):
+        ghmc_loss(pred, np.zeros((4, 2), np.float32), pred, np.zeros(10, np.float32))
+    with pytest.raises(tvmext.ShapeError, match=r"input 'state' has shape \[9\], expected \[10\]"):
+        ghmc_loss(pred, pred, pred, np.zeros(9, np.float32))

@@ -22,3 +22,12 @@ def test_float64(rng):
 def test_compiles_for_cuda(rng):
     x = rng.standard_normal((4, 64)).astype("float32")
     check_op(rms_norm, x, x[0].copy(), targets=["cuda"])
+
+
+def test_weight_of_the_wrong_length_is_an_error():
+    import numpy as np
+
+    import tvmext
+
+    with pytest.raises(tvmext.ShapeError, match=r"input 'weight' has shape \[3\], expected \[8\]"):
+        rms_norm(np.ones((4, 8), "float32"), np.ones(3, "float32"))

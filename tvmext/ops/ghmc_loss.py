@@ -20,6 +20,7 @@ import numpy as np
 from tvm import te, tirx
 
 from ..custom_op import op
+from ..errors import ShapeError
 
 _LAST_EDGE_EXTRA = 1e-6
 
@@ -93,6 +94,27 @@ def _bins_and_weights(
     return weights, tot, new_state, prob
 
 
+def _check_shapes(
+    pred: te.Tensor, target: te.Tensor, label_weight: te.Tensor, state: te.Tensor, bins: int
+) -> None:
+    def dims(t: te.Tensor) -> list[int | str]:
+        return [int(d) if isinstance(d, tirx.IntImm) else str(d) for d in t.shape]
+
+    if len(pred.shape) != 2:
+        raise ShapeError(f"op 'tvmext.ghmc_loss': input 'pred' must be (N, C), got {dims(pred)}")
+    for name, t in (("target", target), ("label_weight", label_weight)):
+        if dims(t) != dims(pred):
+            raise ShapeError(
+                f"op 'tvmext.ghmc_loss': input {name!r} has shape {dims(t)}, expected "
+                f"{dims(pred)} (the shape of 'pred')"
+            )
+    if dims(state) != [bins]:
+        raise ShapeError(
+            f"op 'tvmext.ghmc_loss': input 'state' has shape {dims(state)}, expected [{bins}] "
+            f"(one accumulated count per bin)"
+        )
+
+
 @op("tvmext.ghmc_loss")
 def ghmc_loss(
     pred: te.Tensor,
@@ -105,6 +127,7 @@ def ghmc_loss(
     loss_weight: float = 1.0,
 ) -> tuple[te.Tensor, te.Tensor]:
     """GHM-C loss and the updated bin-count state (see the module docstring)."""
+    _check_shapes(pred, target, label_weight, state, bins)
     weights, tot, new_state, _ = _bins_and_weights(
         pred, target, label_weight, state, bins, momentum
     )

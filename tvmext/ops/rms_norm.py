@@ -7,6 +7,7 @@ import tvm
 from tvm import s_tir, te, tirx
 
 from ..custom_op import op
+from ..errors import ShapeError
 from ..schedule_helpers import parallel_rows_vectorized_cols, vectorized_row_reduction
 
 
@@ -23,6 +24,14 @@ def _inv_rms(x: te.Tensor, eps: float) -> te.Tensor:
 @op("tvmext.rms_norm")
 def rms_norm(x: te.Tensor, weight: te.Tensor, *, eps: float = 1e-6) -> te.Tensor:
     """Root-mean-square normalization over the last axis, scaled by ``weight``."""
+    d, w = x.shape[-1], weight.shape
+    if len(w) != 1 or (isinstance(d, tirx.IntImm) and isinstance(w[0], tirx.IntImm) and
+                       int(d) != int(w[0])):  # fmt: skip
+        raise ShapeError(
+            f"op 'tvmext.rms_norm': input 'weight' has shape "
+            f"{[int(v) if isinstance(v, tirx.IntImm) else str(v) for v in w]}, expected "
+            f"[{int(d) if isinstance(d, tirx.IntImm) else d}] (the last axis of 'x')"
+        )
     r = _inv_rms(x, eps)
     return te.compute(x.shape, lambda *i: x[i] * r[i[:-1]] * weight[i[-1]], name="rms_norm")
 

@@ -1,0 +1,34 @@
+"""Write files atomically: a temporary file beside the target, renamed when complete."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterator
+
+from .errors import TvmextError
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+@contextlib.contextmanager
+def atomic_output(path: str, *, executable: bool = False) -> Iterator[str]:
+    """Yield a temporary path to write; on success it becomes ``path`` (with the usual
+    permissions), on failure it is removed. A missing folder is an error naming ``path``."""
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise TvmextError(f"cannot write {path!r}: folder {folder!r} does not exist")
+    fd, tmp = tempfile.mkstemp(suffix=os.path.splitext(path)[1], prefix=".tvmext-", dir=folder)
+    os.close(fd)
+    try:
+        yield tmp
+        os.chmod(tmp, (0o777 if executable else 0o666) & ~_umask())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
