@@ -16,11 +16,15 @@ valid elements (at least 1). The weights carry no gradient:
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
-from tvm import te, tirx
+import tvm
+from tvm import s_tir, te, tirx
 
 from ..custom_op import op
 from ..errors import ShapeError
+from ..schedule_helpers import parallel_vectorized_flat
 
 _LAST_EDGE_EXTRA = 1e-6
 
@@ -29,6 +33,32 @@ def _edge(k: tirx.PrimExpr, bins: int) -> tirx.PrimExpr:
     """Bin edge ``k`` as mmdetection computes it in float32: k / bins (+1e-6 at the end)."""
     edge = k.astype("float32") / tirx.const(float(bins), "float32")
     return tirx.Select(k >= bins, edge + tirx.const(_LAST_EDGE_EXTRA, "float32"), edge)
+
+
+_CHUNKS = 64
+
+
+def _sum_rows(
+    value: Callable[[tirx.PrimExpr, tirx.PrimExpr, tirx.PrimExpr], tirx.PrimExpr],
+    n: tirx.PrimExpr,
+    c: tirx.PrimExpr,
+    width: int,
+    name: str,
+) -> te.Tensor:
+    """``out[b] = sum_{i, j} value(i, j, b)`` over an (n, c) grid, as per-chunk partial sums
+    (``<name>_chunks``, rows split into ``_CHUNKS`` parallel chunks) then a sum of those."""
+    rows = (n + _CHUNKS - 1) // _CHUNKS
+    ri, rj = te.reduce_axis((0, rows), f"{name}_ri"), te.reduce_axis((0, c), f"{name}_rj")
+    zero = tirx.const(0.0, "float32")
+    partial = te.compute(
+        (_CHUNKS, width),
+        lambda k, b: te.sum(
+            tirx.Select(k * rows + ri < n, value(k * rows + ri, rj, b), zero), axis=[ri, rj]
+        ),
+        name=f"{name}_chunks",
+    )
+    rk = te.reduce_axis((0, _CHUNKS), f"{name}_rk")
+    return te.compute((width,), lambda b: te.sum(partial[rk, b], axis=rk), name=name)
 
 
 def _bins_and_weights(
@@ -56,18 +86,14 @@ def _bins_and_weights(
         return tirx.Select(label_weight[i, j] > zero, exact, -1)
 
     bin_index = te.compute((n, c), bin_of, name="bin_index")
-    ri, rj = te.reduce_axis((0, n), "ri"), te.reduce_axis((0, c), "rj")
-    counts = te.compute(
-        (bins,),
-        lambda b: te.sum(tirx.Select(bin_index[ri, rj] == b, one, zero), axis=[ri, rj]),
-        name="counts",
+    # Two-stage reductions (row chunks, then chunks) so that the rows run in parallel.
+    counts = _sum_rows(
+        lambda i, j, b: tirx.Select(bin_index[i, j] == b, one, zero), n, c, bins, "counts"
     )
-    ti, tj = te.reduce_axis((0, n), "ti"), te.reduce_axis((0, c), "tj")
-    valid = te.compute(
-        (), lambda: te.sum(tirx.Select(label_weight[ti, tj] > zero, one, zero), axis=[ti, tj]),
-        name="valid",
-    )  # fmt: skip
-    tot = te.compute((), lambda: tirx.max(valid[()], one), name="tot")
+    valid = _sum_rows(
+        lambda i, j, _: tirx.Select(label_weight[i, j] > zero, one, zero), n, c, 1, "valid"
+    )
+    tot = te.compute((), lambda: tirx.max(valid[0], one), name="tot")
     mmt = tirx.const(momentum, f32)
     new_state = te.compute(
         (bins,),
@@ -139,12 +165,9 @@ def ghmc_loss(
         x, y = pred[i, j], target[i, j]
         return tirx.max(x, zero) - x * y + tirx.log1p(tirx.exp(-tirx.abs(x)))
 
-    ri, rj = te.reduce_axis((0, n), "li"), te.reduce_axis((0, c), "lj")
-    total = te.compute(
-        (), lambda: te.sum(weights[ri, rj] * bce(ri, rj), axis=[ri, rj]), name="weighted_bce"
-    )
+    total = _sum_rows(lambda i, j, _: weights[i, j] * bce(i, j), n, c, 1, "weighted_bce")
     loss = te.compute(
-        (), lambda: tirx.const(loss_weight, f32) * total[()] / tot[()], name="ghmc_loss"
+        (), lambda: tirx.const(loss_weight, f32) * total[0] / tot[()], name="ghmc_loss"
     )
     return loss, te.compute((bins,), lambda b: new_state[b], name="state_out")
 
@@ -226,3 +249,26 @@ def _ghmc_loss_reference(
     bce = np.maximum(x, 0) - x * target + np.log1p(np.exp(-np.abs(x)))
     loss = loss_weight * float((weights * bce).sum()) / tot
     return np.asarray(loss, dtype=pred.dtype), new_state.astype(state.dtype)
+
+
+def _schedule_cpu(sch: s_tir.Schedule, target: tvm.target.Target) -> None:
+    """Materialize the bin of each element once (parallel, vectorized), inline the
+    sigmoid and weights into their users, and run each chunked reduction as a
+    parallel loop over row chunks with the bins innermost."""
+    blocks = {sch.get(b).name_hint: b for b in sch.get_child_blocks(sch.get_sblock("root"))}
+    sch.compute_inline(blocks["prob"])
+    sch.compute_inline(blocks["ghm_weight"])
+    parallel_vectorized_flat(sch, blocks["bin_index"], target)
+    for name in ("counts_chunks", "valid_chunks", "weighted_bce_chunks"):
+        if name not in blocks:
+            continue
+        chunk, width, ri, rj = sch.get_loops(blocks[name])
+        sch.reorder(chunk, ri, rj, width)
+        sch.parallel(chunk)
+        sch.decompose_reduction(blocks[name], ri)
+    if "ghmc_dpred" in blocks:
+        parallel_vectorized_flat(sch, blocks["ghmc_dpred"], target)
+
+
+ghmc_loss.schedule("llvm")(_schedule_cpu)
+ghmc_loss.gradient_op().schedule("llvm")(_schedule_cpu)
