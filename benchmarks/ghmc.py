@@ -20,12 +20,12 @@ import tvm
 from tvm import relax
 
 sys.path.insert(0, os.path.dirname(__file__))
-from ops import triad_bandwidth  # noqa: E402
-from timing import median_seconds  # noqa: E402
+from ops import triad_bandwidth
+from timing import median_seconds
 
-import tvmext  # noqa: E402
-from tvmext.lowering import build  # noqa: E402
-from tvmext.ops import ghmc_loss  # noqa: E402
+import tvmext
+from tvmext.lowering import build
+from tvmext.ops import ghmc_loss
 
 N, C, BINS, MOMENTUM = 65536, 80, 30, 0.75
 
@@ -94,8 +94,8 @@ def main() -> None:
     print(f"  tvmext compiled        {t_ours * 1e3:8.1f} ms")
     print(f"  PyTorch eager bincount {t_torch * 1e3:8.1f} ms   (tvmext {t_torch / t_ours:.2f}x)")
     print(
-        f"  roofline (105 MB at {bandwidth / 1e9:.1f} GB/s) {roofline * 1e3:.1f} ms: tvmext reaches "
-        f"{roofline / t_ours:.0%}"
+        f"  roofline (105 MB at {bandwidth / 1e9:.1f} GB/s) {roofline * 1e3:.1f} ms: "
+        f"tvmext reaches {roofline / t_ours:.0%}"
     )
 
 
