@@ -114,6 +114,7 @@ def error_case_dir(tmp_path_factory):
          "failed to load: RuntimeError: the vendor library is missing"),
         (["compile", "c.onnx"], "node 'custom' (com.none::Frob): no converter"),
         (["run", "missing.so"], "run: error: artifact 'missing.so' does not exist"),
+        (["run", "good.so", "--device", "tpu"], "unknown device 'tpu'"),
         (["run", "good.so", "--inputs", "missing.npz"], "inputs file 'missing.npz' does not exist"),
         (["run", "good.so", "--inputs", "wrong.npz"],
          "input 'x': expected float32 of shape [2, 32], got float32 of shape [2, 5]"),

@@ -131,3 +131,17 @@ def test_export_into_missing_folder_leaves_nothing(tmp_path):
     with pytest.raises(tvmext.TvmextError, match=r"cannot write .*m\.so.*does not exist"):
         module.export(tmp_path / "nope" / "m.so")
     assert not (tmp_path / "nope").exists()
+
+
+def test_load_on_a_device(tmp_path):
+    import tvm
+
+    artifact = tvmext.compile(save(mlp(), tmp_path, "mlp.onnx"), input_shapes="x:[2,32]").export(
+        tmp_path / "m.so"
+    )
+    assert tvmext.load(artifact, "cpu").device == tvm.cpu()
+    if not tvm.cuda(0).exist:
+        with pytest.raises(tvmext.CompileError, match="device 'cuda' is not available"):
+            tvmext.load(artifact, "cuda")
+    with pytest.raises(tvmext.CompileError, match="unknown device 'tpu'"):
+        tvmext.load(artifact, "tpu")

@@ -90,6 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
     run_cmd.add_argument("--repeat", type=_positive, default=10, help="timing measurements")
     run_cmd.add_argument("--number", type=_positive, default=5, help="runs per measurement")
     run_cmd.add_argument("--print-top", type=int, default=None, metavar="K")
+    run_cmd.add_argument("--device", default="cpu", help="cpu (default), cuda or cuda:N")
     _add_common(run_cmd, plugins=False)
 
     tune_cmd = commands.add_parser("tune", help="tune schedules; write tuning records")
@@ -161,7 +162,7 @@ def _run(args: argparse.Namespace) -> None:
 
     from .module import load, random_inputs
 
-    module = load(args.artifact)
+    module = load(args.artifact, args.device)
     if args.inputs:
         inputs = _read_inputs(args.inputs, module.input_names)
     else:

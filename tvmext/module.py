@@ -210,14 +210,22 @@ def random_inputs(inputs: Sequence[InputSpec], seed: int = 0) -> list[np.ndarray
     return arrays
 
 
-def load(path: str | os.PathLike[str]) -> Module:
-    """Load an artifact written by :meth:`Module.export`; imports no plugin."""
+def load(path: str | os.PathLike[str], device: str = "cpu") -> Module:
+    """Load an artifact written by :meth:`Module.export` to run on ``device``
+    (``"cpu"``, ``"cuda"``, ``"cuda:1"``); imports no plugin."""
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise CompileError(f"artifact {path!r} does not exist")
+    kind, _, index = device.partition(":")
+    try:
+        dev = tvm.device(kind, int(index or 0))
+    except Exception as err:
+        raise CompileError(f"unknown device {device!r}; expected e.g. 'cpu' or 'cuda:0'") from err
+    if not dev.exist:
+        raise CompileError(f"device {device!r} is not available on this machine")
     try:
         library = tvm.runtime.load_module(path)
-        return Module(library)
+        return Module(library, dev)
     except Exception as err:
         raise CompileError(
             f"{path!r} is not a tvmext artifact: {type(err).__name__}: {err}"
