@@ -221,3 +221,20 @@ def test_failed_redeclaration_leaves_the_first_op_working(leaky, rng):
                          forward="checked_fwd", infer=_same_type)  # fmt: skip
     x = rng.standard_normal((2, 4)).astype("float32")
     np.testing.assert_allclose(leaky(x, alpha=0.5), np.where(x > 0, x, 0.5 * x))
+
+
+def test_prebuilt_static_library(tmp_path, rng):
+    """A vendor ships a static library (.a) of its kernels: no sources needed."""
+    obj = compile_object(str(NATIVE / "leaky_relu.cc"), BuildFlags())
+    archive = tmp_path / "libleaky.a"
+    subprocess.run(["ar", "rcs", str(archive), obj], check=True)
+    op = tvmext.native_op(
+        "test_native.from_archive", library=archive, forward="leaky_fwd", backward="leaky_bwd",
+        infer=_same_type, attrs={"alpha": 0.1}, replace=True,
+    )  # fmt: skip
+
+    @op.reference
+    def _reference(x, *, alpha):
+        return np.where(x > 0, x, alpha * x).astype(x.dtype)
+
+    check_op(op, _away_from_zero(rng, (3, 8)), alpha=0.2)

@@ -146,6 +146,31 @@ def link_shared(objects: Sequence[str], flags: BuildFlags) -> str:
     return path
 
 
+def archive_members(archive: str) -> list[str]:
+    """The object files of a static library, extracted once into the cache.
+
+    Linkers take from an archive only the members already referenced; extracting them
+    keeps every exported layer function, in process and in exported artifacts.
+    """
+    if not os.path.isfile(archive):
+        raise NativeBuildError(f"static library {archive!r} does not exist")
+    with open(archive, "rb") as f:
+        digest = hashlib.sha256(f.read()).hexdigest()[:24]
+    folder = os.path.join(cache_dir(), f"archive-{digest}")
+    if not os.path.isdir(folder):
+        os.makedirs(cache_dir(), exist_ok=True)
+        tmp = tempfile.mkdtemp(dir=cache_dir())
+        done = subprocess.run(
+            ["ar", "x", os.path.abspath(archive)], cwd=tmp, capture_output=True, text=True,
+            check=False,
+        )  # fmt: skip
+        if done.returncode != 0:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise NativeBuildError(f"{archive!r} is not a static library: {done.stderr.strip()}")
+        os.replace(tmp, folder)
+    return sorted(os.path.join(folder, n) for n in os.listdir(folder) if n.endswith(".o"))
+
+
 def exported_symbols(library: str) -> list[str]:
     """The tvm-ffi function names a shared library exports (``__tvm_ffi_<name>``)."""
     done = subprocess.run(

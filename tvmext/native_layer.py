@@ -31,7 +31,13 @@ from tvm import relax
 from .custom_op import OPS, CustomOp, _install, lookup
 from .errors import NativeBuildError, OpDefinitionError, ShapeError
 from .lowering_rules import outputs_and_grads
-from .native_build import BuildFlags, compile_object, exported_symbols, link_shared
+from .native_build import (
+    BuildFlags,
+    archive_members,
+    compile_object,
+    exported_symbols,
+    link_shared,
+)
 from .op_attrs import Attr, AttrSpec
 from .registry import caller_location
 
@@ -234,6 +240,7 @@ def native_op(
     backward: str | None = None,
     sources: Sequence[str | os.PathLike[str]] = (),
     objects: Sequence[str | os.PathLike[str]] = (),
+    library: str | os.PathLike[str] | None = None,
     attrs: Mapping[str, float | int | bool] | None = None,
     extra_cflags: Sequence[str] = (),
     include_dirs: Sequence[str] = (),
@@ -243,9 +250,11 @@ def native_op(
     """Declare Relax op ``name`` implemented by native functions ``forward``/``backward``.
 
     ``sources`` (``.cc``/``.cpp``, or ``.cu`` with nvcc) compile to cached objects;
-    ``objects`` are used as they are. ``infer(*input_types, **attrs)`` returns the
-    output ``relax.TensorType`` (or a tuple); its positional parameters name the
-    inputs. ``attrs`` maps attribute names to defaults (float, int or bool), passed
+    prebuilt ``objects`` (``.o``) or a static ``library`` (``.a``, e.g. a vendor's
+    kernels), compiled with ``-fPIC``, are linked as they are (an archive's members
+    are all kept). ``infer(*input_types, **attrs)`` returns the output
+    ``relax.TensorType`` (or a tuple); its positional parameters name the inputs.
+    ``attrs`` maps attribute names to defaults (float, int or bool), passed
     to the native functions after the tensors, in this order.
     """
     origin = caller_location(2)
@@ -255,8 +264,11 @@ def native_op(
             f"op {name!r} is already registered (first defined at {first}); pass "
             f"replace=True to redefine it"
         )
-    if bool(sources) == bool(objects):
-        raise OpDefinitionError(f"op {name!r}: give either sources= or objects=")
+    prebuilt = list(objects)
+    if library is not None:
+        prebuilt += archive_members(os.fspath(library))
+    if bool(sources) == bool(prebuilt):
+        raise OpDefinitionError(f"op {name!r}: give either sources= or objects=/library=")
     params = inspect.signature(infer).parameters.values()
     tensors = [p.name for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
     if not tensors:
@@ -275,7 +287,7 @@ def native_op(
         libraries = (*libraries, "cudart")  # kernel launches need the CUDA runtime
     flags = BuildFlags(tuple(extra_cflags), tuple(map(str, include_dirs)), tuple(libraries))
     built = [compile_object(p, flags) for p in paths]
-    for path in (os.fspath(o) for o in objects):
+    for path in (os.fspath(o) for o in prebuilt):
         if not os.path.isfile(path):
             raise NativeBuildError(f"op {name!r}: object file {path!r} does not exist")
         built.append(os.path.abspath(path))
