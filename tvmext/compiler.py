@@ -16,10 +16,11 @@ from typing import Any
 
 import onnx
 import tvm
-from tvm import relax, tirx
+from tvm import relax
 
 from . import onnx_import
 from .compile_options import CompileOptions, shapes_from
+from .dims import dims
 from .errors import CompileError, ModelError, TvmextError
 from .external_target import get_target
 from .lowering import build
@@ -50,10 +51,6 @@ class Stage:
     run: Callable[[CompileState], None]
 
 
-def _dim(d: Any) -> int | str:
-    return int(d) if isinstance(d, tirx.IntImm) else str(d)
-
-
 def _relax_inputs(mod: tvm.IRModule, names: list[str] | None = None) -> list[InputSpec]:
     if "main" not in [gv.name_hint for gv in mod.get_global_vars()]:
         raise ModelError("the Relax module has no 'main' function to compile")
@@ -63,11 +60,7 @@ def _relax_inputs(mod: tvm.IRModule, names: list[str] | None = None) -> list[Inp
         if not isinstance(ty, relax.TensorType):
             raise ModelError(f"input {param.name!r} of 'main' must be a tensor, got {ty}")
         name = names[i] if names else param.name
-        shape = (
-            tuple(_dim(d) for d in ty.shape.values)
-            if isinstance(ty.shape, relax.ShapeExpr)
-            else None
-        )
+        shape = tuple(dims(ty.shape.values)) if isinstance(ty.shape, relax.ShapeExpr) else None
         dtype = "" if str(ty.dtype) in ("None", "void", "") else str(ty.dtype)
         specs.append(InputSpec(name, shape, dtype))
     return specs

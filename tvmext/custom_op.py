@@ -21,6 +21,7 @@ import numpy as np
 import tvm
 from tvm import relax, te
 
+from .dims import dims
 from .errors import OpCallError, OpDefinitionError, ShapeError, register_with_tvm_ffi
 from .op_attrs import Attr, AttrSpec
 from .registry import Registry, caller_location
@@ -190,33 +191,32 @@ class CustomOp:
         return f"#{i}"
 
     # ----------------------------------------------------------------- tracing
-    def trace(self, tensors: Sequence[te.Tensor], attrs: dict[str, Any]) -> list[te.Tensor]:
-        """Run the compute on TE tensors and return its outputs as a list."""
+    def trace(
+        self, tensors: Sequence[te.Tensor], attrs: dict[str, Any]
+    ) -> tuple[list[te.Tensor], bool]:
+        """Run the compute on TE tensors; return its outputs as a list and whether it
+        returned a tuple (multiple outputs)."""
         try:
             out = self.compute(*tensors, **attrs)
         except (OpCallError, ShapeError, OpDefinitionError):
             raise
         except Exception as err:
             shapes = ", ".join(
-                f"{self.input_name(i)}: {[_dim(d) for d in t.shape]} {t.dtype}"
-                for i, t in enumerate(tensors)
+                f"{self.input_name(i)}: {dims(t.shape)} {t.dtype}" for i, t in enumerate(tensors)
             )
             raise ShapeError(
                 f"op {self.name!r}: compute failed for inputs ({shapes}): "
                 f"{type(err).__name__}: {err}"
             ) from err
-        outs = list(out) if isinstance(out, list | tuple) else [out]
+        is_tuple = isinstance(out, list | tuple)
+        outs = list(out) if is_tuple else [out]
         for o in outs:
             if not isinstance(o, te.Tensor):
                 raise OpDefinitionError(
                     f"op {self.name!r}: compute must return a te.Tensor or a tuple of them, "
                     f"got {type(o).__name__}"
                 )
-        return outs
-
-    def returns_tuple(self, tensors: Sequence[te.Tensor], attrs: dict[str, Any]) -> bool:
-        """Whether the compute returns a tuple (multiple outputs)."""
-        return isinstance(self.compute(*tensors, **attrs), list | tuple)
+        return outs, is_tuple
 
     def infer_call_type(self, call: relax.Call) -> relax.Type:
         """The type of ``call`` of this op (``FInferType``)."""
@@ -292,14 +292,9 @@ class CustomOp:
             if len(g.shape) != len(x.shape) or g.dtype != x.dtype:
                 raise OpDefinitionError(
                     f"op {self.name!r}: gradient for input {self.input_name(i)!r} has shape "
-                    f"{[_dim(d) for d in g.shape]} {g.dtype}, expected "
-                    f"{[_dim(d) for d in x.shape]} {x.dtype}"
+                    f"{dims(g.shape)} {g.dtype}, expected {dims(x.shape)} {x.dtype}"
                 )
         return grads
-
-
-def _dim(d: Any) -> Any:
-    return int(d) if isinstance(d, tvm.tirx.IntImm) else str(d)
 
 
 def _target_kind(kind: str) -> str:

@@ -62,9 +62,9 @@ def te_infer_type(custom: CustomOp, call: relax.Call) -> relax.Type:
     if custom.infer_fn is not None:
         return custom.infer_fn(*(a.ty for a in call.args), **attrs)
     tensors = placeholders(custom, call)
-    outs = custom.trace(tensors, attrs)
+    outs, is_tuple = custom.trace(tensors, attrs)
     types = [relax.TensorType(list(o.shape), o.dtype) for o in outs]
-    if custom.primal is not None or custom.returns_tuple(tensors, attrs):
+    if custom.primal is not None or is_tuple:
         return relax.TupleType(types)
     return types[0]
 
@@ -74,7 +74,7 @@ def te_legalize(custom: CustomOp, bb: relax.BlockBuilder, call: relax.Call) -> r
     attrs = custom.attr_spec.decode(call.attrs)
 
     def compute(*tensors: te.Tensor) -> Any:
-        outs = custom.trace(tensors, dict(attrs))
+        outs, _ = custom.trace(tensors, dict(attrs))
         return outs if len(outs) > 1 else outs[0]
 
     func_attrs = {OP_ATTR: custom.name, OP_ATTRS_ATTR: _plain(attrs)}

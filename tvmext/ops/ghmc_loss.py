@@ -23,6 +23,7 @@ import tvm
 from tvm import s_tir, te, tirx
 
 from ..custom_op import op
+from ..dims import dims
 from ..errors import ShapeError
 from ..schedule_helpers import parallel_vectorized_flat
 
@@ -123,21 +124,20 @@ def _bins_and_weights(
 def _check_shapes(
     pred: te.Tensor, target: te.Tensor, label_weight: te.Tensor, state: te.Tensor, bins: int
 ) -> None:
-    def dims(t: te.Tensor) -> list[int | str]:
-        return [int(d) if isinstance(d, tirx.IntImm) else str(d) for d in t.shape]
-
     if len(pred.shape) != 2:
-        raise ShapeError(f"op 'tvmext.ghmc_loss': input 'pred' must be (N, C), got {dims(pred)}")
-    for name, t in (("target", target), ("label_weight", label_weight)):
-        if dims(t) != dims(pred):
-            raise ShapeError(
-                f"op 'tvmext.ghmc_loss': input {name!r} has shape {dims(t)}, expected "
-                f"{dims(pred)} (the shape of 'pred')"
-            )
-    if dims(state) != [bins]:
         raise ShapeError(
-            f"op 'tvmext.ghmc_loss': input 'state' has shape {dims(state)}, expected [{bins}] "
-            f"(one accumulated count per bin)"
+            f"op 'tvmext.ghmc_loss': input 'pred' must be (N, C), got {dims(pred.shape)}"
+        )
+    for name, t in (("target", target), ("label_weight", label_weight)):
+        if dims(t.shape) != dims(pred.shape):
+            raise ShapeError(
+                f"op 'tvmext.ghmc_loss': input {name!r} has shape {dims(t.shape)}, expected "
+                f"{dims(pred.shape)} (the shape of 'pred')"
+            )
+    if dims(state.shape) != [bins]:
+        raise ShapeError(
+            f"op 'tvmext.ghmc_loss': input 'state' has shape {dims(state.shape)}, expected "
+            f"[{bins}] (one accumulated count per bin)"
         )
 
 

@@ -7,6 +7,7 @@ import tvm
 from tvm import s_tir, te, tirx
 
 from ..custom_op import op
+from ..dims import dim, dims
 from ..errors import ShapeError
 from ..schedule_helpers import parallel_rows_vectorized_cols, vectorized_row_reduction
 
@@ -28,9 +29,8 @@ def rms_norm(x: te.Tensor, weight: te.Tensor, *, eps: float = 1e-6) -> te.Tensor
     if len(w) != 1 or (isinstance(d, tirx.IntImm) and isinstance(w[0], tirx.IntImm) and
                        int(d) != int(w[0])):  # fmt: skip
         raise ShapeError(
-            f"op 'tvmext.rms_norm': input 'weight' has shape "
-            f"{[int(v) if isinstance(v, tirx.IntImm) else str(v) for v in w]}, expected "
-            f"[{int(d) if isinstance(d, tirx.IntImm) else d}] (the last axis of 'x')"
+            f"op 'tvmext.rms_norm': input 'weight' has shape {dims(w)}, expected "
+            f"[{dim(d)}] (the last axis of 'x')"
         )
     r = _inv_rms(x, eps)
     return te.compute(x.shape, lambda *i: x[i] * r[i[:-1]] * weight[i[-1]], name="rms_norm")
