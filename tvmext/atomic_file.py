@@ -16,13 +16,19 @@ def _umask() -> int:
     return mask
 
 
+def check_folder(path: str) -> str:
+    """The folder ``path`` would be written to; an error naming ``path`` if it is missing."""
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise TvmextError(f"cannot write {path!r}: folder {folder!r} does not exist")
+    return folder
+
+
 @contextlib.contextmanager
 def atomic_output(path: str, *, executable: bool = False) -> Iterator[str]:
     """Yield a temporary path to write; on success it becomes ``path`` (with the usual
     permissions), on failure it is removed. A missing folder is an error naming ``path``."""
-    folder = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(folder):
-        raise TvmextError(f"cannot write {path!r}: folder {folder!r} does not exist")
+    folder = check_folder(path)
     fd, tmp = tempfile.mkstemp(suffix=os.path.splitext(path)[1], prefix=".tvmext-", dir=folder)
     os.close(fd)
     try:

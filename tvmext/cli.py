@@ -202,12 +202,12 @@ def _tune(args: argparse.Namespace) -> None:
 
     import tvmext
 
+    from .atomic_file import check_folder
+
     def progress(items: Any, total: int) -> Any:
         return tqdm(items, total=total, desc="tuning", unit="candidate", file=sys.stderr)
 
-    folder = os.path.dirname(os.path.abspath(args.output))
-    if not os.path.isdir(folder):  # before the search, not after it
-        raise TvmextError(f"cannot write {args.output!r}: folder {folder!r} does not exist")
+    check_folder(args.output)  # before the search, not after it
     start = time.perf_counter()
     records = tvmext.tune(
         args.model,

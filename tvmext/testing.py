@@ -150,10 +150,9 @@ def check_op(
     Checks: the inferred type matches the computed outputs; the compiled compute
     matches ``@op.reference`` (tolerances by dtype); the compiled gradient of each
     input the op differentiates, taken by ``relax.transform.Gradient``, matches central
-    finite differences (of the reference
-    in float64 when there is one, else of the compiled op); the op compiles for
-    every target it has a schedule for (and ``targets``); an exported ``.so`` loads and
-    gives the same results.
+    finite differences (of the reference in float64 when there is one, else of the
+    compiled op); the op compiles for every target it has a schedule for (and
+    ``targets``); an exported ``.so`` loads and gives the same results.
     """
     arrays = [np.asarray(a) for a in inputs]
     arrays = [a if a.flags.c_contiguous else a.copy(order="C") for a in arrays]
@@ -191,7 +190,7 @@ def check_op(
                 problems.append(problem)
 
     if check_gradient and op.has_gradient:
-        problems += _check_gradient(op, arrays, bound, outputs, host, seed)
+        problems += _check_gradient(op, arrays, bound, outputs, executable, host, seed)
 
     claimed = set(op.schedules) | set(targets or ()) | {"llvm"}
     for kind in sorted(claimed - {"llvm"}):
@@ -241,9 +240,12 @@ def _check_gradient(
     arrays: list[np.ndarray],
     attrs: dict[str, Any],
     outputs: list[np.ndarray],
+    forward: Any,
     host: tvm.target.Target,
     seed: int,
 ) -> list[str]:
+    """Gradient problems; ``forward`` is the op's compiled forward (for finite
+    differences when there is no reference)."""
     rng = np.random.default_rng(seed)
     wrt = _differentiable_inputs(op, arrays, attrs, outputs)
     if not wrt:
@@ -259,19 +261,18 @@ def _check_gradient(
             ys = _as_list(ref(*[x.astype(np.float64) for x in xs], **attrs))
             return float(sum((y * c).sum() for y, c in zip(ys, cotangents, strict=True)))
 
-        base = [a.astype(np.float64) for a in arrays]
         eps, source = 1e-6, "reference"
     else:
-        fwd = build(_forward_module(op, arrays, attrs)[0], host)
 
         def loss(xs: list[np.ndarray]) -> float:
-            ys = _run(fwd, "main", [x.astype(a.dtype) for x, a in zip(xs, arrays, strict=True)])
+            casts = [x.astype(a.dtype) for x, a in zip(xs, arrays, strict=True)]
+            ys = _run(forward, "main", casts)
             return float(
                 sum((y.astype(np.float64) * c).sum() for y, c in zip(ys, cotangents, strict=True))
             )
 
-        base = [a.astype(np.float64) for a in arrays]
         eps, source = 1e-3, "compiled op"
+    base = [a.astype(np.float64) for a in arrays]
 
     problems = []
     for grad, i in zip(analytic, wrt, strict=True):

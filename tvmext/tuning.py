@@ -131,15 +131,18 @@ def tune_module(
 ) -> TuningRecords:
     """Time ``trials`` tile shapes for every matmul-like PrimFunc of ``mod``."""
     records = TuningRecords(str(target))
-    funcs = tunable_funcs(mod, target)
-    tasks = [(f, tiles) for f in funcs for tiles in candidate_tiles(trials)]
+    # Workloads with fixed shapes only: symbolic ones have nothing to time.
+    workloads = [
+        (workload_key(f), f, args)
+        for f in tunable_funcs(mod, target)
+        if (args := _random_args(f, tvm.cpu())) is not None
+    ]
+    tasks = [(w, tiles) for w in workloads for tiles in candidate_tiles(trials)]
     steps: Iterable[Any] = progress(tasks, len(tasks)) if progress else tasks
     best: dict[str, tuple[float, MatmulTiles, float]] = {}
-    for func, tiles in steps:
-        key = workload_key(func)
-        args = _random_args(func, tvm.cpu())
+    for (key, func, args), tiles in steps:
         scheduled = _schedule(func, target, tiles)
-        if args is None or scheduled is None:
+        if scheduled is None:
             continue
         seconds = _time(scheduled, target, args)
         default = best[key][2] if key in best else seconds  # the default is timed first
