@@ -83,7 +83,7 @@ def try_matmul(
     if infos is None:
         return False
     remaining = try_inline(sch, infos)
-    return len(remaining) <= 2 and schedule_matmul(
+    return 1 <= len(remaining) <= 2 and schedule_matmul(
         sch, remaining[0].block_rv, target, tiles or MatmulTiles()
     )
 
