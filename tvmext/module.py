@@ -141,7 +141,7 @@ class Module:
     def run(self, *arrays: Any, **named: Any) -> list[np.ndarray]:
         """Run the model on NumPy arrays (positional or by input name); list of outputs."""
         inputs = [tvm.runtime.tensor(a, self.device) for a in self._bind(arrays, named)]
-        return _flatten(self._vm["main"](*inputs))
+        return flatten_outputs(self._vm["main"](*inputs))
 
     __call__ = run
 
@@ -181,12 +181,16 @@ class Module:
         return f"<tvmext.Module ({inputs}) on {self.device}>"
 
 
-def _flatten(value: Any) -> list[np.ndarray]:
+def flatten_outputs(value: Any) -> list[np.ndarray]:
+    """A VM result (tensor, shape or nested tuple of them) or NumPy values, as a flat
+    list of NumPy arrays; shapes become int64 arrays, as ONNX's Shape returns them."""
     if isinstance(value, tvm.runtime.Tensor):
         return [value.numpy()]
     if isinstance(value, tvm.runtime.ShapeTuple):
         return [np.array(list(value), dtype=np.int64)]
-    return [a for v in value for a in _flatten(v)]
+    if isinstance(value, np.ndarray | np.generic):
+        return [np.asarray(value)]
+    return [a for v in value for a in flatten_outputs(v)]
 
 
 def random_inputs(inputs: Sequence[InputSpec], seed: int = 0) -> list[np.ndarray]:

@@ -74,10 +74,12 @@ def run_case(case: Any, importer: str) -> tuple[str, str]:
             from tvm import relax
             from tvm.relax.frontend.onnx import from_onnx
 
+            from .module import flatten_outputs
+
             executable = tvm.compile(from_onnx(case.model), target="llvm")
             vm = relax.VirtualMachine(executable, tvm.cpu())
             result = vm["main"](*[tvm.runtime.tensor(a) for a in inputs])
-            got = _flatten(result)
+            got = flatten_outputs(result)
         else:
             import tvmext
 
@@ -89,14 +91,6 @@ def run_case(case: Any, importer: str) -> tuple[str, str]:
         )
     problem = _compare(got, expected)
     return ("fail", problem) if problem else ("pass", "")
-
-
-def _flatten(value: Any) -> list[Any]:
-    import tvm
-
-    if isinstance(value, tvm.runtime.Tensor):
-        return [value.numpy()]
-    return [a for v in value for a in _flatten(v)]
 
 
 def _worker(importer: str, names: Sequence[str]) -> None:

@@ -13,6 +13,7 @@ from tvm import relax, te
 
 from .custom_op import CustomOp
 from .lowering import build
+from .module import flatten_outputs
 from .target_spec import parse_target
 
 # (rtol, atol) for comparing compiled results with the NumPy reference.
@@ -80,14 +81,6 @@ def _loss_module(
     return relax.transform.Gradient("main", require_grads=[params[i] for i in wrt])(mod)
 
 
-def _as_list(value: Any) -> list[np.ndarray]:
-    if isinstance(value, tvm.runtime.Tensor):
-        return [value.numpy()]
-    if isinstance(value, np.ndarray | np.generic):
-        return [np.asarray(value)]
-    return [v for item in value for v in _as_list(item)]
-
-
 def _compare(
     what: str,
     got: np.ndarray,
@@ -119,7 +112,7 @@ def _compare(
 
 def _run(executable: Any, fn: str, arrays: Sequence[np.ndarray]) -> list[np.ndarray]:
     vm = relax.VirtualMachine(executable, tvm.cpu())
-    return _as_list(vm[fn](*[tvm.runtime.tensor(a) for a in arrays]))
+    return flatten_outputs(vm[fn](*[tvm.runtime.tensor(a) for a in arrays]))
 
 
 def _numeric_gradient(
@@ -162,7 +155,7 @@ def check_op(
 
     mod, inferred = _forward_module(op, arrays, bound)
     executable = build(mod, host)
-    outputs = _as_list(
+    outputs = flatten_outputs(
         relax.VirtualMachine(executable, tvm.cpu())["main"](
             *[tvm.runtime.tensor(a) for a in arrays]
         )
@@ -180,7 +173,7 @@ def check_op(
             )
 
     if op.reference_fn is not None:
-        expected = _as_list(op.reference_fn(*arrays, **bound))
+        expected = flatten_outputs(op.reference_fn(*arrays, **bound))
         if len(expected) != len(outputs):
             problems.append(f"reference returned {len(expected)} output(s), the op {len(outputs)}")
         for k, (got, exp) in enumerate(zip(outputs, expected, strict=False)):
@@ -258,7 +251,7 @@ def _check_gradient(
         ref = op.reference_fn
 
         def loss(xs: list[np.ndarray]) -> float:
-            ys = _as_list(ref(*[x.astype(np.float64) for x in xs], **attrs))
+            ys = flatten_outputs(ref(*[x.astype(np.float64) for x in xs], **attrs))
             return float(sum((y * c).sum() for y, c in zip(ys, cotangents, strict=True)))
 
         eps, source = 1e-6, "reference"
