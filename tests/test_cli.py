@@ -167,3 +167,5 @@ def test_tune_writes_records_that_compile_uses(tmp_path):
     assert done.returncode == 0, done.stderr
     bad = cli("compile", path, "--tuning-records", "nope.json", cwd=tmp_path)
     assert bad.returncode == 1 and "tuning records 'nope.json' cannot be read" in bad.stderr
+    bad = cli("tune", path, "-o", "no/such/dir/rec.json", cwd=tmp_path)
+    assert bad.returncode == 1 and "cannot write 'no/such/dir/rec.json'" in bad.stderr

@@ -238,3 +238,13 @@ def test_prebuilt_static_library(tmp_path, rng):
         return np.where(x > 0, x, alpha * x).astype(x.dtype)
 
     check_op(op, _away_from_zero(rng, (3, 8)), alpha=0.2)
+
+
+def test_bad_static_library_is_a_clear_error(tmp_path):
+    with pytest.raises(tvmext.NativeBuildError, match=r"static library .*missing\.a' does not"):
+        tvmext.native_op("test_native.noarchive", library=tmp_path / "missing.a",
+                         forward="f", infer=_same_type)  # fmt: skip
+    fake = tmp_path / "fake.a"
+    fake.write_text("not an archive")
+    with pytest.raises(tvmext.NativeBuildError, match=r"fake\.a' is not a static library"):
+        tvmext.native_op("test_native.fake", library=fake, forward="f", infer=_same_type)
