@@ -69,7 +69,7 @@ __all__ = [
 ]
 
 
-_SUBMODULES = ("ops", "testing")
+_SUBMODULES = ("ops", "testing", "training")
 
 
 def __getattr__(name: str) -> Any:

@@ -111,8 +111,14 @@ def schedule_prim_funcs(
     return run
 
 
-def stages(target: tvm.target.Target, records: TuningRecords | None = None) -> list[Stage]:
-    """The pipeline for ``target`` as named stages (``--dump-ir`` writes one per stage)."""
+def stages(
+    target: tvm.target.Target, records: TuningRecords | None = None, *, schedule: bool = True
+) -> list[Stage]:
+    """The pipeline for ``target`` as named stages (``--dump-ir`` writes one per stage).
+
+    ``schedule=False`` is TVM's plain lowering: fusion as usual, no op schedules, no
+    default schedules (naive loops), the baseline a training mode is compared against.
+    """
     kind = str(target.kind.name)
     t = relax.transform
     finalize = [t.StaticPlanBlockMemory()]
@@ -126,14 +132,13 @@ def stages(target: tvm.target.Target, records: TuningRecords | None = None) -> l
         t.VMShapeLower(),
         t.AttachGlobalSymbol(),
     ]
+    opaque = (keep_scheduled_ops_opaque(kind),) if schedule else ()
+    scheduling = [Stage("schedule", (schedule_prim_funcs(target, records),))] if schedule else []
     return [
         Stage("dispatch", (relax.backend.DispatchSampling(), relax.backend.DispatchSortScan())),
         Stage("legalize", (t.LegalizeOps(), t.AnnotateTIROpPattern())),
-        Stage(
-            "fuse",
-            (keep_scheduled_ops_opaque(kind), t.FoldConstant(), t.FuseOps(), t.FuseTIR()),
-        ),
-        Stage("schedule", (schedule_prim_funcs(target, records),)),
+        Stage("fuse", (*opaque, t.FoldConstant(), t.FuseOps(), t.FuseTIR())),
+        *scheduling,
         Stage(
             "lower_dataflow",
             (
@@ -151,13 +156,15 @@ def relax_pipeline(
     target: tvm.target.Target,
     after_stage: Callable[[str, tvm.IRModule], None] | None = None,
     records: TuningRecords | None = None,
+    *,
+    schedule: bool = True,
 ) -> tvm.transform.Pass:
     """One pass running :func:`stages`; ``after_stage(name, mod)`` sees each result."""
 
     @tvm.transform.module_pass(opt_level=0, name="tvmext.Pipeline")
     def run(mod: tvm.IRModule, _ctx: Any) -> tvm.IRModule:
         with target:
-            for stage in stages(target, records):
+            for stage in stages(target, records, schedule=schedule):
                 mod = tvm.transform.Sequential(list(stage.passes))(mod)
                 if after_stage is not None:
                     after_stage(stage.name, mod)
@@ -172,6 +179,7 @@ def build(
     *,
     after_stage: Callable[[str, tvm.IRModule], None] | None = None,
     records: TuningRecords | None = None,
+    schedule: bool = True,
 ) -> Any:
     """Compile a Relax module with tvmext's pipeline into a VM executable.
 
@@ -181,7 +189,9 @@ def build(
     from .native_layer import native_libraries
 
     executable = tvm.compile(
-        mod, target=target, relax_pipeline=relax_pipeline(target, after_stage, records)
+        mod,
+        target=target,
+        relax_pipeline=relax_pipeline(target, after_stage, records, schedule=schedule),
     )
     for obj, symbols in native_libraries(mod):
         executable.mod.import_module(tvm.runtime.load_static_library(obj, symbols))
