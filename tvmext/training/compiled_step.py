@@ -41,7 +41,7 @@ class CompiledStep:
         self.device = device or tvm.cpu()
         start = time.perf_counter()
         spec = parse_target(mode.target)
-        mod = program.module
+        mod = program.module.clone()  # a pass that edits its input must not touch other modes
         if mode.passes:
             mod = tvm.transform.Sequential(list(mode.passes))(mod)
         for name in spec.externals:

@@ -1,0 +1,123 @@
+"""One compiled training step against PyTorch: losses, optimizers, GHM-C state."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from models import swish_mlp, torch_twin
+
+from tvmext import ModelError, ShapeError, TvmextError, training
+from tvmext.ops import ghmc_loss
+
+BATCH = 8
+
+
+def _torch_loss(name: str, logits: torch.Tensor, labels: np.ndarray) -> torch.Tensor:
+    if name == "ce":
+        return torch.nn.functional.cross_entropy(logits, torch.tensor(labels))
+    target = torch.tensor(np.eye(5, dtype=np.float32)[labels])
+    return torch.nn.functional.binary_cross_entropy_with_logits(logits, target)
+
+
+@pytest.mark.parametrize(
+    ("loss", "optimizer", "torch_optimizer"),
+    [
+        ("ce", training.SGD(), lambda p: torch.optim.SGD(p, lr=0.1)),
+        (
+            "ce",
+            training.SGD(momentum=0.9, weight_decay=1e-3, nesterov=True),
+            lambda p: torch.optim.SGD(p, lr=0.1, momentum=0.9, weight_decay=1e-3, nesterov=True),
+        ),
+        (
+            "bce",
+            training.Adam(weight_decay=1e-3),
+            lambda p: torch.optim.Adam(p, lr=0.1, weight_decay=1e-3),
+        ),
+    ],
+)
+def test_steps_match_pytorch(rng, loss, optimizer, torch_optimizer):
+    spec = training.SoftmaxCrossEntropy() if loss == "ce" else training.SigmoidBCE()
+    program = training.StepProgram(swish_mlp(), spec, optimizer, batch_size=BATCH)
+    step = program.compile()
+    state = program.initial_state(seed=3)
+    model = torch_twin(state.params_numpy())
+    opt = torch_optimizer(model.parameters())
+    for _ in range(4):
+        x = rng.standard_normal((BATCH, 16)).astype(np.float32)
+        labels = rng.integers(0, 5, BATCH)
+        ours = step.step(state, x, training.one_hot(labels, 5), 0.1)
+        opt.zero_grad()
+        theirs = _torch_loss(loss, model(torch.tensor(x)), labels)
+        theirs.backward()
+        opt.step()
+        assert ours == pytest.approx(theirs.item(), rel=1e-5)
+    got = state.params_numpy()
+    np.testing.assert_allclose(got["fc1.weight"], model[0].weight.detach().numpy(), atol=5e-5)
+    np.testing.assert_allclose(got["fc2.bias"], model[2].bias.detach().numpy(), atol=5e-5)
+    assert state.step == 4
+    logits = step.predict(state, x[:3])  # predict takes any batch size
+    np.testing.assert_allclose(logits, model(torch.tensor(x[:3])).detach().numpy(), atol=1e-4)
+
+
+def test_ghmc_state_threads_through_steps(rng):
+    loss = training.GHMC(bins=10, momentum=0.75)
+    program = training.StepProgram(swish_mlp(), loss, training.SGD(), batch_size=BATCH)
+    step = program.compile()
+    state = program.initial_state(seed=0)
+    counts = np.zeros(10, np.float32)
+    for _ in range(3):
+        x = rng.standard_normal((BATCH, 16)).astype(np.float32)
+        target = training.one_hot(rng.integers(0, 5, BATCH), 5)
+        logits = step.predict(state, x)
+        ones = np.ones_like(target)
+        want, counts = ghmc_loss.reference_fn(
+            logits, target, ones, counts, bins=10, momentum=0.75, loss_weight=1.0
+        )
+        got = step.step(state, x, target, 0.05)
+        assert got == pytest.approx(float(want), rel=1e-5)
+        np.testing.assert_allclose(state.loss[0].numpy(), counts, rtol=1e-6)
+
+
+def test_checkpoint_round_trip(tmp_path, rng):
+    program = training.StepProgram(
+        swish_mlp(), training.SoftmaxCrossEntropy(), training.Adam(), batch_size=BATCH
+    )
+    step = program.compile()
+    state = program.initial_state(seed=1)
+    x, target = rng.random((BATCH, 16), np.float32), training.one_hot(np.arange(BATCH) % 5, 5)
+    step.step(state, x, target, 0.01)
+    path = state.save(tmp_path / "ckpt.npz")
+    after_save = step.step(state, x, target, 0.01)
+    restored = program.initial_state(seed=99)
+    restored.load(path)
+    assert restored.step == 1
+    assert step.step(restored, x, target, 0.01) == after_save
+    for a, b in zip(restored.params, state.params, strict=True):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+    other = training.StepProgram(
+        swish_mlp(), training.SoftmaxCrossEntropy(), training.SGD(momentum=0.9), batch_size=BATCH
+    ).initial_state()
+    with pytest.raises(TvmextError, match="optimizer state"):
+        other.load(path)
+
+
+def test_bad_inputs_are_named():
+    mlp = swish_mlp()
+    ce, sgd = training.SoftmaxCrossEntropy(), training.SGD()
+    with pytest.raises(ModelError, match="no Relax function 'main'"):
+        training.StepProgram(mlp, ce, sgd, batch_size=4, func="main")
+    with pytest.raises(ShapeError, match="batch_size must be >= 1"):
+        training.StepProgram(mlp, ce, sgd, batch_size=0)
+    program = training.StepProgram(mlp, ce, sgd, batch_size=4)
+    with pytest.raises(ShapeError, match=r"'fc1.weight' has shape \[2, 2\], expected \[32, 16\]"):
+        program.initial_state({**program.initial_state().params_numpy(), "fc1.weight": np.eye(2)})
+    with pytest.raises(ShapeError, match="missing"):
+        program.initial_state({"fc1.weight": np.zeros((32, 16))})
+    with pytest.raises(ShapeError, match=r"class ids in \[0, 5\)"):
+        training.one_hot(np.array([0, 7]), 5)
+    with pytest.raises(TvmextError, match=r"momentum=1\.5"):
+        training.SGD(momentum=1.5)
+    step = program.compile()
+    with pytest.raises(ShapeError, match="built for batch_size=4"):
+        step.step(program.initial_state(), np.zeros((3, 16), np.float32), np.zeros((3, 5)), 0.1)
