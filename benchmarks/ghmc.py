@@ -30,15 +30,15 @@ from tvmext.ops import ghmc_loss
 N, C, BINS, MOMENTUM = 65536, 80, 30, 0.75
 
 
-def torch_ghmc(pred, target, label_weight, acc_sum):
+def torch_ghmc(pred, target, label_weight, acc_sum, bins=BINS, momentum=MOMENTUM):
     """mmdetection's GHMC with bincount instead of the per-bin loop."""
     g = (pred.detach().sigmoid() - target).abs()
     valid = label_weight > 0
     tot = valid.sum().clamp(min=1).float()
-    index = torch.clamp((g * BINS).long(), max=BINS - 1)
-    counts = torch.bincount(index[valid], minlength=BINS).float()
+    index = torch.clamp((g * bins).long(), max=bins - 1)
+    counts = torch.bincount(index[valid], minlength=bins).float()
     nonempty = counts > 0
-    acc_sum = torch.where(nonempty, MOMENTUM * acc_sum + (1 - MOMENTUM) * counts, acc_sum)
+    acc_sum = torch.where(nonempty, momentum * acc_sum + (1 - momentum) * counts, acc_sum)
     weights = torch.where(valid, tot / acc_sum[index], torch.zeros_like(pred))
     weights = weights / nonempty.sum().clamp(min=1)
     loss = (
