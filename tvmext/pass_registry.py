@@ -1,8 +1,14 @@
-"""Target-specific Relax passes, registered per phase and target kind.
+"""Target-specific Relax passes, registered per phase and target.
 
-A pass entry is a factory returning a ``tvm.transform.Pass``; the compile pipeline
-runs the entries of its ``optimize`` phase whose targets include the host target's
-kind (``"*"`` matches every kind), in registration order.
+A pass entry is a factory returning a ``tvm.transform.Pass``; the compile pipeline's
+``optimize`` stage runs the phases in order and, in each, the entries whose targets
+include the host target's kind or one of the external targets of the target string
+(``"*"`` matches every target), in registration order. Phases:
+
+* ``prepare``: the model as imported (e.g. BatchNorm is still one op);
+* ``optimize``: inference simplification for every target;
+* ``layout``: layouts and constant folding chosen for the targets, right before
+  partitioning.
 """
 
 from __future__ import annotations
@@ -15,7 +21,7 @@ import tvm
 from .errors import OpDefinitionError
 from .registry import Registry, caller_location
 
-PHASES = ("optimize",)
+PHASES = ("prepare", "optimize", "layout")
 
 
 @dataclass(frozen=True)
@@ -27,9 +33,9 @@ class PassEntry:
     phase: str
     targets: tuple[str, ...]
 
-    def applies_to(self, kind: str) -> bool:
-        """Whether this pass runs for target kind ``kind``."""
-        return "*" in self.targets or kind in self.targets
+    def applies_to(self, *targets: str) -> bool:
+        """Whether this pass runs when compiling for any of ``targets``."""
+        return "*" in self.targets or any(t in self.targets for t in targets)
 
 
 PASSES: Registry[PassEntry] = Registry("pass")
@@ -38,7 +44,8 @@ PASSES: Registry[PassEntry] = Registry("pass")
 def register_pass(
     name: str, *, phase: str = "optimize", targets: Sequence[str] = ("*",), replace: bool = False
 ) -> Callable[[Callable[[], tvm.transform.Pass]], Callable[[], tvm.transform.Pass]]:
-    """Register a pass factory under ``name`` for ``phase`` and target kinds ``targets``."""
+    """Register a pass factory under ``name`` for ``phase`` and ``targets`` (host kinds
+    such as ``"llvm"`` or external targets such as ``"dnnl"``)."""
     if phase not in PHASES:
         raise OpDefinitionError(f"pass {name!r}: unknown phase {phase!r}; phases: {PHASES}")
     origin = caller_location(2)
@@ -50,6 +57,7 @@ def register_pass(
     return register
 
 
-def passes_for(phase: str, kind: str) -> list[PassEntry]:
-    """The registered passes of ``phase`` that apply to target kind ``kind``."""
-    return [e.value for e in PASSES if e.value.phase == phase and e.value.applies_to(kind)]
+def passes_for(phase: str, *targets: str) -> list[PassEntry]:
+    """The registered passes of ``phase`` that apply to any of ``targets`` (the host
+    kind and the external targets)."""
+    return [e.value for e in PASSES if e.value.phase == phase and e.value.applies_to(*targets)]

@@ -1,0 +1,162 @@
+"""Analysis: for every op of ``main``, its cost and where it went after partitioning.
+
+Run on the module right after ``FuseOpsByPattern`` (before the codegen replaces the
+composite functions): an op inside a composite function of an external target is
+placed there (with the composite's name), any other op stays on TVM with the reasons
+the target's checks gave, or with "no <target> pattern" when no row matched it.
+
+Cost model: FLOPs count a multiply-add as 2 (conv2d, matmul), a pooling window
+element as 1, and 1 per output element for every other op; bytes are the sizes of
+the op's tensor inputs plus its output.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import tvm
+from tvm import relax
+
+from tvmext.dims import dims
+
+
+@dataclass(frozen=True)
+class OpPlacement:
+    """One op: its binding, output shape, cost, where it runs and why."""
+
+    var: str
+    op: str
+    shape: tuple[int, ...] | None
+    flops: int
+    bytes: int
+    placement: str
+    detail: str
+
+
+@dataclass(frozen=True)
+class PartitionReport:
+    """The placements of a compiled model's ops, printable as a table."""
+
+    target: str
+    ops: tuple[OpPlacement, ...]
+
+    def flops_on(self, placement: str) -> int:
+        """Total FLOPs of the ops placed on ``placement`` (a target name or ``"tvm"``)."""
+        return sum(o.flops for o in self.ops if o.placement == placement)
+
+    def offloaded_fraction(self) -> float:
+        """Share of the model's FLOPs that run on the external target."""
+        total = sum(o.flops for o in self.ops)
+        return self.flops_on(self.target) / total if total else 0.0
+
+    def __str__(self) -> str:
+        lines = [
+            f"{'binding':14} {'op':22} {'shape':18} {'MFLOP':>9} {'KiB':>8}  placement",
+        ]
+        for o in self.ops:
+            shape = "?" if o.shape is None else "x".join(map(str, o.shape))
+            lines.append(
+                f"{o.var:14} {o.op:22} {shape:18} {o.flops / 1e6:9.3f} {o.bytes / 1024:8.1f}  "
+                f"{o.placement}: {o.detail}"
+            )
+        lines.append(
+            f"{self.target} runs {sum(o.placement == self.target for o in self.ops)} of "
+            f"{len(self.ops)} ops, {100 * self.offloaded_fraction():.1f}% of "
+            f"{sum(o.flops for o in self.ops) / 1e6:.2f} MFLOP"
+        )
+        return "\n".join(lines)
+
+
+def static_shape(expr: relax.Expr) -> tuple[int, ...] | None:
+    """The static shape of a tensor expression, or None (symbolic or not a tensor)."""
+    ty = expr.ty
+    if not isinstance(ty, relax.TensorType) or not isinstance(ty.shape, relax.ShapeExpr):
+        return None
+    values = dims(ty.shape.values)
+    return tuple(values) if all(isinstance(d, int) for d in values) else None
+
+
+def _bytes(expr: relax.Expr) -> int:
+    shape = static_shape(expr)
+    if shape is None:
+        return 0
+    return math.prod(shape) * tvm.runtime.DataType(str(expr.ty.dtype)).bits // 8
+
+
+def op_cost(call: relax.Call) -> tuple[int, int]:
+    """(FLOPs, bytes) of one op call, by the cost model of this module."""
+    out = static_shape(call)
+    tensors = [a for a in call.args if isinstance(a.ty, relax.TensorType)]
+    moved = sum(_bytes(a) for a in tensors) + _bytes(call)
+    if out is None:
+        return 0, moved
+    n_out = math.prod(out)
+    name = call.op.name if isinstance(call.op, tvm.ir.Op) else ""
+    weight = static_shape(call.args[1]) if len(call.args) > 1 else None
+    if name == "relax.nn.conv2d" and weight is not None:
+        layout = str(call.attrs.kernel_layout)
+        per_output = math.prod(weight) // weight[layout.index("O")]
+        return 2 * n_out * per_output, moved
+    if name == "relax.matmul":
+        a = static_shape(call.args[0])
+        return (2 * n_out * a[-1] if a else 0), moved
+    if name in ("relax.nn.max_pool2d", "relax.nn.avg_pool2d"):
+        return n_out * math.prod(int(k) for k in call.attrs.pool_size), moved
+    return n_out, moved
+
+
+def _op_bindings(func: relax.Function) -> list[tuple[relax.Var, relax.Call]]:
+    body = func.body
+    if not isinstance(body, relax.SeqExpr):
+        return []
+    return [
+        (b.var, b.value)
+        for block in body.blocks
+        for b in block.bindings
+        if isinstance(b, relax.VarBinding) and isinstance(b.value, relax.Call)
+    ]
+
+
+def _placement(var: relax.Var, call: relax.Call, composite: str, target: str) -> OpPlacement:
+    flops, moved = op_cost(call)
+    name = call.op.name
+    return OpPlacement(var.name, name, static_shape(call), flops, moved, target, composite)
+
+
+def _composites(func: relax.Function) -> list[tuple[str, relax.Function]]:
+    found: list[tuple[str, relax.Function]] = []
+
+    def visit(expr: relax.Expr) -> None:
+        if isinstance(expr, relax.Function) and expr.attrs and "Composite" in expr.attrs:
+            found.append((str(expr.attrs["Composite"]), expr))
+
+    relax.analysis.post_order_visit(func.body, visit)
+    return found
+
+
+def partition_report(
+    fused: tvm.IRModule, target: str, rejections: Mapping[str, Sequence[str]]
+) -> PartitionReport:
+    """The report of ``fused`` (``main`` after FuseOpsByPattern for ``target``);
+    ``rejections`` maps binding names to the reasons checks gave for them."""
+    ops: list[OpPlacement] = []
+    for var, call in _op_bindings(fused["main"]):
+        if isinstance(call.op, relax.GlobalVar):
+            callee = fused[call.op]
+            if not isinstance(callee, relax.Function) or "Codegen" not in (callee.attrs or {}):
+                continue
+            for composite, inner in _composites(callee):
+                for inner_var, inner_call in _op_bindings(inner):
+                    if isinstance(inner_call.op, tvm.ir.Op):
+                        ops.append(_placement(inner_var, inner_call, composite, target))
+            continue
+        if not isinstance(call.op, tvm.ir.Op):
+            continue
+        flops, moved = op_cost(call)
+        reasons = rejections.get(var.name)
+        detail = "; ".join(reasons) if reasons else f"no {target} pattern matches it"
+        ops.append(OpPlacement(var.name, call.op.name, static_shape(call), flops, moved, "tvm",
+                               detail))  # fmt: skip
+    return PartitionReport(target, tuple(ops))
