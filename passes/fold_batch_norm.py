@@ -33,17 +33,21 @@ def _patterns() -> tuple[dict[str, DFPattern], DFPattern]:
     return parts, is_tuple_get_item(parts["bn"], 0)
 
 
+def _array(const: relax.Expr) -> np.ndarray:
+    return np.asarray(const.value.numpy())
+
+
 def _fold(expr: relax.Expr, matches: dict[DFPattern, relax.Expr], parts: dict[str, Any]) -> Any:
     conv, bn = matches[parts["conv"]], matches[parts["bn"]]
     out_layout = str(conv.attrs.out_layout)
     if int(bn.attrs.axis) % 4 != out_layout.index("C"):
         return expr
-    value = {k: matches[parts[k]].data.numpy() for k in ("gamma", "beta", "mean", "var")}
+    value = {k: _array(matches[parts[k]]) for k in ("gamma", "beta", "mean", "var")}
     gamma = value["gamma"] if bool(bn.attrs.scale) else np.ones_like(value["gamma"])
     beta = value["beta"] if bool(bn.attrs.center) else np.zeros_like(value["beta"])
     scale = gamma / np.sqrt(value["var"] + float(bn.attrs.epsilon))
-    bias = matches[parts["bias"]].data.numpy().reshape(-1) if parts["bias"] in matches else 0.0
-    weight = conv.args[1].data.numpy()
+    bias = _array(matches[parts["bias"]]).reshape(-1) if parts["bias"] in matches else 0.0
+    weight = _array(conv.args[1])
     axis = str(conv.attrs.kernel_layout).index("O")
     shape = [1] * weight.ndim
     shape[axis] = -1

@@ -119,10 +119,9 @@ def _op_bindings(func: relax.Function) -> list[tuple[relax.Var, relax.Call]]:
     ]
 
 
-def _placement(var: relax.Var, call: relax.Call, composite: str, target: str) -> OpPlacement:
+def _placement(var: str, call: relax.Call, composite: str, target: str) -> OpPlacement:
     flops, moved = op_cost(call)
-    name = call.op.name
-    return OpPlacement(var.name, name, static_shape(call), flops, moved, target, composite)
+    return OpPlacement(var, call.op.name, static_shape(call), flops, moved, target, composite)
 
 
 def _composites(func: relax.Function) -> list[tuple[str, relax.Function]]:
@@ -148,9 +147,10 @@ def partition_report(
             if not isinstance(callee, relax.Function) or "Codegen" not in (callee.attrs or {}):
                 continue
             for composite, inner in _composites(callee):
-                for inner_var, inner_call in _op_bindings(inner):
-                    if isinstance(inner_call.op, tvm.ir.Op):
-                        ops.append(_placement(inner_var, inner_call, composite, target))
+                inner_ops = _op_bindings(inner)
+                for i, (inner_var, inner_call) in enumerate(inner_ops):
+                    name = var.name if i == len(inner_ops) - 1 else inner_var.name
+                    ops.append(_placement(name, inner_call, composite, target))
             continue
         if not isinstance(call.op, tvm.ir.Op):
             continue

@@ -91,11 +91,12 @@ class Composite:
 def _composite(func: relax.Function) -> Composite:
     symbol = str(func.attrs["global_symbol"])
     outer = list(func.params)
-    (binding,) = [b for block in func.body.blocks for b in block.bindings]
-    call = binding.value
-    inner = call.op
+    values = {b.var: b.value for block in func.body.blocks for b in block.bindings}
+    calls = [v for v in values.values() if isinstance(v, relax.Call)]
+    inner = values.get(calls[0].op, calls[0].op) if len(calls) == 1 else None
     if not isinstance(inner, relax.Function) or "Composite" not in inner.attrs:
-        raise CompileError(f"dnnl codegen: {symbol} does not call a composite function")
+        raise CompileError(f"dnnl codegen: {symbol} does not call one composite function")
+    call = calls[0]
     index = {p: outer.index(a) for p, a in zip(inner.params, call.args, strict=True)}
     bindings = [
         (b.var, b.value) for block in inner.body.blocks for b in block.bindings

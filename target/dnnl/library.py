@@ -26,10 +26,13 @@ class OneDnn:
     lib_dir: str
 
     def link_options(self) -> tuple[str, ...]:
-        """Linker options for an artifact that calls oneDNN."""
+        """Linker options for an artifact that calls oneDNN. TVM puts options before the
+        objects, so ``--no-as-needed`` keeps libdnnl, which only the objects reference."""
         return (
             f"-L{self.lib_dir}",
+            "-Wl,--no-as-needed",
             "-ldnnl",
+            "-Wl,--as-needed",
             "-Wl,--disable-new-dtags",
             f"-Wl,-rpath,{self.lib_dir}",
         )

@@ -1,9 +1,12 @@
 // oneDNN implementations of the ops declared in tvmext_dnnl/ops.h.
 #include "tvmext_dnnl/ops.h"
 
+#include <dlfcn.h>
 #include <dnnl.hpp>
 
+#include <cstdlib>
 #include <mutex>
+#include <string>
 #include <unordered_map>
 #include <utility>
 #include <vector>
@@ -14,8 +17,26 @@ namespace {
 using dnnl::memory;
 using dt = memory::data_type;
 
+// The PyPI build of oneDNN runs its CPU engine through SYCL, which finds the CPU only
+// through the OpenCL CPU runtime installed beside libdnnl.so (libintelocl.so). Unless
+// the user chose an OpenCL runtime, point the OpenCL loader at that one before the
+// first engine is created, so that artifacts need no environment variables.
+void use_bundled_opencl_cpu_runtime() {
+#if DNNL_CPU_RUNTIME == DNNL_RUNTIME_SYCL
+  if (std::getenv("OCL_ICD_FILENAMES") != nullptr) return;
+  Dl_info info;
+  if (dladdr(reinterpret_cast<void*>(&dnnl_engine_create), &info) == 0 || !info.dli_fname) return;
+  std::string path = info.dli_fname;
+  path = path.substr(0, path.find_last_of('/') + 1) + "libintelocl.so";
+  setenv("OCL_ICD_FILENAMES", path.c_str(), 0);
+#endif
+}
+
 dnnl::engine& cpu_engine() {
-  static dnnl::engine engine(dnnl::engine::kind::cpu, 0);
+  static dnnl::engine engine = [] {
+    use_bundled_opencl_cpu_runtime();
+    return dnnl::engine(dnnl::engine::kind::cpu, 0);
+  }();
   return engine;
 }
 
