@@ -1,6 +1,6 @@
 """The ``tvmext`` command line, also installed as ``tvmc``, with tvmc's flag names.
 
-    tvmext compile MODEL [--target T] [-o OUT.so] [--input-shapes S] [--plugin P ...]
+    tvmext compile MODEL [--target T] [-o OUT.so] [--input-shapes S] [--report] [--plugin P ...]
     tvmext run ARTIFACT [--inputs in.npz] [--outputs out.npz] [--print-time] [--print-top K]
     tvmext tune MODEL [--target T] [--trials N] -o records.json
     tvmext ops [--plugin P ...]
@@ -74,6 +74,11 @@ def build_parser() -> argparse.ArgumentParser:
     compile_cmd.add_argument("--dump-ir", default=None, metavar="DIR", help="IR after each stage")
     compile_cmd.add_argument("--tuning-records", default=None, metavar="FILE")
     compile_cmd.add_argument("-O", "--opt-level", type=int, default=3, choices=range(5))
+    compile_cmd.add_argument(
+        "--report",
+        action="store_true",
+        help="print, per op, FLOPs, bytes and where it runs (external target or TVM, and why)",
+    )
     _add_common(compile_cmd)
 
     run_cmd = commands.add_parser("run", help="run a compiled artifact")
@@ -122,6 +127,11 @@ def _compile(args: argparse.Namespace) -> None:
     inputs = ", ".join(map(str, module.inputs))
     print(f"compiled {args.model} for {args.target!r} in {time.perf_counter() - start:.1f} s")
     print(f"wrote {output} (inputs {inputs})")
+    if args.report:
+        for report in module.reports:
+            print(report)
+        if not module.reports:
+            print(f"no external target in {args.target!r}: every op runs on TVM")
 
 
 def _read_inputs(path: str, names: Sequence[str]) -> dict[str, Any]:
