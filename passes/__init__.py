@@ -4,6 +4,18 @@ Each module registers its passes with :func:`tvmext.pass_registry.register_pass`
 ``partition_report`` is the analysis that external targets run when partitioning.
 """
 
-from . import fold_batch_norm, fold_weight_layouts, nhwc_layout, simplify_for_inference
+from . import (
+    fold_batch_norm,
+    fold_weight_layouts,
+    nhwc_layout,
+    post_op_operand_order,
+    simplify_for_inference,
+)
 
-__all__ = ["fold_batch_norm", "fold_weight_layouts", "nhwc_layout", "simplify_for_inference"]
+__all__ = [
+    "fold_batch_norm",
+    "fold_weight_layouts",
+    "nhwc_layout",
+    "post_op_operand_order",
+    "simplify_for_inference",
+]

@@ -1,9 +1,9 @@
 """Analysis: for every op of ``main``, its cost and where it went after partitioning.
 
-Run on the module right after ``FuseOpsByPattern`` (before the codegen replaces the
-composite functions): an op inside a composite function of an external target is
-placed there (with the composite's name), any other op stays on TVM with the reasons
-the target's checks gave, or with "no <target> pattern" when no row matched it.
+Built from the module as it was before ``FuseOpsByPattern`` and what the target's
+pattern checks saw: an op that went into a composite function is placed on the
+external target (with the pattern's name), any other op stays on TVM with the
+reasons the target's checks gave, or with "no <target> pattern" when no row matched.
 
 Cost model: FLOPs count a multiply-add as 2 (conv2d, matmul), a pooling window
 element as 1, and 1 per output element for every other op; bytes are the sizes of
@@ -119,44 +119,27 @@ def _op_bindings(func: relax.Function) -> list[tuple[relax.Var, relax.Call]]:
     ]
 
 
-def _placement(var: str, call: relax.Call, composite: str, target: str) -> OpPlacement:
-    flops, moved = op_cost(call)
-    return OpPlacement(var, call.op.name, static_shape(call), flops, moved, target, composite)
-
-
-def _composites(func: relax.Function) -> list[tuple[str, relax.Function]]:
-    found: list[tuple[str, relax.Function]] = []
-
-    def visit(expr: relax.Expr) -> None:
-        if isinstance(expr, relax.Function) and expr.attrs and "Composite" in expr.attrs:
-            found.append((str(expr.attrs["Composite"]), expr))
-
-    relax.analysis.post_order_visit(func.body, visit)
-    return found
-
-
 def partition_report(
-    fused: tvm.IRModule, target: str, rejections: Mapping[str, Sequence[str]]
+    mod: tvm.IRModule,
+    target: str,
+    fused: Mapping[relax.Var, str],
+    rejections: Mapping[relax.Var, Sequence[str]],
 ) -> PartitionReport:
-    """The report of ``fused`` (``main`` after FuseOpsByPattern for ``target``);
-    ``rejections`` maps binding names to the reasons checks gave for them."""
+    """The report of ``mod``'s ``main`` as it was before ``FuseOpsByPattern`` for
+    ``target``: ``fused`` maps the bindings that went into composite functions to the
+    pattern's name, ``rejections`` maps bindings to the reasons checks gave."""
     ops: list[OpPlacement] = []
-    for var, call in _op_bindings(fused["main"]):
-        if isinstance(call.op, relax.GlobalVar):
-            callee = fused[call.op]
-            if not isinstance(callee, relax.Function) or "Codegen" not in (callee.attrs or {}):
-                continue
-            for composite, inner in _composites(callee):
-                inner_ops = _op_bindings(inner)
-                for i, (inner_var, inner_call) in enumerate(inner_ops):
-                    name = var.name if i == len(inner_ops) - 1 else inner_var.name
-                    ops.append(_placement(name, inner_call, composite, target))
-            continue
+    for var, call in _op_bindings(mod["main"]):
         if not isinstance(call.op, tvm.ir.Op):
             continue
         flops, moved = op_cost(call)
-        reasons = rejections.get(var.name)
-        detail = "; ".join(reasons) if reasons else f"no {target} pattern matches it"
-        ops.append(OpPlacement(var.name, call.op.name, static_shape(call), flops, moved, "tvm",
-                               detail))  # fmt: skip
+        if var in fused:
+            placement, detail = target, fused[var]
+        else:
+            reasons = rejections.get(var)
+            placement = "tvm"
+            detail = "; ".join(reasons) if reasons else f"no {target} pattern matches it"
+        ops.append(
+            OpPlacement(var.name, call.op.name, static_shape(call), flops, moved, placement, detail)
+        )
     return PartitionReport(target, tuple(ops))

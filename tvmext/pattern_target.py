@@ -83,15 +83,18 @@ class PatternTarget(ExternalTarget):
         """Fuse what the table accepts, report every op's placement, run the codegen."""
         from tvmext.passes.partition_report import partition_report
 
-        rejections: dict[str, list[str]] = {}
+        accepted: dict[relax.Var, str] = {}
+        rejections: dict[relax.Var, list[str]] = {}
         patterns = [
-            FusionPattern(row.name, row.pattern, row.annotations, self._checker(row, rejections))
+            FusionPattern(
+                row.name, row.pattern, row.annotations, self._checker(row, accepted, rejections)
+            )
             for row in self.pattern_table()
         ]
         fused = relax.transform.FuseOpsByPattern(
             patterns, bind_constants=False, annotate_codegen=True
         )(mod)
-        report = partition_report(fused, self.name, rejections)
+        report = partition_report(mod, self.name, accepted, rejections)
         tvm_ffi.register_global_func(
             f"relax.ext.{self.name}", self._run_codegen, override=True
         )
@@ -101,13 +104,16 @@ class PatternTarget(ExternalTarget):
         return self.codegen(list(functions))
 
     @staticmethod
-    def _checker(row: PatternRow, rejections: dict[str, list[str]]) -> Callable[..., bool]:
+    def _checker(
+        row: PatternRow, accepted: dict[relax.Var, str], rejections: dict[relax.Var, list[str]]
+    ) -> Callable[..., bool]:
         def check(ctx: PatternCheckContext) -> bool:
             reason = leaked_intermediate(ctx) or row.check(ctx)
             if reason is None:
+                accepted.update((var, row.name) for var in ctx.matched_bindings.keys())
                 return True
             for var in ctx.matched_bindings.keys():
-                found = rejections.setdefault(var.name, [])
+                found = rejections.setdefault(var, [])
                 if reason not in found:
                     found.append(reason)
             return False

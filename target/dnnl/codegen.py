@@ -152,7 +152,7 @@ def _post_ops(c: Composite, setup: _Setup, view: layouts.View) -> tuple[str, str
         if name in _ELTWISE:
             entries.append(f"{{{_ELTWISE[name]}, 0.f, 0.f, {{}}}}")
         elif name == "relax.clip":
-            lo, hi = (float(a.value.value) for a in call.args[1:])
+            lo, hi = (float(a.value) for a in call.args[1:])
             entries.append(f"{{tvmext_dnnl::kClip, {lo!r}f, {hi!r}f, {{}}}}")
         elif name in _BINARY:
             other = call.args[1] if call.args[0].same_as(previous) else call.args[0]

@@ -31,7 +31,7 @@ def post_op(prev: DFPattern) -> DFPattern:
     """One post-op applied to ``prev``: an activation, clip, or a binary add/multiply."""
     unary = [is_op(name)(prev) for name in ACTIVATIONS]
     unary.append(is_op("relax.clip")(prev, wildcard(), wildcard()))
-    binary = [is_op(name)(prev, wildcard()) for name in BINARY]
+    binary = [is_op(name)(a, b) for name in BINARY for a, b in ((prev, wildcard()), (wildcard(), prev))]
     alternatives = [*unary, *binary]
     pattern = alternatives[0]
     for alt in alternatives[1:]:
@@ -60,12 +60,15 @@ def _post_ops(ctx: PatternCheckContext, root: relax.Expr, view: layouts.View) ->
             continue
         name = value.op.name
         if name == "relax.clip":
-            if not all(isinstance(a, relax.PrimValue) for a in value.args[1:]):
+            if not all(isinstance(getattr(a, "value", None), int | float) for a in value.args[1:]):
                 return f"clip {var.name}: bounds must be constants"
             continue
         if name not in BINARY:
             continue
-        other = value.args[1] if value.args[0] in ctx.matched_bindings else value.args[0]
+        first_in_chain = value.args[0] in ctx.matched_bindings or value.args[0].same_as(root)
+        other = value.args[1] if first_in_chain else value.args[0]
+        if other in ctx.matched_bindings:
+            return f"{name} {var.name}: both operands come from the fused chain"
         shape = static_shape(other)
         if shape is None or out is None:
             return f"{name} {var.name}: the other operand's shape is not static"
