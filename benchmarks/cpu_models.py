@@ -16,8 +16,8 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import onnx
@@ -69,26 +69,7 @@ def main() -> None:
         f"{'ORT/':>6} {'llvm/':>6} {'stock/':>7} {'torch/':>7}  (median ms; ratios / dnnl)"
     )
     for name, build in MODELS.items():
-        model = build()
-        dnnl = tvmext.compile(model, "dnnl, llvm")
-        tvm_only = tvmext.compile(model, "llvm")
-        stock = stock_tvm(model)
-        session = ort.InferenceSession(
-            model.SerializeToString(), options, providers=["CPUExecutionProvider"]
-        )
-        eager = TorchEager(model)
-        x = np.random.default_rng(0).standard_normal(dnnl.inputs[0].shape).astype(np.float32)
-        reference = session.run(None, {"x": x})[0]
-        outputs = {"dnnl": dnnl(x)[0], "llvm": tvm_only(x)[0], "stock": stock(x), "torch": eager(x=x)[0]}
-        for label, out in outputs.items():
-            np.testing.assert_allclose(out, reference, rtol=1e-3, atol=1e-4, err_msg=label)
-        times = {
-            "dnnl": median_seconds(lambda: dnnl(x), repeat=args.repeat),
-            "llvm": median_seconds(lambda: tvm_only(x), repeat=max(3, args.repeat // 10)),
-            "stock": median_seconds(lambda: stock(x), repeat=3, warmup=1),
-            "ort": median_seconds(lambda: session.run(None, {"x": x}), repeat=args.repeat),
-            "torch": median_seconds(lambda: eager(x=x), repeat=args.repeat),
-        }
+        times = measure(build(), options, args.repeat)
         ms = {k: v * 1e3 for k, v in times.items()}
         ratio = {k: v / times["dnnl"] for k, v in times.items()}
         print(
@@ -96,6 +77,38 @@ def main() -> None:
             f"{ms['torch']:9.3f}  {ratio['ort']:6.2f} {ratio['llvm']:6.2f} {ratio['stock']:7.1f} "
             f"{ratio['torch']:7.2f}"
         )
+
+
+def measure(model: onnx.ModelProto, options: Any, repeat: int) -> dict[str, float]:
+    """Median seconds of each runtime on ``model``, after checking their outputs agree."""
+    import onnxruntime as ort
+
+    import tvmext
+
+    dnnl = tvmext.compile(model, "dnnl, llvm")
+    tvm_only = tvmext.compile(model, "llvm")
+    stock = stock_tvm(model)
+    session = ort.InferenceSession(
+        model.SerializeToString(), options, providers=["CPUExecutionProvider"]
+    )
+    eager = TorchEager(model)
+    x = np.random.default_rng(0).standard_normal(dnnl.inputs[0].shape).astype(np.float32)
+    reference = session.run(None, {"x": x})[0]
+    outputs = {
+        "dnnl": dnnl(x)[0],
+        "llvm": tvm_only(x)[0],
+        "stock": stock(x),
+        "torch": eager(x=x)[0],
+    }
+    for label, out in outputs.items():
+        np.testing.assert_allclose(out, reference, rtol=1e-3, atol=1e-4, err_msg=label)
+    return {
+        "dnnl": median_seconds(lambda: dnnl(x), repeat=repeat),
+        "llvm": median_seconds(lambda: tvm_only(x), repeat=max(3, repeat // 10)),
+        "stock": median_seconds(lambda: stock(x), repeat=3, warmup=1),
+        "ort": median_seconds(lambda: session.run(None, {"x": x}), repeat=repeat),
+        "torch": median_seconds(lambda: eager(x=x), repeat=repeat),
+    }
 
 
 if __name__ == "__main__":

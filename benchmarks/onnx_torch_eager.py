@@ -67,7 +67,8 @@ class TorchEager:
     def __init__(self, model: onnx.ModelProto) -> None:
         self.graph = model.graph
         self.weights = {
-            t.name: torch.from_numpy(numpy_helper.to_array(t).copy()) for t in self.graph.initializer
+            t.name: torch.from_numpy(numpy_helper.to_array(t).copy())
+            for t in self.graph.initializer
         }
 
     @torch.inference_mode()

@@ -68,9 +68,7 @@ def fold_batch_norm() -> tvm.transform.Pass:
     def run(mod: tvm.IRModule, _ctx: Any) -> tvm.IRModule:
         for gv, func in list(mod.functions_items()):
             if isinstance(func, relax.Function):
-                mod[gv] = relax.dpl.rewrite_call(
-                    pattern, lambda e, m: _fold(e, m, parts), func
-                )
+                mod[gv] = relax.dpl.rewrite_call(pattern, lambda e, m: _fold(e, m, parts), func)
         return mod
 
     return run

@@ -20,9 +20,9 @@ import numpy as np
 import tvm
 from tvm import relax
 from tvm.relax.expr_functor import PyExprMutator, mutator
+from tvmext.passes.partition_report import static_shape
 
 from tvmext.pass_registry import register_pass
-from tvmext.passes.partition_report import static_shape
 
 _RESHAPES = ("relax.reshape", "relax.expand_dims", "relax.squeeze")
 
@@ -38,7 +38,9 @@ def _evaluate(call: relax.Call) -> np.ndarray | None:
     name = call.op.name
     if name == "relax.permute_dims":
         axes = call.attrs.axes
-        return np.ascontiguousarray(np.transpose(array, None if axes is None else list(map(int, axes))))
+        return np.ascontiguousarray(
+            np.transpose(array, None if axes is None else list(map(int, axes)))
+        )
     shape = static_shape(call)
     if name in _RESHAPES and shape is not None:
         return array.reshape(shape)

@@ -59,7 +59,12 @@ class _Graph:
         return self.node("Add", [y, self.const("b", self.rng.standard_normal(d_out) * 0.1)])
 
     def model(
-        self, name: str, inputs: list[onnx.ValueInfoProto], output: str, shape: list[int], opset: int
+        self,
+        name: str,
+        inputs: list[onnx.ValueInfoProto],
+        output: str,
+        shape: list[int],
+        opset: int,
     ) -> onnx.ModelProto:
         self.nodes[-1].output[0] = output
         graph = helper.make_graph(

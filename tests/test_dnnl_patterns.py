@@ -10,9 +10,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 from tvm import relax, tirx
+from tvmext.target.dnnl import patterns
 
 import tvmext
-from tvmext.target.dnnl import patterns
 
 pytestmark = pytest.mark.library
 
@@ -79,7 +79,10 @@ def test_conv2d_grouped_with_bias_residual_and_relu(rng):
     ],
 )
 def test_dense_3d_with_bias_and_activation(rng, act, reference):
-    w, b = rng.standard_normal((16, 24)).astype(np.float32), rng.standard_normal(24).astype(np.float32)
+    w, b = (
+        rng.standard_normal((16, 24)).astype(np.float32),
+        rng.standard_normal(24).astype(np.float32),
+    )
 
     def build(bb, p):
         y = bb.emit(relax.op.matmul(p[0], relax.const(w)))
@@ -108,7 +111,8 @@ def test_batched_matmul_broadcasts_and_fuses_a_scale(rng):
 @pytest.mark.parametrize(
     ("op", "kwargs", "reference"),
     [
-        (relax.op.nn.max_pool2d, {"ceil_mode": True}, lambda t: F.max_pool2d(t, 3, 2, 1, ceil_mode=True)),
+        (relax.op.nn.max_pool2d, {"ceil_mode": True},
+         lambda t: F.max_pool2d(t, 3, 2, 1, ceil_mode=True)),
         (relax.op.nn.avg_pool2d, {"count_include_pad": True},
          lambda t: F.avg_pool2d(t, 3, 2, 1, count_include_pad=True)),
         (relax.op.nn.avg_pool2d, {"count_include_pad": False},
@@ -125,7 +129,10 @@ def test_pooling(rng, op, kwargs, reference):
 
 
 def test_mean_softmax_and_layer_norm(rng):
-    gamma, beta = rng.standard_normal(6).astype(np.float32), rng.standard_normal(6).astype(np.float32)
+    gamma, beta = (
+        rng.standard_normal(6).astype(np.float32),
+        rng.standard_normal(6).astype(np.float32),
+    )
 
     def build(bb, p):
         m = bb.emit(relax.op.mean(p[0], axis=[1], keepdims=False))
@@ -147,8 +154,8 @@ def test_rejected_ops_stay_on_tvm_with_the_reason(rng):
         y = bb.emit(relax.op.matmul(p[0], relax.const(w)))
         z = bb.emit(relax.op.nn.relu(y))
         z = bb.emit(relax.op.add(z, y))  # y is used twice: ReLU cannot fuse into the matmul
-        pooled = bb.emit(relax.op.nn.avg_pool2d(
-            relax.op.reshape(z, (1, 1, 4, 16)), pool_size=3, strides=2, ceil_mode=True))  # fmt: skip
+        z = bb.emit(relax.op.reshape(z, (1, 1, 4, 16)))
+        pooled = bb.emit(relax.op.nn.avg_pool2d(z, pool_size=3, strides=2, ceil_mode=True))
         e = bb.emit(relax.op.exp(pooled))
         return relax.op.nn.layer_norm(e, relax.const(np.ones(2, np.float32)),
                                       relax.const(np.zeros(2, np.float32)), axes=[-2])  # fmt: skip
@@ -174,13 +181,16 @@ def test_rejected_ops_stay_on_tvm_with_the_reason(rng):
 
 def test_float64_and_symbolic_shapes_are_rejected_with_reasons(rng):
     w = rng.standard_normal((4, 3)).astype(np.float64)
-    _, report = _compile([(2, 4)], lambda bb, p: relax.op.matmul(p[0], relax.const(w, "float64")), "float64")
+    _, report = _compile(
+        [(2, 4)], lambda bb, p: relax.op.matmul(p[0], relax.const(w, "float64")), "float64"
+    )
     (row,) = report.ops
     assert row.placement == "tvm"
     assert row.detail.endswith("uses dtype float64; the dnnl target takes float32 only")
 
     module = tvmext.compile(
-        _module([(tirx.Var("n", "int64"), 4)], lambda bb, p: relax.op.nn.softmax(p[0])), "dnnl, llvm"
+        _module([(tirx.Var("n", "int64"), 4)], lambda bb, p: relax.op.nn.softmax(p[0])),
+        "dnnl, llvm",
     )
     (row,) = module.reports[0].ops
     assert "has a symbolic or unknown shape; oneDNN needs static shapes" in row.detail

@@ -58,7 +58,9 @@ def register_pass(
     origin = caller_location(2)
 
     def register(factory: Callable[[], tvm.transform.Pass]) -> Callable[[], tvm.transform.Pass]:
-        PASSES.add(name, PassEntry(name, factory, phase, tuple(targets), priority), origin, replace=replace)
+        PASSES.add(
+            name, PassEntry(name, factory, phase, tuple(targets), priority), origin, replace=replace
+        )
         return factory
 
     return register

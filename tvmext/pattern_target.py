@@ -95,9 +95,7 @@ class PatternTarget(ExternalTarget):
             patterns, bind_constants=False, annotate_codegen=True
         )(mod)
         report = partition_report(mod, self.name, accepted, rejections)
-        tvm_ffi.register_global_func(
-            f"relax.ext.{self.name}", self._run_codegen, override=True
-        )
+        tvm_ffi.register_global_func(f"relax.ext.{self.name}", self._run_codegen, override=True)
         return Partitioned(relax.transform.RunCodegen()(fused), report, self.link_options())
 
     def _run_codegen(self, functions: Sequence[relax.Function], *_: Any) -> list[Any]:
@@ -110,9 +108,9 @@ class PatternTarget(ExternalTarget):
         def check(ctx: PatternCheckContext) -> bool:
             reason = leaked_intermediate(ctx) or row.check(ctx)
             if reason is None:
-                accepted.update((var, row.name) for var in ctx.matched_bindings.keys())
+                accepted.update((var, row.name) for var in ctx.matched_bindings)
                 return True
-            for var in ctx.matched_bindings.keys():
+            for var in ctx.matched_bindings:
                 found = rejections.setdefault(var, [])
                 if reason not in found:
                     found.append(reason)

@@ -20,10 +20,10 @@ from dataclasses import dataclass, field
 
 import tvm
 from tvm import relax
+from tvmext.passes.partition_report import static_shape
 
 from tvmext.errors import CompileError
 from tvmext.native_build import BuildFlags, cache_dir, compile_object
-from tvmext.passes.partition_report import static_shape
 
 from . import layouts
 from .library import find_onednn
@@ -238,10 +238,7 @@ def _pool2d(c: Composite, setup: _Setup) -> None:
             - in_shape[ax] - pad[i])
         for i, ax in enumerate(spatial)
     ]  # fmt: skip
-    if call.op.name == "relax.nn.max_pool2d":
-        kind = 0
-    else:
-        kind = 1 if bool(attrs.count_include_pad) else 2
+    kind = 0 if call.op.name == "relax.nn.max_pool2d" else 1 if bool(attrs.count_include_pad) else 2
     args = [setup.ints(v) for v in (kernel, strides, pad[:2], pad_r, dilation)]
     setup.ret(f"tvmext_dnnl::pool2d({kind}, {src}, {dst}, {', '.join(args)})")
 
@@ -251,9 +248,8 @@ def _mean(c: Composite, setup: _Setup) -> None:
     (data,) = call.args
     c.arg(data)
     shape = _shape(data)
-    axes = (
-        range(len(shape)) if call.attrs.axis is None else [int(a) % len(shape) for a in call.attrs.axis]
-    )  # fmt: skip
+    rank = len(shape)
+    axes = range(rank) if call.attrs.axis is None else [int(a) % rank for a in call.attrs.axis]
     reduced = tuple(1 if i in axes else d for i, d in enumerate(shape))
     src, dst = setup.desc(layouts.plain(shape)), setup.desc(layouts.plain(reduced))
     setup.ret(f"tvmext_dnnl::reduce_mean({src}, {dst})")

@@ -13,7 +13,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from tvm import relax
-
 from tvmext.passes.partition_report import static_shape
 
 MAX_RANK = 6

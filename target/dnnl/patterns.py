@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from tvm import relax
 from tvm.relax.dpl import DFPattern, is_const, is_op, wildcard
 from tvm.relax.transform import PatternCheckContext
+from tvmext.passes.partition_report import static_shape
 
 from tvmext.pattern_target import PatternRow
-from tvmext.passes.partition_report import static_shape
 
 from . import layouts
 
@@ -31,7 +31,9 @@ def post_op(prev: DFPattern) -> DFPattern:
     """One post-op applied to ``prev``: an activation, clip, or a binary add/multiply."""
     unary = [is_op(name)(prev) for name in ACTIVATIONS]
     unary.append(is_op("relax.clip")(prev, wildcard(), wildcard()))
-    binary = [is_op(name)(a, b) for name in BINARY for a, b in ((prev, wildcard()), (wildcard(), prev))]
+    binary = [
+        is_op(name)(a, b) for name in BINARY for a, b in ((prev, wildcard()), (wildcard(), prev))
+    ]
     alternatives = [*unary, *binary]
     pattern = alternatives[0]
     for alt in alternatives[1:]:
