@@ -102,3 +102,13 @@ def test_cli_compile_prints_the_partition_report(tmp_path):
     assert "relax.matmul" in done.stdout and "dnnl: dnnl.dense_post2" in done.stdout
     assert "dnnl runs 9 of 9 ops, 100.0%" in done.stdout
     assert (tmp_path / "mlp.so").is_file()
+
+
+def test_cli_ops_lists_the_dnnl_target_and_its_passes():
+    done = subprocess.run(
+        [sys.executable, "-m", "tvmext", "ops"], capture_output=True, text=True, check=True
+    )
+    targets = done.stdout.split("targets:")[1]
+    assert "dnnl" in targets and "target/dnnl/__init__.py" in targets
+    assert "tvmext.fold_batch_norm           prepare, targets dnnl" in done.stdout
+    assert "tvmext.nhwc_layout               layout, targets dnnl" in done.stdout

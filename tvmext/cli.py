@@ -243,7 +243,7 @@ def _ops(args: argparse.Namespace) -> None:
     load_plugins(args.plugin)  # first: it also registers tvmext's own ops and passes
     from . import onnx_registry
     from .custom_op import OPS
-    from .external_target import TARGETS
+    from .external_target import TARGETS, load_shipped_targets
     from .pass_registry import PASSES
 
     print("ops:")
@@ -258,6 +258,7 @@ def _ops(args: argparse.Namespace) -> None:
     print("passes:")
     for p in sorted(PASSES, key=lambda e: e.key):
         print(f"  {p.key:32} {p.value.phase}, targets {','.join(p.value.targets)} {p.origin}")
+    load_shipped_targets()
     print("targets:")
     print(f"  {'llvm, cuda':32} (TVM)")
     for t in sorted(TARGETS, key=lambda e: e.key):

@@ -66,6 +66,17 @@ def _load_shipped(name: str) -> None:
             raise
 
 
+def load_shipped_targets() -> None:
+    """Register every target tvmext ships (``tvmext.target.<name>`` subpackages)."""
+    import pkgutil
+
+    import tvmext.target
+
+    for info in pkgutil.iter_modules(tvmext.target.__path__):
+        if info.ispkg:
+            _load_shipped(info.name)
+
+
 def get_target(name: str) -> ExternalTarget:
     """The registered target ``name`` (loading tvmext's own targets on first use), or a
     CompileError listing the registered ones."""
