@@ -143,3 +143,9 @@ def partition_report(
             OpPlacement(var.name, call.op.name, static_shape(call), flops, moved, placement, detail)
         )
     return PartitionReport(target, tuple(ops))
+
+
+def everything_on_tvm(mod: tvm.IRModule, target: str, reason: str) -> PartitionReport:
+    """The report of ``mod`` when ``target`` took nothing, every op with ``reason``."""
+    ops = [v for v, call in _op_bindings(mod["main"]) if isinstance(call.op, tvm.ir.Op)]
+    return partition_report(mod, target, {}, {var: [reason] for var in ops})

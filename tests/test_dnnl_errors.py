@@ -48,6 +48,22 @@ def test_generated_cpp_that_fails_to_compile_shows_command_stderr_and_source(
         assert 'static_assert(false, "broken")' in f.read()
 
 
+def test_fallback_to_tvm_is_opt_in_and_reported(rng, monkeypatch, tmp_path):
+    generate = codegen.module_source
+    monkeypatch.setenv("TVMEXT_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(codegen, "module_source", lambda fs: generate(fs) + "#error broken\n")
+    mod = _dense_module(rng)
+    module = tvmext.compile(mod, "dnnl, llvm", fallback_to_tvm=True)
+    (report,) = module.reports
+    assert [o.placement for o in report.ops] == ["tvm", "tvm"]
+    assert report.ops[0].detail.startswith(
+        "dnnl code failed to compile; fell back to TVM: compiling '"
+    )
+    x = rng.standard_normal((3, 5)).astype(np.float32)
+    w = mod["main"].body.blocks[0].bindings[0].value.args[1].value.numpy()
+    np.testing.assert_allclose(module(x)[0], np.maximum(x @ w, 0), rtol=1e-5, atol=1e-6)
+
+
 def test_failed_codegen_leaves_no_artifact_from_the_cli(monkeypatch, tmp_path):
     from onnx_cpu_models import mlp
 

@@ -75,6 +75,11 @@ def build_parser() -> argparse.ArgumentParser:
     compile_cmd.add_argument("--tuning-records", default=None, metavar="FILE")
     compile_cmd.add_argument("-O", "--opt-level", type=int, default=3, choices=range(5))
     compile_cmd.add_argument(
+        "--fallback-to-tvm",
+        action="store_true",
+        help="if an external target's generated code fails to compile, run its ops on TVM",
+    )
+    compile_cmd.add_argument(
         "--report",
         action="store_true",
         help="print, per op, FLOPs, bytes and where it runs (external target or TVM, and why)",
@@ -122,6 +127,7 @@ def _compile(args: argparse.Namespace) -> None:
         dump_ir=args.dump_ir,
         tuning_records=args.tuning_records,
         opt_level=args.opt_level,
+        fallback_to_tvm=args.fallback_to_tvm,
     )
     module.export(output)
     inputs = ", ".join(map(str, module.inputs))

@@ -21,7 +21,7 @@ from tvm import relax
 from . import onnx_import
 from .compile_options import CompileOptions, shapes_from
 from .dims import dims
-from .errors import CompileError, ModelError, TvmextError
+from .errors import CompileError, ModelError, NativeBuildError, TvmextError
 from .external_target import Partitioned, get_target, link_options
 from .lowering import build
 from .module import InputSpec, Module, signature_function
@@ -96,7 +96,15 @@ def _optimize(state: CompileState) -> None:
 def _partition(state: CompileState) -> None:
     assert state.mod is not None
     for name in state.spec.externals:
-        partitioned = get_target(name).partition(state.mod, state.spec.host)
+        try:
+            partitioned = get_target(name).partition(state.mod, state.spec.host)
+        except NativeBuildError as err:
+            if not state.options.fallback_to_tvm:
+                raise
+            from tvmext.passes.partition_report import everything_on_tvm
+
+            reason = f"{name} code failed to compile; fell back to TVM: {str(err).splitlines()[0]}"
+            partitioned = Partitioned(state.mod, everything_on_tvm(state.mod, name, reason))
         state.mod = partitioned.mod
         state.partitions.append(partitioned)
 
