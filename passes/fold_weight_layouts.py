@@ -48,7 +48,7 @@ def _evaluate(call: relax.Call) -> np.ndarray | None:
 
 
 @mutator
-class _Folder(PyExprMutator):  # type: ignore[misc]
+class _Folder(PyExprMutator):
     def __init__(self, mod: tvm.IRModule) -> None:
         super().__init__(mod)
         self.folded: dict[relax.Var, relax.Expr] = {}

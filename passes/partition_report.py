@@ -75,7 +75,8 @@ def static_shape(expr: relax.Expr) -> tuple[int, ...] | None:
     if not isinstance(ty, relax.TensorType) or not isinstance(ty.shape, relax.ShapeExpr):
         return None
     values = dims(ty.shape.values)
-    return tuple(values) if all(isinstance(d, int) for d in values) else None
+    ints = [d for d in values if isinstance(d, int)]
+    return tuple(ints) if len(ints) == len(values) else None
 
 
 def _bytes(expr: relax.Expr) -> int:

@@ -39,7 +39,7 @@ def _uses(func: relax.Function) -> Counter[relax.Var]:
 
 
 @mutator
-class _Swapper(PyExprMutator):  # type: ignore[misc]
+class _Swapper(PyExprMutator):
     def __init__(self, uses: Counter[relax.Var]) -> None:
         super().__init__()
         self.uses = uses
