@@ -112,3 +112,24 @@ def test_cli_ops_lists_the_dnnl_target_and_its_passes():
     assert "dnnl" in targets and "target/dnnl/__init__.py" in targets
     assert "tvmext.fold_batch_norm           prepare, targets dnnl" in done.stdout
     assert "tvmext.nhwc_layout               layout, targets dnnl" in done.stdout
+
+
+def test_weights_are_reordered_on_the_first_call_only(tmp_path):
+    """oneDNN's own verbose log: the first inference packs the weights (reorder
+    primitives); later inferences run only the layers, with optimized kernels."""
+    script = (
+        "import sys, numpy as np, tvmext; sys.path.insert(0, sys.argv[1]); "
+        "from onnx_cpu_models import resnet_cnn; m = tvmext.compile(resnet_cnn(), 'dnnl, llvm'); "
+        "x = np.ones((1, 3, 32, 32), np.float32); m(x); print('=== second', flush=True); m(x)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script, os.path.dirname(__file__)],
+        capture_output=True, text=True, check=True, env={**os.environ, "ONEDNN_VERBOSE": "1"},
+    )  # fmt: skip
+    first, second = done.stdout.split("=== second")
+    executed = [line.split(",") for line in second.splitlines() if ",primitive,exec," in line]
+    kinds = [fields[5] for fields in executed]
+    assert "reorder" not in kinds
+    assert kinds.count("convolution") == 6 and kinds.count("matmul") == 1
+    assert not [f[6] for f in executed if f[5] == "convolution" and f[6].startswith("ref")]
+    assert ",primitive,exec,cpu,reorder," in first
