@@ -76,6 +76,7 @@ def test_conv2d_grouped_with_bias_residual_and_relu(rng):
         (relax.op.nn.gelu_tanh, lambda t: F.gelu(t, approximate="tanh")),
         (relax.op.sigmoid, torch.sigmoid),
         (lambda y: relax.op.clip(y, 0.0, 6.0), lambda t: t.clamp(0, 6)),
+        (lambda y: relax.op.clip(y, -0.5, float("inf")), lambda t: t.clamp(min=-0.5)),
     ],
 )
 def test_dense_3d_with_bias_and_activation(rng, act, reference):
