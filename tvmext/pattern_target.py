@@ -110,10 +110,14 @@ class PatternTarget(ExternalTarget):
             if reason is None:
                 accepted.update((var, row.name) for var in ctx.matched_bindings)
                 return True
+            root = ctx.value_to_bound_var.get(ctx.annotated_expr["root"])
             for var in ctx.matched_bindings:
+                text = (
+                    reason if root is None or var.same_as(root) else f"with {root.name}: {reason}"
+                )
                 found = rejections.setdefault(var, [])
-                if reason not in found:
-                    found.append(reason)
+                if text not in found:
+                    found.append(text)
             return False
 
         return check

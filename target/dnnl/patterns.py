@@ -41,17 +41,25 @@ def post_op(prev: DFPattern) -> DFPattern:
     return pattern
 
 
-def _float32(ctx: PatternCheckContext) -> str | None:
-    for var, value in ctx.matched_bindings.items():
-        exprs = [value, *(value.args if isinstance(value, relax.Call) else [])]
-        for expr in exprs:
-            if not isinstance(expr.ty, relax.TensorType):
-                continue
-            if str(expr.ty.dtype) != "float32":
-                return f"{var.name} uses dtype {expr.ty.dtype}; the dnnl target takes float32 only"
-            if static_shape(expr) is None:
-                return f"{var.name} has a symbolic or unknown shape; oneDNN needs static shapes"
+def _tensor_reason(call: relax.Call, what: str) -> str | None:
+    """Why oneDNN cannot take the tensors of ``call`` (dtype, static shape), if it cannot."""
+    for expr in [call, *call.args]:
+        if not isinstance(expr.ty, relax.TensorType):
+            continue
+        if str(expr.ty.dtype) != "float32":
+            return f"{what} uses dtype {expr.ty.dtype}; the dnnl target takes float32 only"
+        if static_shape(expr) is None:
+            return f"{what} has a symbolic or unknown shape; oneDNN needs static shapes"
     return None
+
+
+def _float32(ctx: PatternCheckContext, root: relax.Call) -> str | None:
+    """The root op first (the same reason for every row that tries it), then post-ops."""
+    reason = _tensor_reason(root, root.op.name.removeprefix("relax."))
+    for var, value in ctx.matched_bindings.items():
+        if reason is None and isinstance(value, relax.Call) and not value.same_as(root):
+            reason = _tensor_reason(value, f"post-op {value.op.name} {var.name}")
+    return reason
 
 
 def _post_ops(ctx: PatternCheckContext, root: relax.Expr, view: layouts.View) -> str | None:
@@ -192,7 +200,7 @@ def _row(root_op: RootOp, n_post: int) -> PatternRow:
 
     def check(ctx: PatternCheckContext) -> str | None:
         call = ctx.annotated_expr["root"]
-        reason = _float32(ctx) or root_op.check(call)
+        reason = _float32(ctx, call) or root_op.check(call)
         if reason is None and root_op.view is not None and n_post:
             reason = _post_ops(ctx, call, root_op.view(call))
         return reason
