@@ -1,8 +1,21 @@
 """Target-specific Relax passes shipped with tvmext (package ``tvmext.passes``).
 
-Each module registers its passes with :func:`tvmext.pass_registry.register_pass`.
+Each module registers its passes with :func:`tvmext.pass_registry.register_pass`;
+``partition_report`` is the analysis that external targets run when partitioning.
 """
 
-from . import simplify_for_inference
+from . import (
+    fold_batch_norm,
+    fold_weight_layouts,
+    nhwc_layout,
+    post_op_operand_order,
+    simplify_for_inference,
+)
 
-__all__ = ["simplify_for_inference"]
+__all__ = [
+    "fold_batch_norm",
+    "fold_weight_layouts",
+    "nhwc_layout",
+    "post_op_operand_order",
+    "simplify_for_inference",
+]

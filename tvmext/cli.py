@@ -1,6 +1,6 @@
 """The ``tvmext`` command line, also installed as ``tvmc``, with tvmc's flag names.
 
-    tvmext compile MODEL [--target T] [-o OUT.so] [--input-shapes S] [--plugin P ...]
+    tvmext compile MODEL [--target T] [-o OUT.so] [--input-shapes S] [--report] [--plugin P ...]
     tvmext run ARTIFACT [--inputs in.npz] [--outputs out.npz] [--print-time] [--print-top K]
     tvmext tune MODEL [--target T] [--trials N] -o records.json
     tvmext ops [--plugin P ...]
@@ -74,6 +74,16 @@ def build_parser() -> argparse.ArgumentParser:
     compile_cmd.add_argument("--dump-ir", default=None, metavar="DIR", help="IR after each stage")
     compile_cmd.add_argument("--tuning-records", default=None, metavar="FILE")
     compile_cmd.add_argument("-O", "--opt-level", type=int, default=3, choices=range(5))
+    compile_cmd.add_argument(
+        "--fallback-to-tvm",
+        action="store_true",
+        help="if an external target's generated code fails to compile, run its ops on TVM",
+    )
+    compile_cmd.add_argument(
+        "--report",
+        action="store_true",
+        help="print, per op, FLOPs, bytes and where it runs (external target or TVM, and why)",
+    )
     _add_common(compile_cmd)
 
     run_cmd = commands.add_parser("run", help="run a compiled artifact")
@@ -117,11 +127,17 @@ def _compile(args: argparse.Namespace) -> None:
         dump_ir=args.dump_ir,
         tuning_records=args.tuning_records,
         opt_level=args.opt_level,
+        fallback_to_tvm=args.fallback_to_tvm,
     )
     module.export(output)
     inputs = ", ".join(map(str, module.inputs))
     print(f"compiled {args.model} for {args.target!r} in {time.perf_counter() - start:.1f} s")
     print(f"wrote {output} (inputs {inputs})")
+    if args.report:
+        for report in module.reports:
+            print(report)
+        if not module.reports:
+            print(f"no external target in {args.target!r}: every op runs on TVM")
 
 
 def _read_inputs(path: str, names: Sequence[str]) -> dict[str, Any]:
@@ -233,7 +249,7 @@ def _ops(args: argparse.Namespace) -> None:
     load_plugins(args.plugin)  # first: it also registers tvmext's own ops and passes
     from . import onnx_registry
     from .custom_op import OPS
-    from .external_target import TARGETS
+    from .external_target import TARGETS, load_shipped_targets
     from .pass_registry import PASSES
 
     print("ops:")
@@ -248,6 +264,7 @@ def _ops(args: argparse.Namespace) -> None:
     print("passes:")
     for p in sorted(PASSES, key=lambda e: e.key):
         print(f"  {p.key:32} {p.value.phase}, targets {','.join(p.value.targets)} {p.origin}")
+    load_shipped_targets()
     print("targets:")
     print(f"  {'llvm, cuda':32} (TVM)")
     for t in sorted(TARGETS, key=lambda e: e.key):

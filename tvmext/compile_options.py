@@ -17,7 +17,9 @@ class CompileOptions:
     ``input_shapes``/``input_dtypes`` fix inputs of dynamic models by name;
     ``opt_level`` is TVM's ``PassContext`` level; ``tuning_records`` is a JSON file
     written by ``tvmext tune``; ``dump_ir`` is a folder that receives the module
-    after every pipeline stage.
+    after every pipeline stage; ``fallback_to_tvm`` lets an external target whose
+    generated code fails to compile leave its ops to TVM (the report says why)
+    instead of failing the compile.
     """
 
     input_shapes: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
@@ -25,6 +27,7 @@ class CompileOptions:
     opt_level: int = 3
     tuning_records: str | None = None
     dump_ir: str | None = None
+    fallback_to_tvm: bool = False
 
     def __post_init__(self) -> None:
         if not 0 <= self.opt_level <= 4:

@@ -21,11 +21,11 @@ from tvm import relax
 from . import onnx_import
 from .compile_options import CompileOptions, shapes_from
 from .dims import dims
-from .errors import CompileError, ModelError, TvmextError
-from .external_target import get_target
+from .errors import CompileError, ModelError, NativeBuildError, TvmextError
+from .external_target import Partitioned, get_target, link_options
 from .lowering import build
 from .module import InputSpec, Module, signature_function
-from .pass_registry import passes_for
+from .pass_registry import PHASES, passes_for
 from .plugins import load_plugins
 from .target_spec import TargetSpec, parse_target
 from .tuning import TuningRecords, tune_module
@@ -41,6 +41,7 @@ class CompileState:
     mod: tvm.IRModule | None = None
     inputs: list[InputSpec] | None = None
     executable: Any = None
+    partitions: list[Partitioned] = dataclasses.field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -84,7 +85,10 @@ def _import(state: CompileState) -> None:
 
 def _optimize(state: CompileState) -> None:
     assert state.mod is not None
-    passes = [entry.factory() for entry in passes_for("optimize", state.spec.kind)]
+    for name in state.spec.externals:
+        get_target(name)  # an unknown name fails before any work
+    targets = (state.spec.kind, *state.spec.externals)
+    passes = [e.factory() for phase in PHASES for e in passes_for(phase, *targets)]
     with tvm.transform.PassContext(opt_level=state.options.opt_level):
         state.mod = tvm.transform.Sequential(passes)(state.mod)
 
@@ -92,7 +96,17 @@ def _optimize(state: CompileState) -> None:
 def _partition(state: CompileState) -> None:
     assert state.mod is not None
     for name in state.spec.externals:
-        state.mod = get_target(name).partition(state.mod, state.spec.host)
+        try:
+            partitioned = get_target(name).partition(state.mod, state.spec.host)
+        except NativeBuildError as err:
+            if not state.options.fallback_to_tvm:
+                raise
+            from tvmext.passes.partition_report import everything_on_tvm
+
+            reason = f"{name} code failed to compile; fell back to TVM: {str(err).splitlines()[0]}"
+            partitioned = Partitioned(state.mod, everything_on_tvm(state.mod, name, reason))
+        state.mod = partitioned.mod
+        state.partitions.append(partitioned)
 
 
 def _build(state: CompileState) -> None:
@@ -185,14 +199,20 @@ def compile(
 
     ``target`` is a tvmc-style string (``"llvm"``, ``"llvm -mcpu=znver4"``,
     ``"dnnl, llvm"``), a dict or a ``tvm.target.Target``; the host CPU's features are
-    used unless ``-mcpu`` says otherwise. ``plugins`` are module names or ``.py`` files
+    used unless ``-mcpu`` says otherwise. With external targets, the module's
+    ``reports`` say where each op went and why. ``plugins`` are module names or ``.py`` files
     to import first. Options are :class:`CompileOptions` fields, given as ``options=``
     or as keywords (``input_shapes`` also as a tvmc string ``"x:[1,3,224,224]"``).
     """
     state = _front(model, target, plugins, options, option_values, stop_before="build")
     _build(state)
     device = tvm.cuda(0) if state.spec.kind == "cuda" else tvm.cpu()
-    return Module(state.executable, device)
+    return Module(
+        state.executable,
+        device,
+        link_options=link_options(state.partitions),
+        reports=tuple(p.report for p in state.partitions),
+    )
 
 
 def tune(

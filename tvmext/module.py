@@ -12,7 +12,7 @@ import os
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import tvm
@@ -20,6 +20,9 @@ from tvm import relax
 
 from .atomic_file import atomic_output
 from .errors import CompileError, ShapeError
+
+if TYPE_CHECKING:
+    from tvmext.passes.partition_report import PartitionReport
 
 SIGNATURE_FUNCTION = "tvmext_signature"
 
@@ -85,11 +88,26 @@ def _read_signature(vm: relax.VirtualMachine) -> list[InputSpec]:
 
 
 class Module:
-    """A compiled model: ``run`` / ``__call__``, ``benchmark``, ``export``."""
+    """A compiled model: ``run`` / ``__call__``, ``benchmark``, ``export``.
 
-    def __init__(self, executable: Any, device: Any = None) -> None:
+    ``reports`` holds one partition report per external target (where each op went
+    and why); ``link_options`` are what the external targets' code needs linked.
+    """
+
+    def __init__(
+        self,
+        executable: Any,
+        device: Any = None,
+        *,
+        link_options: Sequence[str] = (),
+        reports: Sequence[PartitionReport] = (),
+    ) -> None:
         self._executable = executable
         self.device = device if device is not None else tvm.cpu()
+        self.link_options = tuple(link_options)
+        self.reports: tuple[PartitionReport, ...] = tuple(reports)
+        if self.link_options:
+            executable.jit(options=list(self.link_options))  # the VM then uses this library
         self._vm = relax.VirtualMachine(executable, self.device)
         self.inputs: list[InputSpec] = _read_signature(self._vm)
 
@@ -169,7 +187,10 @@ class Module:
         path = os.fspath(path)
         with atomic_output(path, executable=True) as tmp:
             try:
-                self._executable.export_library(tmp)
+                if self.link_options:
+                    self._executable.export_library(tmp, options=list(self.link_options))
+                else:
+                    self._executable.export_library(tmp)
             except Exception as err:
                 raise CompileError(
                     f"exporting {path!r} failed: {type(err).__name__}: {err}"

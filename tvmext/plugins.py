@@ -75,7 +75,11 @@ def load_plugin(spec: str) -> ModuleType:
 
 
 def load_plugins(specs: Iterable[str] = (), *, installed: bool = True) -> list[ModuleType]:
-    """Load the installed entry-point plugins (if ``installed``) and then ``specs``."""
+    """Register tvmext's own ops and passes, then load the installed entry-point plugins
+    (if ``installed``) and ``specs``."""
+    from . import _autoload
+
+    _autoload.autoload()
     names = list(_entry_points()) if installed else []
     return [load_plugin(s) for s in [*names, *specs]]
 

@@ -1,0 +1,73 @@
+"""Put the fusable operand of a residual add first (for the dnnl target).
+
+Pattern matching follows the first operand of ``add``/``multiply`` that completes a
+chain; in ``add(skip, conv_out)`` it would try to extend the chain that produced
+``skip``, whose result is also used elsewhere, and the check rejects that without
+trying ``conv_out``. Swapping the operands of a commutative op when the first has
+other users and the second has none lets the convolution (or matmul) that produced
+the second fuse the add as a post-op (oneDNN's binary post-op). Values are unchanged:
+both ops commute and broadcast symmetrically.
+
+Precondition: runs in the ``layout`` phase after layouts are fixed (priority 20).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+import tvm
+from tvm import relax
+from tvm.relax.expr_functor import PyExprMutator, mutator
+
+from tvmext.pass_registry import register_pass
+
+_COMMUTATIVE = ("relax.add", "relax.multiply")
+
+
+def _uses(func: relax.Function) -> Counter[relax.Var]:
+    counts: Counter[relax.Var] = Counter()
+
+    def visit(expr: relax.Expr) -> None:
+        if isinstance(expr, relax.Call):
+            counts.update(a for a in expr.args if isinstance(a, relax.Var))
+        elif isinstance(expr, relax.Tuple):
+            counts.update(f for f in expr.fields if isinstance(f, relax.Var))
+
+    relax.analysis.post_order_visit(func.body, visit)
+    return counts
+
+
+@mutator
+class _Swapper(PyExprMutator):
+    def __init__(self, uses: Counter[relax.Var]) -> None:
+        super().__init__()
+        self.uses = uses
+
+    def visit_call_(self, call: relax.Call) -> relax.Expr:
+        call = super().visit_call_(call)
+        if not (isinstance(call.op, tvm.ir.Op) and call.op.name in _COMMUTATIVE):
+            return call
+        first, second = call.args
+        if (
+            isinstance(first, relax.Var)
+            and isinstance(second, relax.Var)
+            and self.uses[first] > 1
+            and self.uses[second] == 1
+        ):
+            return relax.Call(call.op, [second, first], call.attrs)
+        return call
+
+
+@register_pass("tvmext.post_op_operand_order", phase="layout", targets=("dnnl",), priority=20)
+def post_op_operand_order() -> tvm.transform.Pass:
+    """Swap operands of add/multiply so that the single-use producer comes first."""
+
+    @tvm.transform.module_pass(opt_level=0, name="tvmext.PostOpOperandOrder")
+    def run(mod: tvm.IRModule, _ctx: Any) -> tvm.IRModule:
+        for gv, func in list(mod.functions_items()):
+            if isinstance(func, relax.Function):
+                mod[gv] = _Swapper(_uses(func)).visit_expr(func)
+        return mod
+
+    return run

@@ -1,0 +1,48 @@
+"""The oneDNN target: ``--target "dnnl, llvm"`` runs convolutions, dense layers, batched
+matmuls, pooling, means, softmax and layer norm on oneDNN (Intel's and Arm's CPU
+library), with bias, activations, residual adds and scales fused as post-ops; the
+rest stays on TVM. See ``tutorials/05_hardware_target.ipynb``.
+
+Parts: :mod:`.patterns` (the table and its checks), :mod:`.layouts` (Relax tensors as
+oneDNN descriptors), :mod:`.codegen` (C++ per composite), ``runtime/`` (the oneDNN
+calls), :mod:`.library` (finding oneDNN). Its graph passes (BatchNorm folding, NHWC
+layout, constant folding of weight layouts, operand order for residual post-ops) are
+in :mod:`tvmext.passes`, registered for target ``"dnnl"``. oneDNN's CPU engine runs
+on TBB with as many threads as the host has cores.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from tvm import relax
+
+from tvmext.external_target import register_target
+from tvmext.pattern_target import PatternRow, PatternTarget
+
+from . import codegen, patterns
+from .library import find_onednn
+
+
+class DnnlTarget(PatternTarget):
+    """oneDNN as an external target (fp32, CPU)."""
+
+    name = "dnnl"
+
+    def pattern_table(self) -> Sequence[PatternRow]:
+        """See :mod:`.patterns`."""
+        return patterns.pattern_table()
+
+    def codegen(self, functions: Sequence[relax.Function]) -> list[Any]:
+        """See :mod:`.codegen`."""
+        return codegen.codegen(functions)
+
+    def link_options(self) -> tuple[str, ...]:
+        """Link ``libdnnl.so`` with an RPATH to its folder."""
+        return find_onednn().link_options()
+
+
+TARGET = register_target(DnnlTarget())
+
+__all__ = ["TARGET", "DnnlTarget"]

@@ -1,0 +1,135 @@
+"""How Relax tensors appear to oneDNN: logical dims plus the strides of the buffer.
+
+oneDNN names the dims of a convolution N, C, H, W (weights O, I, H, W, grouped
+G, O/G, I/G, H, W) whatever the memory order; a buffer in NHWC is then described by
+strides. A :class:`View` maps the output of a root op, and every tensor a post-op
+broadcasts onto it, to such descriptors.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from tvm import relax
+from tvmext.passes.partition_report import static_shape
+
+MAX_RANK = 6
+
+
+@dataclass(frozen=True)
+class Desc:
+    """A oneDNN memory descriptor: logical dims and element strides."""
+
+    dims: tuple[int, ...]
+    strides: tuple[int, ...]
+
+    def cpp(self) -> str:
+        """As a ``tvmext_dnnl::Desc`` initializer."""
+        return (
+            f"{{{len(self.dims)}, {{{', '.join(map(str, self.dims))}}}, "
+            f"{{{', '.join(map(str, self.strides))}}}}}"
+        )
+
+
+def row_major(shape: Sequence[int]) -> tuple[int, ...]:
+    """Element strides of a dense row-major buffer of ``shape``."""
+    strides = [1] * len(shape)
+    for i in range(len(shape) - 2, -1, -1):
+        strides[i] = strides[i + 1] * shape[i + 1]
+    return tuple(strides)
+
+
+def plain(shape: Sequence[int]) -> Desc:
+    """A dense row-major tensor, dims as they are."""
+    return Desc(tuple(shape), row_major(shape))
+
+
+def in_layout(shape: Sequence[int], layout: str, logical: str) -> Desc:
+    """A row-major buffer of ``shape`` in ``layout`` (``"NHWC"``), with dims reordered
+    to ``logical`` (``"NCHW"``)."""
+    strides = row_major(shape)
+    order = [layout.index(axis) for axis in logical]
+    return Desc(tuple(shape[i] for i in order), tuple(strides[i] for i in order))
+
+
+def conv2d_weights(shape: Sequence[int], layout: str, groups: int) -> Desc:
+    """Convolution weights in ``layout`` as oneDNN's (G,) O, I, H, W."""
+    desc = in_layout(shape, layout, "OIHW")
+    if groups == 1:
+        return desc
+    (o, i, h, w), (so, si, sh, sw) = desc.dims, desc.strides
+    return Desc((groups, o // groups, i, h, w), ((o // groups) * so, so, si, sh, sw))
+
+
+@dataclass(frozen=True)
+class View:
+    """The output of a root op as oneDNN sees it, and how inputs broadcast onto it.
+
+    ``shape`` is the Relax output shape, ``layout``/``logical`` reorder its dims (both
+    empty for plain tensors) and ``rows`` folds the leading dims of a dense layer
+    into one.
+    """
+
+    shape: tuple[int, ...]
+    layout: str = ""
+    logical: str = ""
+    rows: bool = False
+
+    def out(self) -> Desc:
+        """The output's descriptor."""
+        return self.desc(self.shape)
+
+    def broadcast_reason(self, shape: Sequence[int]) -> str | None:
+        """Why a tensor of ``shape`` cannot be broadcast onto the output (None if it can)."""
+        if len(shape) > len(self.shape):
+            return f"shape {list(shape)} has more dims than the output {list(self.shape)}"
+        padded = (1,) * (len(self.shape) - len(shape)) + tuple(shape)
+        for got, want in zip(padded, self.shape, strict=True):
+            if got not in (1, want):
+                return f"shape {list(shape)} does not broadcast to {list(self.shape)}"
+        lead = padded[:-1]
+        if self.rows and any(d != 1 for d in lead) and lead != self.shape[:-1]:
+            return f"shape {list(shape)} broadcasts over part of the rows of {list(self.shape)}"
+        return None
+
+    def desc(self, shape: Sequence[int]) -> Desc:
+        """The descriptor of a tensor of ``shape`` broadcast onto the output."""
+        padded = (1,) * (len(self.shape) - len(shape)) + tuple(shape)
+        if self.rows:
+            rows = math.prod(padded[:-1])
+            return plain((rows, padded[-1]))
+        if self.layout:
+            return in_layout(padded, self.layout, self.logical)
+        return plain(padded)
+
+    def is_bias(self, shape: Sequence[int]) -> bool:
+        """Whether ``shape`` is one value per output channel (a native bias)."""
+        padded = (1,) * (len(self.shape) - len(shape)) + tuple(shape)
+        channel = self.layout.index("C") if self.layout else len(self.shape) - 1
+        return all(d == 1 for i, d in enumerate(padded) if i != channel) and (
+            padded[channel] == self.shape[channel]
+        )
+
+
+def _shape(expr: relax.Expr) -> tuple[int, ...]:
+    shape = static_shape(expr)
+    if shape is None:
+        raise ValueError(f"{expr} has no static shape")
+    return shape
+
+
+def conv2d_view(call: relax.Call) -> View:
+    """A conv2d's output in its ``out_layout``, logical NCHW."""
+    return View(_shape(call), str(call.attrs.out_layout), "NCHW")
+
+
+def dense_view(call: relax.Call) -> View:
+    """A dense layer's output, leading dims folded into rows."""
+    return View(_shape(call), rows=True)
+
+
+def matmul_view(call: relax.Call) -> View:
+    """A batched matmul's output, dims as they are."""
+    return View(_shape(call))

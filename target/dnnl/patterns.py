@@ -1,0 +1,214 @@
+"""The oneDNN pattern table: which Relax ops (and post-op chains) run on oneDNN.
+
+Rows are data: a root op, the post-ops that may follow it, and a check that returns
+the reason a match is rejected. Post-ops are fused into the primitive (oneDNN
+``post_ops``): element-wise activations (ReLU, GELU, sigmoid, clip) and binary
+add/multiply of a tensor broadcast to the output (bias, residual, scale). A chain of
+``n`` post-ops is its own row (``dnnl.conv2d_post2``), longest first, so that a
+rejected long chain falls back to a shorter one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from tvm import relax
+from tvm.relax.dpl import DFPattern, is_const, is_op, wildcard
+from tvm.relax.transform import PatternCheckContext
+from tvmext.passes.partition_report import static_shape
+
+from tvmext.pattern_target import PatternRow
+
+from . import layouts
+
+MAX_POST_OPS = 4
+ACTIVATIONS = ("relax.nn.relu", "relax.nn.gelu", "relax.nn.gelu_tanh", "relax.sigmoid")
+BINARY = ("relax.add", "relax.multiply")
+
+
+def post_op(prev: DFPattern) -> DFPattern:
+    """One post-op applied to ``prev``: an activation, clip, or a binary add/multiply."""
+    unary = [is_op(name)(prev) for name in ACTIVATIONS]
+    unary.append(is_op("relax.clip")(prev, wildcard(), wildcard()))
+    binary = [
+        is_op(name)(a, b) for name in BINARY for a, b in ((prev, wildcard()), (wildcard(), prev))
+    ]
+    alternatives = [*unary, *binary]
+    pattern = alternatives[0]
+    for alt in alternatives[1:]:
+        pattern = pattern | alt
+    return pattern
+
+
+def _tensor_reason(call: relax.Call, what: str) -> str | None:
+    """Why oneDNN cannot take the tensors of ``call`` (dtype, static shape), if it cannot."""
+    for expr in [call, *call.args]:
+        if not isinstance(expr.ty, relax.TensorType):
+            continue
+        if str(expr.ty.dtype) != "float32":
+            return f"{what} uses dtype {expr.ty.dtype}; the dnnl target takes float32 only"
+        if static_shape(expr) is None:
+            return f"{what} has a symbolic or unknown shape; oneDNN needs static shapes"
+    return None
+
+
+def _float32(ctx: PatternCheckContext, root: relax.Call) -> str | None:
+    """The root op first (the same reason for every row that tries it), then post-ops."""
+    reason = _tensor_reason(root, root.op.name.removeprefix("relax."))
+    for var, value in ctx.matched_bindings.items():
+        if reason is None and isinstance(value, relax.Call) and not value.same_as(root):
+            reason = _tensor_reason(value, f"post-op {value.op.name} {var.name}")
+    return reason
+
+
+def _post_ops(ctx: PatternCheckContext, root: relax.Expr, view: layouts.View) -> str | None:
+    """Every binary post-op input must broadcast to the output in ``view``'s dims."""
+    out = static_shape(root)
+    for var, value in ctx.matched_bindings.items():
+        if not isinstance(value, relax.Call) or value.same_as(root):
+            continue
+        name = value.op.name
+        if name == "relax.clip":
+            if not all(isinstance(getattr(a, "value", None), int | float) for a in value.args[1:]):
+                return f"clip {var.name}: bounds must be constants"
+            continue
+        if name not in BINARY:
+            continue
+        first_in_chain = value.args[0] in ctx.matched_bindings or value.args[0].same_as(root)
+        other = value.args[1] if first_in_chain else value.args[0]
+        if other in ctx.matched_bindings:
+            return f"{name} {var.name}: both operands come from the fused chain"
+        shape = static_shape(other)
+        if shape is None or out is None:
+            return f"{name} {var.name}: the other operand's shape is not static"
+        reason = view.broadcast_reason(shape)
+        if reason:
+            return f"{name} {var.name}: {reason}"
+    return None
+
+
+@dataclass(frozen=True)
+class RootOp:
+    """A root op of the table: its pattern and what it needs besides fp32."""
+
+    name: str
+    pattern: Callable[[], DFPattern]
+    check: Callable[[relax.Call], str | None]
+    view: Callable[[relax.Call], layouts.View] | None
+    max_post_ops: int
+
+
+def _check_conv2d(call: relax.Call) -> str | None:
+    attrs = call.attrs
+    if str(attrs.data_layout) not in ("NCHW", "NHWC") or str(attrs.out_layout) not in (
+        "NCHW",
+        "NHWC",
+    ):
+        return f"conv2d layout {attrs.data_layout}->{attrs.out_layout} is not NCHW or NHWC"
+    if sorted(str(attrs.kernel_layout)) != sorted("OIHW"):
+        return f"conv2d kernel layout {attrs.kernel_layout} is not a permutation of OIHW"
+    return None
+
+
+def _check_dense(call: relax.Call) -> str | None:
+    a, b = (static_shape(x) for x in call.args)
+    if a is None or b is None:
+        return None  # reported by the dtype/shape check
+    if len(b) != 2 or len(a) < 2:
+        return f"matmul of shapes {list(a)} x {list(b)}: dense needs x[..., K] @ W[K, N]"
+    return None
+
+
+def _check_matmul(call: relax.Call) -> str | None:
+    a, b = (static_shape(x) for x in call.args)
+    if a is None or b is None:
+        return None
+    if len(a) < 2 or len(b) < 2 or max(len(a), len(b)) > layouts.MAX_RANK:
+        return f"matmul of shapes {list(a)} x {list(b)}: oneDNN needs ranks 2..{layouts.MAX_RANK}"
+    for da, db in zip(a[-3::-1], b[-3::-1], strict=False):
+        if da != db and 1 not in (da, db):
+            return f"matmul batch dims {list(a[:-2])} and {list(b[:-2])} do not broadcast"
+    return None
+
+
+def _check_pool(call: relax.Call) -> str | None:
+    attrs = call.attrs
+    if str(attrs.layout) not in ("NCHW", "NHWC") or str(attrs.out_layout) != str(attrs.layout):
+        return f"pooling layout {attrs.layout}->{attrs.out_layout} is not NCHW or NHWC"
+    if bool(attrs.ceil_mode) and call.op.name == "relax.nn.avg_pool2d":
+        return "average pooling with ceil_mode counts padding differently in oneDNN"
+    return None
+
+
+def _check_layer_norm(call: relax.Call) -> str | None:
+    attrs = call.attrs
+    rank = len(static_shape(call.args[0]) or ())
+    axes = [int(a) % rank for a in attrs.axes] if rank else []
+    if axes != [rank - 1]:
+        return f"layer_norm over axes {list(attrs.axes)}; oneDNN normalizes the last axis only"
+    if not (bool(attrs.center) and bool(attrs.scale)):
+        return "layer_norm without scale and shift"
+    return None
+
+
+def _check_nothing(call: relax.Call) -> str | None:
+    return None
+
+
+ROOTS = (
+    RootOp(
+        "conv2d",
+        lambda: is_op("relax.nn.conv2d")(wildcard(), is_const()),
+        _check_conv2d,
+        layouts.conv2d_view,
+        MAX_POST_OPS,
+    ),
+    RootOp(
+        "dense",
+        lambda: is_op("relax.matmul")(wildcard(), is_const()),
+        _check_dense,
+        layouts.dense_view,
+        MAX_POST_OPS,
+    ),
+    RootOp(
+        "matmul",
+        lambda: is_op("relax.matmul")(wildcard(), wildcard()),
+        _check_matmul,
+        layouts.matmul_view,
+        MAX_POST_OPS,
+    ),
+    RootOp("max_pool2d", lambda: is_op("relax.nn.max_pool2d")(wildcard()), _check_pool, None, 0),
+    RootOp("avg_pool2d", lambda: is_op("relax.nn.avg_pool2d")(wildcard()), _check_pool, None, 0),
+    RootOp("mean", lambda: is_op("relax.mean")(wildcard()), _check_nothing, None, 0),
+    RootOp("softmax", lambda: is_op("relax.nn.softmax")(wildcard()), _check_nothing, None, 0),
+    RootOp(
+        "layer_norm",
+        lambda: is_op("relax.nn.layer_norm")(wildcard(), wildcard(), wildcard()),
+        _check_layer_norm,
+        None,
+        0,
+    ),
+)
+
+
+def _row(root_op: RootOp, n_post: int) -> PatternRow:
+    root = root_op.pattern()
+    pattern = root
+    for _ in range(n_post):
+        pattern = post_op(pattern)
+
+    def check(ctx: PatternCheckContext) -> str | None:
+        call = ctx.annotated_expr["root"]
+        reason = _float32(ctx, call) or root_op.check(call)
+        if reason is None and root_op.view is not None and n_post:
+            reason = _post_ops(ctx, call, root_op.view(call))
+        return reason
+
+    suffix = f"_post{n_post}" if n_post else ""
+    return PatternRow(f"dnnl.{root_op.name}{suffix}", pattern, {"root": root}, check)
+
+
+def pattern_table() -> list[PatternRow]:
+    """All rows: per root op, the longest post-op chain first."""
+    return [_row(r, n) for r in ROOTS for n in range(r.max_post_ops, -1, -1)]

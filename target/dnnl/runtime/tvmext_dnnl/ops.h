@@ -1,0 +1,58 @@
+// oneDNN primitives behind a small C++ interface, so that generated code compiles
+// without oneDNN's headers. Every op is created once (static in the generated code);
+// its primitive descriptor and primitive are built on the first call and reused, and
+// constant weights are reordered into oneDNN's preferred layout once.
+#pragma once
+#include <cstdint>
+#include <memory>
+
+namespace tvmext_dnnl {
+
+// A tensor as oneDNN sees it: logical dims (N, C, H, W order for convolutions) and
+// the strides, in elements, of the buffer Relax hands over.
+struct Desc {
+  int ndim;
+  int64_t dims[8];
+  int64_t strides[8];
+};
+
+// A post-op applied after the primitive, in order. kAdd and kMul read one more input
+// (the next extra argument) broadcast to the output.
+enum PostKind : int { kRelu = 0, kGeluErf, kGeluTanh, kSigmoid, kClip, kAdd, kMul };
+
+struct PostOp {
+  int kind;
+  float alpha;
+  float beta;
+  Desc src1;  // for kAdd / kMul
+};
+
+class Op {
+ public:
+  virtual ~Op() = default;
+  // args: the op's inputs in the order its factory documents, then the extra inputs
+  // of the post-ops, then the output.
+  virtual void run(void* const* args) = 0;
+};
+
+// inputs: src, weights, [bias]
+std::unique_ptr<Op> conv2d(const Desc& src, const Desc& weights, const Desc* bias,
+                           const Desc& dst, const int64_t stride[2], const int64_t pad_l[2],
+                           const int64_t pad_r[2], const int64_t dilation[2],
+                           const PostOp* post, int n_post);
+// inputs: src, weights, [bias]; const_weights: reorder the weights once into the layout
+// oneDNN prefers (the buffer must stay the same constant across calls).
+std::unique_ptr<Op> matmul(const Desc& src, const Desc& weights, const Desc* bias, const Desc& dst,
+                           bool const_weights, const PostOp* post, int n_post);
+// inputs: src. kind: 0 max, 1 average including padding, 2 average excluding padding.
+std::unique_ptr<Op> pool2d(int kind, const Desc& src, const Desc& dst, const int64_t kernel[2],
+                           const int64_t stride[2], const int64_t pad_l[2],
+                           const int64_t pad_r[2], const int64_t dilation[2]);
+// inputs: src; dst has the reduced dims as 1.
+std::unique_ptr<Op> reduce_mean(const Desc& src, const Desc& dst);
+// inputs: src
+std::unique_ptr<Op> softmax(const Desc& src, const Desc& dst, int axis);
+// inputs: src, scale, shift; normalizes over the last dim.
+std::unique_ptr<Op> layer_norm(const Desc& src, const Desc& dst, float epsilon);
+
+}  // namespace tvmext_dnnl

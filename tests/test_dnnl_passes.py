@@ -1,0 +1,110 @@
+"""The dnnl target's graph passes, each on a small Relax module, and their registration."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import tvm
+from conftest import run_module
+from tvm import relax
+from tvmext.passes.fold_batch_norm import fold_batch_norm
+from tvmext.passes.fold_weight_layouts import fold_weight_layouts
+from tvmext.passes.nhwc_layout import nhwc_layout
+from tvmext.passes.post_op_operand_order import post_op_operand_order
+
+from tvmext.pass_registry import passes_for
+
+
+def _module(shape, build):
+    bb = relax.BlockBuilder()
+    x = relax.Var("x", relax.TensorType(shape, "float32"))
+    with bb.function("main", [x]):
+        with bb.dataflow():
+            out = bb.emit_output(build(bb, x))
+        bb.emit_func_output(out)
+    return bb.get()
+
+
+def _ops(mod):
+    names = []
+
+    def visit(expr):
+        if isinstance(expr, relax.Call) and isinstance(expr.op, tvm.ir.Op):
+            names.append(expr.op.name)
+
+    relax.analysis.post_order_visit(mod["main"].body, visit)
+    return names
+
+
+def _const(rng, *shape, low=None):
+    value = rng.uniform(low, 1.5, shape) if low is not None else rng.standard_normal(shape)
+    return relax.const(value.astype(np.float32))
+
+
+@pytest.mark.parametrize("with_bias", [False, True])
+def test_fold_batch_norm_keeps_values_and_removes_batch_norm(rng, with_bias):
+    def build(bb, x):
+        y = bb.emit(relax.op.nn.conv2d(x, _const(rng, 6, 3, 3, 3), padding=1))
+        if with_bias:
+            y = bb.emit(relax.op.add(y, _const(rng, 1, 6, 1, 1)))
+        stats = [_const(rng, 6, low=0.5), _const(rng, 6), _const(rng, 6), _const(rng, 6, low=0.5)]
+        bn = bb.emit(relax.op.nn.batch_norm(y, *stats, axis=1, epsilon=1e-3))
+        return relax.TupleGetItem(bn, 0)
+
+    mod = _module((2, 3, 8, 8), build)
+    folded = fold_batch_norm()(mod)
+    assert "relax.nn.batch_norm" not in _ops(folded)
+    assert _ops(folded) == ["relax.nn.conv2d", "relax.add"]
+    x = rng.standard_normal((2, 3, 8, 8)).astype(np.float32)
+    reference = relax.transform.DecomposeOpsForInference()(mod)
+    np.testing.assert_allclose(
+        run_module(folded, x).numpy(), run_module(reference, x).numpy(), rtol=1e-4, atol=1e-5
+    )
+
+
+def test_nhwc_layout_then_folding_leaves_constant_nhwc_weights(rng):
+    def build(bb, x):
+        y = bb.emit(relax.op.nn.conv2d(x, _const(rng, 4, 3, 3, 3), padding=1))
+        return relax.op.nn.relu(bb.emit(relax.op.add(y, _const(rng, 1, 4, 1, 1))))
+
+    mod = _module((1, 3, 6, 6), build)
+    converted = nhwc_layout()(mod)
+    folded = fold_weight_layouts()(converted)
+    ops = _ops(folded)
+    # only the model's input and output are transposed; weights and bias are constants
+    assert ops == ["relax.permute_dims", "relax.nn.conv2d", "relax.add", "relax.nn.relu",
+                   "relax.permute_dims"]  # fmt: skip
+    conv = [b.value for b in folded["main"].body.blocks[0].bindings][1]
+    assert str(conv.attrs.data_layout) == "NHWC" and str(conv.attrs.kernel_layout) == "OHWI"
+    assert isinstance(conv.args[1], tvm.ir.Constant)
+    x = rng.standard_normal((1, 3, 6, 6)).astype(np.float32)
+    np.testing.assert_allclose(
+        run_module(folded, x).numpy(), run_module(mod, x).numpy(), rtol=1e-5, atol=1e-5
+    )
+
+
+def test_post_op_operand_order_puts_the_single_use_operand_first(rng):
+    def build(bb, x):
+        skip = bb.emit(relax.op.nn.relu(x))
+        y = bb.emit(relax.op.matmul(skip, _const(rng, 4, 4)))
+        return relax.op.add(skip, y)
+
+    mod = _module((2, 4), build)
+    swapped = post_op_operand_order()(mod)
+    add = swapped["main"].body.blocks[0].bindings[-1].value
+    first = swapped["main"].body.blocks[0].bindings[1].var
+    assert add.args[0].same_as(first)  # the matmul's result
+    x = rng.standard_normal((2, 4)).astype(np.float32)
+    np.testing.assert_allclose(run_module(swapped, x).numpy(), run_module(mod, x).numpy())
+
+
+def test_dnnl_passes_run_only_for_the_dnnl_target_and_in_order():
+    names = {p: [e.name for e in passes_for(p, "llvm", "dnnl")] for p in ("prepare", "layout")}
+    assert names["prepare"] == ["tvmext.fold_batch_norm"]
+    assert names["layout"] == [
+        "tvmext.nhwc_layout",
+        "tvmext.fold_weight_layouts",
+        "tvmext.post_op_operand_order",
+    ]
+    assert passes_for("layout", "llvm") == []
+    assert passes_for("prepare", "llvm") == []

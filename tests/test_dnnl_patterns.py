@@ -1,0 +1,207 @@
+"""The oneDNN pattern table: each row's ops give the right numbers on oneDNN, and
+what oneDNN cannot take stays on TVM with the check's reason in the report."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from tvm import relax, tirx
+from tvmext.target.dnnl import patterns
+
+import tvmext
+
+pytestmark = pytest.mark.library
+
+Build = Callable[[relax.BlockBuilder, list[relax.Var]], relax.Expr]
+
+
+def _module(shapes: list[tuple], build: Build, dtype: str = "float32"):
+    bb = relax.BlockBuilder()
+    params = [relax.Var(f"x{i}", relax.TensorType(s, dtype)) for i, s in enumerate(shapes)]
+    with bb.function("main", params):
+        with bb.dataflow():
+            out = bb.emit_output(build(bb, params))
+        bb.emit_func_output(out)
+    return bb.get()
+
+
+def _compile(shapes, build, dtype="float32"):
+    module = tvmext.compile(_module(shapes, build, dtype), "dnnl, llvm")
+    (report,) = module.reports
+    return module, report
+
+
+def _placements(report):
+    return {(o.op, o.placement, o.detail) for o in report.ops}
+
+
+def _const(rng, *shape):
+    return relax.const(rng.standard_normal(shape).astype(np.float32))
+
+
+def _t(a):
+    return torch.from_numpy(np.ascontiguousarray(a))
+
+
+def test_conv2d_grouped_with_bias_residual_and_relu(rng):
+    w1 = rng.standard_normal((8, 3, 3, 3)).astype(np.float32)
+    w2 = rng.standard_normal((8, 2, 3, 3)).astype(np.float32)
+    b = rng.standard_normal((1, 8, 1, 1)).astype(np.float32)
+
+    def build(bb, p):
+        y1 = bb.emit(relax.op.nn.relu(relax.op.nn.conv2d(p[0], relax.const(w1), padding=1)))
+        y = bb.emit(relax.op.nn.conv2d(y1, relax.const(w2), padding=1, groups=4))
+        y = bb.emit(relax.op.add(y, relax.const(b)))
+        y = bb.emit(relax.op.add(y1, y))  # residual, operands swapped
+        return relax.op.nn.relu(y)
+
+    module, report = _compile([(2, 3, 9, 9)], build)
+    x = rng.standard_normal((2, 3, 9, 9)).astype(np.float32)
+    y1 = F.relu(F.conv2d(_t(x), _t(w1), None, 1, 1))
+    expected = F.relu(F.conv2d(y1, _t(w2), None, 1, 1, 1, 4) + _t(b) + y1).numpy()
+    np.testing.assert_allclose(module(x)[0], expected, rtol=1e-4, atol=1e-4)
+    convs = [o.detail for o in report.ops if o.op == "relax.nn.conv2d"]
+    assert convs == ["dnnl.conv2d_post1", "dnnl.conv2d_post3"]
+    assert {o.op for o in report.ops if o.placement == "tvm"} == {"relax.permute_dims"}
+
+
+@pytest.mark.parametrize(
+    ("act", "reference"),
+    [
+        (relax.op.nn.gelu, lambda t: F.gelu(t)),
+        (relax.op.nn.gelu_tanh, lambda t: F.gelu(t, approximate="tanh")),
+        (relax.op.sigmoid, torch.sigmoid),
+        (lambda y: relax.op.clip(y, 0.0, 6.0), lambda t: t.clamp(0, 6)),
+        (lambda y: relax.op.clip(y, -0.5, float("inf")), lambda t: t.clamp(min=-0.5)),
+    ],
+)
+def test_dense_3d_with_bias_and_activation(rng, act, reference):
+    w, b = (
+        rng.standard_normal((16, 24)).astype(np.float32),
+        rng.standard_normal(24).astype(np.float32),
+    )
+
+    def build(bb, p):
+        y = bb.emit(relax.op.matmul(p[0], relax.const(w)))
+        return act(bb.emit(relax.op.add(y, relax.const(b))))
+
+    module, report = _compile([(2, 5, 16)], build)
+    x = rng.standard_normal((2, 5, 16)).astype(np.float32)
+    expected = reference(_t(x) @ _t(w) + _t(b)).numpy()
+    np.testing.assert_allclose(module(x)[0], expected, rtol=1e-4, atol=1e-5)
+    assert {o.placement for o in report.ops} == {"dnnl"}
+    assert report.ops[0].detail == "dnnl.dense_post2"
+
+
+def test_batched_matmul_broadcasts_and_fuses_a_scale(rng):
+    def build(bb, p):
+        y = bb.emit(relax.op.matmul(p[0], p[1]))
+        return relax.op.multiply(y, relax.const(np.float32(0.125)))
+
+    module, report = _compile([(2, 3, 4, 8), (3, 8, 5)], build)
+    a, b = rng.standard_normal((2, 3, 4, 8)), rng.standard_normal((3, 8, 5))
+    a, b = a.astype(np.float32), b.astype(np.float32)
+    np.testing.assert_allclose(module(a, b)[0], a @ b * 0.125, rtol=1e-4, atol=1e-5)
+    assert report.ops[0].detail == "dnnl.matmul_post1"
+
+
+@pytest.mark.parametrize(
+    ("op", "kwargs", "reference"),
+    [
+        (relax.op.nn.max_pool2d, {"ceil_mode": True},
+         lambda t: F.max_pool2d(t, 3, 2, 1, ceil_mode=True)),
+        (relax.op.nn.avg_pool2d, {"count_include_pad": True},
+         lambda t: F.avg_pool2d(t, 3, 2, 1, count_include_pad=True)),
+        (relax.op.nn.avg_pool2d, {"count_include_pad": False},
+         lambda t: F.avg_pool2d(t, 3, 2, 1, count_include_pad=False)),
+    ],
+)  # fmt: skip
+def test_pooling(rng, op, kwargs, reference):
+    module, report = _compile(
+        [(1, 4, 10, 10)], lambda bb, p: op(p[0], pool_size=3, strides=2, padding=1, **kwargs)
+    )
+    x = rng.standard_normal((1, 4, 10, 10)).astype(np.float32)
+    np.testing.assert_allclose(module(x)[0], reference(_t(x)).numpy(), rtol=1e-5, atol=1e-6)
+    assert report.ops[0].placement == "dnnl"
+
+
+def test_mean_softmax_and_layer_norm(rng):
+    gamma, beta = (
+        rng.standard_normal(6).astype(np.float32),
+        rng.standard_normal(6).astype(np.float32),
+    )
+
+    def build(bb, p):
+        m = bb.emit(relax.op.mean(p[0], axis=[1], keepdims=False))
+        s = bb.emit(relax.op.nn.softmax(m, axis=0))
+        return relax.op.nn.layer_norm(s, relax.const(gamma), relax.const(beta), axes=[-1])
+
+    module, report = _compile([(3, 5, 6)], build)
+    x = rng.standard_normal((3, 5, 6)).astype(np.float32)
+    t = torch.softmax(_t(x).mean(1), 0)
+    expected = F.layer_norm(t, (6,), _t(gamma), _t(beta), 1e-5).numpy()
+    np.testing.assert_allclose(module(x)[0], expected, rtol=1e-4, atol=1e-5)
+    assert [o.detail for o in report.ops] == ["dnnl.mean", "dnnl.softmax", "dnnl.layer_norm"]
+
+
+def test_rejected_ops_stay_on_tvm_with_the_reason(rng):
+    w = rng.standard_normal((8, 8)).astype(np.float32)
+
+    def build(bb, p):
+        y = bb.emit(relax.op.matmul(p[0], relax.const(w)))
+        z = bb.emit(relax.op.nn.relu(y))
+        z = bb.emit(relax.op.add(z, y))  # y is used twice: ReLU cannot fuse into the matmul
+        z = bb.emit(relax.op.reshape(z, (1, 1, 4, 16)))
+        pooled = bb.emit(relax.op.nn.avg_pool2d(z, pool_size=3, strides=2, ceil_mode=True))
+        e = bb.emit(relax.op.exp(pooled))
+        return relax.op.nn.layer_norm(e, relax.const(np.ones(2, np.float32)),
+                                      relax.const(np.zeros(2, np.float32)), axes=[-2])  # fmt: skip
+
+    module, report = _compile([(8, 8)], build)
+    rows = {o.op: o for o in report.ops}
+    assert rows["relax.matmul"].placement == "dnnl"
+    assert rows["relax.nn.relu"].placement == "tvm"
+    assert "the intermediate" in rows["relax.nn.relu"].detail
+    assert "is also used by" in rows["relax.nn.relu"].detail
+    assert rows["relax.nn.avg_pool2d"].detail == (
+        "average pooling with ceil_mode counts padding differently in oneDNN"
+    )
+    assert rows["relax.exp"].detail == "no dnnl pattern matches it"
+    assert "oneDNN normalizes the last axis only" in rows["relax.nn.layer_norm"].detail
+    x = rng.standard_normal((8, 8)).astype(np.float32)
+    y = x @ w
+    z = torch.from_numpy(np.maximum(y, 0) + y).reshape(1, 1, 4, 16)
+    e = torch.exp(F.avg_pool2d(z, 3, 2, ceil_mode=True))
+    expected = F.layer_norm(e.transpose(-1, -2), (e.shape[-2],)).transpose(-1, -2)
+    np.testing.assert_allclose(module(x)[0], expected.numpy(), rtol=1e-4, atol=1e-5)
+
+
+def test_float64_and_symbolic_shapes_are_rejected_with_reasons(rng):
+    w = rng.standard_normal((4, 3)).astype(np.float64)
+    _, report = _compile(
+        [(2, 4)], lambda bb, p: relax.op.matmul(p[0], relax.const(w, "float64")), "float64"
+    )
+    (row,) = report.ops
+    assert row.placement == "tvm"
+    assert row.detail == "matmul uses dtype float64; the dnnl target takes float32 only"
+
+    module = tvmext.compile(
+        _module([(tirx.Var("n", "int64"), 4)], lambda bb, p: relax.op.nn.softmax(p[0])),
+        "dnnl, llvm",
+    )
+    (row,) = module.reports[0].ops
+    assert row.detail == "nn.softmax has a symbolic or unknown shape; oneDNN needs static shapes"
+    x = rng.standard_normal((3, 4)).astype(np.float32)
+    np.testing.assert_allclose(module(x)[0], torch.softmax(_t(x), -1).numpy(), rtol=1e-5)
+
+
+def test_table_rows_are_longest_chain_first_and_each_has_a_root():
+    rows = patterns.pattern_table()
+    names = [r.name for r in rows]
+    assert names[:5] == [f"dnnl.conv2d_post{n}" for n in (4, 3, 2, 1)] + ["dnnl.conv2d"]
+    assert len(set(names)) == len(names)
+    assert all("root" in r.annotations for r in rows)
