@@ -108,16 +108,20 @@ def op_cost(call: relax.Call) -> tuple[int, int]:
     return n_out, moved
 
 
-def _op_bindings(func: relax.Function) -> list[tuple[relax.Var, relax.Call]]:
-    body = func.body
-    if not isinstance(body, relax.SeqExpr):
-        return []
-    return [
-        (b.var, b.value)
-        for block in body.blocks
-        for b in block.bindings
-        if isinstance(b, relax.VarBinding) and isinstance(b.value, relax.Call)
-    ]
+def _op_bindings(mod: tvm.IRModule) -> list[tuple[relax.Var, relax.Call]]:
+    """The op calls of every Relax function of ``mod`` (``main`` of a model; ``train_step``
+    and ``predict`` of a training step), functions in name order."""
+    out = []
+    for _, func in sorted(mod.functions_items(), key=lambda item: item[0].name_hint):
+        if not isinstance(func, relax.Function) or not isinstance(func.body, relax.SeqExpr):
+            continue
+        out += [
+            (b.var, b.value)
+            for block in func.body.blocks
+            for b in block.bindings
+            if isinstance(b, relax.VarBinding) and isinstance(b.value, relax.Call)
+        ]
+    return out
 
 
 def partition_report(
@@ -126,11 +130,11 @@ def partition_report(
     fused: Mapping[relax.Var, str],
     rejections: Mapping[relax.Var, Sequence[str]],
 ) -> PartitionReport:
-    """The report of ``mod``'s ``main`` as it was before ``FuseOpsByPattern`` for
+    """The report of ``mod``'s functions as they were before ``FuseOpsByPattern`` for
     ``target``: ``fused`` maps the bindings that went into composite functions to the
     pattern's name, ``rejections`` maps bindings to the reasons checks gave."""
     ops: list[OpPlacement] = []
-    for var, call in _op_bindings(mod["main"]):
+    for var, call in _op_bindings(mod):
         if not isinstance(call.op, tvm.ir.Op):
             continue
         flops, moved = op_cost(call)
@@ -148,5 +152,5 @@ def partition_report(
 
 def everything_on_tvm(mod: tvm.IRModule, target: str, reason: str) -> PartitionReport:
     """The report of ``mod`` when ``target`` took nothing, every op with ``reason``."""
-    ops = [v for v, call in _op_bindings(mod["main"]) if isinstance(call.op, tvm.ir.Op)]
+    ops = [v for v, call in _op_bindings(mod) if isinstance(call.op, tvm.ir.Op)]
     return partition_report(mod, target, {}, {var: [reason] for var in ops})

@@ -60,6 +60,8 @@ def leaked_intermediate(ctx: PatternCheckContext) -> str | None:
         outside = [u for u in ctx.var_usages.get(var, []) if u not in matched]
         if outside:
             return f"the intermediate {var.name} is also used by {outside[0].name}"
+        if not isinstance(var, relax.DataflowVar):  # an output of its dataflow block
+            return f"the intermediate {var.name} is also an output of the function"
     return None
 
 

@@ -182,3 +182,24 @@ def test_native_layer_trains_and_exports(rng, tmp_path):
     args = [tvm.runtime.tensor(a) for a in (x, training.one_hot(labels, 5), np.float32(0.1))]
     exported_loss = float(apply_step(vm["train_step"], reloaded, *args).numpy())
     assert exported_loss == pytest.approx(step.step(state, x, training.one_hot(labels, 5), 0.1))
+
+
+@pytest.mark.library
+def test_onednn_mode_trains_like_tvm(rng):
+    program = training.StepProgram(
+        swish_mlp(64), training.SoftmaxCrossEntropy(), training.SGD(momentum=0.9), batch_size=16
+    )
+    ours = program.compile()
+    onednn = program.compile(training.Mode("onednn", target="dnnl, llvm"))
+    (report,) = onednn.reports
+    # Matmuls go to oneDNN; a momentum update whose intermediate is also a step output
+    # (the new velocity) must stay on TVM, with the reason.
+    assert any(op.placement == "dnnl" for op in report.ops)
+    assert any("also an output of the function" in op.detail for op in report.ops)
+    a, b = program.initial_state(seed=0), program.initial_state(seed=0)
+    x = rng.standard_normal((16, 16)).astype(np.float32)
+    target = training.one_hot(rng.integers(0, 5, 16), 5)
+    for _ in range(3):
+        assert onednn.step(b, x, target, 0.1) == pytest.approx(
+            ours.step(a, x, target, 0.1), rel=1e-5
+        )

@@ -11,7 +11,7 @@ import tvm
 from tvm import relax
 
 from ..errors import ShapeError
-from ..external_target import get_target
+from ..external_target import get_target, link_options
 from ..lowering import build
 from ..target_spec import parse_target
 from .modes import Mode
@@ -44,9 +44,15 @@ class CompiledStep:
         mod = program.module.clone()  # a pass that edits its input must not touch other modes
         if mode.passes:
             mod = tvm.transform.Sequential(list(mode.passes))(mod)
+        partitions = []
         for name in spec.externals:
-            mod = get_target(name).partition(mod, spec.host)
+            partitions.append(get_target(name).partition(mod, spec.host))
+            mod = partitions[-1].mod
+        self.reports = [p.report for p in partitions]
+        self.link_options = list(link_options(partitions))
         self.executable = build(mod, spec.host, schedule=mode.schedule)
+        if self.link_options:
+            self.executable.jit(options=self.link_options)  # the VM then uses this library
         self.vm = relax.VirtualMachine(self.executable, self.device)
         self.compile_seconds = time.perf_counter() - start
         self.train_step = self.vm["train_step"]
@@ -96,5 +102,5 @@ class CompiledStep:
 
         path = os.fspath(path)
         with atomic_output(path, executable=True) as tmp:
-            self.executable.export_library(tmp)
+            self.executable.export_library(tmp, options=self.link_options)
         return path
