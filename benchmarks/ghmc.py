@@ -3,16 +3,17 @@
 Run: .venv/bin/python benchmarks/ghmc.py
 
 Times, in one run: tvmext's compiled forward + gradient (relax.transform.Gradient of
-``tvmext.ghmc_loss``), and PyTorch CPU eager with a bincount-based implementation of
-mmdetection's semantics (the fastest eager form). Prints the ratio and the fraction
-of the memory roofline: 105 MB of compulsory traffic at the triad bandwidth measured
-by benchmarks/ops.py's method in the same run.
+``tvmext.ghmc_loss``), PyTorch CPU eager with a bincount-based implementation of
+mmdetection's semantics (the fastest eager form), and ``torch.compile`` of the same.
+Prints the ratios and the fraction of the memory roofline: 105 MB of compulsory
+traffic at the triad bandwidth measured by benchmarks/ops.py's method in the same run.
 """
 
 from __future__ import annotations
 
 import os
 import sys
+import time
 
 import numpy as np
 import torch
@@ -73,9 +74,9 @@ def main() -> None:
     x = torch.tensor(pred, requires_grad=True)
     t, lw, acc = torch.tensor(target), torch.tensor(label_weight), torch.zeros(BINS)
 
-    def torch_step() -> None:
+    def torch_step(fn=torch_ghmc) -> None:
         x.grad = None
-        loss, _ = torch_ghmc(x, t, lw, acc)
+        loss, _ = fn(x, t, lw, acc)
         loss.backward()
 
     ref_loss, _ = torch_ghmc(x, t, lw, acc)
@@ -86,13 +87,25 @@ def main() -> None:
     diff = np.linalg.norm(ours_grad.numpy() - x.grad.numpy()) / np.linalg.norm(x.grad.numpy())
     assert diff < 1e-3, diff
 
+    compiled_ghmc = torch.compile(torch_ghmc)
+    start = time.perf_counter()
+    torch_step(compiled_ghmc)
+    compile_seconds = time.perf_counter() - start
+    compiled_loss, _ = compiled_ghmc(x, t, lw, acc)
+    np.testing.assert_allclose(compiled_loss.item(), ref_loss.item(), rtol=1e-5)
+
     t_ours = median_seconds(lambda: vm["main_adjoint"](*args), repeat=10)
     t_torch = median_seconds(torch_step, repeat=10)
+    t_compiled = median_seconds(lambda: torch_step(compiled_ghmc), repeat=10)
     bandwidth = triad_bandwidth(N * C)
     roofline = 105e6 / bandwidth
     print(f"GHM-C forward + gradient, N={N}, C={C}, bins={BINS}, momentum={MOMENTUM}")
     print(f"  tvmext compiled        {t_ours * 1e3:8.1f} ms")
     print(f"  PyTorch eager bincount {t_torch * 1e3:8.1f} ms   (tvmext {t_torch / t_ours:.2f}x)")
+    print(
+        f"  torch.compile of it    {t_compiled * 1e3:8.1f} ms   (tvmext {t_compiled / t_ours:.2f}x;"
+        f" compiling took {compile_seconds:.0f} s)"
+    )
     print(
         f"  roofline (105 MB at {bandwidth / 1e9:.1f} GB/s) {roofline * 1e3:.1f} ms: "
         f"tvmext reaches {roofline / t_ours:.0%}"
