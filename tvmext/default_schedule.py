@@ -15,7 +15,7 @@ from tvm.s_tir.dlight.analysis import normalize_prim_func
 from tvm.s_tir.dlight.base.common_schedules import try_inline
 
 from .cpu_matmul_schedule import MatmulTiles, schedule_matmul
-from .schedule_helpers import parallel_vectorized_flat
+from .schedule_helpers import const_extent, parallel_vectorized_flat, vector_lanes
 
 
 def _cpu_rules() -> list[dlight.ScheduleRule]:
@@ -67,12 +67,70 @@ def schedule_parallel_vectorized(sch: s_tir.Schedule, target: tvm.target.Target)
         if not spatial or kinds["O"]:
             continue
         sch.reorder(*spatial, *reduce)
+        lanes = vector_lanes(target, str(sch.get(block).writes[0].source.dtype))
+        strided = _reads_across_last_axis(sch, block)
+        last = const_extent(sch, spatial[-1])
+        if strided and last is not None and last % lanes == 0 and last > lanes:
+            _tile_last_axis(sch, block, spatial, reduce, lanes)
+            continue
         if reduce:
             sch.parallel(sch.fuse(*spatial) if len(spatial) > 1 else spatial[0])
             sch.decompose_reduction(block, reduce[0])
             continue
         parallel_vectorized_flat(sch, block, target)
     return True
+
+
+def _reads_across_last_axis(sch: s_tir.Schedule, block: s_tir.schedule.SBlockRV) -> bool:
+    """Whether an input's contiguous (last) index follows the block's last spatial
+    iterator while that iterator is not the output's last one in the loop order: a
+    column reduction (summing over leading axes) or a transpose, whose flat loop
+    strides through memory."""
+    stmt = sch.get(block)
+    spatial = [iv.var for iv in stmt.iter_vars if iv.iter_type == tirx.IterVar.DataPar]
+    reduce = [iv.var for iv in stmt.iter_vars if iv.iter_type == tirx.IterVar.CommReduce]
+    if not spatial:
+        return False
+    for region in stmt.reads:
+        if len(region.region) < 2:
+            continue
+        used = tirx.analysis.undefined_vars(region.region[-1].min, [])
+        uses_last = any(v.same_as(spatial[-1]) for v in used)
+        uses_reduce = any(v.same_as(r) for v in used for r in reduce)
+        if reduce and uses_last and not uses_reduce:
+            return True  # column reduction
+        if not reduce and used and not uses_last:
+            return True  # transpose-like read
+    return False
+
+
+def _tile_last_axis(
+    sch: s_tir.Schedule,
+    block: s_tir.schedule.SBlockRV,
+    spatial: list[s_tir.schedule.LoopRV],
+    reduce: list[s_tir.schedule.LoopRV],
+    lanes: int,
+) -> None:
+    """Split the last spatial loop into SIMD lanes kept innermost: a column reduction then
+    reads whole vectors per row, and a transpose walks ``lanes`` x ``lanes`` tiles."""
+    outer, lane = sch.split(spatial[-1], [None, lanes])
+    if reduce:
+        sch.reorder(*spatial[:-1], outer, *reduce, lane)
+        sch.parallel(sch.fuse(*spatial[:-1], outer) if len(spatial) > 1 else outer)
+        sch.vectorize(lane)
+        sch.decompose_reduction(block, reduce[0])
+        return
+    elif (
+        len(spatial) >= 2
+        and const_extent(sch, spatial[-2]) is not None
+        and (const_extent(sch, spatial[-2]) or 0) % lanes == 0
+    ):
+        row_outer, row = sch.split(spatial[-2], [None, lanes])
+        sch.reorder(*spatial[:-2], row_outer, outer, row, lane)
+        sch.parallel(sch.fuse(*spatial[:-2], row_outer, outer))
+    else:
+        sch.parallel(sch.fuse(*spatial[:-1], outer) if len(spatial) > 1 else outer)
+    sch.vectorize(lane)
 
 
 def try_matmul(
