@@ -105,7 +105,9 @@ def test_checkpoint_round_trip(tmp_path, rng):
     other = training.StepProgram(
         swish_mlp(), training.SoftmaxCrossEntropy(), training.SGD(momentum=0.9), batch_size=BATCH
     ).initial_state()
-    with pytest.raises(TvmextError, match="optimizer state"):
+    with pytest.raises(
+        TvmextError, match="holds 9 optimizer state arrays, this training step has 4"
+    ):
         other.load(path)
 
 

@@ -26,6 +26,8 @@ from multiprocessing import get_context
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import tvm
+from tvm import relax
 
 from ..atomic_file import atomic_output
 from ..errors import TvmextError
@@ -43,8 +45,7 @@ POLICIES = ("rate", "accuracy")
 def _timed_stage(
     step_fn: Any, state: TrainState, batches: Sequence[tuple[Any, Any]], lr: Any, warmup: int
 ) -> tuple[Snapshot, float, list[float]]:
-    """Warm up on copies of the first batches, restore, then time the stage."""
-
+    """Warm up on the first batches, restore the start state, then time the stage."""
     start_snap = state.snapshot()
     for xb, tb in batches[:warmup]:
         apply_step(step_fn, state, xb, tb, lr)
@@ -65,12 +66,10 @@ def _stage_in_process(
     warmup: int,
 ) -> tuple[Snapshot, float, list[float]]:
     """Run one mode's stage in a worker process from its exported library."""
-    import tvm
-    from tvm import relax
-
     vm = relax.VirtualMachine(tvm.runtime.load_module(library), tvm.cpu())
-    state = TrainState.from_numpy(names, snap.params, snap.optimizer, snap.loss)
-    state.step, state.epoch = snap.step, snap.epoch
+    state = TrainState.from_numpy(
+        names, snap.params, snap.optimizer, snap.loss, step=snap.step, epoch=snap.epoch
+    )
 
     def up(a: np.ndarray) -> Any:
         return tvm.runtime.tensor(np.array(a, np.float32, order="C"))

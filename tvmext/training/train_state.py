@@ -109,6 +109,16 @@ class TrainState:
                     f"checkpoint {os.fspath(path)!r} holds parameters {meta['names']}, "
                     f"this model has {self.names}"
                 )
+            for kind, prefix, want in (
+                ("optimizer state", "optimizer/", len(self.optimizer)),
+                ("loss state", "loss/", len(self.loss)),
+            ):
+                got = sum(1 for k in data.files if k.startswith(prefix))
+                if got != want:
+                    raise TvmextError(
+                        f"checkpoint {os.fspath(path)!r} holds {got} {kind} arrays, "
+                        f"this training step has {want}"
+                    )
             snap = Snapshot(
                 [data[f"param/{n}"] for n in self.names],
                 [data[f"optimizer/{i}"] for i in range(len(self.optimizer))],
