@@ -15,7 +15,14 @@ from tvm import relax, tirx
 from .onnx_registry import register_converter
 
 
-def _static_shape(expr: relax.Expr) -> list[int] | None:
+def const(value: Any) -> relax.Expr:
+    """A constant with exactly ``value``'s NumPy dtype (``relax.const`` alone turns
+    int64 into int32 and float64 into float32)."""
+    array = np.asarray(value)
+    return relax.const(array, str(array.dtype))
+
+
+def static_shape(expr: relax.Expr) -> list[int] | None:
     ty = expr.ty
     if not isinstance(ty, relax.TensorType) or not isinstance(ty.shape, relax.ShapeExpr):
         return None
@@ -45,11 +52,26 @@ def shape(
 ) -> relax.Expr:
     """A static shape becomes an int64 constant that every consumer accepts (TVM makes
     a ShapeExpr, which most ops reject: "cannot handle ShapeExpr inputs")."""
-    dims = _static_shape(inputs[0])
+    dims = static_shape(inputs[0])
     if dims is None:
         return fallback()
     start, end = attrs.get("start", 0), attrs.get("end", len(dims))
-    return relax.const(np.array(dims[slice(start, end)], dtype=np.int64))
+    return const(np.array(dims[slice(start, end)], dtype=np.int64))
+
+
+@register_converter("", "Size", 1)
+def size(
+    bb: relax.BlockBuilder,
+    inputs: list[relax.Expr],
+    attrs: dict[str, Any],
+    fallback: Callable[[], relax.Expr],
+) -> relax.Expr:
+    """The size of a static shape is an int64 constant, so that shape arithmetic after it
+    (Range, Sub, ConstantOfShape in expanded function bodies) folds at import."""
+    dims = static_shape(inputs[0])
+    if dims is None:
+        return fallback()
+    return const(np.int64(np.prod(dims, dtype=np.int64)))
 
 
 _CONSTANT_KINDS = {
@@ -70,7 +92,7 @@ def constant(
     """``Constant`` with ``value_float(s)``/``value_int(s)`` (TVM handles only ``value``)."""
     for key, dtype in _CONSTANT_KINDS.items():
         if key in attrs:
-            return relax.const(np.array(attrs[key], dtype=dtype))
+            return const(np.array(attrs[key], dtype=dtype))
     return fallback()
 
 
@@ -149,12 +171,12 @@ def softmax_cross_entropy_loss(
 
 
 def _neg_inf(dtype: str) -> relax.Expr:
-    return relax.const(np.array(-np.inf, dtype=dtype))
+    return const(np.array(-np.inf, dtype=dtype))
 
 
 def _to_heads(x: relax.Expr, heads: int) -> relax.Expr:
     """[B, S, H*D] -> [B, H, S, D]."""
-    b, s, hidden = _static_shape(x) or (0, 0, 0)
+    b, s, hidden = static_shape(x) or (0, 0, 0)
     return relax.op.permute_dims(relax.op.reshape(x, (b, s, heads, hidden // heads)), [0, 2, 1, 3])
 
 
@@ -164,21 +186,21 @@ def _attention_bias(
     """The additive bias (0 or -inf, or the float mask) of ONNX Attention."""
     op = relax.op
     if mask is not None:
-        mask_shape = _static_shape(mask)
+        mask_shape = static_shape(mask)
         if mask_shape is None:
             raise ValueError("Attention: attn_mask needs a static shape")
         pad = kv_len - mask_shape[-1]
         is_bool = str(mask.ty.dtype) == "bool"
         if pad > 0:
             fill = np.full([*mask_shape[:-1], pad], False if is_bool else -np.inf)
-            mask = op.concat([mask, relax.const(fill.astype(str(mask.ty.dtype)))], axis=-1)
+            mask = op.concat([mask, const(fill.astype(str(mask.ty.dtype)))], axis=-1)
         if is_bool:
-            mask = op.where(mask, relax.const(np.array(0, dtype=dtype)), _neg_inf(dtype))
+            mask = op.where(mask, const(np.array(0, dtype=dtype)), _neg_inf(dtype))
     if not is_causal:
         return mask
     i = np.arange(q_len).reshape(q_len, 1)
     j = np.arange(kv_len).reshape(1, kv_len)
-    causal = relax.const(np.where(j <= i + past, 0, -np.inf).astype(dtype))
+    causal = const(np.where(j <= i + past, 0, -np.inf).astype(dtype))
     return causal if mask is None else op.add(mask, causal)
 
 
@@ -201,19 +223,19 @@ def attention(
     if attrs.get("left_window_size", -1) >= 0 or attrs.get("right_window_size", -1) >= 0:
         raise ValueError("Attention: sliding windows are not supported")
     dtype = str(q.ty.dtype)
-    rank3 = len(_static_shape(q) or ()) == 3
+    rank3 = len(static_shape(q) or ()) == 3
     if rank3:
         q = _to_heads(q, attrs["q_num_heads"])
         k = _to_heads(k, attrs["kv_num_heads"])
         v = _to_heads(v, attrs["kv_num_heads"])
-    q_shape = _static_shape(bb.normalize(q))
+    q_shape = static_shape(bb.normalize(q))
     if q_shape is None:
         raise ValueError("Attention: inputs need static shapes")
     present_key = op.concat([past_key, k], axis=2) if past_key is not None else k
     present_value = op.concat([past_value, v], axis=2) if past_value is not None else v
     present_key, present_value = bb.emit(present_key), bb.emit(present_value)
-    kv_shape = _static_shape(present_key) or q_shape
-    past = (_static_shape(past_key) or [0, 0, 0])[2] if past_key is not None else 0
+    kv_shape = static_shape(present_key) or q_shape
+    past = (static_shape(past_key) or [0, 0, 0])[2] if past_key is not None else 0
     bias = _attention_bias(
         mask, bool(attrs.get("is_causal", 0)), q_shape[2], kv_shape[2], past, dtype
     )
@@ -223,13 +245,13 @@ def attention(
         keys = op.repeat(keys, heads // kv_heads, axis=1)
         values = op.repeat(values, heads // kv_heads, axis=1)
     scale = attrs.get("scale", 1 / np.sqrt(q_shape[3]))
-    root = relax.const(np.array(np.sqrt(scale), dtype=dtype))
+    root = const(np.array(np.sqrt(scale), dtype=dtype))
     scores = bb.emit(
         op.matmul(op.multiply(q, root), op.permute_dims(op.multiply(keys, root), [0, 1, 3, 2]))
     )
     softcap = attrs.get("softcap")
     if softcap is not None and softcap > 0:
-        cap = relax.const(np.array(softcap, dtype=dtype))
+        cap = const(np.array(softcap, dtype=dtype))
         scores = bb.emit(op.multiply(op.tanh(op.divide(scores, cap)), cap))
     with_bias = bb.emit(op.add(scores, bias)) if bias is not None else scores
     mode = attrs.get("qk_matmul_output_mode", 0)
@@ -243,12 +265,12 @@ def attention(
     probs = bb.emit(op.astype(op.nn.softmax(logits, axis=-1), dtype))
     if bias is not None:
         masked = op.equal(op.max(bias, axis=-1, keepdims=True), _neg_inf(dtype))
-        probs = bb.emit(op.where(masked, relax.const(np.array(0, dtype=dtype)), probs))
+        probs = bb.emit(op.where(masked, const(np.array(0, dtype=dtype)), probs))
     if mode == 3:
         qk_out = probs
     out = bb.emit(op.matmul(probs, values))
     if rank3:
-        b, h, s, d = _static_shape(out) or (0, 0, 0, 0)
+        b, h, s, d = static_shape(out) or (0, 0, 0, 0)
         out = bb.emit(op.reshape(op.permute_dims(out, [0, 2, 1, 3]), (b, s, h * d)))
     results = [out, present_key, present_value, qk_out][: attrs["_num_outputs"]]
     return relax.Tuple(results) if len(results) > 1 else results[0]
