@@ -27,7 +27,14 @@ def autoload() -> None:
     if _done or _importing_tvmext():
         return  # a tvmext module triggered `import tvm`: it finishes loading on first use
     _done = True
-    from . import onnx_converters, onnx_converters_reduce, ops, passes, script_namespace
+    from . import (
+        onnx_converters,
+        onnx_converters_norm,
+        onnx_converters_reduce,
+        onnx_converters_shape,
+    )
+    from . import ops, passes, script_namespace
 
     script_namespace.install()
-    del ops, passes, onnx_converters, onnx_converters_reduce
+    del ops, passes, onnx_converters, onnx_converters_norm, onnx_converters_reduce
+    del onnx_converters_shape

@@ -32,6 +32,16 @@ def static_shape(expr: relax.Expr) -> list[int] | None:
     return [int(d) for d in dims]
 
 
+def runtime_shape(bb: relax.BlockBuilder, dims: relax.Expr, rank: int, prefix: str) -> relax.Expr:
+    """An int64 tensor ``dims`` of static length ``rank`` as a shape of fresh symbolic
+    dimensions, for ops whose output shape is data."""
+    dims = bb.match_cast(bb.normalize(dims), relax.TensorType([rank], "int64"))
+    shape = bb.emit(relax.op.tensor_to_shape(dims))
+    values = [tirx.Var(f"{prefix}{i}", "int64") for i in range(rank)]
+    bb.match_cast(shape, relax.ShapeType(values))
+    return relax.ShapeExpr(values)
+
+
 # Consumers that use a ShapeExpr as a shape, where TVM's own path works best.
 _SHAPE_USERS = {"Reshape", "Expand", "ConstantOfShape", "Resize", "Slice", "Gather"}
 

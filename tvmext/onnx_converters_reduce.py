@@ -14,9 +14,9 @@ from typing import Any
 
 import numpy as np
 import tvm
-from tvm import relax, tirx
+from tvm import relax
 
-from .onnx_converters import const, static_shape
+from .onnx_converters import const, runtime_shape, static_shape
 from .onnx_registry import register_converter
 
 _Op = Callable[..., relax.Expr]
@@ -47,16 +47,6 @@ def _empty_value(op_type: str, dtype: str) -> np.ndarray:
         info = np.iinfo(np.dtype(dtype))
         value = info.min if value < 0 else info.max
     return np.array(value, dtype=dtype)
-
-
-def runtime_shape(bb: relax.BlockBuilder, dims: relax.Expr, rank: int, prefix: str) -> relax.Expr:
-    """An int64 tensor ``dims`` of static length ``rank`` as a shape of fresh symbolic
-    dimensions, for ops whose output shape is data."""
-    dims = bb.match_cast(bb.normalize(dims), relax.TensorType([rank], "int64"))
-    shape = bb.emit(relax.op.tensor_to_shape(dims))
-    values = [tirx.Var(f"{prefix}{i}", "int64") for i in range(rank)]
-    bb.match_cast(shape, relax.ShapeType(values))
-    return relax.ShapeExpr(values)
 
 
 def _reduced_flags(bb: relax.BlockBuilder, axes: relax.Expr, rank: int) -> relax.Expr:

@@ -1,0 +1,47 @@
+"""ONNX normalizations whose extra outputs TVM 0.27 does not compute."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+from onnx.helper import tensor_dtype_to_np_dtype
+from tvm import relax
+
+from .onnx_converters import const, static_shape
+from .onnx_registry import register_converter
+
+
+@register_converter("", "LayerNormalization", 17)
+def layer_normalization(
+    bb: relax.BlockBuilder,
+    inputs: list[relax.Expr],
+    attrs: dict[str, Any],
+    fallback: Callable[[], relax.Expr],
+) -> relax.Expr:
+    """LayerNormalization with its ``Mean`` and ``InvStdDev`` outputs (TVM returns
+    scalar placeholders for them); a single-output node goes to TVM's fused op."""
+    if attrs["_num_outputs"] == 1:
+        return fallback()
+    op = relax.op
+    data, scale = inputs[0], inputs[1]
+    bias = inputs[2] if len(inputs) > 2 else None
+    shape = static_shape(data)
+    if shape is None:
+        raise ValueError("LayerNormalization with Mean/InvStdDev outputs needs a static rank")
+    rank, dtype = len(shape), str(data.ty.dtype)
+    axis = attrs.get("axis", -1) % rank
+    axes = list(range(axis, rank))
+    stash = tensor_dtype_to_np_dtype(attrs.get("stash_type", 1)).name
+    x = bb.emit(op.astype(data, stash))
+    mean = bb.emit(op.mean(x, axes, keepdims=True))
+    deviation = bb.emit(op.subtract(x, mean))
+    variance = op.mean(op.multiply(deviation, deviation), axes, keepdims=True)
+    epsilon = const(np.array(attrs.get("epsilon", 1e-5), dtype=stash))
+    inv_std = bb.emit(op.rsqrt(op.add(variance, epsilon)))
+    y = op.multiply(op.astype(op.multiply(deviation, inv_std), dtype), scale)
+    if bias is not None:
+        y = op.add(y, bias)
+    results = [bb.emit(y), mean, inv_std][: attrs["_num_outputs"]]
+    return relax.Tuple(results)
