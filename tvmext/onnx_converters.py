@@ -84,6 +84,19 @@ def size(
     return const(np.int64(np.prod(dims, dtype=np.int64)))
 
 
+@register_converter("", "Trilu", 14)
+def trilu(
+    bb: relax.BlockBuilder,
+    inputs: list[relax.Expr],
+    attrs: dict[str, Any],
+    fallback: Callable[[], relax.Expr],
+) -> relax.Expr:
+    """Trilu of a tensor with no elements is that tensor (TVM's runtime-``k`` path
+    fails to build a mask of zero rows)."""
+    dims = static_shape(inputs[0])
+    return inputs[0] if dims is not None and 0 in dims else fallback()
+
+
 _CONSTANT_KINDS = {
     "value_float": np.float32,
     "value_floats": np.float32,

@@ -81,7 +81,10 @@ def _check_ops(model: onnx.ModelProto) -> None:
 
 
 def _rename_registered(model: onnx.ModelProto) -> tuple[onnx.ModelProto, dict[str, Any]]:
-    """Copy of ``model`` whose registered nodes carry a domain-qualified op_type key."""
+    """Copy of ``model`` whose registered nodes are named by a key into the returned
+    table. Default-domain nodes keep their op_type, so that TVM's importer treats them
+    as it treats that op (e.g. which ops may take a shape); others get the key as
+    op_type too, so that no custom op is mistaken for a default-domain one."""
     opsets = _opsets(model)
     renamed = onnx.ModelProto()
     renamed.CopyFrom(model)
@@ -99,9 +102,11 @@ def _rename_registered(model: onnx.ModelProto) -> tuple[onnx.ModelProto, dict[st
             users = [op for out in node.output for op in consumers.get(out, [])]
             if not mapping.applies(node, users):
                 continue
-        key = f"{_KEY_PREFIX}{domain}::{node.op_type}"
+        key = f"{_KEY_PREFIX}{index}"
         table[key] = (mapping, _node_label(model.graph.node[index], index))
-        node.op_type = key
+        node.name = key
+        if domain != "":
+            node.op_type = key
     return renamed, table
 
 
@@ -118,7 +123,7 @@ class _Importer(onnx_frontend.ONNXGraphImporter):
     def _convert_operator(
         self, op_name: str, inputs: list[relax.Expr], attrs: dict[str, Any], opset: int
     ) -> relax.Expr:
-        entry = self._tvmext_table.get(op_name)
+        entry = self._tvmext_table.get(attrs.get("tvm_custom", {}).get("name", ""))
         if entry is None:
             return super()._convert_operator(op_name, inputs, attrs, opset)
         mapping, label = entry
