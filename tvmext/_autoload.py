@@ -32,8 +32,10 @@ def autoload() -> None:
         onnx_converters_norm,
         onnx_converters_reduce,
         onnx_converters_shape,
+        ops,
+        passes,
+        script_namespace,
     )
-    from . import ops, passes, script_namespace
 
     script_namespace.install()
     del ops, passes, onnx_converters, onnx_converters_norm, onnx_converters_reduce
