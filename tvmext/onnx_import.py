@@ -16,7 +16,6 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import numpy as np
 import onnx
 import tvm
 from tvm import relax
@@ -24,6 +23,7 @@ from tvm.relax.frontend.onnx import onnx_frontend
 
 from . import onnx_registry
 from .errors import ModelError, TvmextError
+from .param_conversion import apply_conversions
 
 _KEY_PREFIX = "tvmext::"
 # Default-domain ops TVM's importer handles outside its converter table.
@@ -117,6 +117,10 @@ class _Importer(onnx_frontend.ONNXGraphImporter):
         super().__init__(*args, **kwargs)
         self._tvmext_table = table
 
+    def _runtime_weights(self) -> list[relax.Var]:
+        """Initializers kept as parameters of ``main`` (``keep_params_in_input``)."""
+        return [var for var, _ in self._params.values()]
+
     def _check_for_unsupported_ops(self, graph: onnx.GraphProto) -> None:
         """Done before renaming by :func:`_check_ops`, with node names in the errors."""
 
@@ -148,7 +152,9 @@ class _Importer(onnx_frontend.ONNXGraphImporter):
             inputs = inputs[:-1]
         try:
             op_attrs = mapping.op.attr_spec.bind(mapping.op_attributes(onnx_attrs))
-            inputs = convert_weights(mapping.op, list(inputs), op_attrs, label)
+            inputs = apply_conversions(
+                self.bb, mapping.op, list(inputs), op_attrs, label, self._runtime_weights()
+            )
             return self.bb.normalize(mapping.op.call_relax(*inputs, **op_attrs))
         except ModelError:
             raise
@@ -156,39 +162,15 @@ class _Importer(onnx_frontend.ONNXGraphImporter):
             raise ModelError(f"{label}: {err}") from err
 
 
-def convert_weights(
-    op: Any, inputs: list[relax.Expr], attrs: Mapping[str, Any], label: str
-) -> list[relax.Expr]:
-    """Apply ``op``'s declared weight conversions to constant inputs, once, now."""
-    for i, name in enumerate(op.tensor_names or ()):
-        convert = op.param_conversions.get(name)
-        if convert is None or i >= len(inputs):
-            continue
-        weight = inputs[i]
-        if not isinstance(weight, tvm.ir.Constant):
-            raise ModelError(
-                f"{label}: input {name!r} of op {op.name!r} is not a constant initializer, "
-                f"but its declared conversion runs in NumPy at compile time; store the "
-                f"weight as an initializer"
-            )
-        array = weight.value.numpy()
-        try:
-            converted = np.asarray(convert(array, **attrs))
-        except Exception as err:
-            raise ModelError(
-                f"{label}: converting weight {name!r} of shape {list(array.shape)} "
-                f"{array.dtype} for op {op.name!r} failed: {type(err).__name__}: {err}"
-            ) from err
-        inputs[i] = relax.const(converted, str(converted.dtype))
-    return inputs
-
-
 def from_onnx(
     model: onnx.ModelProto,
     shapes: Mapping[str, Sequence[int]] | None = None,
     dtypes: Mapping[str, str] | None = None,
+    keep_params_in_input: bool = False,
 ) -> tvm.IRModule:
-    """Import ``model`` into Relax; weights become constants in the module."""
+    """Import ``model`` into Relax; weights become constants in the module, or, with
+    ``keep_params_in_input``, parameters of ``main`` after its runtime inputs (its
+    ``num_input`` attribute counts those; ``params`` holds the initializers' values)."""
     try:
         onnx.checker.check_model(model)
     except onnx.checker.ValidationError as err:
@@ -210,7 +192,9 @@ def from_onnx(
         if spec.name not in shape_dict and 0 in spec.shape and declared:
             shape_dict[spec.name] = list(spec.shape)
     dtype_dict = dict(dtypes or {})
-    importer = _Importer(table, shape_dict, dtype_dict, keep_params_in_input=False, sanitize=True)
+    importer = _Importer(
+        table, shape_dict, dtype_dict, keep_params_in_input=keep_params_in_input, sanitize=True
+    )
     opset = _opsets(model).get("", 1)
     try:
         # TVM's importer prints "Error converting operator ..." before re-raising; the
