@@ -56,18 +56,16 @@ class Stage:
     run: Callable[[CompileState], None]
 
 
-def _relax_inputs(
-    mod: tvm.IRModule, names: list[str] | None = None, count: int | None = None
-) -> list[InputSpec]:
-    """Specs of the first ``count`` (default all) parameters of ``main``."""
+def _relax_inputs(mod: tvm.IRModule, names: list[str] | None = None) -> list[InputSpec]:
+    """Specs of the parameters of ``main``, named by ``names`` as far as it goes."""
     if "main" not in [gv.name_hint for gv in mod.get_global_vars()]:
         raise ModelError("the Relax module has no 'main' function to compile")
     specs = []
-    for i, param in enumerate(list(mod["main"].params)[:count]):
+    for i, param in enumerate(mod["main"].params):
         ty = param.ty
         if not isinstance(ty, relax.TensorType):
             raise ModelError(f"input {param.name!r} of 'main' must be a tensor, got {ty}")
-        name = names[i] if names else param.name
+        name = names[i] if names and i < len(names) else param.name
         shape = tuple(dims(ty.shape.values)) if isinstance(ty.shape, relax.ShapeExpr) else None
         dtype = "" if str(ty.dtype) in ("None", "void", "") else str(ty.dtype)
         specs.append(InputSpec(name, shape, dtype))
@@ -97,16 +95,13 @@ def _split_params(state: CompileState, names: list[str] | None) -> None:
     ``num_input`` attribute of ``main`` counts the inputs). The weights' values, when
     the model has them, leave the module: they are bound to the compiled module."""
     assert state.mod is not None
-    main = (
-        state.mod["main"] if "main" in [g.name_hint for g in state.mod.get_global_vars()] else None
-    )
-    num_input = None if main is None or main.attrs is None else main.attrs.get("num_input")
+    state.inputs = _relax_inputs(state.mod, names)
+    main = state.mod["main"]
+    num_input = None if main.attrs is None else main.attrs.get("num_input")
     if not state.options.keep_params_in_input or num_input is None:
-        state.inputs = _relax_inputs(state.mod, names)
         return
     count = int(num_input)
-    state.inputs = _relax_inputs(state.mod, names, count)
-    state.params = _relax_inputs(state.mod)[count:]
+    state.inputs, state.params = state.inputs[:count], state.inputs[count:]
     values = main.attrs.get("params")
     if values is not None:
         state.param_values = [v.numpy() for v in values]

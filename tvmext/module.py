@@ -175,7 +175,8 @@ class Module:
 
     def __repr__(self) -> str:
         inputs = ", ".join(map(str, self.inputs))
-        return f"<tvmext.Module ({inputs}) on {self.device}>"
+        weights = f"; weights {', '.join(map(str, self.params))}" if self.params else ""
+        return f"<tvmext.Module ({inputs}{weights}) on {self.device}>"
 
 
 def _check_arrays(

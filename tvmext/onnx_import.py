@@ -188,9 +188,9 @@ def from_onnx(
     shape_dict = {name: list(shape) for name, shape in (shapes or {}).items()}
     # TVM's importer reads a dimension of 0 as unknown; a declared 0 is a real 0.
     for spec in graph_inputs(model):
-        declared = all(isinstance(d, int) for d in spec.shape)
-        if spec.name not in shape_dict and 0 in spec.shape and declared:
-            shape_dict[spec.name] = list(spec.shape)
+        declared = [d for d in spec.shape if isinstance(d, int)]
+        if spec.name not in shape_dict and 0 in declared and len(declared) == len(spec.shape):
+            shape_dict[spec.name] = declared
     dtype_dict = dict(dtypes or {})
     importer = _Importer(
         table, shape_dict, dtype_dict, keep_params_in_input=keep_params_in_input, sanitize=True
