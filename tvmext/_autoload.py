@@ -29,6 +29,8 @@ def autoload() -> None:
     _done = True
     from . import (
         onnx_converters,
+        onnx_converters_cumulative,
+        onnx_converters_elementwise,
         onnx_converters_norm,
         onnx_converters_reduce,
         onnx_converters_shape,
@@ -39,4 +41,4 @@ def autoload() -> None:
 
     script_namespace.install()
     del ops, passes, onnx_converters, onnx_converters_norm, onnx_converters_reduce
-    del onnx_converters_shape
+    del onnx_converters_shape, onnx_converters_cumulative, onnx_converters_elementwise

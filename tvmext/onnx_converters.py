@@ -204,9 +204,19 @@ def _to_heads(x: relax.Expr, heads: int) -> relax.Expr:
 
 
 def _attention_bias(
-    mask: relax.Expr | None, is_causal: bool, q_len: int, kv_len: int, past: int, dtype: str
+    bb: relax.BlockBuilder,
+    mask: relax.Expr | None,
+    is_causal: bool,
+    q_len: int,
+    kv_len: int,
+    past: int,
+    dtype: str,
+    nonpad: relax.Expr | None = None,
+    window: tuple[int, int] = (-1, -1),
 ) -> relax.Expr | None:
-    """The additive bias (0 or -inf, or the float mask) of ONNX Attention."""
+    """The additive bias (0 or -inf, or the float mask) of ONNX Attention: the mask,
+    then causal and sliding-window masks aligned at ``offset`` (the past length, or
+    per batch ``nonpad_kv_seqlen - q_len``), then the padding past ``nonpad_kv_seqlen``."""
     op = relax.op
     if mask is not None:
         mask_shape = static_shape(mask)
@@ -219,12 +229,32 @@ def _attention_bias(
             mask = op.concat([mask, const(fill.astype(str(mask.ty.dtype)))], axis=-1)
         if is_bool:
             mask = op.where(mask, const(np.array(0, dtype=dtype)), _neg_inf(dtype))
-    if not is_causal:
-        return mask
-    i = np.arange(q_len).reshape(q_len, 1)
-    j = np.arange(kv_len).reshape(1, kv_len)
-    causal = const(np.where(j <= i + past, 0, -np.inf).astype(dtype))
-    return causal if mask is None else op.add(mask, causal)
+    i = const(np.arange(q_len, dtype=np.int64).reshape(q_len, 1))
+    j = const(np.arange(kv_len, dtype=np.int64).reshape(1, kv_len))
+    zero, neg_inf = const(np.array(0, dtype=dtype)), _neg_inf(dtype)
+    if nonpad is None:
+        position: relax.Expr = op.add(i, const(np.int64(past)))  # (q, 1)
+    else:  # (batch, 1, q, 1)
+        nonpad = bb.emit(op.astype(nonpad, "int64"))
+        offset = bb.emit(op.subtract(nonpad, const(np.int64(q_len))))
+        position = bb.emit(op.add(op.reshape(offset, (-1, 1, 1, 1)), i))
+    bias = mask
+    allowed: list[relax.Expr] = []
+    if is_causal:
+        allowed.append(op.less_equal(j, position))
+    left, right = window
+    if left >= 0:
+        allowed.append(op.less_equal(op.subtract(position, j), const(np.int64(left))))
+    if right >= 0:
+        allowed.append(op.less_equal(op.subtract(j, position), const(np.int64(right))))
+    for condition in allowed:
+        term = bb.emit(op.where(condition, zero, neg_inf))
+        bias = term if bias is None else bb.emit(op.add(bias, term))
+    if nonpad is not None:
+        valid = bb.emit(op.less(j, op.reshape(nonpad, (-1, 1))))  # (batch, kv)
+        padding = op.reshape(bb.emit(op.where(valid, zero, neg_inf)), (-1, 1, 1, kv_len))
+        bias = padding if bias is None else bb.emit(op.add(bias, padding))
+    return bias
 
 
 @register_converter("", "Attention", 23)
@@ -236,15 +266,13 @@ def attention(
 ) -> relax.Expr:
     """ONNX Attention (opset 23+). TVM's importer maps it to Microsoft's contrib
     Attention, whatever the domain; this follows the ONNX reference: 3D or 4D inputs,
-    grouped KV heads, past key/value, boolean or float masks, causal masking, scale,
-    softcap, softmax precision and the qk_matmul_output modes."""
+    grouped KV heads, past key/value, boolean or float masks, causal masking, sliding
+    windows, ``nonpad_kv_seqlen`` (external cache), scale, softcap, softmax precision
+    and the qk_matmul_output modes."""
     op = relax.op
     q, k, v = inputs[:3]
     mask, past_key, past_value = [*inputs[3:6], None, None, None][:3]
-    if len(inputs) > 6 and inputs[6] is not None:
-        raise ValueError("Attention: nonpad_kv_seqlen is not supported")
-    if attrs.get("left_window_size", -1) >= 0 or attrs.get("right_window_size", -1) >= 0:
-        raise ValueError("Attention: sliding windows are not supported")
+    nonpad = inputs[6] if len(inputs) > 6 else None
     dtype = str(q.ty.dtype)
     rank3 = len(static_shape(q) or ()) == 3
     if rank3:
@@ -259,8 +287,17 @@ def attention(
     present_key, present_value = bb.emit(present_key), bb.emit(present_value)
     kv_shape = static_shape(present_key) or q_shape
     past = (static_shape(past_key) or [0, 0, 0])[2] if past_key is not None else 0
+    window = (attrs.get("left_window_size", -1), attrs.get("right_window_size", -1))
     bias = _attention_bias(
-        mask, bool(attrs.get("is_causal", 0)), q_shape[2], kv_shape[2], past, dtype
+        bb,
+        mask,
+        bool(attrs.get("is_causal", 0)),
+        q_shape[2],
+        kv_shape[2],
+        past,
+        dtype,
+        nonpad,
+        window,
     )
     heads, kv_heads = q_shape[1], kv_shape[1]
     keys, values = present_key, present_value

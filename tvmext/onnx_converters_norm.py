@@ -45,3 +45,25 @@ def layer_normalization(
         y = op.add(y, bias)
     results = [bb.emit(y), mean, inv_std][: attrs["_num_outputs"]]
     return relax.Tuple(results)
+
+
+@register_converter("", "LpNormalization", 1)
+def lp_normalization(
+    bb: relax.BlockBuilder,
+    inputs: list[relax.Expr],
+    attrs: dict[str, Any],
+    fallback: Callable[[], relax.Expr],
+) -> relax.Expr:
+    """``x / norm_p(x)`` along ``axis``, p 1 or 2, and 0 where the norm is 0 (TVM 0.27
+    has no converter)."""
+    op, x = relax.op, inputs[0]
+    axis, p = attrs.get("axis", -1), attrs.get("p", 2)
+    if p == 1:
+        norm = op.sum(op.abs(x), axis, keepdims=True)
+    elif p == 2:
+        norm = op.sqrt(op.sum(op.multiply(x, x), axis, keepdims=True))
+    else:
+        raise ValueError(f"LpNormalization: p must be 1 or 2, got {p}")
+    zero = const(np.array(0, dtype=str(x.ty.dtype)))
+    one = const(np.array(1, dtype=str(x.ty.dtype)))
+    return op.divide(x, op.where(op.equal(norm, zero), one, norm))  # 0 / 0 is 0
