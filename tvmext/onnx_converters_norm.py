@@ -67,3 +67,23 @@ def lp_normalization(
     zero = const(np.array(0, dtype=str(x.ty.dtype)))
     one = const(np.array(1, dtype=str(x.ty.dtype)))
     return op.divide(x, op.where(op.equal(norm, zero), one, norm))  # 0 / 0 is 0
+
+
+@register_converter("", "RMSNormalization", 23)
+def rms_normalization(
+    bb: relax.BlockBuilder,
+    inputs: list[relax.Expr],
+    attrs: dict[str, Any],
+    fallback: Callable[[], relax.Expr],
+) -> relax.Expr:
+    """``X / sqrt(mean(X**2 over axis..) + epsilon) * scale`` (TVM 0.27's converter
+    fails to build for ``axis`` 0 or ``-rank``)."""
+    op, x, scale = relax.op, inputs[0], inputs[1]
+    shape = static_shape(x)
+    if shape is None:
+        return fallback()
+    rank = len(shape)
+    axes = list(range(attrs.get("axis", -1) % rank, rank))
+    epsilon = const(np.array(attrs.get("epsilon", 1e-5), dtype=str(x.ty.dtype)))
+    mean_square = op.mean(op.multiply(x, x), axes, keepdims=True)
+    return op.multiply(op.divide(x, op.sqrt(op.add(mean_square, epsilon))), scale)

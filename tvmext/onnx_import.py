@@ -14,6 +14,7 @@ import contextlib
 import io
 import os
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import onnx
@@ -23,6 +24,7 @@ from tvm.relax.frontend.onnx import onnx_frontend
 
 from . import onnx_registry
 from .errors import ModelError, TvmextError
+from .onnx_constant_folding import fold_node
 from .param_conversion import apply_conversions
 
 _KEY_PREFIX = "tvmext::"
@@ -80,11 +82,21 @@ def _check_ops(model: onnx.ModelProto) -> None:
         )
 
 
-def _rename_registered(model: onnx.ModelProto) -> tuple[onnx.ModelProto, dict[str, Any]]:
-    """Copy of ``model`` whose registered nodes are named by a key into the returned
-    table. Default-domain nodes keep their op_type, so that TVM's importer treats them
-    as it treats that op (e.g. which ops may take a shape); others get the key as
-    op_type too, so that no custom op is mistaken for a default-domain one."""
+@dataclass(frozen=True)
+class _Node:
+    """What the importer knows of a node besides TVM: the node itself, its label for
+    errors, and the registered mapping that converts it (None: TVM's converter)."""
+
+    node: onnx.NodeProto
+    label: str
+    mapping: Any
+
+
+def _key_nodes(model: onnx.ModelProto) -> tuple[onnx.ModelProto, dict[str, _Node]]:
+    """Copy of ``model`` whose nodes are named by a key into the returned table.
+    Default-domain nodes keep their op_type, so that TVM's importer treats them as it
+    treats that op (e.g. which ops may take a shape); registered nodes of other domains
+    get the key as op_type too, so that none is mistaken for a default-domain op."""
     opsets = _opsets(model)
     renamed = onnx.ModelProto()
     renamed.CopyFrom(model)
@@ -92,20 +104,19 @@ def _rename_registered(model: onnx.ModelProto) -> tuple[onnx.ModelProto, dict[st
     for node in model.graph.node:
         for name in node.input:
             consumers.setdefault(name, []).append(node.op_type)
-    table: dict[str, Any] = {}
+    table: dict[str, _Node] = {}
     for index, node in enumerate(renamed.graph.node):
+        original = model.graph.node[index]
+        key = f"{_KEY_PREFIX}{index}"
+        node.name = key
         domain = onnx_registry.normalize_domain(node.domain)
         mapping = onnx_registry.lookup(domain, node.op_type, opsets.get(domain, 1))
-        if mapping is None:
-            continue
         if isinstance(mapping, onnx_registry.OnnxConverter) and mapping.applies is not None:
             users = [op for out in node.output for op in consumers.get(out, [])]
             if not mapping.applies(node, users):
-                continue
-        key = f"{_KEY_PREFIX}{index}"
-        table[key] = (mapping, _node_label(model.graph.node[index], index))
-        node.name = key
-        if domain != "":
+                mapping = None
+        table[key] = _Node(original, _node_label(original, index), mapping)
+        if mapping is not None and domain != "":
             node.op_type = key
     return renamed, table
 
@@ -113,7 +124,7 @@ def _rename_registered(model: onnx.ModelProto) -> tuple[onnx.ModelProto, dict[st
 class _Importer(onnx_frontend.ONNXGraphImporter):
     """TVM's graph importer, plus the registered (domain, op_type) converters."""
 
-    def __init__(self, table: Mapping[str, Any], *args: Any, **kwargs: Any) -> None:
+    def __init__(self, table: Mapping[str, _Node], *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._tvmext_table = table
 
@@ -128,9 +139,13 @@ class _Importer(onnx_frontend.ONNXGraphImporter):
         self, op_name: str, inputs: list[relax.Expr], attrs: dict[str, Any], opset: int
     ) -> relax.Expr:
         entry = self._tvmext_table.get(attrs.get("tvm_custom", {}).get("name", ""))
-        if entry is None:
+        if entry is not None:
+            folded = fold_node(entry.node, inputs, opset)
+            if folded is not None:
+                return folded
+        if entry is None or entry.mapping is None:
             return super()._convert_operator(op_name, inputs, attrs, opset)
-        mapping, label = entry
+        mapping, label = entry.mapping, entry.label
         onnx_attrs = {
             k: v.decode() if isinstance(v, bytes) else v
             for k, v in attrs.items()
@@ -176,7 +191,7 @@ def from_onnx(
     except onnx.checker.ValidationError as err:
         raise ModelError(f"ONNX model is invalid: {str(err).splitlines()[0]}") from err
     _check_ops(model)
-    renamed, table = _rename_registered(model)
+    renamed, table = _key_nodes(model)
     names = [i.name for i in graph_inputs(model)]
     for name in [*(shapes or {}), *(dtypes or {})]:
         if name not in names:
