@@ -324,7 +324,10 @@ def attention(
         logits = op.astype(logits, tensor_dtype_to_np_dtype(precision).name)
     probs = bb.emit(op.astype(op.nn.softmax(logits, axis=-1), dtype))
     if bias is not None:
-        masked = op.equal(op.max(bias, axis=-1, keepdims=True), _neg_inf(dtype))
+        # A row with no attendable key (TVM's max starts at the lowest finite value,
+        # so max(bias) == -inf cannot tell).
+        allowed = op.astype(op.greater(bias, _neg_inf(dtype)), "int32")
+        masked = op.equal(op.max(allowed, axis=-1, keepdims=True), const(np.int32(0)))
         probs = bb.emit(op.where(masked, const(np.array(0, dtype=dtype)), probs))
     if mode == 3:
         qk_out = probs

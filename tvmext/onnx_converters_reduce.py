@@ -1,4 +1,5 @@
-"""ONNX reductions whose ``axes`` is a runtime input (TVM 0.27 asserts constant axes).
+"""ONNX reductions whose ``axes`` is a runtime input (TVM 0.27 asserts constant axes),
+and ReduceMax/ReduceMin over infinities (TVM's start at the largest finite values).
 
 The rank of the input and the number of axes are static, so the output rank is
 static; which axes are reduced, and hence the output shape, is data: every axis is
@@ -22,8 +23,25 @@ from .onnx_registry import register_converter
 _Op = Callable[..., relax.Expr]
 
 
-def _mean(x: relax.Expr, axis: int, keepdims: bool) -> relax.Expr:
+def _mean(x: relax.Expr, axis: Any, keepdims: bool) -> relax.Expr:
     return relax.op.mean(x, axis, keepdims)
+
+
+def _extreme(reduce: _Op, infinity: float) -> _Op:
+    """``reduce`` (max or min), but infinite where every element is ``infinity`` (TVM's
+    max starts at the lowest finite value, so a row of -inf gives -3.4e38)."""
+
+    def run(x: relax.Expr, axis: Any, keepdims: bool) -> relax.Expr:
+        result = reduce(x, axis, keepdims)
+        ty = getattr(x, "ty", None)
+        if not isinstance(ty, relax.TensorType) or "float" not in str(ty.dtype):
+            return result
+        bound = const(np.array(infinity, dtype=str(ty.dtype)))
+        inside = relax.op.not_equal(x, bound)
+        has_other = relax.op.max(relax.op.astype(inside, "int32"), axis, keepdims)
+        return relax.op.where(relax.op.greater(has_other, const(np.int32(0))), result, bound)
+
+    return run
 
 
 # op_type -> (prepare the data, reduce one axis, finish, value of an empty reduction)
@@ -31,8 +49,8 @@ _REDUCTIONS: dict[str, tuple[_Op | None, _Op, _Op | None, float]] = {
     "ReduceSum": (None, relax.op.sum, None, 0.0),
     "ReduceMean": (None, _mean, None, np.nan),
     "ReduceProd": (None, relax.op.prod, None, 1.0),
-    "ReduceMax": (None, relax.op.max, None, -np.inf),
-    "ReduceMin": (None, relax.op.min, None, np.inf),
+    "ReduceMax": (None, _extreme(relax.op.max, -np.inf), None, -np.inf),
+    "ReduceMin": (None, _extreme(relax.op.min, np.inf), None, np.inf),
     "ReduceL1": (relax.op.abs, relax.op.sum, None, 0.0),
     "ReduceL2": (relax.op.square, relax.op.sum, relax.op.sqrt, 0.0),
     "ReduceSumSquare": (relax.op.square, relax.op.sum, None, 0.0),
@@ -76,7 +94,7 @@ def _reduce(
     out_dims = bb.emit(op.where(flags, const(np.ones(rank, np.int64)), const(np.array(shape))))
     if 0 in shape:
         value = const(_empty_value(op_type, dtype))
-        sliced = bb.emit(op.full(runtime_shape(bb, out_dims, rank, "reduced_dim"), value))
+        sliced = bb.emit(op.full(runtime_shape(bb, out_dims, rank, "reduced_dim"), value, dtype))
     else:
         work = op.astype(data, "uint8") if dtype == "bool" else data
         x = bb.emit(prepare(work) if prepare is not None else work)
@@ -108,7 +126,7 @@ def _reduce_all(
     dtype = str(data.ty.dtype)
     out_shape = [1] * len(shape) if keepdims else []
     if 0 in shape:
-        return relax.op.full(out_shape, const(_empty_value(op_type, dtype)))
+        return relax.op.full(out_shape, const(_empty_value(op_type, dtype)), dtype)
     prepare, reduce_axis, finish, _ = _REDUCTIONS[op_type]
     work = relax.op.astype(data, "uint8") if dtype == "bool" else data
     x = reduce_axis(prepare(work) if prepare is not None else work, None, keepdims)
@@ -125,7 +143,13 @@ def _convert(op_type: str) -> Callable[..., relax.Expr]:
     ) -> relax.Expr:
         axes = inputs[1] if len(inputs) > 1 else None
         if axes is None or isinstance(axes, tvm.ir.Constant):
-            return fallback()
+            if op_type not in ("ReduceMax", "ReduceMin"):
+                return fallback()
+            listed = [] if axes is None else [int(a) for a in axes.value.numpy().reshape(-1)]
+            if not listed and attrs.get("noop_with_empty_axes", 0):
+                return inputs[0]
+            reduce_axes = listed or None
+            return _REDUCTIONS[op_type][1](inputs[0], reduce_axes, bool(attrs.get("keepdims", 1)))
         axes_shape = static_shape(axes)
         if axes_shape is None:
             raise ValueError(f"{op_type}: the axes input needs a static length")
@@ -138,7 +162,7 @@ def _convert(op_type: str) -> Callable[..., relax.Expr]:
         return _reduce(bb, op_type, data, axes, keepdims, axes_shape[0])
 
     convert.__name__ = convert.__qualname__ = op_type.lower()
-    convert.__doc__ = f"ONNX {op_type} with runtime axes."
+    convert.__doc__ = f"ONNX {op_type} with runtime axes (and infinities for max/min)."
     return convert
 
 
