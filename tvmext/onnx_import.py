@@ -139,13 +139,32 @@ class _Importer(onnx_frontend.ONNXGraphImporter):
         self, op_name: str, inputs: list[relax.Expr], attrs: dict[str, Any], opset: int
     ) -> relax.Expr:
         entry = self._tvmext_table.get(attrs.get("tvm_custom", {}).get("name", ""))
-        if entry is not None:
-            folded = fold_node(entry.node, inputs, opset)
-            if folded is not None:
-                return folded
-        if entry is None or entry.mapping is None:
+        if entry is None:  # a node of a subgraph
             return super()._convert_operator(op_name, inputs, attrs, opset)
+        try:
+            return self._convert_node(entry, op_name, inputs, attrs, opset)
+        except ModelError:
+            raise
+        except TvmextError as err:
+            raise ModelError(f"{entry.label}: {err}") from err
+        except Exception as err:
+            first_line = str(err).strip().splitlines()[0] if str(err).strip() else ""
+            raise ModelError(f"{entry.label}: {type(err).__name__}: {first_line}") from err
+
+    def _convert_node(
+        self,
+        entry: _Node,
+        op_name: str,
+        inputs: list[relax.Expr],
+        attrs: dict[str, Any],
+        opset: int,
+    ) -> relax.Expr:
+        folded = fold_node(entry.node, inputs, opset)
+        if folded is not None:
+            return folded
         mapping, label = entry.mapping, entry.label
+        if mapping is None:
+            return super()._convert_operator(op_name, inputs, attrs, opset)
         onnx_attrs = {
             k: v.decode() if isinstance(v, bytes) else v
             for k, v in attrs.items()
@@ -159,22 +178,14 @@ class _Importer(onnx_frontend.ONNXGraphImporter):
                 )
 
             onnx_attrs["_num_outputs"] = attrs["tvm_custom"]["num_outputs"]
-            try:
-                return self.bb.normalize(mapping.fn(self.bb, inputs, onnx_attrs, fallback))
-            except TvmextError as err:
-                raise ModelError(f"{label}: {err}") from err
+            return self.bb.normalize(mapping.fn(self.bb, inputs, onnx_attrs, fallback))
         while inputs and inputs[-1] is None:
             inputs = inputs[:-1]
-        try:
-            op_attrs = mapping.op.attr_spec.bind(mapping.op_attributes(onnx_attrs))
-            inputs = apply_conversions(
-                self.bb, mapping.op, list(inputs), op_attrs, label, self._runtime_weights()
-            )
-            return self.bb.normalize(mapping.op.call_relax(*inputs, **op_attrs))
-        except ModelError:
-            raise
-        except TvmextError as err:
-            raise ModelError(f"{label}: {err}") from err
+        op_attrs = mapping.op.attr_spec.bind(mapping.op_attributes(onnx_attrs))
+        inputs = apply_conversions(
+            self.bb, mapping.op, list(inputs), op_attrs, label, self._runtime_weights()
+        )
+        return self.bb.normalize(mapping.op.call_relax(*inputs, **op_attrs))
 
 
 def from_onnx(
