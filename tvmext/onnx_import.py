@@ -1,11 +1,13 @@
 """Domain-aware ONNX import around ``relax.frontend.onnx``.
 
 TVM's importer dispatches on ``op_type`` alone and has no public way to add a
-converter. Here every node whose (domain, op_type) is registered with ``op.onnx(...)``
-is renamed to a key that carries its domain before TVM's importer sees it, and an
-importer subclass converts such keys through the tvmext registry. Everything else
-goes to TVM's converters, so a model without custom ops imports exactly as with
-``relax.frontend.onnx.from_onnx``.
+converter. Here every node is named by a key before TVM's importer sees it, and an
+importer subclass looks each node up by that key: a node whose (domain, op_type) is
+registered (``op.onnx(...)`` or a converter) goes through the tvmext registry, a
+default-domain node whose inputs are all constants is folded
+(:mod:`tvmext.onnx_constant_folding`), everything else goes to TVM's converters; so a
+model without custom ops or constant subgraphs imports as with
+``relax.frontend.onnx.from_onnx``. Errors name the node.
 """
 
 from __future__ import annotations
