@@ -1,5 +1,5 @@
-"""Elementwise ONNX ops TVM 0.27's importer lacks (Swish, SwiGLU, Celu, BitCast) or
-computes in float32 whatever the input type (Elu)."""
+"""Elementwise ONNX ops TVM 0.27's importer lacks (Swish, SwiGLU, Celu, BitCast),
+computes in float32 whatever the input type (Elu), or rejects for mixed types (Pow)."""
 
 from __future__ import annotations
 
@@ -71,6 +71,27 @@ def elu(
     alpha, zero, one = _scalar(attrs.get("alpha", 1.0), x), _scalar(0, x), _scalar(1, x)
     negative = op.multiply(alpha, op.subtract(op.exp(x), one))
     return op.where(op.greater(x, zero), x, negative)
+
+
+@register_converter("", "Pow", 12)
+def power(
+    bb: relax.BlockBuilder,
+    inputs: list[relax.Expr],
+    attrs: dict[str, Any],
+    fallback: Callable[[], relax.Expr],
+) -> relax.Expr:
+    """``X ** Y`` in X's type, also when Y's type differs or both are integers (TVM's
+    power takes one float type)."""
+    op, (base, exponent) = relax.op, inputs
+    base_ty, exponent_ty = getattr(base, "ty", None), getattr(exponent, "ty", None)
+    if not (isinstance(base_ty, relax.TensorType) and isinstance(exponent_ty, relax.TensorType)):
+        return fallback()
+    dtype, exponent_dtype = str(base_ty.dtype), str(exponent_ty.dtype)
+    if "float" in dtype:
+        return op.power(base, exponent if exponent_dtype == dtype else op.astype(exponent, dtype))
+    # An integer base: computed in float64, rounded back (exact for results below 2**53).
+    wide = op.power(op.astype(base, "float64"), op.astype(exponent, "float64"))
+    return op.astype(op.round(wide) if "float" not in exponent_dtype else op.trunc(wide), dtype)
 
 
 @register_converter("", "BitCast", 26)
