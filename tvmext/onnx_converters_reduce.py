@@ -5,7 +5,7 @@ The rank of the input and the number of axes are static, so the output rank is
 static; which axes are reduced, and hence the output shape, is data: every axis is
 reduced conditionally (``where(axis is listed, reduced, x)``), and the result is sliced
 (and, without ``keepdims``, reshaped) to a shape computed at run time. Constant axes
-go to TVM's converter.
+go to TVM's converter, except for ReduceMax/ReduceMin.
 """
 
 from __future__ import annotations
