@@ -60,7 +60,10 @@ _REDUCTIONS: dict[str, tuple[_Op | None, _Op, _Op | None, float]] = {
 
 
 def _empty_value(op_type: str, dtype: str) -> np.ndarray:
+    """The value of a reduction over no elements, in ``dtype``."""
     value = _REDUCTIONS[op_type][3]
+    if dtype == "bool":
+        return np.array(value > 0)  # max: False, min: True
     if np.issubdtype(np.dtype(dtype), np.integer) and not np.isfinite(value):
         info = np.iinfo(np.dtype(dtype))
         value = info.min if value < 0 else info.max
@@ -94,7 +97,8 @@ def _reduce(
     out_dims = bb.emit(op.where(flags, const(np.ones(rank, np.int64)), const(np.array(shape))))
     if 0 in shape:
         value = const(_empty_value(op_type, dtype))
-        sliced = bb.emit(op.full(runtime_shape(bb, out_dims, rank, "reduced_dim"), value, dtype))
+        # broadcast_to, not full: TVM's full cannot legalize an infinite fill value.
+        sliced = bb.emit(op.broadcast_to(value, runtime_shape(bb, out_dims, rank, "reduced_dim")))
     else:
         work = op.astype(data, "uint8") if dtype == "bool" else data
         x = bb.emit(prepare(work) if prepare is not None else work)
@@ -126,7 +130,7 @@ def _reduce_all(
     dtype = str(data.ty.dtype)
     out_shape = [1] * len(shape) if keepdims else []
     if 0 in shape:
-        return relax.op.full(out_shape, const(_empty_value(op_type, dtype)), dtype)
+        return relax.op.broadcast_to(const(_empty_value(op_type, dtype)), out_shape)
     prepare, reduce_axis, finish, _ = _REDUCTIONS[op_type]
     work = relax.op.astype(data, "uint8") if dtype == "bool" else data
     x = reduce_axis(prepare(work) if prepare is not None else work, None, keepdims)
