@@ -4,7 +4,8 @@ Exported graphs (and the function bodies of "expanded" ops) compute shapes with
 chains such as ``Shape -> Gather -> Equal -> Where -> Concat -> Expand``. TVM 0.27's
 importer folds some of these ops on constants but not others, and a shape that stays
 a tensor then needs data-dependent shapes downstream. A default-domain node whose
-inputs are all constants (initializers, Constant nodes, static shapes) is computed
+inputs are all constants (initializers, Constant nodes, static shapes and the
+scalars TVM derives from them) is computed
 here by ``onnx.reference`` on NumPy, exactly as ONNX defines it; runtime inputs never
 are. Random ops, control flow and large results are left to the converters.
 """
@@ -16,7 +17,7 @@ from typing import Any
 import numpy as np
 import onnx
 import tvm
-from tvm import relax
+from tvm import relax, tirx
 
 from .onnx_converters import const
 
@@ -38,12 +39,26 @@ _NOT_FOLDED = {
 }
 
 
+def static_value(x: Any) -> np.ndarray | None:
+    """The value of a constant the importer holds: a tensor constant, a shape of known
+    dimensions (int64, as ONNX's Shape) or a scalar PrimExpr; None for anything else."""
+    if isinstance(x, tvm.ir.GenericConst):
+        return np.asarray(x.value.numpy())
+    if isinstance(x, relax.ShapeExpr):
+        if not all(isinstance(d, tirx.IntImm) for d in x.values):
+            return None
+        return np.array([int(d) for d in x.values], dtype=np.int64)
+    if isinstance(x, tirx.IntImm | tirx.FloatImm):
+        return np.array(x.value, dtype=str(x.dtype))
+    return None
+
+
 def fold_node(node: onnx.NodeProto, inputs: list[Any], opset: int) -> relax.Expr | None:
     """The node's outputs as constants, or None when it cannot or should not fold."""
     if node.domain not in ("", "ai.onnx") or node.op_type in _NOT_FOLDED:
         return None
-    present = [(name, x) for name, x in zip(node.input, inputs, strict=False) if name]
-    if not present or not all(isinstance(x, tvm.ir.Constant) for _, x in present):
+    present = [(name, static_value(x)) for name, x in zip(node.input, inputs, strict=False) if name]
+    if not present or any(value is None for _, value in present):
         return None
     if any(
         a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS) for a in node.attribute
@@ -51,7 +66,7 @@ def fold_node(node: onnx.NodeProto, inputs: list[Any], opset: int) -> relax.Expr
         return None
     from onnx.reference import ReferenceEvaluator
 
-    feeds = {name: x.value.numpy() for name, x in present}
+    feeds = {name: value for name, value in present}
     try:
         outputs = ReferenceEvaluator(node, opsets={"": opset}).run(None, feeds)
     except Exception:

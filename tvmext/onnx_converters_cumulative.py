@@ -40,7 +40,7 @@ def _cumulative(scan: _Scan, name: str) -> Callable[..., relax.Expr]:
         if shape is None:
             raise ValueError(f"{name} needs an input of static rank")
         rank = len(shape)
-        if isinstance(axis, tvm.ir.Constant):
+        if isinstance(axis, tvm.ir.GenericConst):
             return _along(scan, data, int(axis.value.numpy().item()) % rank, exclusive, reverse)
         op = relax.op
         chosen = op.reshape(op.astype(axis, "int64"), ())

@@ -153,7 +153,7 @@ def cast(
 ) -> relax.Expr:
     """Cast; float8 sources or targets bit-exact (see the module docstring)."""
     to = tensor_dtype_to_np_dtype(attrs["to"]).name
-    if not _involves_float8(inputs[0], to) or isinstance(inputs[0], tvm.ir.Constant):
+    if not _involves_float8(inputs[0], to) or isinstance(inputs[0], tvm.ir.GenericConst):
         return fallback()
     return cast_float8(bb, inputs[0], to, bool(attrs.get("saturate", 1)))
 
@@ -170,6 +170,6 @@ def cast_like(
     if not isinstance(target, relax.TensorType):
         return fallback()
     to = str(target.dtype)
-    if not _involves_float8(inputs[0], to) or isinstance(inputs[0], tvm.ir.Constant):
+    if not _involves_float8(inputs[0], to) or isinstance(inputs[0], tvm.ir.GenericConst):
         return fallback()
     return cast_float8(bb, inputs[0], to, bool(attrs.get("saturate", 1)))

@@ -146,7 +146,7 @@ def _convert(op_type: str) -> Callable[..., relax.Expr]:
         fallback: Callable[[], relax.Expr],
     ) -> relax.Expr:
         axes = inputs[1] if len(inputs) > 1 else None
-        if axes is None or isinstance(axes, tvm.ir.Constant):
+        if axes is None or isinstance(axes, tvm.ir.GenericConst):
             if op_type not in ("ReduceMax", "ReduceMin"):
                 return fallback()
             listed = [] if axes is None else [int(a) for a in axes.value.numpy().reshape(-1)]

@@ -24,7 +24,9 @@ def reshape(
     dimension, unless ``allowzero``) and -1 (infer) are resolved in Relax, then the
     tensor becomes a shape of symbolic dimensions."""
     data, target = inputs[0], inputs[1]
-    if isinstance(target, tvm.ir.Constant | relax.ShapeExpr) or isinstance(data, relax.ShapeExpr):
+    if isinstance(target, tvm.ir.GenericConst | relax.ShapeExpr) or isinstance(
+        data, relax.ShapeExpr
+    ):
         return fallback()
     in_shape, target_shape = static_shape(data), static_shape(target)
     if in_shape is None or target_shape is None:

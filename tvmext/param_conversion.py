@@ -65,7 +65,7 @@ def apply_conversions(
         if conversion is None or i >= len(inputs):
             continue
         weight = inputs[i]
-        if isinstance(weight, tvm.ir.Constant):
+        if isinstance(weight, tvm.ir.GenericConst):
             array = weight.value.numpy()
             try:
                 if conversion.kind == "te":
