@@ -173,9 +173,10 @@ def test_artifact_with_runtime_weights_describes_them(linear_te_conversion, rng,
     ):
         loaded.set_params(w.T.copy())
     loaded.set_params(w)
-    np.testing.assert_allclose(
-        loaded(x)[0], x @ w.astype(np.float16).astype(np.float32), rtol=1e-5, atol=1e-5
-    )
+    expected = x @ w.astype(np.float16).astype(np.float32)
+    np.testing.assert_allclose(loaded(x)[0], expected, rtol=1e-5, atol=1e-5)
+    bound_at_load = tvmext.load(path, params={"W": w})
+    np.testing.assert_allclose(bound_at_load(x)[0], expected, rtol=1e-5, atol=1e-5)
 
 
 def test_models_without_runtime_weights_take_no_params(rng):

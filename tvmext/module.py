@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import os
 import statistics
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -256,9 +256,12 @@ def random_inputs(inputs: Sequence[InputSpec], seed: int = 0) -> list[np.ndarray
     return arrays
 
 
-def load(path: str | os.PathLike[str], device: str = "cpu") -> Module:
+def load(
+    path: str | os.PathLike[str], device: str = "cpu", params: Mapping[str, Any] | None = None
+) -> Module:
     """Load an artifact written by :meth:`Module.export` to run on ``device``
-    (``"cpu"``, ``"cuda"``, ``"cuda:1"``); imports no plugin."""
+    (``"cpu"``, ``"cuda"``, ``"cuda:1"``); imports no plugin. ``params`` (weights by
+    name) binds the weights of a model compiled with ``keep_params_in_input``."""
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise CompileError(f"artifact {path!r} does not exist")
@@ -270,9 +273,11 @@ def load(path: str | os.PathLike[str], device: str = "cpu") -> Module:
     if not dev.exist:
         raise CompileError(f"device {device!r} is not available on this machine")
     try:
-        library = tvm.runtime.load_module(path)
-        return Module(library, dev)
+        module = Module(tvm.runtime.load_module(path), dev)
     except Exception as err:
         raise CompileError(
             f"{path!r} is not a tvmext artifact: {type(err).__name__}: {err}"
         ) from err
+    if params is not None:
+        module.set_params(**params)
+    return module
