@@ -44,6 +44,25 @@ def test_compile_and_run_match_onnxruntime(tmp_path, mlp_path, rng):
     assert f"output_0 top-2 (index: value): {best}:" in done.stdout
 
 
+def test_weights_kept_out_of_the_artifact(tmp_path, mlp_path, rng):
+    done = cli("compile", mlp_path, "--input-shapes", "x:[3,32]", "-o", "m.so",
+               "--keep-params-in-input", cwd=tmp_path)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "wrote m.params.npz (4 weights; run --params binds them)" in done.stdout
+    assert sorted(np.load(tmp_path / "m.params.npz").files) == ["W1", "W2", "b1", "b2"]
+    x = rng.standard_normal((3, 32)).astype("float32")
+    np.savez(tmp_path / "in.npz", x=x)
+    done = cli("run", "m.so", "--inputs", "in.npz", cwd=tmp_path)
+    assert done.returncode == 1
+    assert "takes its weights at run time (W1, b1, W2, b2): pass them with --params" in done.stderr
+    done = cli("run", "m.so", "--inputs", "in.npz", "--params", "m.params.npz", "--outputs",
+               "out.npz", cwd=tmp_path)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    expected = ort.InferenceSession(str(mlp_path)).run(None, {"x": x})[0]
+    np.testing.assert_allclose(np.load(tmp_path / "out.npz")["output_0"], expected, rtol=1e-5,
+                               atol=1e-6)  # fmt: skip
+
+
 def test_tvmc_alias_and_print_time(tmp_path, mlp_path):
     assert cli("compile", mlp_path, "--input-shapes", "x:[2,32]", cwd=tmp_path,
                tool="tvmc").returncode == 0  # fmt: skip

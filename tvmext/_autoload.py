@@ -27,7 +27,20 @@ def autoload() -> None:
     if _done or _importing_tvmext():
         return  # a tvmext module triggered `import tvm`: it finishes loading on first use
     _done = True
-    from . import onnx_converters, ops, passes, script_namespace
+    from . import (
+        onnx_converters,
+        onnx_converters_cumulative,
+        onnx_converters_elementwise,
+        onnx_converters_float8,
+        onnx_converters_norm,
+        onnx_converters_reduce,
+        onnx_converters_shape,
+        ops,
+        passes,
+        script_namespace,
+    )
 
     script_namespace.install()
-    del ops, passes, onnx_converters
+    del ops, passes, onnx_converters, onnx_converters_norm, onnx_converters_reduce
+    del onnx_converters_shape, onnx_converters_cumulative, onnx_converters_elementwise
+    del onnx_converters_float8

@@ -1,7 +1,9 @@
 """The ``tvmext`` command line, also installed as ``tvmc``, with tvmc's flag names.
 
     tvmext compile MODEL [--target T] [-o OUT.so] [--input-shapes S] [--report] [--plugin P ...]
-    tvmext run ARTIFACT [--inputs in.npz] [--outputs out.npz] [--print-time] [--print-top K]
+                         [--keep-params-in-input]   (also writes OUT.params.npz)
+    tvmext run ARTIFACT [--inputs in.npz] [--params w.npz] [--outputs out.npz]
+                        [--print-time] [--print-top K]
     tvmext tune MODEL [--target T] [--trials N] -o records.json
     tvmext ops [--plugin P ...]
 
@@ -84,11 +86,22 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="print, per op, FLOPs, bytes and where it runs (external target or TVM, and why)",
     )
+    compile_cmd.add_argument(
+        "--keep-params-in-input",
+        action="store_true",
+        help="keep the weights out of the artifact (written to OUT.params.npz); "
+        "'run --params' binds them",
+    )
     _add_common(compile_cmd)
 
     run_cmd = commands.add_parser("run", help="run a compiled artifact")
     run_cmd.add_argument("artifact", help="a .so written by 'compile'")
     run_cmd.add_argument("--inputs", default=None, help=".npz with one array per input name")
+    run_cmd.add_argument(
+        "--params",
+        default=None,
+        help=".npz with one array per weight (artifacts compiled with --keep-params-in-input)",
+    )
     run_cmd.add_argument("--outputs", default=None, help=".npz to write output_0, output_1, ...")
     run_cmd.add_argument(
         "--fill-mode",
@@ -128,6 +141,7 @@ def _compile(args: argparse.Namespace) -> None:
         tuning_records=args.tuning_records,
         opt_level=args.opt_level,
         fallback_to_tvm=args.fallback_to_tvm,
+        keep_params_in_input=args.keep_params_in_input,
     )
     module.export(output)
     inputs = ", ".join(map(str, module.inputs))
@@ -138,27 +152,48 @@ def _compile(args: argparse.Namespace) -> None:
             print(report)
         if not module.reports:
             print(f"no external target in {args.target!r}: every op runs on TVM")
+    if module.params:
+        params_path = os.path.splitext(output)[0] + ".params.npz"
+        _write_weights(args.model, module.param_names, params_path)
+        print(f"wrote {params_path} ({len(module.params)} weights; run --params binds them)")
 
 
-def _read_inputs(path: str, names: Sequence[str]) -> dict[str, Any]:
+def _write_weights(model: str, names: Sequence[str], path: str) -> None:
+    """The model's initializers named ``names`` (TVM drops an ``onnx::`` prefix)."""
+    import numpy as np
+    import onnx
+    from onnx import numpy_helper
+
+    from .atomic_file import atomic_output
+
+    weights: dict[str, Any] = {
+        init.name.removeprefix("onnx::"): numpy_helper.to_array(init)
+        for init in onnx.load(model).graph.initializer
+    }
+    with atomic_output(path) as tmp, open(tmp, "wb") as f:
+        np.savez(f, **{n: weights[n] for n in names})
+
+
+def _read_inputs(path: str, names: Sequence[str], what: str = "input") -> dict[str, Any]:
+    """Arrays ``names`` from an .npz file; ``what`` (input or weight) words the errors."""
     import numpy as np
 
     if not os.path.isfile(path):
-        raise TvmextError(f"inputs file {path!r} does not exist")
+        raise TvmextError(f"{what}s file {path!r} does not exist")
     try:
         data = np.load(path)
     except Exception as err:
-        raise TvmextError(f"inputs file {path!r} is not an .npz archive: {err}") from err
+        raise TvmextError(f"{what}s file {path!r} is not an .npz archive: {err}") from err
     if not isinstance(data, np.lib.npyio.NpzFile):
         raise TvmextError(
-            f"inputs file {path!r} holds one array; expected an .npz archive with one "
-            f"array per input name ({', '.join(names)})"
+            f"{what}s file {path!r} holds one array; expected an .npz archive with one "
+            f"array per {what} name ({', '.join(names)})"
         )
     with data:
         missing = [n for n in names if n not in data.files]
         if missing:
             raise TvmextError(
-                f"inputs file {path!r} lacks input(s) {', '.join(missing)}; it holds "
+                f"{what}s file {path!r} lacks {what}(s) {', '.join(missing)}; it holds "
                 f"{', '.join(data.files) or 'nothing'}"
             )
         return {n: data[n] for n in names}
@@ -179,6 +214,13 @@ def _run(args: argparse.Namespace) -> None:
     from .module import load, random_inputs
 
     module = load(args.artifact, args.device)
+    if module.params and not args.params:
+        raise TvmextError(
+            f"{args.artifact!r} takes its weights at run time ({', '.join(module.param_names)}): "
+            f"pass them with --params FILE.npz (compile wrote one next to the artifact)"
+        )
+    if args.params:
+        module.set_params(**_read_inputs(args.params, module.param_names, "weight"))
     if args.inputs:
         inputs = _read_inputs(args.inputs, module.input_names)
     else:

@@ -15,6 +15,9 @@ class CompileOptions:
     """Everything besides the model, the target and the plugins.
 
     ``input_shapes``/``input_dtypes`` fix inputs of dynamic models by name;
+    ``keep_params_in_input`` keeps an ONNX model's weights out of the artifact, as
+    parameters bound at run time (:meth:`tvmext.Module.set_params`); weight
+    conversions declared in TE then run once, when the weights are bound;
     ``opt_level`` is TVM's ``PassContext`` level; ``tuning_records`` is a JSON file
     written by ``tvmext tune``; ``dump_ir`` is a folder that receives the module
     after every pipeline stage; ``fallback_to_tvm`` lets an external target whose
@@ -28,6 +31,7 @@ class CompileOptions:
     tuning_records: str | None = None
     dump_ir: str | None = None
     fallback_to_tvm: bool = False
+    keep_params_in_input: bool = False
 
     def __post_init__(self) -> None:
         if not 0 <= self.opt_level <= 4:

@@ -1,6 +1,8 @@
 """``tvmext.compile``: model in, :class:`tvmext.Module` out, through named stages.
 
-The pipeline is one declarative list: ``import`` (ONNX or Relax) -> ``optimize``
+The pipeline is one declarative list: ``import`` (ONNX or Relax) -> ``lift_params``
+(with ``keep_params_in_input``: computations on weights move into
+``main_transform_params``, run once when weights are bound) -> ``optimize``
 (registered passes for the target) -> ``partition`` (each external target of a
 composite target string) -> ``build`` (TVM lowering with tvmext's schedule stage,
 whose own stages are named too). ``dump_ir`` writes the module after each of them.
@@ -14,6 +16,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import onnx
 import tvm
 from tvm import relax
@@ -40,6 +43,8 @@ class CompileState:
     options: CompileOptions
     mod: tvm.IRModule | None = None
     inputs: list[InputSpec] | None = None
+    params: list[InputSpec] = dataclasses.field(default_factory=list)
+    param_values: list[np.ndarray] | None = None
     executable: Any = None
     partitions: list[Partitioned] = dataclasses.field(default_factory=list)
 
@@ -53,6 +58,7 @@ class Stage:
 
 
 def _relax_inputs(mod: tvm.IRModule, names: list[str] | None = None) -> list[InputSpec]:
+    """Specs of the parameters of ``main``, named by ``names`` as far as it goes."""
     if "main" not in [gv.name_hint for gv in mod.get_global_vars()]:
         raise ModelError("the Relax module has no 'main' function to compile")
     specs = []
@@ -60,7 +66,7 @@ def _relax_inputs(mod: tvm.IRModule, names: list[str] | None = None) -> list[Inp
         ty = param.ty
         if not isinstance(ty, relax.TensorType):
             raise ModelError(f"input {param.name!r} of 'main' must be a tensor, got {ty}")
-        name = names[i] if names else param.name
+        name = names[i] if names and i < len(names) else param.name
         shape = tuple(dims(ty.shape.values)) if isinstance(ty.shape, relax.ShapeExpr) else None
         dtype = "" if str(ty.dtype) in ("None", "void", "") else str(ty.dtype)
         specs.append(InputSpec(name, shape, dtype))
@@ -71,7 +77,7 @@ def _import(state: CompileState) -> None:
     model, options = state.model, state.options
     if isinstance(model, tvm.IRModule):
         state.mod = model
-        state.inputs = _relax_inputs(model)
+        _split_params(state, None)
         return
     if not isinstance(model, str | os.PathLike | onnx.ModelProto):
         raise ModelError(
@@ -79,8 +85,34 @@ def _import(state: CompileState) -> None:
             f"got {type(model).__name__}"
         )
     proto = onnx_import.load_model(model)
-    state.mod = onnx_import.from_onnx(proto, options.input_shapes, options.input_dtypes)
-    state.inputs = _relax_inputs(state.mod, [i.name for i in onnx_import.graph_inputs(proto)])
+    state.mod = onnx_import.from_onnx(
+        proto, options.input_shapes, options.input_dtypes, options.keep_params_in_input
+    )
+    _split_params(state, [i.name for i in onnx_import.graph_inputs(proto)])
+
+
+def _split_params(state: CompileState, names: list[str] | None) -> None:
+    """Runtime inputs, and with ``keep_params_in_input`` the weights after them (the
+    ``num_input`` attribute of ``main`` counts the inputs). The weights' values, when
+    the model has them, leave the module: they are bound to the compiled module."""
+    assert state.mod is not None
+    state.inputs = _relax_inputs(state.mod, names)
+    main = state.mod["main"]
+    num_input = None if main.attrs is None else main.attrs.get("num_input")
+    if not state.options.keep_params_in_input or num_input is None:
+        return
+    count = int(num_input)
+    state.inputs, state.params = state.inputs[:count], state.inputs[count:]
+    values = main.attrs.get("params")
+    if values is not None:
+        state.param_values = [v.numpy() for v in values]
+        state.mod["main"] = main.without_attr("params")
+
+
+def _lift_params(state: CompileState) -> None:
+    assert state.mod is not None
+    if state.options.keep_params_in_input and state.params:
+        state.mod = relax.transform.LiftTransformParams()(state.mod)
 
 
 def _optimize(state: CompileState) -> None:
@@ -112,7 +144,7 @@ def _partition(state: CompileState) -> None:
 def _build(state: CompileState) -> None:
     assert state.mod is not None and state.inputs is not None
     mod = state.mod
-    mod[relax.GlobalVar("tvmext_signature")] = signature_function(state.inputs)
+    mod[relax.GlobalVar("tvmext_signature")] = signature_function(state.inputs, state.params)
     host = state.spec.host
     dump = _dumper(state.options.dump_ir, first_index=len(STAGES) - 1)
     try:
@@ -134,6 +166,7 @@ def _records(state: CompileState) -> TuningRecords | None:
 
 STAGES: list[Stage] = [
     Stage("import", _import),
+    Stage("lift_params", _lift_params),
     Stage("optimize", _optimize),
     Stage("partition", _partition),
     Stage("build", _build),
@@ -207,12 +240,15 @@ def compile(
     state = _front(model, target, plugins, options, option_values, stop_before="build")
     _build(state)
     device = tvm.cuda(0) if state.spec.kind == "cuda" else tvm.cpu()
-    return Module(
+    module = Module(
         state.executable,
         device,
         link_options=link_options(state.partitions),
         reports=tuple(p.report for p in state.partitions),
     )
+    if state.param_values is not None:
+        module.set_params(*state.param_values)
+    return module
 
 
 def tune(

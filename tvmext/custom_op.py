@@ -24,6 +24,7 @@ from tvm import relax, te
 from .dims import dims
 from .errors import OpCallError, OpDefinitionError, ShapeError, register_with_tvm_ffi
 from .op_attrs import Attr, AttrSpec
+from .param_conversion import KINDS, ParamConversion
 from .registry import Registry, caller_location
 
 PREFIX = "relax.tvmext."
@@ -59,7 +60,7 @@ class CustomOp:
         self.gradient_fn: Callable[..., Any] | None = None
         self.schedules: dict[str, Callable[..., Any]] = {}
         self.reference_fn: Callable[..., Any] | None = None
-        self.param_conversions: dict[str, Callable[..., Any]] = {}
+        self.param_conversions: dict[str, ParamConversion] = {}
         self.origin = ""
         self.eager_cache: dict[Any, Any] = {}
         self._grad_op: CustomOp | None = None
@@ -141,22 +142,33 @@ class CustomOp:
 
         return convert_attributes
 
-    def convert_param(self, input_name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    def convert_param(
+        self, input_name: str, *, kind: str = "numpy"
+    ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
         """Declare how a weight input is converted from the standard format to the one
-        this op needs: ``fn(array, **attrs) -> array`` in NumPy.
+        this op needs: ``fn(array, **attrs) -> array`` in NumPy (``kind="numpy"``), or
+        ``fn(w: te.Tensor, **attrs) -> te.Tensor`` in TE (``kind="te"``).
 
-        The importer applies it once, at compile time, to constant weights (ONNX
-        initializers) of nodes mapped to this op, so the artifact holds converted
-        weights. A weight that is not a constant is an error naming the node.
+        The importer converts constant weights (ONNX initializers) once, at compile
+        time, so the artifact holds converted weights. A TE conversion also applies
+        to weights kept as runtime inputs (``keep_params_in_input=True``): it is lifted
+        into ``main_transform_params``, which runs once when weights are bound. A
+        NumPy conversion of a weight that is not a constant is an error naming the
+        node. See :mod:`tvmext.param_conversion`.
         """
         if self.tensor_names is not None and input_name not in self.tensor_names:
             raise OpDefinitionError(
                 f"op {self.name!r}: convert_param names unknown input {input_name!r}; "
                 f"inputs are {', '.join(self.tensor_names)}"
             )
+        if kind not in KINDS:
+            raise OpDefinitionError(
+                f"op {self.name!r}: convert_param({input_name!r}) kind must be one of "
+                f"{', '.join(KINDS)}, got {kind!r}"
+            )
 
         def register(fn: Callable[..., Any]) -> Callable[..., Any]:
-            self.param_conversions[input_name] = fn
+            self.param_conversions[input_name] = ParamConversion(fn, kind)
             return fn
 
         return register

@@ -3,6 +3,12 @@
 The artifact is one ``.so`` (``export_library``) holding the Relax VM executable and
 a ``tvmext_signature`` function that returns the inputs' names, shapes and dtypes as
 JSON, so a loaded module checks its inputs without any plugin or source model.
+
+A model compiled with ``keep_params_in_input`` takes its weights apart from its
+inputs: the signature lists them too, and the executable holds
+``main_transform_params`` (the weight conversions, lifted out of ``main``).
+:meth:`Module.set_params` checks the weights, runs that function once and keeps its
+results, which every later call passes to ``main``.
 """
 
 from __future__ import annotations
@@ -10,7 +16,7 @@ from __future__ import annotations
 import json
 import os
 import statistics
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -25,6 +31,7 @@ if TYPE_CHECKING:
     from tvmext.passes.partition_report import PartitionReport
 
 SIGNATURE_FUNCTION = "tvmext_signature"
+TRANSFORM_FUNCTION = "main_transform_params"
 
 
 @dataclass(frozen=True)
@@ -61,34 +68,36 @@ class BenchmarkResult:
         )
 
 
-def signature_function(inputs: Sequence[InputSpec]) -> relax.Function:
-    """A Relax function returning the inputs as JSON, to embed in the artifact."""
+def _spec_json(spec: InputSpec) -> dict[str, Any]:
+    shape = None if spec.shape is None else list(spec.shape)
+    return {"name": spec.name, "shape": shape, "dtype": spec.dtype}
+
+
+def _spec(data: dict[str, Any]) -> InputSpec:
+    shape = None if data["shape"] is None else tuple(data["shape"])
+    return InputSpec(data["name"], shape, data["dtype"])
+
+
+def signature_function(
+    inputs: Sequence[InputSpec], params: Sequence[InputSpec] = ()
+) -> relax.Function:
+    """A Relax function returning the inputs (and runtime weights) as JSON, to embed in
+    the artifact."""
     text = json.dumps(
-        {
-            "inputs": [
-                {
-                    "name": i.name,
-                    "shape": None if i.shape is None else list(i.shape),
-                    "dtype": i.dtype,
-                }
-                for i in inputs
-            ]
-        }
+        {"inputs": [_spec_json(i) for i in inputs], "params": [_spec_json(p) for p in params]}
     )
     func = relax.Function([], tvm.ir.StringImm(text), tvm.ir.StringType())
     return func.with_attr("global_symbol", SIGNATURE_FUNCTION)
 
 
-def _read_signature(vm: relax.VirtualMachine) -> list[InputSpec]:
+def _read_signature(vm: relax.VirtualMachine) -> tuple[list[InputSpec], list[InputSpec]]:
     data = json.loads(str(vm[SIGNATURE_FUNCTION]()))
-    return [
-        InputSpec(i["name"], None if i["shape"] is None else tuple(i["shape"]), i["dtype"])
-        for i in data["inputs"]
-    ]
+    return [_spec(i) for i in data["inputs"]], [_spec(p) for p in data.get("params", [])]
 
 
 class Module:
-    """A compiled model: ``run`` / ``__call__``, ``benchmark``, ``export``.
+    """A compiled model: ``run`` / ``__call__``, ``benchmark``, ``export``;
+    ``set_params`` for a model compiled with ``keep_params_in_input``.
 
     ``reports`` holds one partition report per external target (where each op went
     and why); ``link_options`` are what the external targets' code needs linked.
@@ -109,57 +118,45 @@ class Module:
         if self.link_options:
             executable.jit(options=list(self.link_options))  # the VM then uses this library
         self._vm = relax.VirtualMachine(executable, self.device)
-        self.inputs: list[InputSpec] = _read_signature(self._vm)
+        self.inputs, self.params = _read_signature(self._vm)
+        self._bound_params: list[Any] | None = None if self.params else []
+
+    @property
+    def param_names(self) -> list[str]:
+        """Names of the weights :meth:`set_params` takes (empty unless compiled with
+        ``keep_params_in_input``)."""
+        return [p.name for p in self.params]
+
+    def set_params(self, *arrays: Any, **named: Any) -> None:
+        """Bind the weights (positional, or by name), in the model's own format. The
+        weight conversions lifted out of ``main`` run here, once; calls reuse the
+        result."""
+        if not self.params:
+            raise ShapeError(
+                "the model takes no runtime weights (it was compiled without keep_params_in_input)"
+            )
+        bound = _check_arrays(self.params, arrays, named, "weight")
+        tensors = [tvm.runtime.tensor(a, self.device) for a in bound]
+        self._bound_params = list(self._vm[TRANSFORM_FUNCTION](tensors))
 
     @property
     def input_names(self) -> list[str]:
         """Input names in positional order."""
         return [i.name for i in self.inputs]
 
-    def _bind(self, arrays: Sequence[Any], named: dict[str, Any]) -> list[np.ndarray]:
-        if arrays and named:
-            raise ShapeError("pass inputs either positionally or by name, not both")
-        if named:
-            unknown = sorted(set(named) - set(self.input_names))
-            if unknown:
-                raise ShapeError(
-                    f"unknown input(s) {', '.join(unknown)}; inputs are "
-                    f"{', '.join(self.input_names)}"
-                )
-            missing = [n for n in self.input_names if n not in named]
-            if missing:
-                raise ShapeError(f"missing input(s) {', '.join(missing)}")
-            arrays = [named[n] for n in self.input_names]
-        if len(arrays) != len(self.inputs):
+    def _bind(self, arrays: Sequence[Any], named: dict[str, Any]) -> list[Any]:
+        """Input tensors followed by the bound (converted) weights."""
+        if self._bound_params is None:
             raise ShapeError(
-                f"the model takes {len(self.inputs)} input(s) ({', '.join(self.input_names)}), "
-                f"got {len(arrays)}"
+                f"the model's weights are runtime parameters ({', '.join(self.param_names)}): "
+                f"bind them with set_params(...) before running it"
             )
-        bound: list[np.ndarray] = []
-        symbols: dict[str, int] = {}
-        for spec, value in zip(self.inputs, arrays, strict=True):
-            array = np.asarray(value)
-            shape = "any shape" if spec.shape is None else f"shape {list(spec.shape)}"
-            expected = f"{spec.dtype or 'any dtype'} of {shape}"
-            given = f"{array.dtype} of shape {list(array.shape)}"
-            fits = str(array.dtype) == spec.dtype or not spec.dtype
-            if fits and spec.shape is not None:
-                fits = array.ndim == len(spec.shape)
-            if fits and spec.shape is not None:
-                for want, got in zip(spec.shape, array.shape, strict=True):
-                    if isinstance(want, str):
-                        fits = fits and symbols.setdefault(want, got) == got
-                    else:
-                        fits = fits and want == got
-            if not fits:
-                raise ShapeError(f"input {spec.name!r}: expected {expected}, got {given}")
-            bound.append(array if array.flags.c_contiguous else array.copy(order="C"))
-        return bound
+        bound = _check_arrays(self.inputs, arrays, named, "input")
+        return [tvm.runtime.tensor(a, self.device) for a in bound] + self._bound_params
 
     def run(self, *arrays: Any, **named: Any) -> list[np.ndarray]:
         """Run the model on NumPy arrays (positional or by input name); list of outputs."""
-        inputs = [tvm.runtime.tensor(a, self.device) for a in self._bind(arrays, named)]
-        return flatten_outputs(self._vm["main"](*inputs))
+        return flatten_outputs(self._vm["main"](*self._bind(arrays, named)))
 
     __call__ = run
 
@@ -169,7 +166,7 @@ class Module:
         """Time ``main`` with TVM's time evaluator (random inputs when none are given)."""
         if not arrays and not named:
             arrays = tuple(random_inputs(self.inputs))
-        inputs = [tvm.runtime.tensor(a, self.device) for a in self._bind(arrays, named)]
+        inputs = self._bind(arrays, named)
         timer = self._vm.time_evaluator("main", self.device, number=number, repeat=repeat)
         results = list(timer(*inputs).results)
         return BenchmarkResult(
@@ -199,7 +196,52 @@ class Module:
 
     def __repr__(self) -> str:
         inputs = ", ".join(map(str, self.inputs))
-        return f"<tvmext.Module ({inputs}) on {self.device}>"
+        weights = f"; weights {', '.join(map(str, self.params))}" if self.params else ""
+        return f"<tvmext.Module ({inputs}{weights}) on {self.device}>"
+
+
+def _check_arrays(
+    specs: Sequence[InputSpec], arrays: Sequence[Any], named: dict[str, Any], what: str
+) -> list[np.ndarray]:
+    """``arrays`` (positional) or ``named`` checked against ``specs`` (``what`` says
+    input or weight in errors); C-contiguous arrays in ``specs`` order."""
+    names = [s.name for s in specs]
+    if arrays and named:
+        raise ShapeError(f"pass {what}s either positionally or by name, not both")
+    if named:
+        unknown = sorted(set(named) - set(names))
+        if unknown:
+            raise ShapeError(
+                f"unknown {what}(s) {', '.join(unknown)}; {what}s are {', '.join(names)}"
+            )
+        missing = [n for n in names if n not in named]
+        if missing:
+            raise ShapeError(f"missing {what}(s) {', '.join(missing)}")
+        arrays = [named[n] for n in names]
+    if len(arrays) != len(specs):
+        raise ShapeError(
+            f"the model takes {len(specs)} {what}(s) ({', '.join(names)}), got {len(arrays)}"
+        )
+    bound: list[np.ndarray] = []
+    symbols: dict[str, int] = {}
+    for spec, value in zip(specs, arrays, strict=True):
+        array = np.asarray(value)
+        shape = "any shape" if spec.shape is None else f"shape {list(spec.shape)}"
+        expected = f"{spec.dtype or 'any dtype'} of {shape}"
+        given = f"{array.dtype} of shape {list(array.shape)}"
+        fits = str(array.dtype) == spec.dtype or not spec.dtype
+        if fits and spec.shape is not None:
+            fits = array.ndim == len(spec.shape)
+        if fits and spec.shape is not None:
+            for want, got in zip(spec.shape, array.shape, strict=True):
+                if isinstance(want, str):
+                    fits = fits and symbols.setdefault(want, got) == got
+                else:
+                    fits = fits and want == got
+        if not fits:
+            raise ShapeError(f"{what} {spec.name!r}: expected {expected}, got {given}")
+        bound.append(array if array.flags.c_contiguous else array.copy(order="C"))
+    return bound
 
 
 def flatten_outputs(value: Any) -> list[np.ndarray]:
@@ -235,9 +277,12 @@ def random_inputs(inputs: Sequence[InputSpec], seed: int = 0) -> list[np.ndarray
     return arrays
 
 
-def load(path: str | os.PathLike[str], device: str = "cpu") -> Module:
+def load(
+    path: str | os.PathLike[str], device: str = "cpu", params: Mapping[str, Any] | None = None
+) -> Module:
     """Load an artifact written by :meth:`Module.export` to run on ``device``
-    (``"cpu"``, ``"cuda"``, ``"cuda:1"``); imports no plugin."""
+    (``"cpu"``, ``"cuda"``, ``"cuda:1"``); imports no plugin. ``params`` (weights by
+    name) binds the weights of a model compiled with ``keep_params_in_input``."""
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise CompileError(f"artifact {path!r} does not exist")
@@ -249,9 +294,11 @@ def load(path: str | os.PathLike[str], device: str = "cpu") -> Module:
     if not dev.exist:
         raise CompileError(f"device {device!r} is not available on this machine")
     try:
-        library = tvm.runtime.load_module(path)
-        return Module(library, dev)
+        module = Module(tvm.runtime.load_module(path), dev)
     except Exception as err:
         raise CompileError(
             f"{path!r} is not a tvmext artifact: {type(err).__name__}: {err}"
         ) from err
+    if params is not None:
+        module.set_params(**params)
+    return module

@@ -52,6 +52,9 @@ def _compare(got: Sequence[Any], expected: Sequence[Any]) -> str | None:
             return f"output {i}: dtype {g.dtype}, expected {e.dtype}"
         if g.shape != e.shape:
             return f"output {i}: shape {g.shape}, expected {e.shape}"
+        if not (np.issubdtype(e.dtype, np.number) or e.dtype == np.bool_):
+            # ml_dtypes (bfloat16, float8, int4, ...): compare the values they hold.
+            g, e = g.astype(np.float64), e.astype(np.float64)
         try:
             np.testing.assert_allclose(g, e, rtol=RTOL, atol=ATOL)
         except AssertionError:
@@ -62,8 +65,14 @@ def _compare(got: Sequence[Any], expected: Sequence[Any]) -> str | None:
 def run_case(case: Any, importer: str) -> tuple[str, str]:
     """Run one case; return (status, detail) with status pass, fail or error."""
     import numpy as np
+    from onnx import TensorProto, numpy_helper
 
-    inputs, expected = case.data_sets[0]
+    # Test data in types NumPy lacks (bfloat16, float8, int4, ...) is stored as
+    # TensorProto; to_array gives the ml_dtypes array, as onnx's own backend runner does.
+    inputs, expected = (
+        [numpy_helper.to_array(a) if isinstance(a, TensorProto) else a for a in arrays]
+        for arrays in case.data_sets[0]
+    )
     if not all(isinstance(a, np.ndarray | np.generic) for a in [*inputs, *expected]):
         return "error", "sequence or optional inputs/outputs are not supported"
     inputs = [np.asarray(a) for a in inputs]

@@ -1,11 +1,13 @@
 """Domain-aware ONNX import around ``relax.frontend.onnx``.
 
 TVM's importer dispatches on ``op_type`` alone and has no public way to add a
-converter. Here every node whose (domain, op_type) is registered with ``op.onnx(...)``
-is renamed to a key that carries its domain before TVM's importer sees it, and an
-importer subclass converts such keys through the tvmext registry. Everything else
-goes to TVM's converters, so a model without custom ops imports exactly as with
-``relax.frontend.onnx.from_onnx``.
+converter. Here every node is named by a key before TVM's importer sees it, and an
+importer subclass looks each node up by that key: a node whose (domain, op_type) is
+registered (``op.onnx(...)`` or a converter) goes through the tvmext registry, a
+default-domain node whose inputs are all constants is folded
+(:mod:`tvmext.onnx_constant_folding`), everything else goes to TVM's converters; so a
+model without custom ops or constant subgraphs imports as with
+``relax.frontend.onnx.from_onnx``. Errors name the node.
 """
 
 from __future__ import annotations
@@ -14,9 +16,9 @@ import contextlib
 import io
 import os
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import onnx
 import tvm
 from tvm import relax
@@ -24,6 +26,8 @@ from tvm.relax.frontend.onnx import onnx_frontend
 
 from . import onnx_registry
 from .errors import ModelError, TvmextError
+from .onnx_constant_folding import fold_node
+from .param_conversion import apply_conversions
 
 _KEY_PREFIX = "tvmext::"
 # Default-domain ops TVM's importer handles outside its converter table.
@@ -80,8 +84,21 @@ def _check_ops(model: onnx.ModelProto) -> None:
         )
 
 
-def _rename_registered(model: onnx.ModelProto) -> tuple[onnx.ModelProto, dict[str, Any]]:
-    """Copy of ``model`` whose registered nodes carry a domain-qualified op_type key."""
+@dataclass(frozen=True)
+class _Node:
+    """What the importer knows of a node besides TVM: the node itself, its label for
+    errors, and the registered mapping that converts it (None: TVM's converter)."""
+
+    node: onnx.NodeProto
+    label: str
+    mapping: Any
+
+
+def _key_nodes(model: onnx.ModelProto) -> tuple[onnx.ModelProto, dict[str, _Node]]:
+    """Copy of ``model`` whose nodes are named by a key into the returned table.
+    Default-domain nodes keep their op_type, so that TVM's importer treats them as it
+    treats that op (e.g. which ops may take a shape); registered nodes of other domains
+    get the key as op_type too, so that none is mistaken for a default-domain op."""
     opsets = _opsets(model)
     renamed = onnx.ModelProto()
     renamed.CopyFrom(model)
@@ -89,28 +106,33 @@ def _rename_registered(model: onnx.ModelProto) -> tuple[onnx.ModelProto, dict[st
     for node in model.graph.node:
         for name in node.input:
             consumers.setdefault(name, []).append(node.op_type)
-    table: dict[str, Any] = {}
+    table: dict[str, _Node] = {}
     for index, node in enumerate(renamed.graph.node):
+        original = model.graph.node[index]
+        key = f"{_KEY_PREFIX}{index}"
+        node.name = key
         domain = onnx_registry.normalize_domain(node.domain)
         mapping = onnx_registry.lookup(domain, node.op_type, opsets.get(domain, 1))
-        if mapping is None:
-            continue
         if isinstance(mapping, onnx_registry.OnnxConverter) and mapping.applies is not None:
             users = [op for out in node.output for op in consumers.get(out, [])]
             if not mapping.applies(node, users):
-                continue
-        key = f"{_KEY_PREFIX}{domain}::{node.op_type}"
-        table[key] = (mapping, _node_label(model.graph.node[index], index))
-        node.op_type = key
+                mapping = None
+        table[key] = _Node(original, _node_label(original, index), mapping)
+        if mapping is not None and domain != "":
+            node.op_type = key
     return renamed, table
 
 
 class _Importer(onnx_frontend.ONNXGraphImporter):
     """TVM's graph importer, plus the registered (domain, op_type) converters."""
 
-    def __init__(self, table: Mapping[str, Any], *args: Any, **kwargs: Any) -> None:
+    def __init__(self, table: Mapping[str, _Node], *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._tvmext_table = table
+
+    def _runtime_weights(self) -> list[relax.Var]:
+        """Initializers kept as parameters of ``main`` (``keep_params_in_input``)."""
+        return [var for var, _ in self._params.values()]
 
     def _check_for_unsupported_ops(self, graph: onnx.GraphProto) -> None:
         """Done before renaming by :func:`_check_ops`, with node names in the errors."""
@@ -118,10 +140,33 @@ class _Importer(onnx_frontend.ONNXGraphImporter):
     def _convert_operator(
         self, op_name: str, inputs: list[relax.Expr], attrs: dict[str, Any], opset: int
     ) -> relax.Expr:
-        entry = self._tvmext_table.get(op_name)
-        if entry is None:
+        entry = self._tvmext_table.get(attrs.get("tvm_custom", {}).get("name", ""))
+        if entry is None:  # a node of a subgraph
             return super()._convert_operator(op_name, inputs, attrs, opset)
-        mapping, label = entry
+        try:
+            return self._convert_node(entry, op_name, inputs, attrs, opset)
+        except ModelError:
+            raise
+        except TvmextError as err:
+            raise ModelError(f"{entry.label}: {err}") from err
+        except Exception as err:
+            first_line = str(err).strip().splitlines()[0] if str(err).strip() else ""
+            raise ModelError(f"{entry.label}: {type(err).__name__}: {first_line}") from err
+
+    def _convert_node(
+        self,
+        entry: _Node,
+        op_name: str,
+        inputs: list[relax.Expr],
+        attrs: dict[str, Any],
+        opset: int,
+    ) -> relax.Expr:
+        folded = fold_node(entry.node, inputs, opset)
+        if folded is not None:
+            return folded
+        mapping, label = entry.mapping, entry.label
+        if mapping is None:
+            return super()._convert_operator(op_name, inputs, attrs, opset)
         onnx_attrs = {
             k: v.decode() if isinstance(v, bytes) else v
             for k, v in attrs.items()
@@ -135,61 +180,31 @@ class _Importer(onnx_frontend.ONNXGraphImporter):
                 )
 
             onnx_attrs["_num_outputs"] = attrs["tvm_custom"]["num_outputs"]
-            try:
-                return self.bb.normalize(mapping.fn(self.bb, inputs, onnx_attrs, fallback))
-            except TvmextError as err:
-                raise ModelError(f"{label}: {err}") from err
+            return self.bb.normalize(mapping.fn(self.bb, inputs, onnx_attrs, fallback))
         while inputs and inputs[-1] is None:
             inputs = inputs[:-1]
-        try:
-            op_attrs = mapping.op.attr_spec.bind(mapping.op_attributes(onnx_attrs))
-            inputs = convert_weights(mapping.op, list(inputs), op_attrs, label)
-            return self.bb.normalize(mapping.op.call_relax(*inputs, **op_attrs))
-        except ModelError:
-            raise
-        except TvmextError as err:
-            raise ModelError(f"{label}: {err}") from err
-
-
-def convert_weights(
-    op: Any, inputs: list[relax.Expr], attrs: Mapping[str, Any], label: str
-) -> list[relax.Expr]:
-    """Apply ``op``'s declared weight conversions to constant inputs, once, now."""
-    for i, name in enumerate(op.tensor_names or ()):
-        convert = op.param_conversions.get(name)
-        if convert is None or i >= len(inputs):
-            continue
-        weight = inputs[i]
-        if not isinstance(weight, tvm.ir.Constant):
-            raise ModelError(
-                f"{label}: input {name!r} of op {op.name!r} is not a constant initializer, "
-                f"but its declared conversion runs in NumPy at compile time; store the "
-                f"weight as an initializer"
-            )
-        array = weight.value.numpy()
-        try:
-            converted = np.asarray(convert(array, **attrs))
-        except Exception as err:
-            raise ModelError(
-                f"{label}: converting weight {name!r} of shape {list(array.shape)} "
-                f"{array.dtype} for op {op.name!r} failed: {type(err).__name__}: {err}"
-            ) from err
-        inputs[i] = relax.const(converted, str(converted.dtype))
-    return inputs
+        op_attrs = mapping.op.attr_spec.bind(mapping.op_attributes(onnx_attrs))
+        inputs = apply_conversions(
+            self.bb, mapping.op, list(inputs), op_attrs, label, self._runtime_weights()
+        )
+        return self.bb.normalize(mapping.op.call_relax(*inputs, **op_attrs))
 
 
 def from_onnx(
     model: onnx.ModelProto,
     shapes: Mapping[str, Sequence[int]] | None = None,
     dtypes: Mapping[str, str] | None = None,
+    keep_params_in_input: bool = False,
 ) -> tvm.IRModule:
-    """Import ``model`` into Relax; weights become constants in the module."""
+    """Import ``model`` into Relax; weights become constants in the module, or, with
+    ``keep_params_in_input``, parameters of ``main`` after its runtime inputs (its
+    ``num_input`` attribute counts those; ``params`` holds the initializers' values)."""
     try:
         onnx.checker.check_model(model)
     except onnx.checker.ValidationError as err:
         raise ModelError(f"ONNX model is invalid: {str(err).splitlines()[0]}") from err
     _check_ops(model)
-    renamed, table = _rename_registered(model)
+    renamed, table = _key_nodes(model)
     names = [i.name for i in graph_inputs(model)]
     for name in [*(shapes or {}), *(dtypes or {})]:
         if name not in names:
@@ -199,8 +214,15 @@ def from_onnx(
             )
     # Only what the user gave: everything else comes from the model, as in TVM's importer.
     shape_dict = {name: list(shape) for name, shape in (shapes or {}).items()}
+    # TVM's importer reads a dimension of 0 as unknown; a declared 0 is a real 0.
+    for spec in graph_inputs(model):
+        declared = [d for d in spec.shape if isinstance(d, int)]
+        if spec.name not in shape_dict and 0 in declared and len(declared) == len(spec.shape):
+            shape_dict[spec.name] = declared
     dtype_dict = dict(dtypes or {})
-    importer = _Importer(table, shape_dict, dtype_dict, keep_params_in_input=False, sanitize=True)
+    importer = _Importer(
+        table, shape_dict, dtype_dict, keep_params_in_input=keep_params_in_input, sanitize=True
+    )
     opset = _opsets(model).get("", 1)
     try:
         # TVM's importer prints "Error converting operator ..." before re-raising; the

@@ -109,15 +109,15 @@ class TrainState:
                     f"checkpoint {os.fspath(path)!r} holds parameters {meta['names']}, "
                     f"this model has {self.names}"
                 )
-            for kind, prefix, want in (
+            for what, prefix, count in (
                 ("optimizer state", "optimizer/", len(self.optimizer)),
                 ("loss state", "loss/", len(self.loss)),
             ):
-                got = sum(1 for k in data.files if k.startswith(prefix))
-                if got != want:
+                held = sum(1 for k in data.files if k.startswith(prefix))
+                if held != count:
                     raise TvmextError(
-                        f"checkpoint {os.fspath(path)!r} holds {got} {kind} arrays, "
-                        f"this training step has {want}"
+                        f"checkpoint {os.fspath(path)!r} holds {held} {what} arrays, "
+                        f"this training step has {count}"
                     )
             snap = Snapshot(
                 [data[f"param/{n}"] for n in self.names],

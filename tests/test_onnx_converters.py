@@ -1,0 +1,148 @@
+"""tvmext's ONNX converters and import folding, on small models checked against NumPy
+(the conformance record covers the onnx package's own cases)."""
+
+from __future__ import annotations
+
+import ml_dtypes
+import numpy as np
+import pytest
+from onnx import TensorProto, helper
+
+import tvmext
+from tvmext import onnx_import
+
+
+def _model(nodes, inputs, outputs, opset=18):
+    graph = helper.make_graph(nodes, "g", inputs, outputs)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+
+
+def _tensor(name, elem, shape):
+    return helper.make_tensor_value_info(name, elem, shape)
+
+
+def test_shape_arithmetic_on_constants_folds_at_import():
+    """Shape -> Equal -> Where -> Expand: TVM folds Shape but not Equal/Where, which
+    left Expand with a data-dependent shape; folded, the output shape is static."""
+    nodes = [
+        helper.make_node("Shape", ["x"], ["s"]),
+        helper.make_node("Constant", [], ["one"], value_ints=[1, 1]),
+        helper.make_node("Equal", ["s", "one"], ["is_one"]),
+        helper.make_node("Constant", [], ["four"], value_ints=[4, 4]),
+        helper.make_node("Where", ["is_one", "four", "s"], ["target"]),
+        helper.make_node("Expand", ["x", "target"], ["y"]),
+    ]
+    model = _model(
+        nodes, [_tensor("x", TensorProto.FLOAT, [1, 3])], [_tensor("y", TensorProto.FLOAT, [4, 3])]
+    )
+    mod = onnx_import.from_onnx(model)
+    assert [int(d) for d in mod["main"].ret_ty.shape.values] == [4, 3]
+    x = np.arange(3, dtype=np.float32).reshape(1, 3)
+    np.testing.assert_array_equal(tvmext.compile(model)(x)[0], np.broadcast_to(x, (4, 3)))
+
+
+@pytest.mark.parametrize("keepdims", [0, 1])
+def test_reduction_over_runtime_axes(keepdims, rng):
+    node = helper.make_node("ReduceSum", ["x", "axes"], ["y"], keepdims=keepdims)
+    model = _model(
+        [node],
+        [_tensor("x", TensorProto.FLOAT, [2, 3, 4]), _tensor("axes", TensorProto.INT64, [2])],
+        [_tensor("y", TensorProto.FLOAT, ["a", "b", "c"][: 1 + 2 * keepdims])],
+    )
+    module = tvmext.compile(model)
+    x = rng.standard_normal((2, 3, 4)).astype(np.float32)
+    for axes in ([0, 2], [-1, 1]):
+        expected = x.sum(axis=tuple(axes), keepdims=bool(keepdims))
+        (y,) = module(x, np.array(axes, np.int64))
+        assert y.shape == expected.shape
+        np.testing.assert_allclose(y, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_reduce_max_of_minus_infinity_is_minus_infinity():
+    node = helper.make_node("ReduceMax", ["x"], ["y"], keepdims=0)
+    model = _model(
+        [node], [_tensor("x", TensorProto.FLOAT, [2, 3])], [_tensor("y", TensorProto.FLOAT, [])]
+    )
+    x = np.array([[-np.inf] * 3, [-np.inf, 1.0, 2.0]], np.float32)
+    np.testing.assert_array_equal(tvmext.compile(model)(x)[0], np.float32(2.0))
+    axis1 = _model(
+        [helper.make_node("ReduceMax", ["x", "a"], ["y"], keepdims=0)],
+        [_tensor("x", TensorProto.FLOAT, [2, 3])],
+        [_tensor("y", TensorProto.FLOAT, [2])],
+    )
+    axis1.graph.initializer.append(helper.make_tensor("a", TensorProto.INT64, [1], [1]))
+    np.testing.assert_array_equal(tvmext.compile(axis1)(x)[0], [-np.inf, 2.0])
+
+
+def test_reshape_to_a_runtime_shape(rng):
+    node = helper.make_node("Reshape", ["x", "shape"], ["y"])
+    model = _model(
+        [node],
+        [_tensor("x", TensorProto.FLOAT, [2, 3, 4]), _tensor("shape", TensorProto.INT64, [3])],
+        [_tensor("y", TensorProto.FLOAT, ["a", "b", "c"])],
+    )
+    module = tvmext.compile(model)
+    x = rng.standard_normal((2, 3, 4)).astype(np.float32)
+    for shape, expected in (([4, 0, -1], (4, 3, 2)), ([-1, 2, 2], (6, 2, 2))):
+        (y,) = module(x, np.array(shape, np.int64))
+        np.testing.assert_array_equal(y, x.reshape(expected))
+
+
+@pytest.mark.parametrize(
+    "onnx_type, np_type",
+    [
+        (TensorProto.FLOAT8E4M3FN, ml_dtypes.float8_e4m3fn),
+        (TensorProto.FLOAT8E4M3FNUZ, ml_dtypes.float8_e4m3fnuz),
+        (TensorProto.FLOAT8E5M2, ml_dtypes.float8_e5m2),
+        (TensorProto.FLOAT8E5M2FNUZ, ml_dtypes.float8_e5m2fnuz),
+    ],
+)
+def test_float8_casts_are_bit_exact(onnx_type, np_type, rng):
+    """Round trip float32 -> float8 -> float32 against ml_dtypes (round to nearest even,
+    saturating), over random values, subnormals, zeros, limits, infinities and NaN."""
+    nodes = [
+        helper.make_node("Cast", ["x"], ["f8"], to=onnx_type),
+        helper.make_node("Cast", ["f8"], ["y"], to=TensorProto.FLOAT),
+    ]
+    model = _model(
+        nodes,
+        [_tensor("x", TensorProto.FLOAT, [1000])],
+        [_tensor("f8", onnx_type, [1000]), _tensor("y", TensorProto.FLOAT, [1000])],
+        opset=21,
+    )
+    finfo = ml_dtypes.finfo(np_type)
+    special = [0.0, -0.0, float(finfo.max), float(finfo.smallest_subnormal), np.inf, -np.inf]
+    x = np.concatenate(
+        [
+            rng.standard_normal(600) * 4,
+            rng.standard_normal(300) * float(finfo.smallest_normal),
+            rng.standard_normal(90) * float(finfo.max),
+            special,
+            [np.nan, 1e9, -1e9, float(finfo.max) * 1.01],
+        ]
+    ).astype(np.float32)
+    f8, y = tvmext.compile(model)(x)
+    expected = np.clip(x, -float(finfo.max), float(finfo.max)).astype(np_type)  # saturate
+    assert f8.dtype == np.dtype(np_type)
+    np.testing.assert_array_equal(f8.astype(np.float32), expected.astype(np.float32))
+    np.testing.assert_array_equal(y, expected.astype(np.float32))
+
+
+def test_errors_name_the_node_among_nodes_of_one_type():
+    """Converters are looked up per node, so an error names its own node, whichever
+    converter (tvmext's or TVM's) raised it."""
+    nodes = [
+        helper.make_node("Reshape", ["x", "s1"], ["a"], name="first"),
+        helper.make_node("Reshape", ["a", "s2"], ["y"], name="second"),
+    ]
+    model = _model(
+        nodes,
+        [
+            _tensor("x", TensorProto.FLOAT, [2, 3]),
+            _tensor("s1", TensorProto.INT64, [2]),
+            _tensor("s2", TensorProto.INT64, ["n"]),
+        ],
+        [_tensor("y", TensorProto.FLOAT, ["a", "b"])],
+    )
+    with pytest.raises(tvmext.ModelError, match=r"^node 'second' \(ai\.onnx::Reshape\): "):
+        onnx_import.from_onnx(model)
