@@ -131,21 +131,32 @@ def test_pooling(rng, op, kwargs, reference):
 
 def test_mean_softmax_and_layer_norm(rng):
     gamma, beta = (
-        rng.standard_normal(6).astype(np.float32),
-        rng.standard_normal(6).astype(np.float32),
+        rng.standard_normal(5).astype(np.float32),
+        rng.standard_normal(5).astype(np.float32),
     )
 
     def build(bb, p):
-        m = bb.emit(relax.op.mean(p[0], axis=[1], keepdims=False))
+        m = bb.emit(relax.op.mean(p[0], axis=[2], keepdims=False))
         s = bb.emit(relax.op.nn.softmax(m, axis=0))
         return relax.op.nn.layer_norm(s, relax.const(gamma), relax.const(beta), axes=[-1])
 
     module, report = _compile([(3, 5, 6)], build)
     x = rng.standard_normal((3, 5, 6)).astype(np.float32)
-    t = torch.softmax(_t(x).mean(1), 0)
-    expected = F.layer_norm(t, (6,), _t(gamma), _t(beta), 1e-5).numpy()
+    t = torch.softmax(_t(x).mean(2), 0)
+    expected = F.layer_norm(t, (5,), _t(gamma), _t(beta), 1e-5).numpy()
     np.testing.assert_allclose(module(x)[0], expected, rtol=1e-4, atol=1e-5)
     assert [o.detail for o in report.ops] == ["dnnl.mean", "dnnl.softmax", "dnnl.layer_norm"]
+
+
+def test_mean_over_middle_axes_stays_on_tvm(rng):
+    # e.g. global average pooling in NHWC: oneDNN would run its reference kernel.
+    module, report = _compile(
+        [(1, 7, 7, 8)], lambda bb, p: relax.op.mean(p[0], axis=[1, 2], keepdims=True)
+    )
+    x = rng.standard_normal((1, 7, 7, 8)).astype(np.float32)
+    np.testing.assert_allclose(module(x)[0], x.mean(axis=(1, 2), keepdims=True), rtol=1e-5)
+    (op,) = report.ops
+    assert op.placement == "tvm" and "reference kernel" in op.detail
 
 
 def test_rejected_ops_stay_on_tvm_with_the_reason(rng):

@@ -152,6 +152,17 @@ def _check_layer_norm(call: relax.Call) -> str | None:
     return None
 
 
+def _check_mean(call: relax.Call) -> str | None:
+    rank = len(static_shape(call.args[0]) or ())
+    axes = sorted(int(a) % rank for a in call.attrs.axis) if rank and call.attrs.axis else []
+    if axes and axes != list(range(rank - len(axes), rank)):
+        return (
+            f"mean over axes {axes} of a rank-{rank} tensor: oneDNN reduces leading or "
+            f"middle axes with its reference kernel (slow); only trailing axes are offloaded"
+        )
+    return None
+
+
 def _check_nothing(call: relax.Call) -> str | None:
     return None
 
@@ -180,7 +191,7 @@ ROOTS = (
     ),
     RootOp("max_pool2d", lambda: is_op("relax.nn.max_pool2d")(wildcard()), _check_pool, None, 0),
     RootOp("avg_pool2d", lambda: is_op("relax.nn.avg_pool2d")(wildcard()), _check_pool, None, 0),
-    RootOp("mean", lambda: is_op("relax.mean")(wildcard()), _check_nothing, None, 0),
+    RootOp("mean", lambda: is_op("relax.mean")(wildcard()), _check_mean, None, 0),
     RootOp("softmax", lambda: is_op("relax.nn.softmax")(wildcard()), _check_nothing, None, 0),
     RootOp(
         "layer_norm",
