@@ -89,7 +89,6 @@ class StepProgram:
                 f"training: function {name!r} must take one data input followed by the "
                 f"weights; it has {len(forward.params)} parameters with num_input={num_input}"
             )
-        self.input_names = [p.name for p in forward.params[:num_input]]
         self.param_names = [p.name for p in forward.params[num_input:]]
         self.param_shapes: dict[str, tuple[int, ...]] = {}
         for p in forward.params[num_input:]:
