@@ -10,6 +10,7 @@ import numpy as np
 import tvm
 from tvm import relax
 
+from ..atomic_file import atomic_output
 from ..errors import ShapeError
 from ..external_target import get_target, link_options
 from ..lowering import build
@@ -98,8 +99,6 @@ class CompiledStep:
 
     def export(self, path: str | os.PathLike[str]) -> str:
         """Write the compiled step as a shared library (``train_step`` and ``predict``)."""
-        from ..atomic_file import atomic_output
-
         path = os.fspath(path)
         with atomic_output(path, executable=True) as tmp:
             self.executable.export_library(tmp, options=self.link_options)

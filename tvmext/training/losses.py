@@ -39,10 +39,6 @@ class Loss(abc.ABC):
         """The loss of ``logits`` against one-hot ``target`` in float32 NumPy, stateless."""
 
 
-def _bce_with_logits(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    return np.maximum(x, 0) - x * y + np.log1p(np.exp(-np.abs(x)))
-
-
 class SoftmaxCrossEntropy(Loss):
     """Mean over the batch of ``-sum(target * log_softmax(logits))``."""
 
@@ -73,7 +69,8 @@ class SigmoidBCE(Loss):
         return bb.emit(op.mean(per_element)), []
 
     def evaluate(self, logits, target):
-        return float(_bce_with_logits(logits.astype(np.float32), target).mean())
+        x = logits.astype(np.float32)
+        return float((np.maximum(x, 0) - x * target + np.log1p(np.exp(-np.abs(x)))).mean())
 
 
 @dataclass(frozen=True)
@@ -109,15 +106,18 @@ class GHMC(Loss):
         return bb.emit(relax.TupleGetItem(out, 0)), [bb.emit(relax.TupleGetItem(out, 1))]
 
     def evaluate(self, logits, target):
-        from ..ops.ghmc_loss import ghmc_weights_reference
+        from ..ops import ghmc_loss
 
+        reference = ghmc_loss.reference_fn
+        assert reference is not None  # declared in tvmext.ops.ghmc_loss
         x = logits.astype(np.float32)
-        weights, tot, _ = ghmc_weights_reference(
+        loss, _ = reference(  # stateless: fresh counts, no moving average
             x,
             target,
             np.ones_like(x),
             np.zeros(self.bins, np.float32),
             bins=self.bins,
             momentum=0.0,
+            loss_weight=self.loss_weight,
         )
-        return float(self.loss_weight * (weights * _bce_with_logits(x, target)).sum() / tot)
+        return float(loss)

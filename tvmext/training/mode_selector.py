@@ -23,7 +23,7 @@ import time
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import tvm
@@ -35,21 +35,25 @@ from .compiled_step import apply_step
 from .metrics import accuracy
 from .modes import Mode
 from .train_state import Snapshot, TrainState
-
-if TYPE_CHECKING:
-    from .trainer import Trainer
+from .trainer import Trainer, one_hot
 
 POLICIES = ("rate", "accuracy")
 
 
 def _timed_stage(
-    step_fn: Any, state: TrainState, batches: Sequence[tuple[Any, Any]], lr: Any, warmup: int
+    step_fn: Any,
+    state: TrainState,
+    start_snap: Snapshot,
+    batches: Sequence[tuple[Any, Any]],
+    lr: Any,
+    warmup: int,
 ) -> tuple[Snapshot, float, list[float]]:
-    """Warm up on the first batches, restore the start state, then time the stage."""
-    start_snap = state.snapshot()
+    """From ``state`` (equal to ``start_snap``): warm up on the first batches, restore
+    ``start_snap``, then time the stage."""
     for xb, tb in batches[:warmup]:
         apply_step(step_fn, state, xb, tb, lr)
-    state.restore(start_snap)
+    if warmup:
+        state.restore(start_snap)
     start = time.perf_counter()
     losses = [apply_step(step_fn, state, xb, tb, lr) for xb, tb in batches]
     values = [float(v.numpy()) for v in losses]  # waits for the last step
@@ -75,7 +79,7 @@ def _stage_in_process(
         return tvm.runtime.tensor(np.array(a, np.float32, order="C"))
 
     uploaded = [(up(x), up(t)) for x, t in batches]
-    return _timed_stage(vm["train_step"], state, uploaded, up(np.asarray(lr)), warmup)
+    return _timed_stage(vm["train_step"], state, snap, uploaded, up(np.asarray(lr)), warmup)
 
 
 def _finite(snap: Snapshot, losses: list[float]) -> bool:
@@ -134,7 +138,7 @@ class ModeSelector:
         state = TrainState.from_numpy(names, params, [], [], device=trainer.state.device)
         x, y = self.probe
         logits = evaluator.predict(state, x)
-        target = np.eye(trainer.program.num_classes, dtype=np.float32)[y]
+        target = one_hot(y, trainer.program.num_classes)
         return trainer.program.loss.evaluate(logits, target), accuracy(logits.argmax(1), y)
 
     def _run_modes(
@@ -146,7 +150,7 @@ class ModeSelector:
             for name, step in steps.items():
                 trainer.state.restore(snap)
                 results[name] = _timed_stage(
-                    step.train_step, trainer.state, batches, step.lr_tensor(lr), self.warmup
+                    step.train_step, trainer.state, snap, batches, step.lr_tensor(lr), self.warmup
                 )
             return results
         host = [(x.numpy(), t.numpy()) for x, t in batches]
