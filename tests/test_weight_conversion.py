@@ -29,18 +29,21 @@ def _model(weight: np.ndarray | None, n_out: int = 24):
     return helper.make_model(graph, opset_imports=opsets)
 
 
+def _linear_compute(x, w_t):
+    """x[m, k] @ w_t[n, k]^T, the weight in any float type."""
+    k = te.reduce_axis((0, x.shape[1]), "k")
+    return te.compute(
+        (x.shape[0], w_t.shape[0]),
+        lambda i, j: te.sum(x[i, k] * w_t[j, k].astype("float32"), axis=k),
+        name="linear",
+    )
+
+
 @pytest.fixture(scope="module")
 def linear_fp16_transposed():
     """An op whose kernel wants the weight as [n_out, k] in float16."""
 
-    @tvmext.op("test_conv.linear", replace=True)
-    def linear(x, w_t):
-        k = te.reduce_axis((0, x.shape[1]), "k")
-        return te.compute(
-            (x.shape[0], w_t.shape[0]),
-            lambda i, j: te.sum(x[i, k] * w_t[j, k].astype("float32"), axis=k),
-            name="linear",
-        )
+    linear = tvmext.op("test_conv.linear", replace=True)(_linear_compute)
 
     linear.onnx("com.conv", "Linear", replace=True)
     calls = []
@@ -96,14 +99,7 @@ def test_runtime_weight_cannot_use_a_numpy_conversion(linear_fp16_transposed, rn
 def linear_te_conversion():
     """The same kernel, its conversion written in TE."""
 
-    @tvmext.op("test_conv.linear_te", replace=True)
-    def linear(x, w_t):
-        k = te.reduce_axis((0, x.shape[1]), "k")
-        return te.compute(
-            (x.shape[0], w_t.shape[0]),
-            lambda i, j: te.sum(x[i, k] * w_t[j, k].astype("float32"), axis=k),
-            name="linear",
-        )
+    linear = tvmext.op("test_conv.linear_te", replace=True)(_linear_compute)
 
     linear.onnx("com.conv", "Linear", replace=True)
 
