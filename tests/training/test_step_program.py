@@ -118,6 +118,23 @@ def test_bad_inputs_are_named():
         training.StepProgram(mlp, ce, sgd, batch_size=4, func="main")
     with pytest.raises(ShapeError, match="batch_size must be >= 1"):
         training.StepProgram(mlp, ce, sgd, batch_size=0)
+    with pytest.raises(ModelError, match="one data input followed by the weights"):
+        training.StepProgram(mlp, ce, sgd, batch_size=4, num_input=2)
+    bb = relax.BlockBuilder()
+    x, w = (
+        relax.Var("x", relax.TensorType((4, 16), "float32")),
+        relax.Var("w", relax.TensorType((16,), "float32")),
+    )
+    with bb.function("forward", [x, w]):
+        with bb.dataflow():
+            out = bb.emit_output(relax.op.sum(relax.op.multiply(x, w), axis=[1]))
+        bb.emit_func_output(out)
+    with pytest.raises(ShapeError, match=r"must return logits \(batch, classes\)"):
+        training.StepProgram(bb.get(), ce, sgd, batch_size=4)
+    with pytest.raises(TvmextError, match=r"nesterov=True\) needs momentum > 0"):
+        training.SGD(nesterov=True)
+    with pytest.raises(TvmextError, match="eps=0 must be > 0"):
+        training.Adam(eps=0)
     program = training.StepProgram(mlp, ce, sgd, batch_size=4)
     with pytest.raises(ShapeError, match=r"'fc1.weight' has shape \[2, 2\], expected \[32, 16\]"):
         program.initial_state({**program.initial_state().params_numpy(), "fc1.weight": np.eye(2)})
