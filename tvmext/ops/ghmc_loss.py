@@ -25,6 +25,7 @@ from tvm import s_tir, te, tirx, topi
 from ..custom_op import op
 from ..dims import dims
 from ..errors import ShapeError
+from ..histogram import parallelize_histogram, row_chunk_histogram
 from ..schedule_helpers import const_extent, parallel_vectorized_flat
 
 _LAST_EDGE_EXTRA = 1e-6
@@ -59,28 +60,25 @@ def _log1p_unit(t: tirx.PrimExpr) -> tirx.PrimExpr:
     return tirx.const(2.0, f32) * s * series
 
 
-def _sum_rows(
-    value: Callable[[tirx.PrimExpr, tirx.PrimExpr, tirx.PrimExpr], tirx.PrimExpr],
+def _sum_elements(
+    value: Callable[[tirx.PrimExpr, tirx.PrimExpr], tirx.PrimExpr],
     n: tirx.PrimExpr,
     c: tirx.PrimExpr,
-    width: int,
     name: str,
 ) -> te.Tensor:
-    """``out[b] = sum_{i, j} value(i, j, b)`` over an (n, c) grid, as per-chunk partial
-    sums ``<name>_chunks[k, b, j]`` (rows split into ``_CHUNKS`` parallel chunks, the
-    column ``j`` kept spatial so that it vectorizes), then a sum of those."""
+    """``sum_{i, j} value(i, j)`` over an (n, c) grid, as per-chunk partial sums
+    ``<name>_chunks[k, j]`` (rows split into ``_CHUNKS`` parallel chunks, the column
+    ``j`` kept spatial so that it vectorizes), then a sum of those."""
     rows = (n + _CHUNKS - 1) // _CHUNKS
     ri = te.reduce_axis((0, rows), f"{name}_ri")
     zero = tirx.const(0.0, "float32")
     partial = te.compute(
-        (_CHUNKS, width, c),
-        lambda k, b, j: te.sum(
-            tirx.Select(k * rows + ri < n, value(k * rows + ri, j, b), zero), axis=ri
-        ),
+        (_CHUNKS, c),
+        lambda k, j: te.sum(tirx.Select(k * rows + ri < n, value(k * rows + ri, j), zero), axis=ri),
         name=f"{name}_chunks",
     )
     rk, rj = te.reduce_axis((0, _CHUNKS), f"{name}_rk"), te.reduce_axis((0, c), f"{name}_rj")
-    return te.compute((width,), lambda b: te.sum(partial[rk, b, rj], axis=[rk, rj]), name=name)
+    return te.compute((), lambda: te.sum(partial[rk, rj], axis=[rk, rj]), name=name)
 
 
 def _bins_and_weights(
@@ -116,14 +114,10 @@ def _bins_and_weights(
     # int32) whenever the bins fit.
     index_dtype = "int8" if bins < 128 else "int32"
     bin_index = te.compute((n, c), bin_of, name="bin_index")
-    # Two-stage reductions (row chunks, then chunks) so that the rows run in parallel.
-    counts = _sum_rows(
-        lambda i, j, b: tirx.Select(bin_index[i, j].astype("int32") == b, one, zero),
-        n,
-        c,
-        bins,
-        "counts",
-    )
+    # A scatter histogram per row chunk (parallel), then a sum over the chunks.
+    per_chunk = row_chunk_histogram(bin_index, bins, _CHUNKS)
+    kc = te.reduce_axis((0, _CHUNKS), "kc")
+    counts = te.compute((bins,), lambda b: te.sum(per_chunk[kc, b], axis=kc), name="counts")
     # Every valid element has a bin, so the valid count is the sum of the bin counts.
     kb = te.reduce_axis((0, bins), "kb")
     valid = te.compute((), lambda: te.sum(counts[kb], axis=kb), name="valid")
@@ -143,12 +137,16 @@ def _bins_and_weights(
         (), lambda: te.sum(tirx.Select(counts[k] > zero, one, zero), axis=k), name="nonempty"
     )
     denominator = new_state if momentum > 0 else counts
+    # The weight depends on the element only through its bin: a table of ``bins`` values.
+    bin_weight = te.compute(
+        (bins,),
+        lambda b: tot[()] / denominator[b] / tirx.max(nonempty[()], one),
+        name="bin_weight",
+    )
 
     def weight(i: tirx.Var, j: tirx.Var) -> tirx.PrimExpr:
         b = bin_index[i, j].astype("int32")
-        safe = tirx.max(b, 0)
-        w = tot[()] / denominator[safe] / tirx.max(nonempty[()], one)
-        return tirx.Select(b >= 0, w, zero)
+        return tirx.Select(b >= 0, bin_weight[tirx.max(b, 0)], zero)
 
     weights = te.compute((n, c), weight, name="ghm_weight")
     return weights, tot, new_state, prob
@@ -199,9 +197,9 @@ def ghmc_loss(
         x, y = pred[i, j], target[i, j]
         return tirx.max(x, zero) - x * y + _log1p_unit(e[i, j])
 
-    total = _sum_rows(lambda i, j, _: weights[i, j] * bce(i, j), n, c, 1, "weighted_bce")
+    total = _sum_elements(lambda i, j: weights[i, j] * bce(i, j), n, c, "weighted_bce")
     loss = te.compute(
-        (), lambda: tirx.const(loss_weight, f32) * total[0] / tot[()], name="ghmc_loss"
+        (), lambda: tirx.const(loss_weight, f32) * total[()] / tot[()], name="ghmc_loss"
     )
     return loss, te.compute((bins,), lambda b: new_state[b], name="state_out")
 
@@ -286,23 +284,22 @@ def _ghmc_loss_reference(
 
 
 def _schedule_cpu(sch: s_tir.Schedule, target: tvm.target.Target) -> None:
-    """Materialize the bin of each element once (parallel, vectorized), inline the
-    sigmoid and weights into their users, and run each chunked reduction as a
-    parallel loop over row chunks with the bins innermost."""
+    """Materialize the bin of each element once (parallel, vectorized), count the bins
+    in parallel row chunks, inline the sigmoid and weights into their users, and sum
+    the weighted BCE as a parallel loop over row chunks with the columns vectorized."""
     blocks = {sch.get(b).name_hint: b for b in sch.get_child_blocks(sch.get_sblock("root"))}
     for name, block in blocks.items():
         if name in ("prob", "ghm_weight", "neg_abs") or name.startswith("T_fast_exp"):
             sch.compute_inline(block)
     parallel_vectorized_flat(sch, blocks["bin_index"], target)
-    for name in ("counts_chunks", "weighted_bce_chunks"):
-        if name not in blocks:
-            continue
-        chunk, width, column, ri = sch.get_loops(blocks[name])
-        sch.reorder(chunk, ri, width, column)
+    parallelize_histogram(sch)
+    if "weighted_bce_chunks" in blocks:
+        chunk, column, ri = sch.get_loops(blocks["weighted_bce_chunks"])
+        sch.reorder(chunk, ri, column)
         sch.parallel(chunk)
         if const_extent(sch, column) is not None:
             sch.vectorize(column)
-        sch.decompose_reduction(blocks[name], ri)
+        sch.decompose_reduction(blocks["weighted_bce_chunks"], ri)
     if "ghmc_dpred" in blocks:
         parallel_vectorized_flat(sch, blocks["ghmc_dpred"], target)
 
