@@ -209,7 +209,7 @@ def test_onednn_mode_trains_like_tvm(rng):
         swish_mlp(64), training.SoftmaxCrossEntropy(), training.SGD(momentum=0.9), batch_size=16
     )
     ours = program.compile()
-    onednn = program.compile(training.Mode("onednn", target="dnnl, llvm"))
+    onednn = program.compile(training.ONEDNN)
     (report,) = onednn.reports
     # Matmuls go to oneDNN; a momentum update whose intermediate is also a step output
     # (the new velocity) must stay on TVM, with the reason.

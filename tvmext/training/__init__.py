@@ -4,7 +4,7 @@ from .compiled_step import CompiledStep
 from .losses import GHMC, Loss, SigmoidBCE, SoftmaxCrossEntropy
 from .metrics import accuracy, macro_f1, per_class_recall
 from .mode_selector import ModeSelector
-from .modes import BASIC, OPTIMIZED, Mode
+from .modes import BASIC, ONEDNN, OPTIMIZED, Mode
 from .optimizers import SGD, Adam, Optimizer
 from .step_program import StepProgram, init_params
 from .train_state import Snapshot, TrainState
@@ -13,6 +13,7 @@ from .trainer import Trainer, one_hot
 __all__ = [
     "BASIC",
     "GHMC",
+    "ONEDNN",
     "OPTIMIZED",
     "SGD",
     "Adam",

@@ -28,3 +28,6 @@ OPTIMIZED = Mode("optimized")
 
 BASIC = Mode("basic", schedule=False)
 """TVM's plain lowering in float32: the reference every other mode is compared against."""
+
+ONEDNN = Mode("onednn", target="dnnl, llvm")
+"""The step's matrix products (forward and gradient) on oneDNN, the rest as OPTIMIZED."""
