@@ -27,7 +27,7 @@ def _histogram_function(rows: tirx.PrimExpr, cols: int, dtype: str, bins: int, c
     ids=["ragged", "fewer-rows-than-chunks", "int32-bins"],
 )
 def test_counts_match_bincount(rng, rows, cols, dtype, bins):
-    index = rng.integers(-1, bins, size=(rows, cols)).astype(dtype)
+    index = rng.integers(-1, bins, size=(rows, cols)).astype(dtype)  # -1: not counted
     index[rng.random(index.shape) < 0.5] = 0  # long runs of one bin, as in GHM-C
     run = _histogram_function(rows, cols, dtype, bins, chunks=64)
     counts = tvm.runtime.empty((bins,), "float32")

@@ -20,8 +20,8 @@ _BLOCK = "row_chunk_histogram"
 
 def row_chunk_histogram(index: te.Tensor, bins: int, chunks: int) -> te.Tensor:
     """``partial[k, b]``: how many elements of row chunk ``k`` of the (N, C) integer
-    tensor ``index`` equal ``b`` (float32; negative indices are not counted, indices
-    must be below ``bins``). Rows are split into ``chunks`` equal chunks; sum over
+    tensor ``index`` equal ``b`` (float32). Indices must lie in ``[-1, bins)``; -1 marks
+    an element that is not counted. Rows are split into ``chunks`` equal chunks; sum over
     ``k`` for the histogram."""
     dtype = str(index.dtype)
     if any(str(d.ty) != "int64" for d in index.shape):  # TE's default int32 dims
