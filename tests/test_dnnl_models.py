@@ -69,6 +69,16 @@ def test_heavy_ops_run_on_onednn(compiled, name, expected):
     assert left <= {"relax.permute_dims", "relax.reshape", "relax.mean"}, str(report)
 
 
+def test_encoder_splits_and_merges_heads_inside_the_batched_matmuls(compiled):
+    """The Reshape/Transpose pairs around attention are strided oneDNN operands and
+    results: nothing of the encoder is left on TVM."""
+    (report,) = compiled["transformer_encoder"][1].reports
+    assert {o.placement for o in report.ops} == {"dnnl"}, str(report)
+    views = [o.detail for o in report.ops if o.op in ("relax.reshape", "relax.permute_dims")]
+    assert sorted(set(views)) == ["dnnl.matmul_in_view_post1", "dnnl.matmul_out_view"]
+    assert len(views) == 8
+
+
 def test_resnet_fuses_bias_residual_and_relu_into_the_conv(compiled):
     (report,) = compiled["resnet_cnn"][1].reports
     chains = {o.detail for o in report.ops if o.op == "relax.nn.conv2d"}

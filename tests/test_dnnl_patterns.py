@@ -109,6 +109,97 @@ def test_batched_matmul_broadcasts_and_fuses_a_scale(rng):
     assert report.ops[0].detail == "dnnl.matmul_post1"
 
 
+def _heads(bb, x, axes):
+    """[2, 8, 16] -> 2 heads of 8: reshape, then permute_dims."""
+    return bb.emit(relax.op.permute_dims(bb.emit(relax.op.reshape(x, (2, 8, 2, 8))), axes))
+
+
+def test_attention_reads_and_writes_heads_in_place(rng):
+    """Splitting heads (reshape + permute_dims) and merging them back become strided
+    operands and a strided result of the batched matmuls: no copies left on TVM."""
+
+    def build(bb, p):
+        q, k, v = _heads(bb, p[0], [0, 2, 1, 3]), _heads(bb, p[1], [0, 2, 3, 1]), p[2]
+        scores = bb.emit(relax.op.matmul(q, k))
+        scores = bb.emit(relax.op.multiply(scores, relax.const(np.float32(0.25))))
+        probs = bb.emit(relax.op.nn.softmax(scores))
+        ctx = bb.emit(relax.op.matmul(probs, _heads(bb, v, [0, 2, 1, 3])))
+        return relax.op.reshape(bb.emit(relax.op.permute_dims(ctx, [0, 2, 1, 3])), (2, 8, 16))
+
+    module, report = _compile([(2, 8, 16)] * 3, build)
+    x = [rng.standard_normal((2, 8, 16)).astype(np.float32) for _ in range(3)]
+    q, k, v = (t.reshape(2, 8, 2, 8).transpose(0, 2, 1, 3) for t in x)
+    scores = torch.softmax(_t(q @ k.transpose(0, 1, 3, 2) * 0.25), -1).numpy()
+    expected = (scores @ v).transpose(0, 2, 1, 3).reshape(2, 8, 16)
+    np.testing.assert_allclose(module(*x)[0], expected, rtol=1e-4, atol=1e-5)
+    assert {o.placement for o in report.ops} == {"dnnl"}, str(report)
+    details = [(o.op, o.detail) for o in report.ops if o.op != "relax.nn.softmax"]
+    assert details == [
+        *[(op, "dnnl.matmul_in_view_post1") for op in ["relax.reshape", "relax.permute_dims"] * 2],
+        ("relax.matmul", "dnnl.matmul_in_view_post1"),
+        ("relax.multiply", "dnnl.matmul_in_view_post1"),
+        ("relax.reshape", "dnnl.matmul_out_view"),
+        ("relax.permute_dims", "dnnl.matmul_out_view"),
+        ("relax.matmul", "dnnl.matmul_out_view"),
+        ("relax.permute_dims", "dnnl.matmul_out_view"),
+        ("relax.reshape", "dnnl.matmul_out_view"),
+    ]
+
+
+def test_matmul_result_written_permuted_keeps_its_post_ops(rng):
+    bias, residual = rng.standard_normal(8), rng.standard_normal((2, 4, 8))
+    bias, residual = bias.astype(np.float32), residual.astype(np.float32)
+
+    def build(bb, p):
+        y = bb.emit(relax.op.matmul(p[0], p[1]))
+        y = bb.emit(
+            relax.op.add(bb.emit(relax.op.add(y, relax.const(bias))), relax.const(residual))
+        )
+        return relax.op.permute_dims(bb.emit(relax.op.nn.relu(y)), [1, 0, 2])
+
+    module, report = _compile([(2, 4, 16), (2, 16, 8)], build)
+    a, b = (rng.standard_normal(s).astype(np.float32) for s in ((2, 4, 16), (2, 16, 8)))
+    expected = np.maximum(a @ b + bias + residual, 0).transpose(1, 0, 2)
+    np.testing.assert_allclose(module(a, b)[0], expected, rtol=1e-4, atol=1e-5)
+    assert {o.detail for o in report.ops} == {"dnnl.matmul_out_view_post3"}
+
+
+def test_partial_broadcast_onto_a_permuted_result_is_not_fused(rng):
+    r = rng.standard_normal((2, 1, 8)).astype(np.float32)
+
+    def build(bb, p):
+        y = bb.emit(relax.op.add(bb.emit(relax.op.matmul(p[0], p[1])), relax.const(r)))
+        return relax.op.permute_dims(y, [1, 0, 2])
+
+    module, report = _compile([(2, 4, 16), (2, 16, 8)], build)
+    a, b = (rng.standard_normal(s).astype(np.float32) for s in ((2, 4, 16), (2, 16, 8)))
+    expected = (a @ b + r).transpose(1, 0, 2)
+    np.testing.assert_allclose(module(a, b)[0], expected, rtol=1e-4, atol=1e-5)
+    assert [o.detail for o in report.ops][:2] == ["dnnl.matmul_post1"] * 2
+    assert "crashes oneDNN 2026.1" in report.ops[2].detail, str(report)
+
+
+def test_views_oneDNN_cannot_read_fast_stay_on_tvm_with_the_reason(rng):
+    def build(bb, p):
+        a = bb.emit(relax.op.permute_dims(p[0], [2, 0, 1]))  # K becomes the batch axis
+        y = bb.emit(relax.op.matmul(a, p[1]))
+        return relax.op.permute_dims(y, [0, 2, 1])  # writes columns
+
+    module, report = _compile([(4, 5, 3), (3, 5, 6)], build)
+    x, w = rng.standard_normal((4, 5, 3)), rng.standard_normal((3, 5, 6))
+    x, w = x.astype(np.float32), w.astype(np.float32)
+    expected = (x.transpose(2, 0, 1) @ w).transpose(0, 2, 1)
+    np.testing.assert_allclose(module(x, w)[0], expected, rtol=1e-4, atol=1e-5)
+    rows = [(o.op, o.placement) for o in report.ops]
+    assert rows == [
+        ("relax.permute_dims", "tvm"), ("relax.matmul", "dnnl"), ("relax.permute_dims", "tvm")
+    ]  # fmt: skip
+    first, last = report.ops[0].detail, report.ops[2].detail
+    assert "no unit stride in its two innermost dims" in first
+    assert "moves its last axis; oneDNN writes rows with a unit stride only" in last
+    assert report.ops[1].detail == "dnnl.matmul"
+
+
 @pytest.mark.parametrize(
     ("op", "kwargs", "reference"),
     [

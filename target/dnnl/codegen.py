@@ -25,7 +25,7 @@ from tvmext.passes.partition_report import static_shape
 from tvmext.errors import CompileError
 from tvmext.native_build import BuildFlags, cache_dir, compile_object
 
-from . import layouts
+from . import layouts, patterns
 from .library import find_onednn
 
 RUNTIME_DIR = os.path.join(os.path.dirname(__file__), "runtime")
@@ -149,13 +149,15 @@ class _Setup:
         return "\n".join("      " + line for line in self.lines)
 
 
-def _post_ops(c: Composite, setup: _Setup, view: layouts.View) -> tuple[str, str]:
-    """Emit the post-ops after the root and pass their inputs; a first add of one value
-    per output channel becomes the primitive's bias. Returns (bias, post-op list)."""
+def _post_ops(c: Composite, setup: _Setup, view: layouts.View, root: int = 0) -> tuple[str, str]:
+    """Emit the post-ops after the root (``c.bindings[root]``, up to a view of the result)
+    and pass their inputs; a first add of one value per output channel becomes the
+    primitive's bias. Returns (bias, post-op list)."""
     bias = "nullptr"
     entries: list[str] = []
-    previous = c.bindings[0][0]
-    for position, (var, call) in enumerate(c.bindings[1:]):
+    previous = c.bindings[root][0]
+    chain = [(v, call) for v, call in c.bindings[root + 1 :] if call.op.name not in patterns.VIEWS]
+    for position, (var, call) in enumerate(chain):
         name = call.op.name
         if name in _ELTWISE:
             entries.append(f"{{{_ELTWISE[name]}, 0.f, 0.f, {{}}}}")
@@ -207,22 +209,30 @@ def _conv2d(c: Composite, setup: _Setup) -> None:
 
 
 def _matmul(c: Composite, setup: _Setup, dense: bool) -> None:
-    _, call = c.bindings[0]
-    a, b = call.args
-    c.arg(a)
-    c.arg(b)
-    view = layouts.dense_view(call) if dense else layouts.matmul_view(call)
-    a_shape, b_shape = _shape(a), _shape(b)
+    """A dense layer, or a batched matmul whose operands and result may be views (see
+    :mod:`.patterns`): strided descriptors of the buffers underneath."""
+    root = next(i for i, (_, call) in enumerate(c.bindings) if call.op.name == "relax.matmul")
+    call = c.bindings[root][1]
+    values = dict(c.bindings)
+    after = [call for _, call in c.bindings[root + 1 :]]
+    permute = next((v for v in after if v.op.name == "relax.permute_dims"), None)
     if dense:
-        src = layouts.plain((math.prod(a_shape[:-1]), a_shape[-1]))
-        wei = layouts.plain(b_shape)
+        view = layouts.dense_view(call)
+        a_shape = _shape(call.args[0])
+        operands = [
+            (call.args[0], layouts.plain((math.prod(a_shape[:-1]), a_shape[-1]))),
+            (call.args[1], layouts.plain(_shape(call.args[1]))),
+        ]
     else:
-        rank = len(view.shape)
-        src = layouts.plain((1,) * (rank - len(a_shape)) + a_shape)
-        wei = layouts.plain((1,) * (rank - len(b_shape)) + b_shape)
-    src_name, wei_name = setup.desc(src), setup.desc(wei)
+        axes = layouts.permute_axes(permute) if permute is not None else None
+        view = layouts.matmul_view(call, axes)
+        operands = [layouts.input_view(arg, values) for arg in call.args]
+        operands = [(base, desc.padded(len(view.shape))) for base, desc in operands]
+    for base, _ in operands:
+        c.arg(base)
+    src_name, wei_name = (setup.desc(desc) for _, desc in operands)
     dst = setup.desc(view.out())
-    bias, post = _post_ops(c, setup, view)
+    bias, post = _post_ops(c, setup, view, root)
     const = "true" if dense else "false"
     setup.ret(f"tvmext_dnnl::matmul({src_name}, {wei_name}, {bias}, {dst}, {const}, {post})")
 
@@ -294,7 +304,7 @@ def function_source(func: relax.Function) -> str:
     """The C++ of one composite-calling function (see the module docstring)."""
     c = _composite(func)
     setup = _Setup()
-    root = c.bindings[0][1].op.name
+    root = next(call.op.name for _, call in c.bindings if call.op.name not in patterns.VIEWS)
     if root == "relax.matmul":
         _matmul(c, setup, dense=c.name.startswith("dnnl.dense"))
     elif root in _EMITTERS:

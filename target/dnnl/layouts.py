@@ -3,13 +3,15 @@
 oneDNN names the dims of a convolution N, C, H, W (weights O, I, H, W, grouped
 G, O/G, I/G, H, W) whatever the memory order; a buffer in NHWC is then described by
 strides. A :class:`View` maps the output of a root op, and every tensor a post-op
-broadcasts onto it, to such descriptors.
+broadcasts onto it, to such descriptors. :func:`input_view` and :func:`permuted_out`
+describe ``permute_dims``/``reshape`` around a matmul as strides of the buffer
+underneath, so that those ops need no copy.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from tvm import relax
@@ -24,6 +26,12 @@ class Desc:
 
     dims: tuple[int, ...]
     strides: tuple[int, ...]
+
+    def padded(self, rank: int) -> Desc:
+        """With leading dims of 1 up to ``rank`` (broadcast batch dims)."""
+        extra = rank - len(self.dims)
+        outer = self.dims[0] * self.strides[0] if self.dims else 1
+        return Desc((1,) * extra + self.dims, (outer,) * extra + self.strides)
 
     def cpp(self) -> str:
         """As a ``tvmext_dnnl::Desc`` initializer."""
@@ -63,22 +71,72 @@ def conv2d_weights(shape: Sequence[int], layout: str, groups: int) -> Desc:
     return Desc((groups, o // groups, i, h, w), ((o // groups) * so, so, si, sh, sw))
 
 
+def permute_axes(call: relax.Call) -> list[int]:
+    """The axes of a ``permute_dims`` call (reversed when not given)."""
+    rank = len(_shape(call))
+    axes = call.attrs.axes
+    return list(range(rank - 1, -1, -1)) if axes is None else [int(a) % rank for a in axes]
+
+
+def _op_name(call: relax.Expr | None) -> str:
+    op = getattr(call, "op", None)
+    return str(getattr(op, "name", ""))
+
+
+def input_view(
+    expr: relax.Expr, values: Mapping[relax.Expr, relax.Expr]
+) -> tuple[relax.Expr, Desc]:
+    """The tensor whose buffer ``expr`` reads, and ``expr``'s descriptor in that buffer.
+
+    ``values`` maps the bound variables of a matched chain to their calls; through them
+    ``permute_dims(reshape(t))``, ``permute_dims(t)`` and ``reshape(t)`` read ``t``'s
+    contiguous buffer with strides; anything else is its own plain buffer.
+    """
+    axes = None
+    call = values.get(expr)
+    if _op_name(call) == "relax.permute_dims":
+        assert isinstance(call, relax.Call)
+        axes, expr = permute_axes(call), call.args[0]
+        call = values.get(expr)
+    buffer_shape = _shape(expr)
+    if _op_name(call) == "relax.reshape":
+        assert isinstance(call, relax.Call)
+        expr = call.args[0]
+    strides = row_major(buffer_shape)
+    if axes is None:
+        return expr, Desc(buffer_shape, strides)
+    return expr, Desc(tuple(buffer_shape[a] for a in axes), tuple(strides[a] for a in axes))
+
+
+def permuted_out(shape: Sequence[int], axes: Sequence[int]) -> tuple[int, ...]:
+    """Strides that write a result of ``shape`` straight into the contiguous buffer of
+    ``permute_dims(result, axes)``."""
+    dense = row_major([shape[a] for a in axes])
+    strides = [0] * len(shape)
+    for position, axis in enumerate(axes):
+        strides[axis] = dense[position]
+    return tuple(strides)
+
+
 @dataclass(frozen=True)
 class View:
     """The output of a root op as oneDNN sees it, and how inputs broadcast onto it.
 
     ``shape`` is the Relax output shape, ``layout``/``logical`` reorder its dims (both
-    empty for plain tensors) and ``rows`` folds the leading dims of a dense layer
-    into one.
+    empty for plain tensors), ``rows`` folds the leading dims of a dense layer into one
+    and ``out_strides``, when given, are those of the buffer the output is written to.
     """
 
     shape: tuple[int, ...]
     layout: str = ""
     logical: str = ""
     rows: bool = False
+    out_strides: tuple[int, ...] = ()
 
     def out(self) -> Desc:
         """The output's descriptor."""
+        if self.out_strides:
+            return Desc(self.shape, self.out_strides)
         return self.desc(self.shape)
 
     def broadcast_reason(self, shape: Sequence[int]) -> str | None:
@@ -130,6 +188,7 @@ def dense_view(call: relax.Call) -> View:
     return View(_shape(call), rows=True)
 
 
-def matmul_view(call: relax.Call) -> View:
-    """A batched matmul's output, dims as they are."""
-    return View(_shape(call))
+def matmul_view(call: relax.Call, out_axes: Sequence[int] | None = None) -> View:
+    """A batched matmul's output, dims as they are; written permuted by ``out_axes``."""
+    shape = _shape(call)
+    return View(shape, out_strides=permuted_out(shape, out_axes) if out_axes else ())

@@ -6,6 +6,13 @@ the reason a match is rejected. Post-ops are fused into the primitive (oneDNN
 add/multiply of a tensor broadcast to the output (bias, residual, scale). A chain of
 ``n`` post-ops is its own row (``dnnl.conv2d_post2``), longest first, so that a
 rejected long chain falls back to a shorter one.
+
+A batched matmul also absorbs the ``reshape``/``permute_dims`` that split and merge
+attention heads: its inputs may be ``permute_dims(reshape(t))``, ``permute_dims(t)``
+or ``reshape(t)``, and its result (after the post-ops) may be written through
+``permute_dims`` (and a ``reshape``), all as strided oneDNN descriptors of the
+buffers underneath (rows ``dnnl.matmul_out_view_post<n>`` and
+``dnnl.matmul_in_view_post<n>``, tried before the plain ``dnnl.matmul_post<n>``).
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ from . import layouts
 MAX_POST_OPS = 4
 ACTIVATIONS = ("relax.nn.relu", "relax.nn.gelu", "relax.nn.gelu_tanh", "relax.sigmoid")
 BINARY = ("relax.add", "relax.multiply")
+VIEWS = ("relax.permute_dims", "relax.reshape")
 
 
 def post_op(prev: DFPattern) -> DFPattern:
@@ -58,7 +66,8 @@ def _float32(ctx: PatternCheckContext, root: relax.Call) -> str | None:
     reason = _tensor_reason(root, root.op.name.removeprefix("relax."))
     for var, value in ctx.matched_bindings.items():
         if reason is None and isinstance(value, relax.Call) and not value.same_as(root):
-            reason = _tensor_reason(value, f"post-op {value.op.name} {var.name}")
+            kind = "view" if value.op.name in VIEWS else "post-op"
+            reason = _tensor_reason(value, f"{kind} {value.op.name} {var.name}")
     return reason
 
 
@@ -203,23 +212,125 @@ ROOTS = (
 )
 
 
-def _row(root_op: RootOp, n_post: int) -> PatternRow:
-    root = root_op.pattern()
+def _chain(root: DFPattern, n_post: int) -> DFPattern:
     pattern = root
     for _ in range(n_post):
         pattern = post_op(pattern)
+    return pattern
 
+
+def in_view() -> DFPattern:
+    """A matmul operand read in place: ``permute_dims(reshape(t))``, ``permute_dims(t)``,
+    ``reshape(t)`` or ``t`` itself."""
+    reshape = is_op("relax.reshape")(wildcard(), wildcard())
+    permuted = is_op("relax.permute_dims")
+    return (
+        permuted(reshape)
+        | permuted(wildcard())
+        | is_op("relax.reshape")(wildcard(), wildcard())
+        | wildcard()
+    )
+
+
+def _permuted_post_ops(
+    ctx: PatternCheckContext, root: relax.Call, shape: tuple[int, ...]
+) -> str | None:
+    """oneDNN 2026.1's matmul crashes on a binary post-op broadcast over some dims of a
+    permuted result; a scalar, one value per column or a full tensor work."""
+    for var, value in ctx.matched_bindings.items():
+        if not isinstance(value, relax.Call) or value.op.name not in BINARY:
+            continue
+        first_in_chain = value.args[0] in ctx.matched_bindings or value.args[0].same_as(root)
+        other = static_shape(value.args[1] if first_in_chain else value.args[0]) or ()
+        padded = (1,) * (len(shape) - len(other)) + tuple(other)
+        if padded != shape and any(d != 1 for d in padded[:-1]):
+            return (
+                f"{value.op.name} {var.name}: an operand of shape {list(other)} broadcast "
+                f"over part of a permuted matmul result crashes oneDNN 2026.1"
+            )
+    return None
+
+
+def _check_views(ctx: PatternCheckContext, call: relax.Call, in_views: bool) -> str | None:
+    """Views must keep a unit stride in the last dim of the output and in one of the two
+    innermost dims of each operand (else oneDNN runs its reference matmul); an in-view
+    row needs a view to absorb."""
+    out = ctx.annotated_expr.get("out")
+    if out is not None:
+        shape = static_shape(call) or ()
+        strides = layouts.permuted_out(shape, layouts.permute_axes(out))
+        if strides[-1] != 1:
+            return (
+                f"permute_dims {list(layouts.permute_axes(out))} of the matmul's result moves "
+                f"its last axis; oneDNN writes rows with a unit stride only"
+            )
+        reason = (
+            _permuted_post_ops(ctx, call, shape) if strides != layouts.row_major(shape) else None
+        )
+        if reason:
+            return reason
+    values = dict(ctx.matched_bindings.items())
+    absorbed = False
+    for position, arg in enumerate(call.args):
+        base, desc = layouts.input_view(arg, values)
+        absorbed |= not base.same_as(arg)
+        if 1 not in desc.strides[-2:]:
+            return (
+                f"matmul operand {position} as a view has strides {list(desc.strides)}: no "
+                f"unit stride in its two innermost dims, oneDNN would use its reference kernel"
+            )
+    if in_views and not absorbed:
+        return "no reshape or permute_dims feeds the matmul"
+    return None
+
+
+def _check(
+    root_op: RootOp, n_post: int, views: str = ""
+) -> Callable[[PatternCheckContext], str | None]:
     def check(ctx: PatternCheckContext) -> str | None:
         call = ctx.annotated_expr["root"]
         reason = _float32(ctx, call) or root_op.check(call)
+        if reason is None and views:
+            reason = _check_views(ctx, call, in_views=views == "in")
         if reason is None and root_op.view is not None and n_post:
             reason = _post_ops(ctx, call, root_op.view(call))
         return reason
 
+    return check
+
+
+def _row(root_op: RootOp, n_post: int) -> PatternRow:
+    root = root_op.pattern()
     suffix = f"_post{n_post}" if n_post else ""
-    return PatternRow(f"dnnl.{root_op.name}{suffix}", pattern, {"root": root}, check)
+    return PatternRow(
+        f"dnnl.{root_op.name}{suffix}", _chain(root, n_post), {"root": root},
+        _check(root_op, n_post),
+    )  # fmt: skip
+
+
+def _view_row(root_op: RootOp, n_post: int, views: str) -> PatternRow:
+    """A matmul row with views: ``"out"`` (the result written permuted, inputs maybe
+    views too) or ``"in"`` (at least one input a view)."""
+    root = is_op("relax.matmul")(in_view(), in_view())
+    pattern = _chain(root, n_post)
+    annotations = {"root": root}
+    if views == "out":
+        permuted = is_op("relax.permute_dims")(pattern)
+        annotations["out"] = permuted
+        pattern = is_op("relax.reshape")(permuted, wildcard()) | permuted
+    suffix = f"_post{n_post}" if n_post else ""
+    return PatternRow(
+        f"dnnl.{root_op.name}_{views}_view{suffix}", pattern, annotations,
+        _check(root_op, n_post, views),
+    )  # fmt: skip
 
 
 def pattern_table() -> list[PatternRow]:
-    """All rows: per root op, the longest post-op chain first."""
-    return [_row(r, n) for r in ROOTS for n in range(r.max_post_ops, -1, -1)]
+    """All rows: per root op, the longest post-op chain first (matmul: views first)."""
+    rows = []
+    for r in ROOTS:
+        if r.name == "matmul":
+            for views in ("out", "in"):
+                rows += [_view_row(r, n, views) for n in range(r.max_post_ops, -1, -1)]
+        rows += [_row(r, n) for n in range(r.max_post_ops, -1, -1)]
+    return rows
