@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+import tvm
 from tvm import relax, tirx
-from tvmext.target.dnnl import patterns
+from tvmext.target.dnnl import DnnlTarget, patterns
 
 import tvmext
 
@@ -66,7 +67,7 @@ def test_conv2d_grouped_with_bias_residual_and_relu(rng):
     np.testing.assert_allclose(module(x)[0], expected, rtol=1e-4, atol=1e-4)
     convs = [o.detail for o in report.ops if o.op == "relax.nn.conv2d"]
     assert convs == ["dnnl.conv2d_post1", "dnnl.conv2d_post3"]
-    assert {o.op for o in report.ops if o.placement == "tvm"} == {"relax.permute_dims"}
+    assert {o.placement for o in report.ops} == {"dnnl"}  # NHWC transposes: reorders
 
 
 @pytest.mark.parametrize(
@@ -164,6 +165,18 @@ def test_matmul_result_written_permuted_keeps_its_post_ops(rng):
     assert {o.detail for o in report.ops} == {"dnnl.matmul_out_view_post3"}
 
 
+def _matmul_reasons(shapes, build):
+    """The report of a partition without the transpose row, which would otherwise run
+    the permute_dims that a matmul rejected as a separate reorder."""
+
+    class WithoutTranspose(DnnlTarget):
+        def pattern_table(self):
+            return [r for r in super().pattern_table() if r.name != "dnnl.transpose"]
+
+    partitioned = WithoutTranspose().partition(_module(shapes, build), tvm.target.Target("llvm"))
+    return partitioned.report
+
+
 def test_partial_broadcast_onto_a_permuted_result_is_not_fused(rng):
     r = rng.standard_normal((2, 1, 8)).astype(np.float32)
 
@@ -175,11 +188,12 @@ def test_partial_broadcast_onto_a_permuted_result_is_not_fused(rng):
     a, b = (rng.standard_normal(s).astype(np.float32) for s in ((2, 4, 16), (2, 16, 8)))
     expected = (a @ b + r).transpose(1, 0, 2)
     np.testing.assert_allclose(module(a, b)[0], expected, rtol=1e-4, atol=1e-5)
-    assert [o.detail for o in report.ops][:2] == ["dnnl.matmul_post1"] * 2
-    assert "crashes oneDNN 2026.1" in report.ops[2].detail, str(report)
+    assert [o.detail for o in report.ops] == ["dnnl.matmul_post1"] * 2 + ["dnnl.transpose"]
+    reason = _matmul_reasons([(2, 4, 16), (2, 16, 8)], build).ops[2].detail
+    assert "shape [2, 1, 8] broadcast over part of a permuted matmul result crashes" in reason
 
 
-def test_views_oneDNN_cannot_read_fast_stay_on_tvm_with_the_reason(rng):
+def test_views_onednn_cannot_read_fast_are_separate_reorders(rng):
     def build(bb, p):
         a = bb.emit(relax.op.permute_dims(p[0], [2, 0, 1]))  # K becomes the batch axis
         y = bb.emit(relax.op.matmul(a, p[1]))
@@ -190,14 +204,10 @@ def test_views_oneDNN_cannot_read_fast_stay_on_tvm_with_the_reason(rng):
     x, w = x.astype(np.float32), w.astype(np.float32)
     expected = (x.transpose(2, 0, 1) @ w).transpose(0, 2, 1)
     np.testing.assert_allclose(module(x, w)[0], expected, rtol=1e-4, atol=1e-5)
-    rows = [(o.op, o.placement) for o in report.ops]
-    assert rows == [
-        ("relax.permute_dims", "tvm"), ("relax.matmul", "dnnl"), ("relax.permute_dims", "tvm")
-    ]  # fmt: skip
-    first, last = report.ops[0].detail, report.ops[2].detail
-    assert "no unit stride in its two innermost dims" in first
-    assert "moves its last axis; oneDNN writes rows with a unit stride only" in last
-    assert report.ops[1].detail == "dnnl.matmul"
+    assert [o.detail for o in report.ops] == ["dnnl.transpose", "dnnl.matmul", "dnnl.transpose"]
+    first, _, last = _matmul_reasons([(4, 5, 3), (3, 5, 6)], build).ops
+    assert "no unit stride in its two innermost dims" in first.detail
+    assert "moves its last axis; oneDNN writes rows with a unit stride only" in last.detail
 
 
 @pytest.mark.parametrize(
@@ -239,15 +249,42 @@ def test_mean_softmax_and_layer_norm(rng):
     assert [o.detail for o in report.ops] == ["dnnl.mean", "dnnl.softmax", "dnnl.layer_norm"]
 
 
-def test_mean_over_middle_axes_stays_on_tvm(rng):
-    # e.g. global average pooling in NHWC: oneDNN would run its reference kernel.
+@pytest.mark.parametrize("keepdims", [True, False])
+def test_global_average_pool_in_nhwc_is_a_onednn_pooling(rng, keepdims):
     module, report = _compile(
-        [(1, 7, 7, 8)], lambda bb, p: relax.op.mean(p[0], axis=[1, 2], keepdims=True)
+        [(2, 7, 5, 8)], lambda bb, p: relax.op.mean(p[0], axis=[1, 2], keepdims=keepdims)
     )
-    x = rng.standard_normal((1, 7, 7, 8)).astype(np.float32)
-    np.testing.assert_allclose(module(x)[0], x.mean(axis=(1, 2), keepdims=True), rtol=1e-5)
+    x = rng.standard_normal((2, 7, 5, 8)).astype(np.float32)
+    expected = x.mean(axis=(1, 2), keepdims=keepdims)
+    np.testing.assert_allclose(module(x)[0], expected, rtol=1e-5, atol=1e-6)
+    assert [o.detail for o in report.ops] == ["dnnl.mean"]
+
+
+def test_mean_over_middle_axes_stays_on_tvm(rng):
+    # oneDNN's reduction would run its reference kernel.
+    module, report = _compile(
+        [(4, 7, 8)], lambda bb, p: relax.op.mean(p[0], axis=[1], keepdims=True)
+    )
+    x = rng.standard_normal((4, 7, 8)).astype(np.float32)
+    np.testing.assert_allclose(module(x)[0], x.mean(axis=1, keepdims=True), rtol=1e-5)
     (op,) = report.ops
     assert op.placement == "tvm" and "reference kernel" in op.detail
+
+
+def test_transpose_is_a_onednn_reorder_unless_it_only_moves_ones(rng):
+    def build(bb, p):
+        y = bb.emit(relax.op.permute_dims(p[0], [0, 2, 3, 1]))
+        return relax.op.permute_dims(
+            bb.emit(relax.op.sum(y, axis=[1, 2], keepdims=True)), [0, 3, 1, 2]
+        )
+
+    module, report = _compile([(2, 3, 5, 4)], build)
+    x = rng.standard_normal((2, 3, 5, 4)).astype(np.float32)
+    expected = x.transpose(0, 2, 3, 1).sum(axis=(1, 2), keepdims=True).transpose(0, 3, 1, 2)
+    np.testing.assert_allclose(module(x)[0], expected, rtol=1e-5, atol=1e-5)
+    first, _, last = report.ops
+    assert first.detail == "dnnl.transpose"
+    assert last.detail == "permute_dims moves only dims of size 1: a reshape, no data moves"
 
 
 def test_rejected_ops_stay_on_tvm_with_the_reason(rng):

@@ -1,7 +1,8 @@
 """The oneDNN target: ``--target "dnnl, llvm"`` runs convolutions, dense layers, batched
-matmuls, pooling, means, softmax and layer norm on oneDNN (Intel's and Arm's CPU
-library), with bias, activations, residual adds and scales fused as post-ops; the
-rest stays on TVM. See ``tutorials/05_hardware_target.ipynb``.
+matmuls (with the reshapes/transposes around them as strided views), pooling, means,
+softmax, layer norm and transposes on oneDNN (Intel's and Arm's CPU library), with
+bias, activations, residual adds and scales fused as post-ops; the rest stays on TVM.
+See ``tutorials/05_hardware_target.ipynb``.
 
 Parts: :mod:`.patterns` (the table and its checks), :mod:`.layouts` (Relax tensors as
 oneDNN descriptors), :mod:`.codegen` (C++ per composite), ``runtime/`` (the oneDNN

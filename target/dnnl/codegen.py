@@ -262,15 +262,35 @@ def _pool2d(c: Composite, setup: _Setup) -> None:
 
 
 def _mean(c: Composite, setup: _Setup) -> None:
+    """A reduction, or for H and W of NHWC an average pooling over the whole image."""
     _, call = c.bindings[0]
     (data,) = call.args
     c.arg(data)
     shape = _shape(data)
+    if patterns.is_spatial_mean(call):
+        n, h, w, ch = shape
+        src = setup.desc(layouts.in_layout(shape, "NHWC", "NCHW"))
+        dst = setup.desc(layouts.in_layout((n, 1, 1, ch), "NHWC", "NCHW"))
+        args = [setup.ints(v) for v in ((h, w), (1, 1), (0, 0), (0, 0), (1, 1))]
+        setup.ret(f"tvmext_dnnl::pool2d(2, {src}, {dst}, {', '.join(args)})")
+        return
     rank = len(shape)
     axes = range(rank) if call.attrs.axis is None else [int(a) % rank for a in call.attrs.axis]
     reduced = tuple(1 if i in axes else d for i, d in enumerate(shape))
     src, dst = setup.desc(layouts.plain(shape)), setup.desc(layouts.plain(reduced))
     setup.ret(f"tvmext_dnnl::reduce_mean({src}, {dst})")
+
+
+def _transpose(c: Composite, setup: _Setup) -> None:
+    """``permute_dims`` as a oneDNN reorder from a strided view of the input."""
+    _, call = c.bindings[0]
+    (data,) = call.args
+    c.arg(data)
+    strides = layouts.row_major(_shape(data))
+    out = _shape(call)
+    axes = layouts.permute_axes(call)
+    src = setup.desc(layouts.Desc(out, tuple(strides[a] for a in axes)))
+    setup.ret(f"tvmext_dnnl::reorder({src}, {setup.desc(layouts.plain(out))})")
 
 
 def _softmax(c: Composite, setup: _Setup) -> None:
@@ -296,6 +316,7 @@ _EMITTERS = {
     "relax.nn.avg_pool2d": _pool2d,
     "relax.mean": _mean,
     "relax.nn.softmax": _softmax,
+    "relax.permute_dims": _transpose,
     "relax.nn.layer_norm": _layer_norm,
 }
 
@@ -304,7 +325,8 @@ def function_source(func: relax.Function) -> str:
     """The C++ of one composite-calling function (see the module docstring)."""
     c = _composite(func)
     setup = _Setup()
-    root = next(call.op.name for _, call in c.bindings if call.op.name not in patterns.VIEWS)
+    names = [call.op.name for _, call in c.bindings]
+    root = next((op for op in names if op not in patterns.VIEWS), names[0])  # else a transpose
     if root == "relax.matmul":
         _matmul(c, setup, dense=c.name.startswith("dnnl.dense"))
     elif root in _EMITTERS:

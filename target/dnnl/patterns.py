@@ -13,6 +13,8 @@ or ``reshape(t)``, and its result (after the post-ops) may be written through
 ``permute_dims`` (and a ``reshape``), all as strided oneDNN descriptors of the
 buffers underneath (rows ``dnnl.matmul_out_view_post<n>`` and
 ``dnnl.matmul_in_view_post<n>``, tried before the plain ``dnnl.matmul_post<n>``).
+Any other ``permute_dims`` that moves data is a oneDNN reorder (``dnnl.transpose``):
+one oneDNN call costs less here than a TVM kernel between oneDNN calls.
 """
 
 from __future__ import annotations
@@ -164,11 +166,27 @@ def _check_layer_norm(call: relax.Call) -> str | None:
 def _check_mean(call: relax.Call) -> str | None:
     rank = len(static_shape(call.args[0]) or ())
     axes = sorted(int(a) % rank for a in call.attrs.axis) if rank and call.attrs.axis else []
-    if axes and axes != list(range(rank - len(axes), rank)):
+    if axes and axes != list(range(rank - len(axes), rank)) and not is_spatial_mean(call):
         return (
             f"mean over axes {axes} of a rank-{rank} tensor: oneDNN reduces leading or "
-            f"middle axes with its reference kernel (slow); only trailing axes are offloaded"
+            f"middle axes with its reference kernel (slow); only trailing axes, and H and W "
+            f"of an NHWC tensor (as average pooling), are offloaded"
         )
+    return None
+
+
+def is_spatial_mean(call: relax.Call) -> bool:
+    """A mean over H and W of an NHWC tensor (global average pooling), which oneDNN's
+    pooling computes with its jit kernel."""
+    rank = len(static_shape(call.args[0]) or ())
+    return rank == 4 and sorted(int(a) % rank for a in call.attrs.axis or ()) == [1, 2]
+
+
+def _check_transpose(call: relax.Call) -> str | None:
+    shape = static_shape(call.args[0]) or ()
+    moved = [a for a in layouts.permute_axes(call) if shape[a] != 1]
+    if moved == sorted(moved):
+        return "permute_dims moves only dims of size 1: a reshape, no data moves"
     return None
 
 
@@ -202,6 +220,7 @@ ROOTS = (
     RootOp("avg_pool2d", lambda: is_op("relax.nn.avg_pool2d")(wildcard()), _check_pool, None, 0),
     RootOp("mean", lambda: is_op("relax.mean")(wildcard()), _check_mean, None, 0),
     RootOp("softmax", lambda: is_op("relax.nn.softmax")(wildcard()), _check_nothing, None, 0),
+    RootOp("transpose", lambda: is_op("relax.permute_dims")(wildcard()), _check_transpose, None, 0),
     RootOp(
         "layer_norm",
         lambda: is_op("relax.nn.layer_norm")(wildcard(), wildcard(), wildcard()),

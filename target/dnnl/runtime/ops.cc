@@ -219,6 +219,16 @@ class ReduceMean : public PrimitiveOp {
   }
 };
 
+class Reorder : public PrimitiveOp {
+ public:
+  Reorder(const Desc& src, const Desc& dst) {
+    dnnl::reorder::primitive_desc pd(cpu_engine(), md(src), cpu_engine(), md(dst));
+    primitive_ = dnnl::reorder(pd);
+    add(DNNL_ARG_FROM, md(src));
+    add(DNNL_ARG_TO, md(dst));
+  }
+};
+
 class Softmax : public PrimitiveOp {
  public:
   Softmax(const Desc& src, const Desc& dst, int axis) {
@@ -269,6 +279,10 @@ std::unique_ptr<Op> pool2d(int kind, const Desc& src, const Desc& dst, const int
 
 std::unique_ptr<Op> reduce_mean(const Desc& src, const Desc& dst) {
   return std::make_unique<ReduceMean>(src, dst);
+}
+
+std::unique_ptr<Op> reorder(const Desc& src, const Desc& dst) {
+  return std::make_unique<Reorder>(src, dst);
 }
 
 std::unique_ptr<Op> softmax(const Desc& src, const Desc& dst, int axis) {

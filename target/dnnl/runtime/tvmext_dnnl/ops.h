@@ -50,6 +50,8 @@ std::unique_ptr<Op> pool2d(int kind, const Desc& src, const Desc& dst, const int
                            const int64_t pad_r[2], const int64_t dilation[2]);
 // inputs: src; dst has the reduced dims as 1.
 std::unique_ptr<Op> reduce_mean(const Desc& src, const Desc& dst);
+// inputs: src; copies src's elements into dst's layout (e.g. a transpose).
+std::unique_ptr<Op> reorder(const Desc& src, const Desc& dst);
 // inputs: src
 std::unique_ptr<Op> softmax(const Desc& src, const Desc& dst, int axis);
 // inputs: src, scale, shift; normalizes over the last dim.
