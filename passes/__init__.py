@@ -5,16 +5,20 @@ Each module registers its passes with :func:`tvmext.pass_registry.register_pass`
 """
 
 from . import (
+    clip_before_transpose,
     fold_batch_norm,
     fold_weight_layouts,
+    gelu_erf,
     nhwc_layout,
     post_op_operand_order,
     simplify_for_inference,
 )
 
 __all__ = [
+    "clip_before_transpose",
     "fold_batch_norm",
     "fold_weight_layouts",
+    "gelu_erf",
     "nhwc_layout",
     "post_op_operand_order",
     "simplify_for_inference",

@@ -14,6 +14,7 @@ import sys
 import numpy as np
 import onnxruntime as ort
 import pytest
+from onnx import TensorProto, helper, numpy_helper
 from onnx_cpu_models import mlp, resnet_cnn, transformer_encoder
 from onnx_models import save
 
@@ -85,6 +86,44 @@ def test_encoder_splits_and_merges_heads_inside_the_batched_matmuls(compiled):
     views = [o.detail for o in report.ops if o.op in ("relax.reshape", "relax.permute_dims")]
     assert sorted(set(views)) == ["dnnl.matmul_in_view_post1", "dnnl.matmul_out_view"]
     assert len(views) == 8
+
+
+def _relu6_and_erf_gelu(opset: int = 13):
+    """Conv -> Clip(0, 6) (ReLU6), flattened into MatMul -> GELU written with Erf, as
+    exporters write them before ONNX had Gelu."""
+    rng = np.random.default_rng(0)
+    value = {"w": rng.standard_normal((8, 3, 3, 3)) * 0.5, "lo": 0.0, "hi": 6.0,
+             "fc": rng.standard_normal((8 * 6 * 6, 16)) * 0.1, "s2": np.sqrt(2), "one": 1.0,
+             "half": 0.5, "shape": np.array([2, -1])}  # fmt: skip
+    inits = [
+        numpy_helper.from_array(np.asarray(v, np.int64 if k == "shape" else np.float32), k)
+        for k, v in value.items()
+    ]
+    node = helper.make_node
+    nodes = [
+        node("Conv", ["x", "w"], ["c"], pads=[1, 1, 1, 1]), node("Clip", ["c", "lo", "hi"], ["r"]),
+        node("Reshape", ["r", "shape"], ["f"]), node("MatMul", ["f", "fc"], ["m"]),
+        node("Div", ["m", "s2"], ["d"]), node("Erf", ["d"], ["e"]),
+        node("Add", ["e", "one"], ["a"]), node("Mul", ["m", "a"], ["g"]),
+        node("Mul", ["g", "half"], ["y"]),
+    ]  # fmt: skip
+    graph = helper.make_graph(
+        nodes, "relu6_gelu", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3, 6, 6])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 16])], inits,
+    )  # fmt: skip
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+
+
+def test_relu6_and_erf_gelu_are_post_ops(rng):
+    model = _relu6_and_erf_gelu()
+    module = tvmext.compile(model, "dnnl, llvm")
+    x = rng.standard_normal((2, 3, 6, 6)).astype(np.float32) * 3
+    np.testing.assert_allclose(module(x)[0], _ort(model, x), rtol=RTOL, atol=ATOL)
+    (report,) = module.reports
+    placed = {o.op: o.detail for o in report.ops if o.placement == "dnnl"}
+    assert placed["relax.clip"] == placed["relax.nn.conv2d"] == "dnnl.conv2d_post1"
+    assert placed["relax.nn.gelu"] == placed["relax.matmul"] == "dnnl.dense_post1"
+    assert not [o for o in report.ops if o.placement == "tvm" and o.op != "relax.reshape"]
 
 
 def test_resnet_fuses_bias_residual_and_relu_into_the_conv(compiled):

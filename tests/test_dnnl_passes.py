@@ -7,8 +7,10 @@ import pytest
 import tvm
 from conftest import run_module
 from tvm import relax
+from tvmext.passes.clip_before_transpose import clip_before_transpose
 from tvmext.passes.fold_batch_norm import fold_batch_norm
 from tvmext.passes.fold_weight_layouts import fold_weight_layouts
+from tvmext.passes.gelu_erf import gelu_erf
 from tvmext.passes.nhwc_layout import nhwc_layout
 from tvmext.passes.post_op_operand_order import post_op_operand_order
 
@@ -98,11 +100,79 @@ def test_post_op_operand_order_puts_the_single_use_operand_first(rng):
     np.testing.assert_allclose(run_module(swapped, x).numpy(), run_module(mod, x).numpy())
 
 
+def _scalar(value):
+    return relax.const(np.float32(value))
+
+
+def _gelu_forms():
+    op = relax.op
+
+    def one_plus_erf(x, divide=True):
+        inner = op.divide(x, _scalar(np.sqrt(2))) if divide else op.multiply(x, _scalar(0.5**0.5))
+        return op.add(op.erf(inner), _scalar(1))
+
+    return {
+        "(x*(1+erf))*0.5": lambda x: op.multiply(op.multiply(x, one_plus_erf(x)), _scalar(0.5)),
+        "(x*0.5)*(1+erf)": lambda x: op.multiply(op.multiply(x, _scalar(0.5)), one_plus_erf(x)),
+        "x*((1+erf)*0.5)": lambda x: op.multiply(x, op.multiply(one_plus_erf(x), _scalar(0.5))),
+        "x/sqrt2 as x*0.7071": lambda x: op.multiply(
+            op.multiply(one_plus_erf(x, divide=False), x), _scalar(0.5)
+        ),
+    }
+
+
+@pytest.mark.parametrize("form", list(_gelu_forms()))
+def test_gelu_erf_becomes_nn_gelu_in_every_association_order(rng, form):
+    mod = _module((4, 8), lambda bb, x: _gelu_forms()[form](x))
+    rewritten = gelu_erf()(mod)
+    assert _ops(rewritten) == ["relax.nn.gelu"]
+    x = rng.standard_normal((4, 8)).astype(np.float32) * 3
+    np.testing.assert_allclose(
+        run_module(rewritten, x).numpy(), run_module(mod, x).numpy(), rtol=1e-5, atol=1e-6
+    )
+
+
+def test_gelu_erf_leaves_other_constants_alone():
+    op = relax.op
+    mod = _module(
+        (4, 8),
+        lambda bb, x: op.multiply(
+            op.multiply(x, op.add(op.erf(op.divide(x, _scalar(1.5))), _scalar(1))), _scalar(0.5)
+        ),
+    )
+    assert "relax.nn.gelu" not in _ops(gelu_erf()(mod))
+
+
+def test_clip_moves_before_the_transpose_back_to_nchw(rng):
+    def build(bb, x):
+        y = bb.emit(relax.op.nn.conv2d(x, _const(rng, 4, 3, 3, 3), padding=1))
+        return relax.op.clip(y, 0.0, 6.0)
+
+    mod = _module((1, 3, 6, 6), build)
+    swapped = clip_before_transpose()(nhwc_layout()(mod))
+    assert _ops(swapped) == ["relax.permute_dims", "relax.permute_dims", "relax.nn.conv2d",
+                             "relax.clip", "relax.permute_dims"]  # fmt: skip
+    x = rng.standard_normal((1, 3, 6, 6)).astype(np.float32) * 4
+    np.testing.assert_allclose(
+        run_module(swapped, x).numpy(), run_module(mod, x).numpy(), rtol=1e-5, atol=1e-5
+    )
+
+
+def test_clip_stays_after_a_transpose_with_other_users(rng):
+    def build(bb, x):
+        y = bb.emit(relax.op.permute_dims(x, [0, 2, 1]))
+        return relax.op.add(bb.emit(relax.op.clip(y, 0.0, 6.0)), y)
+
+    mod = _module((2, 3, 4), build)
+    assert _ops(clip_before_transpose()(mod)) == _ops(mod)
+
+
 def test_dnnl_passes_run_only_for_the_dnnl_target_and_in_order():
     names = {p: [e.name for e in passes_for(p, "llvm", "dnnl")] for p in ("prepare", "layout")}
-    assert names["prepare"] == ["tvmext.fold_batch_norm"]
+    assert names["prepare"] == ["tvmext.fold_batch_norm", "tvmext.gelu_erf"]
     assert names["layout"] == [
         "tvmext.nhwc_layout",
+        "tvmext.clip_before_transpose",
         "tvmext.fold_weight_layouts",
         "tvmext.post_op_operand_order",
     ]

@@ -1,5 +1,7 @@
 """Elementwise ONNX ops TVM 0.27's importer lacks (Swish, SwiGLU, Celu, BitCast),
-computes in float32 whatever the input type (Elu), or rejects for mixed types (Pow)."""
+computes in float32 whatever the input type (Elu), rejects for mixed types (Pow), or
+imports as opaque TE calls (Clip with constant bounds becomes ``relax.clip``, which
+layout passes carry and targets fuse, e.g. ReLU6 into a convolution)."""
 
 from __future__ import annotations
 
@@ -7,6 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+import tvm
 from onnx.helper import tensor_dtype_to_np_dtype
 from tvm import relax, te, tirx
 
@@ -71,6 +74,36 @@ def elu(
     alpha, zero, one = _scalar(attrs.get("alpha", 1.0), x), _scalar(0, x), _scalar(1, x)
     negative = op.multiply(alpha, op.subtract(op.exp(x), one))
     return op.where(op.greater(x, zero), x, negative)
+
+
+def _bound(expr: relax.Expr | None) -> float | None:
+    """A scalar constant clip bound (NaN meaning none, as in ONNX Runtime)."""
+    if not isinstance(expr, tvm.ir.Constant) or expr.value.numpy().size != 1:
+        return None
+    return float(expr.value.numpy().reshape(()))
+
+
+@register_converter("", "Clip", 6)
+def clip(
+    bb: relax.BlockBuilder,
+    inputs: list[relax.Expr],
+    attrs: dict[str, Any],
+    fallback: Callable[[], relax.Expr],
+) -> relax.Expr:
+    """``relax.clip`` for a float tensor and constant bounds (attributes before opset 11,
+    optional inputs since); otherwise TVM's importer."""
+    x, given = inputs[0], list(inputs[1:]) + [None] * (3 - len(inputs))
+    ty = getattr(x, "ty", None)
+    if not (isinstance(ty, relax.TensorType) and "float" in str(ty.dtype)):
+        return fallback()
+    bounds = [attrs.get("min", -np.inf), attrs.get("max", np.inf)]
+    for i, expr in enumerate(given):
+        if expr is not None:
+            value = _bound(expr)
+            if value is None:
+                return fallback()
+            bounds[i] = value if not np.isnan(value) else bounds[i]
+    return relax.op.clip(x, float(bounds[0]), float(bounds[1]))
 
 
 @register_converter("", "Pow", 12)

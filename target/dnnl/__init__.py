@@ -6,9 +6,10 @@ See ``tutorials/05_hardware_target.ipynb``.
 
 Parts: :mod:`.patterns` (the table and its checks), :mod:`.layouts` (Relax tensors as
 oneDNN descriptors), :mod:`.codegen` (C++ per composite), ``runtime/`` (the oneDNN
-calls), :mod:`.library` (finding oneDNN). Its graph passes (BatchNorm folding, NHWC
-layout, constant folding of weight layouts, operand order for residual post-ops) are
-in :mod:`tvmext.passes`, registered for target ``"dnnl"``. oneDNN's CPU engine runs
+calls), :mod:`.library` (finding oneDNN). Its graph passes (BatchNorm folding, GELU
+from erf, NHWC layout, clip before transposes, constant folding of weight layouts,
+operand order for residual post-ops) are in :mod:`tvmext.passes`, registered for
+target ``"dnnl"``. oneDNN's CPU engine runs
 on TBB with as many threads as the host has cores.
 """
 
