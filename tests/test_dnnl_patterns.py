@@ -344,3 +344,15 @@ def test_table_rows_are_longest_chain_first_and_each_has_a_root():
     assert names[:5] == [f"dnnl.conv2d_post{n}" for n in (4, 3, 2, 1)] + ["dnnl.conv2d"]
     assert len(set(names)) == len(names)
     assert all("root" in r.annotations for r in rows)
+
+
+def test_transpose_of_a_tvm_result_stays_on_tvm(rng):
+    def build(bb, p):
+        return relax.op.permute_dims(bb.emit(relax.op.exp(p[0])), [1, 0])
+
+    module, report = _compile([(3, 5)], build)
+    x = rng.standard_normal((3, 5)).astype(np.float32)
+    np.testing.assert_allclose(module(x)[0], np.exp(x).T, rtol=1e-5)
+    assert report.ops[1].detail == (
+        "its input comes from the TVM op relax.exp, which TVM fuses it into"
+    )

@@ -13,8 +13,9 @@ or ``reshape(t)``, and its result (after the post-ops) may be written through
 ``permute_dims`` (and a ``reshape``), all as strided oneDNN descriptors of the
 buffers underneath (rows ``dnnl.matmul_out_view_post<n>`` and
 ``dnnl.matmul_in_view_post<n>``, tried before the plain ``dnnl.matmul_post<n>``).
-Any other ``permute_dims`` that moves data is a oneDNN reorder (``dnnl.transpose``):
-one oneDNN call costs less here than a TVM kernel between oneDNN calls.
+Any other ``permute_dims`` that moves data, of a model input or of a oneDNN result, is
+a oneDNN reorder (``dnnl.transpose``): one oneDNN call costs less here than a TVM
+kernel between oneDNN calls.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import tvm
 from tvm import relax
 from tvm.relax.dpl import DFPattern, is_const, is_op, wildcard
 from tvm.relax.transform import PatternCheckContext
@@ -220,7 +222,6 @@ ROOTS = (
     RootOp("avg_pool2d", lambda: is_op("relax.nn.avg_pool2d")(wildcard()), _check_pool, None, 0),
     RootOp("mean", lambda: is_op("relax.mean")(wildcard()), _check_mean, None, 0),
     RootOp("softmax", lambda: is_op("relax.nn.softmax")(wildcard()), _check_nothing, None, 0),
-    RootOp("transpose", lambda: is_op("relax.permute_dims")(wildcard()), _check_transpose, None, 0),
     RootOp(
         "layer_norm",
         lambda: is_op("relax.nn.layer_norm")(wildcard(), wildcard(), wildcard()),
@@ -228,6 +229,8 @@ ROOTS = (
         None,
         0,
     ),
+    # last: by then the rows above have grouped what oneDNN runs (see _tvm_producer)
+    RootOp("transpose", lambda: is_op("relax.permute_dims")(wildcard()), _check_transpose, None, 0),
 )
 
 
@@ -303,12 +306,26 @@ def _check_views(ctx: PatternCheckContext, call: relax.Call, in_views: bool) -> 
     return None
 
 
+def _tvm_producer(ctx: PatternCheckContext, call: relax.Call) -> str | None:
+    """Why a transpose stays on TVM: its input comes from a TVM op, which TVM fuses it
+    into; after a model input or a oneDNN call, a oneDNN reorder costs less than a
+    TVM kernel between oneDNN calls."""
+    data = call.args[0]
+    for value, var in ctx.value_to_bound_var.items():
+        op = getattr(value, "op", None)
+        if var.same_as(data) and isinstance(op, tvm.ir.Op):
+            return f"its input comes from the TVM op {op.name}, which TVM fuses it into"
+    return None
+
+
 def _check(
     root_op: RootOp, n_post: int, views: str = ""
 ) -> Callable[[PatternCheckContext], str | None]:
     def check(ctx: PatternCheckContext) -> str | None:
         call = ctx.annotated_expr["root"]
         reason = _float32(ctx, call) or root_op.check(call)
+        if reason is None and root_op.name == "transpose":
+            reason = _tvm_producer(ctx, call)
         if reason is None and views:
             reason = _check_views(ctx, call, in_views=views == "in")
         if reason is None and root_op.view is not None and n_post:
