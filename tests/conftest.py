@@ -2,6 +2,15 @@
 
 from __future__ import annotations
 
+import os
+
+# pytest-xdist runs several workers at once: they share the cores between their TVM
+# thread pools (and the notebooks' kernels, which inherit this) instead of each taking
+# all of them. Set before tvmext is imported, which otherwise picks every core.
+if "PYTEST_XDIST_WORKER_COUNT" in os.environ:
+    workers = int(os.environ["PYTEST_XDIST_WORKER_COUNT"])
+    os.environ.setdefault("TVM_NUM_THREADS", str(max(1, len(os.sched_getaffinity(0)) // workers)))
+
 import numpy as np
 import pytest
 import tvm

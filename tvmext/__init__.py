@@ -8,6 +8,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from .cpu_threads import use_physical_cores
 from .errors import (
     CompileError,
     ModelError,
@@ -29,6 +30,8 @@ if TYPE_CHECKING:
     from .target_spec import TargetSpec, parse_target
 
 __version__ = "0.1.0"
+
+use_physical_cores()  # before TVM's thread pool starts (see tvmext.cpu_threads)
 
 _LAZY = {
     "compile": "compiler",

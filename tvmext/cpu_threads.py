@@ -1,0 +1,35 @@
+"""How many threads TVM's CPU kernels use: one per physical core this process may run on.
+
+TVM's runtime sizes its thread pool, unless ``TVM_NUM_THREADS`` says otherwise, at half
+the logical CPUs on x86, assuming two hyper-threads per core. On a machine, VM or
+container without SMT that leaves half the cores idle (on the 2-core development VM,
+every TVM kernel ran on one thread). ``import tvmext`` therefore sets
+``TVM_NUM_THREADS`` to the physical cores of this process's CPU affinity, read from
+sysfs, unless the user set it; TVM reads it when its thread pool starts, at the first
+parallel kernel.
+"""
+
+from __future__ import annotations
+
+import os
+
+
+def physical_cores() -> int:
+    """Distinct (package, core) pairs among the CPUs this process may run on."""
+    cores = set()
+    for cpu in os.sched_getaffinity(0):
+        topology = f"/sys/devices/system/cpu/cpu{cpu}/topology"
+        try:
+            with (
+                open(f"{topology}/physical_package_id") as package,
+                open(f"{topology}/core_id") as core,
+            ):
+                cores.add((package.read().strip(), core.read().strip()))
+        except OSError:  # no sysfs topology: count the logical CPU as a core
+            cores.add(("cpu", str(cpu)))
+    return max(1, len(cores))
+
+
+def use_physical_cores() -> None:
+    """Set ``TVM_NUM_THREADS`` to :func:`physical_cores` unless it is already set."""
+    os.environ.setdefault("TVM_NUM_THREADS", str(physical_cores()))
