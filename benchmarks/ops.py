@@ -21,8 +21,8 @@ sys.path.insert(0, os.path.dirname(__file__))
 from timing import median_seconds
 
 import tvmext
-from tvmext.eager import aligned
 from tvmext.ops import moments, rms_norm, swish
+from tvmext.zero_copy import aligned
 
 
 @tvmext.op("bench.triad")

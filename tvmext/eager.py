@@ -19,11 +19,10 @@ from tvm import relax
 from .errors import OpCallError
 from .lowering import build
 from .target_spec import parse_target
+from .zero_copy import usable_in_place
 
 if TYPE_CHECKING:
     from .custom_op import CustomOp
-
-_ALIGN = 64
 
 
 def _as_input(op_name: str, index: int, name: str, value: Any) -> np.ndarray:
@@ -38,21 +37,6 @@ def _as_input(op_name: str, index: int, name: str, value: Any) -> np.ndarray:
     return array
 
 
-def aligned(array: np.ndarray) -> np.ndarray:
-    """A C-contiguous, 64-byte aligned copy of ``array`` that eager calls use in place.
-
-    TVM's kernels assume 64-byte aligned buffers; NumPy's large allocations usually
-    are not, so eager calls copy them into staging buffers. Keep inputs that are fed
-    repeatedly (weights, benchmark data) in arrays made by this function.
-    """
-    array = np.asarray(array)
-    buffer = np.empty(array.nbytes + _ALIGN, dtype=np.uint8)
-    offset = (-buffer.ctypes.data) % _ALIGN
-    out = buffer[offset : offset + array.nbytes].view(array.dtype).reshape(array.shape)
-    out[...] = array
-    return out
-
-
 class _Compiled:
     """A compiled signature plus aligned staging buffers for unaligned inputs."""
 
@@ -64,8 +48,7 @@ class _Compiled:
     def __call__(self, arrays: Sequence[np.ndarray]) -> Any:
         inputs = []
         for array, staged, view in zip(arrays, self.staging, self.views, strict=True):
-            aligned_ok = array.flags.c_contiguous and array.ctypes.data % _ALIGN == 0
-            if aligned_ok and array.flags.writeable:  # DLPack refuses read-only arrays
+            if usable_in_place(array):
                 inputs.append(tvm.runtime.from_dlpack(array))
             else:  # TVM's kernels assume 64-byte aligned buffers
                 np.copyto(view, array)

@@ -26,6 +26,7 @@ from tvm import relax
 
 from .atomic_file import atomic_output
 from .errors import CompileError, ShapeError
+from .zero_copy import to_tensor
 
 if TYPE_CHECKING:
     from tvmext.passes.partition_report import PartitionReport
@@ -152,7 +153,7 @@ class Module:
                 f"bind them with set_params(...) before running it"
             )
         bound = _check_arrays(self.inputs, arrays, named, "input")
-        return [tvm.runtime.tensor(a, self.device) for a in bound] + self._bound_params
+        return [to_tensor(a, self.device) for a in bound] + self._bound_params
 
     def run(self, *arrays: Any, **named: Any) -> list[np.ndarray]:
         """Run the model on NumPy arrays (positional or by input name); list of outputs."""

@@ -1,0 +1,34 @@
+"""tvmext.zero_copy: TVM takes aligned arrays in place; results do not depend on it."""
+
+from __future__ import annotations
+
+import numpy as np
+from onnx_models import mlp, save
+
+import tvmext
+from tvmext.zero_copy import ALIGN, aligned, usable_in_place
+
+
+def test_aligned_copies_into_an_in_place_array(rng):
+    x = rng.standard_normal((3, 5)).astype(np.float32)
+    a = aligned(x)
+    assert a.ctypes.data % ALIGN == 0 and usable_in_place(a)
+    np.testing.assert_array_equal(a, x)
+
+
+def test_arrays_tvm_cannot_take_in_place():
+    base = aligned(np.zeros((4, 8), np.float32))
+    read_only = aligned(base)
+    read_only.flags.writeable = False
+    assert not usable_in_place(base[:, ::2])  # not contiguous
+    assert not usable_in_place(read_only)
+    assert not usable_in_place(base.reshape(-1)[1:])  # 4 bytes past the alignment
+
+
+def test_module_gives_the_same_result_in_place_or_copied(rng, tmp_path):
+    module = tvmext.compile(save(mlp(batch=8), tmp_path, "mlp.onnx"), "llvm")
+    x = rng.standard_normal(module.inputs[0].shape).astype(np.float32)
+    in_place = aligned(x)
+    expected = module(x)[0]
+    np.testing.assert_array_equal(module(in_place)[0], expected)
+    np.testing.assert_array_equal(in_place, x)  # the input is not written
