@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import sys
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -28,6 +30,8 @@ from onnx_cpu_models import mlp, resnet_cnn, transformer_encoder
 from onnx_torch_eager import TorchEager
 from timing import median_seconds
 
+ROUNDS = 3
+PAUSE_SECONDS = 0.5
 MODELS = {
     "resnet_cnn 1x3x112x112 w32": lambda: resnet_cnn(batch=1, size=112, width=32),
     "mlp 64x784-1024-1024-10": lambda: mlp(batch=64, d_in=784, d_hidden=1024),
@@ -105,13 +109,23 @@ def measure(model: onnx.ModelProto, options: Any, repeat: int) -> dict[str, floa
     }
     for label, out in outputs.items():
         np.testing.assert_allclose(out, reference, rtol=1e-3, atol=1e-4, err_msg=label)
-    return {
-        "dnnl": median_seconds(lambda: dnnl(x), repeat=repeat),
-        "llvm": median_seconds(lambda: tvm_only(x), repeat=max(3, repeat // 10)),
-        "stock": median_seconds(lambda: stock(x), repeat=3, warmup=1),
-        "ort": median_seconds(lambda: session.run(None, {"x": x}), repeat=repeat),
-        "torch": median_seconds(lambda: eager(x=x), repeat=repeat),
+    runs: dict[str, Callable[[], Any]] = {
+        "dnnl": lambda: dnnl(x),
+        "llvm": lambda: tvm_only(x),
+        "ort": lambda: session.run(None, {"x": x}),
+        "torch": lambda: eager(x=x),
     }
+    # Interleaved rounds, each after a pause: the thread pools of the runtime measured
+    # before (oneDNN's TBB, PyTorch's OpenMP, TVM's) spin for a while after their last
+    # call and would otherwise slow down whichever runtime comes next.
+    rounds: dict[str, list[float]] = {name: [] for name in runs}
+    for _ in range(ROUNDS):
+        for name, run in runs.items():
+            time.sleep(PAUSE_SECONDS)
+            rounds[name].append(median_seconds(run, repeat=max(3, repeat // ROUNDS)))
+    times = {name: statistics.median(values) for name, values in rounds.items()}
+    times["stock"] = median_seconds(lambda: stock(x), repeat=3, warmup=1)
+    return times
 
 
 if __name__ == "__main__":
