@@ -17,7 +17,6 @@ import argparse
 import os
 import statistics
 import sys
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -28,10 +27,9 @@ sys.path.insert(0, os.path.dirname(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests"))
 from onnx_cpu_models import mlp, resnet_cnn, transformer_encoder
 from onnx_torch_eager import TorchEager
-from timing import median_seconds
+from timing import median_seconds, settle
 
 ROUNDS = 3
-PAUSE_SECONDS = 0.5
 MODELS = {
     "resnet_cnn 1x3x112x112 w32": lambda: resnet_cnn(batch=1, size=112, width=32),
     "mlp 64x784-1024-1024-10": lambda: mlp(batch=64, d_in=784, d_hidden=1024),
@@ -115,13 +113,11 @@ def measure(model: onnx.ModelProto, options: Any, repeat: int) -> dict[str, floa
         "ort": lambda: session.run(None, {"x": x}),
         "torch": lambda: eager(x=x),
     }
-    # Interleaved rounds, each after a pause: the thread pools of the runtime measured
-    # before (oneDNN's TBB, PyTorch's OpenMP, TVM's) spin for a while after their last
-    # call and would otherwise slow down whichever runtime comes next.
+    # Interleaved rounds, each after the previous runtime's threads settled.
     rounds: dict[str, list[float]] = {name: [] for name in runs}
     for _ in range(ROUNDS):
         for name, run in runs.items():
-            time.sleep(PAUSE_SECONDS)
+            settle()
             rounds[name].append(median_seconds(run, repeat=max(3, repeat // ROUNDS)))
     times = {name: statistics.median(values) for name, values in rounds.items()}
     times["stock"] = median_seconds(lambda: stock(x), repeat=3, warmup=1)

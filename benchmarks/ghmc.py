@@ -22,7 +22,7 @@ from tvm import relax
 
 sys.path.insert(0, os.path.dirname(__file__))
 from ops import triad_bandwidth
-from timing import median_seconds
+from timing import median_seconds, settle
 
 import tvmext
 from tvmext.lowering import build
@@ -94,8 +94,11 @@ def main() -> None:
     compiled_loss, _ = compiled_ghmc(x, t, lw, acc)
     np.testing.assert_allclose(compiled_loss.item(), ref_loss.item(), rtol=1e-5)
 
+    settle()
     t_ours = median_seconds(lambda: vm["main_adjoint"](*args), repeat=10)
+    settle()
     t_torch = median_seconds(torch_step, repeat=10)
+    settle()
     t_compiled = median_seconds(lambda: torch_step(compiled_ghmc), repeat=10)
     bandwidth = triad_bandwidth(N * C)
     roofline = 105e6 / bandwidth

@@ -18,3 +18,12 @@ def median_seconds(fn: Callable[[], Any], repeat: int = 20, warmup: int = 3) -> 
         fn()
         times.append(time.perf_counter() - start)
     return statistics.median(times)
+
+
+SETTLE_SECONDS = 0.5
+
+
+def settle() -> None:
+    """Wait until the thread pools of the runtime timed before (oneDNN's TBB, PyTorch's
+    OpenMP, TVM's) have stopped spinning, so that they do not slow down the next one."""
+    time.sleep(SETTLE_SECONDS)

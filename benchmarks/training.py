@@ -21,7 +21,7 @@ sys.path.insert(0, os.path.dirname(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "examples"))
 from digits_ghmc import mlp_module
 from ghmc import torch_ghmc
-from timing import median_seconds
+from timing import median_seconds, settle
 
 from tvmext import training
 
@@ -79,6 +79,7 @@ def bench(loss_name: str, batch: int, hidden: int) -> None:
         return value.item()
 
     theirs_first = torch_step()
+    settle()
     t_torch = median_seconds(torch_step, repeat=50, warmup=5)
     line = f"{loss_name:10} b{batch:<4} h{hidden:<4} PyTorch {t_torch * 1e6:7.0f} us"
     for name, step in steps.items():
@@ -101,6 +102,7 @@ def time_step(
     first = step.step(state, x, target, 0.01)
     assert abs(first - expected_first_loss) <= 1e-4 * abs(expected_first_loss), (step, first)
     xb, tb = step.upload(x, target)
+    settle()
     return median_seconds(lambda: step.run(state, xb, tb, 0.01).numpy(), repeat=50, warmup=5)
 
 
