@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import ml_dtypes
 import numpy as np
+import tvm
 from onnx_models import mlp, save
 
 import tvmext
-from tvmext.zero_copy import ALIGN, aligned, usable_in_place
+from tvmext.zero_copy import ALIGN, aligned, to_tensor, usable_in_place
 
 
 def test_aligned_copies_into_an_in_place_array(rng):
@@ -32,3 +34,11 @@ def test_module_gives_the_same_result_in_place_or_copied(rng, tmp_path):
     expected = module(x)[0]
     np.testing.assert_array_equal(module(in_place)[0], expected)
     np.testing.assert_array_equal(in_place, x)  # the input is not written
+
+
+def test_every_numpy_dtype_reaches_tvm(rng):
+    dtypes = (np.bool_, np.int8, np.uint16, np.float16, np.int64, ml_dtypes.bfloat16)
+    for dtype in (*dtypes, ml_dtypes.float8_e5m2, ml_dtypes.float8_e4m3fn):
+        x = rng.standard_normal((3, 5)).astype(dtype)
+        np.testing.assert_array_equal(to_tensor(x[:, ::2], tvm.cpu()).numpy(), x[:, ::2])
+    assert to_tensor(np.zeros((0, 3), np.float32), tvm.cpu()).shape == (0, 3)

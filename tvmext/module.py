@@ -227,9 +227,6 @@ def _check_arrays(
     symbols: dict[str, int] = {}
     for spec, value in zip(specs, arrays, strict=True):
         array = np.asarray(value)
-        shape = "any shape" if spec.shape is None else f"shape {list(spec.shape)}"
-        expected = f"{spec.dtype or 'any dtype'} of {shape}"
-        given = f"{array.dtype} of shape {list(array.shape)}"
         fits = str(array.dtype) == spec.dtype or not spec.dtype
         if fits and spec.shape is not None:
             fits = array.ndim == len(spec.shape)
@@ -240,6 +237,9 @@ def _check_arrays(
                 else:
                     fits = fits and want == got
         if not fits:
+            shape = "any shape" if spec.shape is None else f"shape {list(spec.shape)}"
+            expected = f"{spec.dtype or 'any dtype'} of {shape}"
+            given = f"{array.dtype} of shape {list(array.shape)}"
             raise ShapeError(f"{what} {spec.name!r}: expected {expected}, got {given}")
         bound.append(array if array.flags.c_contiguous else array.copy(order="C"))
     return bound

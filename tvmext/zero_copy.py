@@ -14,6 +14,7 @@ import numpy as np
 import tvm
 
 ALIGN = 64
+_DLPACK_DTYPES = "?bBhHiIlLqQefd"  # NumPy's own bool, integer and float types
 
 
 def aligned(array: Any) -> np.ndarray:
@@ -32,7 +33,11 @@ def usable_in_place(array: np.ndarray) -> bool:
 
 
 def to_tensor(array: np.ndarray, device: Any) -> Any:
-    """``array`` as a TVM tensor on ``device``: in place on the CPU when possible."""
-    if device.dlpack_device_type() == tvm.cpu().dlpack_device_type() and usable_in_place(array):
-        return tvm.runtime.from_dlpack(array)
-    return tvm.runtime.tensor(array, device)
+    """``array`` as a TVM tensor on ``device``. On the CPU, in place when possible, else
+    through an aligned NumPy copy (cheaper than TVM's own allocation and copy); dtypes
+    NumPy cannot export through DLPack (ml_dtypes' bfloat16, float8, int4) go through
+    TVM's copy, as do empty arrays."""
+    on_cpu = device.dlpack_device_type() == tvm.cpu().dlpack_device_type()
+    if not on_cpu or array.dtype.char not in _DLPACK_DTYPES or array.size == 0:
+        return tvm.runtime.tensor(array, device)
+    return tvm.runtime.from_dlpack(array if usable_in_place(array) else aligned(array))
