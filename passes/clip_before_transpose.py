@@ -20,7 +20,7 @@ import tvm
 from tvm import relax
 from tvm.relax.dpl import DFPattern, is_op, wildcard
 
-from tvmext.pass_registry import register_pass
+from tvmext.pass_registry import function_pass, register_pass
 
 
 def _single_use_values(func: relax.Function) -> set[relax.Expr]:
@@ -58,13 +58,8 @@ def clip_before_transpose() -> tvm.transform.Pass:
     transpose = is_op("relax.permute_dims")(wildcard())
     pattern = is_op("relax.clip")(transpose, wildcard(), wildcard())
 
-    @tvm.transform.module_pass(opt_level=0, name="tvmext.ClipBeforeTranspose")
-    def run(mod: tvm.IRModule, _ctx: Any) -> tvm.IRModule:
-        for gv, func in list(mod.functions_items()):
-            if isinstance(func, relax.Function):
-                single = _single_use_values(func)
-                swap = functools.partial(_swap, transpose=transpose, single=single)
-                mod[gv] = relax.dpl.rewrite_call(pattern, swap, func)
-        return mod
+    def rewrite(func: relax.Function) -> relax.Function:
+        swap = functools.partial(_swap, transpose=transpose, single=_single_use_values(func))
+        return relax.dpl.rewrite_call(pattern, swap, func)
 
-    return run
+    return function_pass("tvmext.ClipBeforeTranspose", rewrite)

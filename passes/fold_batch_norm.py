@@ -20,7 +20,7 @@ import tvm
 from tvm import relax
 from tvm.relax.dpl import DFPattern, is_const, is_op, is_tuple_get_item, wildcard
 
-from tvmext.pass_registry import register_pass
+from tvmext.pass_registry import function_pass, register_pass
 
 
 def _patterns() -> tuple[dict[str, DFPattern], DFPattern]:
@@ -64,11 +64,7 @@ def fold_batch_norm() -> tvm.transform.Pass:
     """Rewrite conv2d (+bias) + BatchNorm with constant parameters into conv2d + bias."""
     parts, pattern = _patterns()
 
-    @tvm.transform.module_pass(opt_level=0, name="tvmext.FoldBatchNorm")
-    def run(mod: tvm.IRModule, _ctx: Any) -> tvm.IRModule:
-        for gv, func in list(mod.functions_items()):
-            if isinstance(func, relax.Function):
-                mod[gv] = relax.dpl.rewrite_call(pattern, lambda e, m: _fold(e, m, parts), func)
-        return mod
-
-    return run
+    return function_pass(
+        "tvmext.FoldBatchNorm",
+        lambda func: relax.dpl.rewrite_call(pattern, lambda e, m: _fold(e, m, parts), func),
+    )

@@ -20,7 +20,7 @@ import tvm
 from tvm import relax
 from tvm.relax.dpl import DFPattern, is_const, is_op, wildcard
 
-from tvmext.pass_registry import register_pass
+from tvmext.pass_registry import function_pass, register_pass
 
 
 def _patterns() -> tuple[dict[str, DFPattern], DFPattern]:
@@ -62,11 +62,7 @@ def gelu_erf() -> tvm.transform.Pass:
     """Rewrite ``0.5 * x * (1 + erf(x / sqrt(2)))`` to ``nn.gelu(x)``."""
     parts, pattern = _patterns()
 
-    @tvm.transform.module_pass(opt_level=0, name="tvmext.GeluErf")
-    def run(mod: tvm.IRModule, _ctx: Any) -> tvm.IRModule:
-        for gv, func in list(mod.functions_items()):
-            if isinstance(func, relax.Function):
-                mod[gv] = relax.dpl.rewrite_call(pattern, lambda e, m: _rewrite(e, m, parts), func)
-        return mod
-
-    return run
+    return function_pass(
+        "tvmext.GeluErf",
+        lambda func: relax.dpl.rewrite_call(pattern, lambda e, m: _rewrite(e, m, parts), func),
+    )

@@ -15,8 +15,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import tvm
+from tvm import relax
 
 from .errors import OpDefinitionError
 from .registry import Registry, caller_location
@@ -71,3 +73,18 @@ def passes_for(phase: str, *targets: str) -> list[PassEntry]:
     kind and the external targets)."""
     found = [e.value for e in PASSES if e.value.phase == phase and e.value.applies_to(*targets)]
     return sorted(found, key=lambda e: e.priority)
+
+
+def function_pass(
+    name: str, rewrite: Callable[[relax.Function], relax.Function]
+) -> tvm.transform.Pass:
+    """A module pass named ``name`` that applies ``rewrite`` to every Relax function."""
+
+    @tvm.transform.module_pass(opt_level=0, name=name)
+    def run(mod: tvm.IRModule, _ctx: Any) -> tvm.IRModule:
+        for gv, func in list(mod.functions_items()):
+            if isinstance(func, relax.Function):
+                mod[gv] = rewrite(func)
+        return mod
+
+    return run
