@@ -356,3 +356,19 @@ def test_transpose_of_a_tvm_result_stays_on_tvm(rng):
     assert report.ops[1].detail == (
         "its input comes from the TVM op relax.exp, which TVM fuses it into"
     )
+
+
+def test_transpose_feeding_only_symbolic_shapes_stays_on_tvm(rng):
+    """A weight transposed for a matmul whose batch is symbolic (a model's dynamic
+    ``predict``): the matmul stays on TVM, so the transpose does too."""
+    w = rng.standard_normal((6, 4)).astype(np.float32)
+    n = tirx.Var("n", "int64")
+    module = tvmext.compile(
+        _module([(n, 4), (6, 4)], lambda bb, p: relax.op.matmul(p[0], relax.op.permute_dims(p[1]))),
+        "dnnl, llvm",
+    )
+    transpose = next(o for o in module.reports[0].ops if o.op == "relax.permute_dims")
+    assert transpose.placement == "tvm"
+    assert "its result goes only to" in transpose.detail and "symbolic shape" in transpose.detail
+    x = rng.standard_normal((3, 4)).astype(np.float32)
+    np.testing.assert_allclose(module(x, w)[0], x @ w.T, rtol=1e-5)

@@ -229,7 +229,7 @@ ROOTS = (
         None,
         0,
     ),
-    # last: by then the rows above have grouped what oneDNN runs (see _tvm_producer)
+    # last: by then the rows above have grouped what oneDNN runs (see _tvm_neighbour)
     RootOp("transpose", lambda: is_op("relax.permute_dims")(wildcard()), _check_transpose, None, 0),
 )
 
@@ -306,15 +306,22 @@ def _check_views(ctx: PatternCheckContext, call: relax.Call, in_views: bool) -> 
     return None
 
 
-def _tvm_producer(ctx: PatternCheckContext, call: relax.Call) -> str | None:
-    """Why a transpose stays on TVM: its input comes from a TVM op, which TVM fuses it
-    into; after a model input or a oneDNN call, a oneDNN reorder costs less than a
-    TVM kernel between oneDNN calls."""
+def _tvm_neighbour(ctx: PatternCheckContext, call: relax.Call) -> str | None:
+    """Why a transpose stays on TVM: its input comes from a TVM op, or its result goes
+    only to ops with symbolic shapes (which stay on TVM), and TVM fuses it into them;
+    between oneDNN calls (or after a model input, before a oneDNN call) a oneDNN
+    reorder costs less than a TVM kernel."""
     data = call.args[0]
-    for value, var in ctx.value_to_bound_var.items():
+    bindings = list(ctx.value_to_bound_var.items())
+    for value, var in bindings:
         op = getattr(value, "op", None)
         if var.same_as(data) and isinstance(op, tvm.ir.Op):
             return f"its input comes from the TVM op {op.name}, which TVM fuses it into"
+    result = next((var for value, var in bindings if value.same_as(call)), None)
+    users = list(ctx.var_usages.get(result, [])) if result is not None else []
+    if users and all(static_shape(user) is None for user in users):
+        names = ", ".join(user.name for user in users)
+        return f"its result goes only to {names}, of symbolic shape (TVM), which TVM fuses it into"
     return None
 
 
@@ -325,7 +332,7 @@ def _check(
         call = ctx.annotated_expr["root"]
         reason = _float32(ctx, call) or root_op.check(call)
         if reason is None and root_op.name == "transpose":
-            reason = _tvm_producer(ctx, call)
+            reason = _tvm_neighbour(ctx, call)
         if reason is None and views:
             reason = _check_views(ctx, call, in_views=views == "in")
         if reason is None and root_op.view is not None and n_post:
