@@ -286,11 +286,8 @@ def _transpose(c: Composite, setup: _Setup) -> None:
     _, call = c.bindings[0]
     (data,) = call.args
     c.arg(data)
-    strides = layouts.row_major(_shape(data))
-    out = _shape(call)
-    axes = layouts.permute_axes(call)
-    src = setup.desc(layouts.Desc(out, tuple(strides[a] for a in axes)))
-    setup.ret(f"tvmext_dnnl::reorder({src}, {setup.desc(layouts.plain(out))})")
+    src = setup.desc(layouts.permuted_in(_shape(data), layouts.permute_axes(call)))
+    setup.ret(f"tvmext_dnnl::reorder({src}, {setup.desc(layouts.plain(_shape(call)))})")
 
 
 def _softmax(c: Composite, setup: _Setup) -> None:

@@ -102,10 +102,16 @@ def input_view(
     if _op_name(call) == "relax.reshape":
         assert isinstance(call, relax.Call)
         expr = call.args[0]
-    strides = row_major(buffer_shape)
     if axes is None:
-        return expr, Desc(buffer_shape, strides)
-    return expr, Desc(tuple(buffer_shape[a] for a in axes), tuple(strides[a] for a in axes))
+        return expr, Desc(buffer_shape, row_major(buffer_shape))
+    return expr, permuted_in(buffer_shape, axes)
+
+
+def permuted_in(shape: Sequence[int], axes: Sequence[int]) -> Desc:
+    """``permute_dims(t, axes)`` of a contiguous ``t`` of ``shape``, as a strided
+    descriptor of ``t``'s buffer."""
+    strides = row_major(shape)
+    return Desc(tuple(shape[a] for a in axes), tuple(strides[a] for a in axes))
 
 
 def permuted_out(shape: Sequence[int], axes: Sequence[int]) -> tuple[int, ...]:
