@@ -32,4 +32,5 @@ def physical_cores() -> int:
 
 def use_physical_cores() -> None:
     """Set ``TVM_NUM_THREADS`` to :func:`physical_cores` unless it is already set."""
-    os.environ.setdefault("TVM_NUM_THREADS", str(physical_cores()))
+    if "TVM_NUM_THREADS" not in os.environ:  # the sysfs scan only when it is needed
+        os.environ["TVM_NUM_THREADS"] = str(physical_cores())

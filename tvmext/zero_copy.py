@@ -15,6 +15,7 @@ import tvm
 
 ALIGN = 64
 _DLPACK_DTYPES = "?bBhHiIlLqQefd"  # NumPy's own bool, integer and float types
+_CPU = tvm.cpu().dlpack_device_type()
 
 
 def aligned(array: Any) -> np.ndarray:
@@ -37,7 +38,10 @@ def to_tensor(array: np.ndarray, device: Any) -> Any:
     through an aligned NumPy copy (cheaper than TVM's own allocation and copy); dtypes
     NumPy cannot export through DLPack (ml_dtypes' bfloat16, float8, int4) go through
     TVM's copy, as do empty arrays."""
-    on_cpu = device.dlpack_device_type() == tvm.cpu().dlpack_device_type()
-    if not on_cpu or array.dtype.char not in _DLPACK_DTYPES or array.size == 0:
+    if (
+        device.dlpack_device_type() != _CPU
+        or array.dtype.char not in _DLPACK_DTYPES
+        or array.size == 0
+    ):
         return tvm.runtime.tensor(array, device)
     return tvm.runtime.from_dlpack(array if usable_in_place(array) else aligned(array))
