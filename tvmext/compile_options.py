@@ -22,7 +22,9 @@ class CompileOptions:
     written by ``tvmext tune``; ``dump_ir`` is a folder that receives the module
     after every pipeline stage; ``fallback_to_tvm`` lets an external target whose
     generated code fails to compile leave its ops to TVM (the report says why)
-    instead of failing the compile.
+    instead of failing the compile; ``verify_schedules`` runs every PrimFunc a tvmext
+    schedule produced against the same function unscheduled, on random inputs, and
+    fails naming the function, its shapes and the error.
     """
 
     input_shapes: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
@@ -32,6 +34,7 @@ class CompileOptions:
     dump_ir: str | None = None
     fallback_to_tvm: bool = False
     keep_params_in_input: bool = False
+    verify_schedules: bool = False
 
     def __post_init__(self) -> None:
         if not 0 <= self.opt_level <= 4:

@@ -149,7 +149,13 @@ def _build(state: CompileState) -> None:
     dump = _dumper(state.options.dump_ir, first_index=len(STAGES) - 1)
     try:
         with tvm.transform.PassContext(opt_level=state.options.opt_level):
-            state.executable = build(mod, host, after_stage=dump, records=_records(state))
+            state.executable = build(
+                mod,
+                host,
+                after_stage=dump,
+                records=_records(state),
+                verify_schedules=state.options.verify_schedules,
+            )
     except TvmextError:
         raise
     except Exception as err:

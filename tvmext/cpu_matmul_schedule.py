@@ -38,6 +38,31 @@ def _is_multiply_accumulate(sch: s_tir.Schedule, block: BlockRV) -> bool:
     return isinstance(value, tirx.Add) and isinstance(value.b, tirx.Mul | tirx.Cast)
 
 
+def _reads_elementwise(sch: s_tir.Schedule, consumer: BlockRV, producer: BlockRV) -> bool:
+    """Whether ``consumer`` maps the producer's output element by element: one iteration
+    per output element, reading it at its own indices. Only then does computing it per
+    tile cover all of it; a consumer with a larger domain (a pad) has iterations that
+    read no tile, which ``reverse_compute_at`` would silently drop."""
+    written = sch.get(producer).writes[0].source
+    stmt = sch.get(consumer)
+    iters = stmt.iter_vars
+    if len(iters) != len(written.shape) or any(
+        iv.iter_type != tirx.IterVar.DataPar for iv in iters
+    ):
+        return False
+    for iv, dim in zip(iters, written.shape, strict=True):
+        if not (isinstance(iv.dom.extent, tirx.IntImm) and isinstance(dim, tirx.IntImm)):
+            return False
+        if int(iv.dom.extent) != int(dim):
+            return False
+    for region in stmt.reads:
+        if region.source.same_as(written):
+            for iv, rng in zip(iters, region.region, strict=True):
+                if not (rng.min.same_as(iv.var) and int(rng.extent) == 1):
+                    return False
+    return True
+
+
 def schedule_matmul(
     sch: s_tir.Schedule,
     block: BlockRV,
@@ -76,7 +101,7 @@ def schedule_matmul(
     sch.vectorize(ji)
     sch.decompose_reduction(block, ko)
     sch.vectorize(sch.get_loops(accumulator)[-1])
-    if len(consumers) == 1:
+    if len(consumers) == 1 and _reads_elementwise(sch, consumers[0], block):
         try:
             sch.reverse_compute_at(consumers[0], tile)
         except s_tir.schedule.ScheduleError:  # the consumer reads C out of the tile: leave it

@@ -31,6 +31,10 @@ class NativeBuildError(CompileError):
     """A C++/CUDA source did not compile or link; carries the command and diagnostics."""
 
 
+class ScheduleVerificationError(CompileError):
+    """A schedule changed what a PrimFunc computes (found by ``verify_schedules``)."""
+
+
 class ModelError(TvmextError, ValueError):
     """A model file is unreadable or malformed, or uses an op nobody registered."""
 
@@ -49,6 +53,7 @@ def register_with_tvm_ffi() -> None:
         ShapeError,
         CompileError,
         NativeBuildError,
+        ScheduleVerificationError,
         ModelError,
         PluginError,
     ):

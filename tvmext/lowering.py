@@ -20,6 +20,7 @@ from .custom_op import _BY_TVM_NAME, PREFIX, CustomOp
 from .default_schedule import default_schedule
 from .errors import CompileError
 from .lowering_rules import func_attrs
+from .schedule_verification import ScheduledFunc, verify_schedules
 
 if TYPE_CHECKING:
     from .tuning import TuningRecords
@@ -86,38 +87,52 @@ def apply_op_schedule(
 
 
 def schedule_prim_funcs(
-    target: tvm.target.Target, records: TuningRecords | None = None
+    target: tvm.target.Target, records: TuningRecords | None = None, *, verify: bool = False
 ) -> tvm.transform.Pass:
     """Give every unscheduled PrimFunc the op's schedule, else the default one
-    (with tuned parameters from ``records`` where they have an entry)."""
+    (with tuned parameters from ``records`` where they have an entry). With ``verify``,
+    each scheduled function is run against its unscheduled self
+    (:mod:`tvmext.schedule_verification`)."""
     kind = str(target.kind.name)
 
     @tvm.transform.module_pass(opt_level=0, name="tvmext.SchedulePrimFuncs")
     def run(mod: tvm.IRModule, _ctx: Any) -> tvm.IRModule:
+        changed = []
         for gv, func in list(mod.functions_items()):
             if not isinstance(func, tirx.PrimFunc):
                 continue
             if func.attrs is not None and _SCHEDULED in func.attrs:
                 continue
             custom, attrs = _scheduled_op(func, kind)
+            tiles = None
             if custom is not None:
-                new = apply_op_schedule(custom, target, func, attrs)
+                new, source = apply_op_schedule(custom, target, func, attrs), "the op's"
             else:
                 tiles = records.lookup(func) if records is not None else None
                 new = default_schedule(func, target, tiles)
+                source = "a tuned" if tiles is not None else "the default"
             mod[gv] = new.with_attr(_SCHEDULED, True)
+            if not new.same_as(func):
+                changed.append(ScheduledFunc(gv.name_hint, func, new, source))
+        if verify:
+            verify_schedules(changed, target)
         return mod
 
     return run
 
 
 def stages(
-    target: tvm.target.Target, records: TuningRecords | None = None, *, schedule: bool = True
+    target: tvm.target.Target,
+    records: TuningRecords | None = None,
+    *,
+    schedule: bool = True,
+    verify_schedules: bool = False,
 ) -> list[Stage]:
     """The pipeline for ``target`` as named stages (``--dump-ir`` writes one per stage).
 
     ``schedule=False`` is TVM's plain lowering: fusion as usual, no op schedules, no
     default schedules (naive loops), the baseline a training mode is compared against.
+    ``verify_schedules`` checks every scheduled PrimFunc against its naive loops.
     """
     kind = str(target.kind.name)
     t = relax.transform
@@ -133,7 +148,11 @@ def stages(
         t.AttachGlobalSymbol(),
     ]
     opaque = (keep_scheduled_ops_opaque(kind),) if schedule else ()
-    scheduling = [Stage("schedule", (schedule_prim_funcs(target, records),))] if schedule else []
+    scheduling = (
+        [Stage("schedule", (schedule_prim_funcs(target, records, verify=verify_schedules),))]
+        if schedule
+        else []
+    )
     return [
         Stage("dispatch", (relax.backend.DispatchSampling(), relax.backend.DispatchSortScan())),
         Stage("legalize", (t.LegalizeOps(), t.AnnotateTIROpPattern())),
@@ -158,13 +177,15 @@ def relax_pipeline(
     records: TuningRecords | None = None,
     *,
     schedule: bool = True,
+    verify_schedules: bool = False,
 ) -> tvm.transform.Pass:
     """One pass running :func:`stages`; ``after_stage(name, mod)`` sees each result."""
 
     @tvm.transform.module_pass(opt_level=0, name="tvmext.Pipeline")
     def run(mod: tvm.IRModule, _ctx: Any) -> tvm.IRModule:
         with target:
-            for stage in stages(target, records, schedule=schedule):
+            stage_list = stages(target, records, schedule=schedule, verify_schedules=verify_schedules)
+            for stage in stage_list:
                 mod = tvm.transform.Sequential(list(stage.passes))(mod)
                 if after_stage is not None:
                     after_stage(stage.name, mod)
@@ -180,19 +201,25 @@ def build(
     after_stage: Callable[[str, tvm.IRModule], None] | None = None,
     records: TuningRecords | None = None,
     schedule: bool = True,
+    verify_schedules: bool = False,
 ) -> Any:
     """Compile a Relax module with tvmext's pipeline into a VM executable.
 
     Native layers used by ``mod`` are attached as static libraries, so that
-    ``export_library`` links their objects into the artifact.
+    ``export_library`` links their objects into the artifact. ``verify_schedules``
+    runs every scheduled PrimFunc against its unscheduled loops (CPU targets).
     """
     from .native_layer import native_libraries
 
-    executable = tvm.compile(
-        mod,
-        target=target,
-        relax_pipeline=relax_pipeline(target, after_stage, records, schedule=schedule),
+    if verify_schedules and target.kind.name != "llvm":
+        raise CompileError(
+            f"verify_schedules runs PrimFuncs on the host CPU: it supports llvm targets, "
+            f"got {target.kind.name!r}"
+        )
+    pipeline = relax_pipeline(
+        target, after_stage, records, schedule=schedule, verify_schedules=verify_schedules
     )
+    executable = tvm.compile(mod, target=target, relax_pipeline=pipeline)
     for obj, symbols in native_libraries(mod):
         executable.mod.import_module(tvm.runtime.load_static_library(obj, symbols))
     return executable
