@@ -27,7 +27,9 @@ class ZooModel:
     dynamo: bool = False  # GPT-2 exports only with the dynamo exporter
 
 
-def _reinit(model: object, seed: int) -> None:
+def _reinit(model: object, inputs: dict[str, object], seed: int) -> None:
+    """He-style weights, then batch-norm statistics taken from ``inputs`` (one pass,
+    layer by layer), so that activations keep unit scale through residual sums."""
     import torch
 
     torch.manual_seed(seed)
@@ -49,6 +51,18 @@ def _reinit(model: object, seed: int) -> None:
             if module.bias is not None:
                 torch.nn.init.normal_(module.bias, std=0.1)
     model.eval()  # type: ignore[attr-defined]
+
+    def calibrate(module: torch.nn.BatchNorm2d, args: tuple[torch.Tensor, ...]) -> None:
+        x = args[0]
+        module.running_mean.copy_(x.mean((0, 2, 3)))
+        module.running_var.copy_(x.var((0, 2, 3), unbiased=False) + 1e-3)
+
+    norms = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]  # type: ignore[attr-defined]
+    hooks = [m.register_forward_pre_hook(calibrate) for m in norms]
+    with torch.no_grad():
+        model(**inputs)  # type: ignore[operator]
+    for hook in hooks:
+        hook.remove()
 
 
 def _image(size: int, seed: int = 0) -> dict[str, np.ndarray]:
@@ -73,7 +87,9 @@ def _mobilenet_v2(full: bool) -> tuple[object, dict[str, np.ndarray]]:
 
     # tf_padding (the default) writes TensorFlow's "same" padding as explicit,
     # asymmetric Pad nodes: the case that once broke the default schedule.
-    config = tf.MobileNetV2Config(depth_multiplier=1.0 if full else 0.35, image_size=224, num_labels=16)
+    config = tf.MobileNetV2Config(
+        depth_multiplier=1.0 if full else 0.35, image_size=224, num_labels=16
+    )
     return tf.MobileNetV2ForImageClassification(config), _image(224 if full else 96)
 
 
@@ -81,10 +97,15 @@ def _efficientnet(full: bool) -> tuple[object, dict[str, np.ndarray]]:
     import transformers as tf
 
     if full:
-        config = tf.EfficientNetConfig(num_labels=16)  # B0
+        config = tf.EfficientNetConfig(  # B0 (the library's default is B7)
+            width_coefficient=1.0, depth_coefficient=1.0, hidden_dim=1280, num_labels=16
+        )
     else:
         config = tf.EfficientNetConfig(
-            width_coefficient=0.25, depth_coefficient=0.3, image_size=96, hidden_dim=320,
+            width_coefficient=0.25,
+            depth_coefficient=0.3,
+            image_size=96,
+            hidden_dim=320,
             num_labels=16,
         )
     return tf.EfficientNetForImageClassification(config), _image(224 if full else 96)
@@ -96,7 +117,8 @@ def _convnext(full: bool) -> tuple[object, dict[str, np.ndarray]]:
     if full:
         config = tf.ConvNextConfig(num_labels=16)  # ConvNeXt-T
     else:
-        config = tf.ConvNextConfig(hidden_sizes=[16, 32, 48, 64], depths=[1, 1, 2, 1], num_labels=16
+        config = tf.ConvNextConfig(
+            hidden_sizes=[16, 32, 48, 64], depths=[1, 1, 2, 1], num_labels=16
         )
     return tf.ConvNextForImageClassification(config), _image(224 if full else 64)
 
@@ -110,7 +132,8 @@ def _vit(full: bool) -> tuple[object, dict[str, np.ndarray]]:
         size = 224
     else:
         config = tf.ViTConfig(hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
-                              intermediate_size=128, image_size=64, patch_size=16, num_labels=16)  # fmt: skip
+                              intermediate_size=128, image_size=64, patch_size=16,
+                              num_labels=16)  # fmt: skip
         size = 64
     return tf.ViTForImageClassification(config), _image(size)
 
@@ -175,9 +198,10 @@ def export(name: str, folder: str, *, full: bool = False, seed: int = 0):
     import torch
 
     zoo = MODELS[name]
+    torch.manual_seed(seed)  # weights that the re-initialization leaves (embeddings)
     model, inputs = zoo.build(full)
-    _reinit(model, seed)
     tensors = {k: torch.from_numpy(v) for k, v in inputs.items()}
+    _reinit(model, tensors, seed)
 
     class Wrapped(torch.nn.Module):
         def __init__(self) -> None:

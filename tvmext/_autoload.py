@@ -33,6 +33,7 @@ def autoload() -> None:
         onnx_converters_elementwise,
         onnx_converters_float8,
         onnx_converters_norm,
+        onnx_converters_pool,
         onnx_converters_reduce,
         onnx_converters_shape,
         ops,
@@ -43,4 +44,4 @@ def autoload() -> None:
     script_namespace.install()
     del ops, passes, onnx_converters, onnx_converters_norm, onnx_converters_reduce
     del onnx_converters_shape, onnx_converters_cumulative, onnx_converters_elementwise
-    del onnx_converters_float8
+    del onnx_converters_float8, onnx_converters_pool

@@ -87,6 +87,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="print, per op, FLOPs, bytes and where it runs (external target or TVM, and why)",
     )
     compile_cmd.add_argument(
+        "--verify-schedules",
+        action="store_true",
+        help="run every scheduled PrimFunc against its unscheduled loops on random inputs; "
+        "fail naming the first that differs",
+    )
+    compile_cmd.add_argument(
         "--keep-params-in-input",
         action="store_true",
         help="keep the weights out of the artifact (written to OUT.params.npz); "
@@ -112,6 +118,11 @@ def build_parser() -> argparse.ArgumentParser:
     run_cmd.add_argument("--print-time", action="store_true", help="time the model")
     run_cmd.add_argument("--repeat", type=_positive, default=10, help="timing measurements")
     run_cmd.add_argument("--number", type=_positive, default=5, help="runs per measurement")
+    run_cmd.add_argument(
+        "--profile",
+        action="store_true",
+        help="print the time of every kernel and external call, slowest first (--repeat runs)",
+    )
     run_cmd.add_argument("--print-top", type=int, default=None, metavar="K")
     run_cmd.add_argument("--device", default="cpu", help="cpu (default), cuda or cuda:N")
     _add_common(run_cmd, plugins=False)
@@ -142,6 +153,7 @@ def _compile(args: argparse.Namespace) -> None:
         opt_level=args.opt_level,
         fallback_to_tvm=args.fallback_to_tvm,
         keep_params_in_input=args.keep_params_in_input,
+        verify_schedules=args.verify_schedules,
     )
     module.export(output)
     inputs = ", ".join(map(str, module.inputs))
@@ -250,7 +262,10 @@ def _run(args: argparse.Namespace) -> None:
             f" {result.mean * 1e3:10.4f} {result.median * 1e3:12.4f} {result.max * 1e3:10.4f} "
             f"{result.min * 1e3:10.4f} {result.std * 1e3:10.4f}"
         )
-    if not (args.outputs or args.print_top or args.print_time):
+    if args.profile:
+        print(f"Profile (median per run of {args.repeat}):")
+        print(module.profile(repeat=args.repeat, **inputs))
+    if not (args.outputs or args.print_top or args.print_time or args.profile):
         shapes = ", ".join(f"{list(o.shape)} {o.dtype}" for o in outputs)
         print(f"ran {args.artifact}: {len(outputs)} output(s): {shapes}")
 

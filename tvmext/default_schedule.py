@@ -3,7 +3,8 @@
 CPU: a register-tiled matmul (with its epilogue) where the function is one, then
 dlight's CPU rules (GEMV, row reductions such as softmax and norms), else a generic
 rule: inline injective producers, then parallelize the outer spatial loops and
-vectorize the innermost contiguous one. CUDA: dlight's GPU rules.
+vectorize the innermost contiguous one. CUDA: dlight's GPU rules. A schedule that
+fails the size guard (:mod:`tvmext.schedule_limits`) gives way to the next rule.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from tvm.s_tir.dlight.base.common_schedules import try_inline
 
 from .cpu_matmul_schedule import MatmulTiles, schedule_matmul
 from .schedule_helpers import const_extent, parallel_vectorized_flat, vector_lanes
+from .schedule_limits import size_violation
 
 
 def _cpu_rules() -> list[dlight.ScheduleRule]:
@@ -35,6 +37,7 @@ def _gpu_rules() -> list[dlight.ScheduleRule]:
 def _apply_rules(
     func: tirx.PrimFunc, target: tvm.target.Target, rules: list[dlight.ScheduleRule]
 ) -> s_tir.Schedule | None:
+    """The first rule's schedule that applies and passes the size guard."""
     for rule in rules:
         try:
             result = rule.apply(func, target, False)
@@ -42,7 +45,7 @@ def _apply_rules(
             continue
         if isinstance(result, list):
             result = result[0] if result else None
-        if result is not None:
+        if result is not None and size_violation(result.mod["main"], target) is None:
             return result
     return None
 
@@ -150,19 +153,21 @@ def default_schedule(
     func: tirx.PrimFunc, target: tvm.target.Target, tiles: MatmulTiles | None = None
 ) -> tirx.PrimFunc:
     """Schedule ``func`` for ``target``: tiled matmul (``tiles``, else defaults), dlight,
-    else the generic CPU rule."""
-    is_gpu = target.kind.name in ("cuda", "rocm", "vulkan", "metal", "opencl")
-    sch: s_tir.Schedule | None = None
-    if not is_gpu:
-        sch = s_tir.Schedule(func)
-        if not try_matmul(sch, target, tiles):
-            sch = None
-    if sch is None:
-        sch = _apply_rules(func, target, _gpu_rules() if is_gpu else _cpu_rules())
-    if sch is None and not is_gpu:
-        sch = s_tir.Schedule(func)
-        if not schedule_parallel_vectorized(sch, target):
-            return func
-    if sch is None:
-        return func
-    return sch.mod["main"]
+    else the generic CPU rule; each only if it passes the size guard
+    (:mod:`tvmext.schedule_limits`), else the next. Unchanged if none applies."""
+    if target.kind.name in ("cuda", "rocm", "vulkan", "metal", "opencl"):
+        gpu = _apply_rules(func, target, _gpu_rules())
+        return func if gpu is None else gpu.mod["main"]
+    sch = s_tir.Schedule(func)
+    if try_matmul(sch, target, tiles) and size_violation(sch.mod["main"], target) is None:
+        return sch.mod["main"]
+    dlight_sch = _apply_rules(func, target, _cpu_rules())
+    if dlight_sch is not None:
+        return dlight_sch.mod["main"]
+    sch = s_tir.Schedule(func)
+    if (
+        schedule_parallel_vectorized(sch, target)
+        and size_violation(sch.mod["main"], target) is None
+    ):
+        return sch.mod["main"]
+    return func

@@ -184,8 +184,9 @@ def relax_pipeline(
     @tvm.transform.module_pass(opt_level=0, name="tvmext.Pipeline")
     def run(mod: tvm.IRModule, _ctx: Any) -> tvm.IRModule:
         with target:
-            stage_list = stages(target, records, schedule=schedule, verify_schedules=verify_schedules)
-            for stage in stage_list:
+            for stage in stages(
+                target, records, schedule=schedule, verify_schedules=verify_schedules
+            ):
                 mod = tvm.transform.Sequential(list(stage.passes))(mod)
                 if after_stage is not None:
                     after_stage(stage.name, mod)

@@ -26,6 +26,7 @@ from tvm import relax
 
 from .atomic_file import atomic_output
 from .errors import CompileError, ShapeError
+from .profiling import Profile, profile_vm
 from .zero_copy import to_tensor
 
 if TYPE_CHECKING:
@@ -179,6 +180,14 @@ class Module:
             repeat=repeat,
             number=number,
         )
+
+    def profile(self, *arrays: Any, repeat: int = 10, **named: Any) -> Profile:
+        """Time every kernel and external call of ``main`` (random inputs when none are
+        given): median per run over ``repeat`` runs, slowest first, with its share."""
+        if not arrays and not named:
+            arrays = tuple(random_inputs(self.inputs))
+        inputs = self._bind(arrays, named)
+        return profile_vm(self._vm, lambda: self._vm["main"](*inputs), repeat)
 
     def export(self, path: str | os.PathLike[str]) -> str:
         """Write one self-contained ``.so`` atomically (temporary file, then rename)."""

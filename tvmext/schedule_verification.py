@@ -154,7 +154,11 @@ def verify_schedules(
                 tvm.runtime.tensor(a.copy(), device) if isinstance(a, np.ndarray) else a
                 for a in args
             ]
-            lib[f"f{i}"](*tensors)
+            try:
+                lib[f"f{i}"](*tensors)
+            except Exception:
+                print("FAILED", f.name, lib is naive, _describe(f.before, args))
+                raise
             results.append([t.numpy() for t in tensors if isinstance(t, tvm.runtime.Tensor)])
         compared += 1
         buffers = [p.name for p in f.before.params if isinstance(p, tirx.Buffer)]
