@@ -29,4 +29,4 @@ fi
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
 .venv/bin/mypy
-exec .venv/bin/python -m pytest -n 2 "${@:2}"
+exec .venv/bin/python -m pytest -n 2 --dist loadgroup "${@:2}"
