@@ -14,10 +14,9 @@ from __future__ import annotations
 import numpy as np
 import onnxruntime as ort
 import pytest
+from model_zoo import MODELS, export
 
 import tvmext
-
-from model_zoo import MODELS, export
 
 pytestmark = [pytest.mark.xdist_group("model_zoo")]
 

@@ -16,6 +16,7 @@ import numpy as np
 import tvm
 from tvm import tirx
 from tvm.sym.analyzer import Analyzer
+from tvm.tirx.buffer import BufferType
 
 from .errors import ScheduleVerificationError
 
@@ -36,10 +37,18 @@ class ScheduledFunc:
     source: str
 
 
+def _is_buffer(param: tirx.Var) -> bool:
+    return isinstance(param.ty, BufferType)
+
+
+def _scalar_dtype(var: tirx.Var) -> str:
+    return str(var.ty.dtype)
+
+
 def _buffer_shape(buf: tirx.Buffer, values: dict[tirx.Var, int]) -> tuple[int, ...] | None:
     analyzer = Analyzer()
     for var, value in values.items():
-        analyzer.bind(var, tirx.const(value, var.dtype))
+        analyzer.bind(var, tirx.const(value, _scalar_dtype(var)))
     shape = []
     for dim in buf.shape:
         expr = analyzer.simplify(dim)
@@ -53,11 +62,11 @@ def _symbolic_values(func: tirx.PrimFunc) -> dict[tirx.Var, int]:
     """A value for every shape variable that a buffer dim names directly."""
     values: dict[tirx.Var, int] = {}
     for param in func.params:
-        if isinstance(param, tirx.Buffer):
+        if _is_buffer(param):
             for dim in param.shape:
                 if isinstance(dim, tirx.Var):
                     values.setdefault(dim, SYMBOLIC_DIM)
-        elif param.dtype.startswith("int"):
+        elif _scalar_dtype(param).startswith("int"):
             values.setdefault(param, SYMBOLIC_DIM)
     return values
 
@@ -77,7 +86,7 @@ def _arguments(func: tirx.PrimFunc, rng: np.random.Generator) -> list[object] | 
     values = _symbolic_values(func)
     shapes = {}
     for param in func.params:
-        if isinstance(param, tirx.Buffer):
+        if _is_buffer(param):
             shape = _buffer_shape(param, values)
             if shape is None:
                 return f"buffer {param.name} has shape {list(param.shape)}, not fixed by its inputs"
@@ -86,7 +95,7 @@ def _arguments(func: tirx.PrimFunc, rng: np.random.Generator) -> list[object] | 
     high = min(dims, default=1)
     args: list[object] = []
     for param in func.params:
-        if isinstance(param, tirx.Buffer):
+        if _is_buffer(param):
             try:
                 args.append(_random_array(shapes[param.name], str(param.dtype), high, rng))
             except TypeError:
@@ -94,7 +103,7 @@ def _arguments(func: tirx.PrimFunc, rng: np.random.Generator) -> list[object] | 
         elif param in values:
             args.append(values[param])
         else:
-            return f"parameter {param.name} has type {param.dtype}"
+            return f"parameter {param.name} has type {_scalar_dtype(param)}"
     return args
 
 
@@ -161,7 +170,7 @@ def verify_schedules(
                 raise
             results.append([t.numpy() for t in tensors if isinstance(t, tvm.runtime.Tensor)])
         compared += 1
-        buffers = [p.name for p in f.before.params if isinstance(p, tirx.Buffer)]
+        buffers = [p.name for p in f.before.params if _is_buffer(p)]
         for name, want, got in zip(buffers, *results, strict=True):
             error = _relative_error(got, want)
             if not error <= RELATIVE_TOLERANCE:
