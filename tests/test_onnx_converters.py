@@ -146,3 +146,40 @@ def test_errors_name_the_node_among_nodes_of_one_type():
     )
     with pytest.raises(tvmext.ModelError, match=r"^node 'second' \(ai\.onnx::Reshape\): "):
         onnx_import.from_onnx(model)
+
+
+@pytest.mark.parametrize("count_include_pad", [0, 1])
+def test_average_pool_with_one_window_over_the_input_is_a_mean(count_include_pad, rng):
+    """EfficientNet's pooler: a 64x64 kernel (ceil_mode) over a 7x7 map. TVM's
+    lowering pads the input to the kernel's size; tvmext averages the map."""
+    import onnxruntime as ort
+
+    node = helper.make_node(
+        "AveragePool", ["x"], ["y"], kernel_shape=[64, 64], strides=[64, 64], ceil_mode=1,
+        count_include_pad=count_include_pad, pads=[0, 0, 0, 0],
+    )  # fmt: skip
+    model = _model(
+        [node],
+        [_tensor("x", TensorProto.FLOAT, [1, 5, 7, 7])],
+        [_tensor("y", TensorProto.FLOAT, [1, 5, 1, 1])],
+    )
+    x = rng.standard_normal((1, 5, 7, 7)).astype("float32")
+    mod = onnx_import.from_onnx(model)
+    assert "nn.avg_pool2d" not in mod.script() and "R.mean" in mod.script()
+    got = tvmext.compile(model, "llvm").run(x)[0]
+    want = ort.InferenceSession(model.SerializeToString()).run(None, {"x": x})[0]
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(got, x.mean(axis=(2, 3), keepdims=True), rtol=1e-5, atol=1e-6)
+
+
+def test_average_pool_with_several_windows_stays_a_pool(rng):
+    node = helper.make_node("AveragePool", ["x"], ["y"], kernel_shape=[2, 2], strides=[2, 2])
+    model = _model(
+        [node],
+        [_tensor("x", TensorProto.FLOAT, [1, 3, 6, 6])],
+        [_tensor("y", TensorProto.FLOAT, [1, 3, 3, 3])],
+    )
+    assert "avg_pool2d" in onnx_import.from_onnx(model).script()
+    x = rng.standard_normal((1, 3, 6, 6)).astype("float32")
+    want = x.reshape(1, 3, 3, 2, 3, 2).mean(axis=(3, 5))
+    np.testing.assert_allclose(tvmext.compile(model, "llvm").run(x)[0], want, rtol=1e-5, atol=1e-6)
