@@ -33,7 +33,7 @@ def test_profile_times_every_kernel_of_the_model(mlp_module):
     assert profile.repeat == 5 and profile.total > 0
     text = str(profile)
     assert text.splitlines()[0].split() == ["time", "(ms)", "share", "calls", "kernel"]
-    assert "total (median of 5)" in text.splitlines()[-1]
+    assert "total (mean of 5)" in text.splitlines()[-1]
 
 
 def test_profile_rejects_a_repeat_below_one(mlp_module):
@@ -69,6 +69,6 @@ def test_cli_run_profile_prints_the_table(tmp_path):
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
-    assert lines[0] == "Profile (median per run of 3):"
-    assert "kernel" in lines[1] and "total (median of 3)" in lines[-1]
+    assert lines[0] == "Profile (mean per run of 3):"
+    assert "kernel" in lines[1] and "total (mean of 3)" in lines[-1]
     assert any("fused_" in line for line in lines)

@@ -263,7 +263,7 @@ def _run(args: argparse.Namespace) -> None:
             f"{result.min * 1e3:10.4f} {result.std * 1e3:10.4f}"
         )
     if args.profile:
-        print(f"Profile (median per run of {args.repeat}):")
+        print(f"Profile (mean per run of {args.repeat}):")
         print(module.profile(repeat=args.repeat, **inputs))
     if not (args.outputs or args.print_top or args.print_time or args.profile):
         shapes = ", ".join(f"{list(o.shape)} {o.dtype}" for o in outputs)

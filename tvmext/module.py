@@ -183,7 +183,7 @@ class Module:
 
     def profile(self, *arrays: Any, repeat: int = 10, **named: Any) -> Profile:
         """Time every kernel and external call of ``main`` (random inputs when none are
-        given): median per run over ``repeat`` runs, slowest first, with its share."""
+        given): mean per run over ``repeat`` runs, slowest first, with its share."""
         if not arrays and not named:
             arrays = tuple(random_inputs(self.inputs))
         inputs = self._bind(arrays, named)

@@ -3,14 +3,13 @@
 TVM 0.27's ``VirtualMachine`` has no profiler, but it calls an instrument before and
 after every call instruction. Each kernel (a TVM PrimFunc, an external call such as
 a oneDNN primitive, a VM builtin) is timed between those two callbacks, over
-``repeat`` runs after a warm-up run; the median per-run total of each kernel is
-reported. The time the VM spends between calls (its own bookkeeping, plus the
-instrument's) is a row of its own, so that the shares add up to the run.
+``repeat`` runs after a warm-up run; each row is the kernel's mean time per run (means,
+not medians, so that the rows add up to the mean run). The time the VM spends
+between calls (its own bookkeeping, plus the instrument's) is a row of its own.
 """
 
 from __future__ import annotations
 
-import statistics
 import time
 from collections import defaultdict
 from collections.abc import Callable
@@ -23,7 +22,7 @@ _BUILTIN = "vm.builtin."
 
 @dataclass(frozen=True)
 class ProfileRow:
-    """One kernel: median seconds per run (all its calls), calls per run, share."""
+    """One kernel: mean seconds per run (all its calls), calls per run, share."""
 
     name: str
     seconds: float
@@ -33,7 +32,7 @@ class ProfileRow:
 
 @dataclass(frozen=True)
 class Profile:
-    """Kernels sorted by time, slowest first; ``total`` is the median profiled run."""
+    """Kernels sorted by time, slowest first; ``total`` is the mean profiled run."""
 
     rows: tuple[ProfileRow, ...]
     total: float
@@ -44,7 +43,7 @@ class Profile:
         lines += [
             f"{r.seconds * 1e3:10.3f}  {r.share:6.1%}  {r.calls:5d}  {r.name}" for r in self.rows
         ]
-        lines.append(f"{self.total * 1e3:10.3f}  {1:6.1%}         total (median of {self.repeat})")
+        lines.append(f"{self.total * 1e3:10.3f}  {1:6.1%}         total (mean of {self.repeat})")
         return "\n".join(lines)
 
 
@@ -84,26 +83,26 @@ def profile_vm(vm: Any, run: Callable[[], Any], repeat: int = 10) -> Profile:
     vm.set_instrument(recorder)
     try:
         run()  # warm-up: first-call costs (allocation, external library set-up)
-        per_run: dict[str, list[float]] = defaultdict(list)
-        totals = []
+        sums: dict[str, float] = defaultdict(float)
+        total = 0.0
         calls: dict[str, int] = {}
         for _ in range(repeat):
             recorder.reset()
             start = time.perf_counter()
             run()
-            totals.append(time.perf_counter() - start)
+            total += time.perf_counter() - start
             for name, seconds in recorder.times.items():
-                per_run[name].append(seconds)
+                sums[name] += seconds
             calls = dict(recorder.calls)
     finally:
         vm.set_instrument(None)
-    medians = {name: statistics.median(values) for name, values in per_run.items()}
-    return _table(medians, calls, statistics.median(totals), repeat)
+    means = {name: seconds / repeat for name, seconds in sums.items()}
+    return _table(means, calls, total / repeat, repeat)
 
 
-def _table(medians: dict[str, float], calls: dict[str, int], total: float, repeat: int) -> Profile:
-    kernels = {n: t for n, t in medians.items() if not n.startswith(_BUILTIN)}
-    builtins = sum(t for n, t in medians.items() if n.startswith(_BUILTIN))
+def _table(means: dict[str, float], calls: dict[str, int], total: float, repeat: int) -> Profile:
+    kernels = {n: t for n, t in means.items() if not n.startswith(_BUILTIN)}
+    builtins = sum(t for n, t in means.items() if n.startswith(_BUILTIN))
     rows: list[tuple[str, float, int]] = [(n, t, calls.get(n, 0)) for n, t in kernels.items()]
     if builtins:
         count = sum(c for n, c in calls.items() if n.startswith(_BUILTIN))
