@@ -104,7 +104,6 @@ def schedule_prim_funcs(
             if func.attrs is not None and _SCHEDULED in func.attrs:
                 continue
             custom, attrs = _scheduled_op(func, kind)
-            tiles = None
             if custom is not None:
                 new, source = apply_op_schedule(custom, target, func, attrs), "the op's"
             else:

@@ -165,9 +165,12 @@ def verify_schedules(
             ]
             try:
                 lib[f"f{i}"](*tensors)
-            except Exception:
-                print("FAILED", f.name, lib is naive, _describe(f.before, args))
-                raise
+            except Exception as err:
+                which = "unscheduled" if lib is naive else "scheduled"
+                raise ScheduleVerificationError(
+                    f"PrimFunc {f.name!r} ({which}) failed on random inputs "
+                    f"{_describe(f.before, args)}: {type(err).__name__}: {err}"
+                ) from err
             results.append([t.numpy() for t in tensors if isinstance(t, tvm.runtime.Tensor)])
         compared += 1
         buffers = [p.name for p in f.before.params if _is_buffer(p)]
