@@ -184,17 +184,6 @@ MODELS: dict[str, ZooModel] = {
 }
 
 
-class _Logits:
-    """Wraps a transformers model so that its first output is a plain tensor."""
-
-    def __init__(self, model: object) -> None:
-        self.model = model
-
-    def __call__(self, **inputs: object) -> object:
-        out = self.model(**inputs)  # type: ignore[operator]
-        return out.logits if hasattr(out, "logits") else out.last_hidden_state
-
-
 def export(name: str, folder: str, *, full: bool = False, seed: int = 0):
     """Write ``folder/<name>.onnx``; returns (path, inputs, PyTorch's output)."""
     import torch
@@ -211,7 +200,9 @@ def export(name: str, folder: str, *, full: bool = False, seed: int = 0):
             self.inner = model
 
         def forward(self, *args: torch.Tensor) -> torch.Tensor:
-            return _Logits(self.inner)(**dict(zip(inputs, args, strict=True)))  # type: ignore[return-value]
+            """The model's logits (or last hidden state) as one plain tensor."""
+            out = self.inner(**dict(zip(inputs, args, strict=True)))
+            return out.logits if hasattr(out, "logits") else out.last_hidden_state
 
     wrapped = Wrapped().eval()
     args = tuple(tensors.values())

@@ -111,7 +111,7 @@ def schedule_prim_funcs(
                 new = default_schedule(func, target, tiles)
                 source = "a tuned" if tiles is not None else "the default"
             mod[gv] = new.with_attr(_SCHEDULED, True)
-            if not new.same_as(func):
+            if verify and not new.same_as(func):
                 changed.append(ScheduledFunc(gv.name_hint, func, new, source))
         if verify:
             verify_schedules(changed, target)

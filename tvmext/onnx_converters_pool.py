@@ -20,16 +20,12 @@ from .onnx_converters import static_shape
 from .onnx_registry import register_converter
 
 
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
 def _covers_input(shape: list[int] | None, attrs: dict[str, Any]) -> bool:
     if shape is None or len(shape) < 3:
         return False
     spatial = shape[2:]
     kernel = list(attrs.get("kernel_shape", []))
-    if len(kernel) != len(spatial) or _text(attrs.get("auto_pad", "NOTSET")) not in (
+    if len(kernel) != len(spatial) or attrs.get("auto_pad", "NOTSET") not in (
         "NOTSET",
         "VALID",
     ):

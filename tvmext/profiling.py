@@ -66,11 +66,11 @@ class _Recorder:
         if before:
             if self._last_end:
                 self.times[BETWEEN_CALLS] += (now - self._last_end) * 1e-9
+                self.calls[BETWEEN_CALLS] += 1
             self._start = now
         else:
             self.times[symbol] += (now - self._start) * 1e-9
             self.calls[symbol] += 1
-            self.calls[BETWEEN_CALLS] += 1
             self._last_end = time.perf_counter_ns()
         return 0  # VMInstrumentReturnKind.NO_OP: run the call as usual
 

@@ -28,8 +28,8 @@ SYMBOLIC_DIM = 5
 
 @dataclass(frozen=True)
 class ScheduledFunc:
-    """A PrimFunc before and after a tvmext schedule; ``source`` says which one
-    (``default``, ``op schedule 'ns.name'``, ``tuned``)."""
+    """A PrimFunc before and after a tvmext schedule; ``source`` says whose schedule
+    (``the default``, ``a tuned``, ``the op's``), as error messages word it."""
 
     name: str
     before: tirx.PrimFunc
@@ -45,10 +45,7 @@ def _scalar_dtype(var: tirx.Var) -> str:
     return str(var.ty.dtype)
 
 
-def _buffer_shape(buf: tirx.Buffer, values: dict[tirx.Var, int]) -> tuple[int, ...] | None:
-    analyzer = Analyzer()
-    for var, value in values.items():
-        analyzer.bind(var, tirx.const(value, _scalar_dtype(var)))
+def _buffer_shape(buf: tirx.Buffer, analyzer: Analyzer) -> tuple[int, ...] | None:
     shape = []
     for dim in buf.shape:
         expr = analyzer.simplify(dim)
@@ -84,10 +81,13 @@ def _random_array(shape: tuple[int, ...], dtype: str, high: int, rng: np.random.
 def _arguments(func: tirx.PrimFunc, rng: np.random.Generator) -> list[object] | str:
     """NumPy arrays and ints for ``func``'s parameters, or why there can be none."""
     values = _symbolic_values(func)
+    analyzer = Analyzer()
+    for var, value in values.items():
+        analyzer.bind(var, tirx.const(value, _scalar_dtype(var)))
     shapes = {}
     for param in func.params:
         if _is_buffer(param):
-            shape = _buffer_shape(param, values)
+            shape = _buffer_shape(param, analyzer)
             if shape is None:
                 return f"buffer {param.name} has shape {list(param.shape)}, not fixed by its inputs"
             shapes[param.name] = shape
