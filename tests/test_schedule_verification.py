@@ -10,6 +10,7 @@ import tvm
 from onnx import TensorProto, helper, numpy_helper
 from tvm import relax, s_tir, te, tirx
 from tvm.s_tir import dlight
+from tvm.script import tirx as T
 
 import tvmext
 from tvmext.default_schedule import default_schedule
@@ -163,3 +164,26 @@ def test_the_size_guard_bounds_unrolling():
     sch.unroll(r)
     violation = size_violation(sch.mod["main"], HOST)
     assert violation is not None and "unrolls to 2048 elements" in str(violation)
+
+
+@T.prim_func(s_tir=True)
+def _rows_at_least_eight(a: T.handle, b: T.handle):
+    n = T.int64()
+    x = T.match_buffer(a, (n, 4), "float32")
+    y = T.match_buffer(b, (n, 4), "float32")
+    assert n >= 8, "few rows"
+    for i, j in T.grid(n, 4):
+        with T.sblock("y"):
+            vi, vj = T.axis.remap("SS", [i, j])
+            y[vi, vj] = x[vi, vj] + T.float32(1)
+
+
+def test_a_kernel_that_fails_on_its_random_inputs_is_named():
+    """A kernel's own runtime check (at least 8 rows) fails on the small value that
+    verification gives a symbolic dim; the error names the kernel and its inputs."""
+    func = _rows_at_least_eight
+    with pytest.raises(ScheduleVerificationError) as info:
+        verify_schedules([ScheduledFunc("rows", func, func, "the default")], HOST)
+    message = str(info.value)
+    assert message.startswith("PrimFunc 'rows' (unscheduled) failed on random inputs")
+    assert "x: [5, 4] float32, y: [5, 4] float32" in message and "few rows" in message
