@@ -44,7 +44,7 @@ def stock_tvm(model: onnx.ModelProto) -> Callable[[np.ndarray], np.ndarray]:
     import tvm
     from tvm import relax
 
-    from tvmext.onnx_import import from_onnx
+    from tvmext.onnx.importer import from_onnx
 
     mod = relax.transform.DecomposeOpsForInference()(from_onnx(model, {}, {}))
     vm = relax.VirtualMachine(tvm.compile(mod, target="llvm"), tvm.cpu())
@@ -86,7 +86,7 @@ def measure(model: onnx.ModelProto, options: Any, repeat: int) -> dict[str, floa
     import onnxruntime as ort
 
     import tvmext
-    from tvmext.zero_copy import aligned
+    from tvmext.runtime.zero_copy import aligned
 
     dnnl = tvmext.compile(model, "dnnl, llvm")
     tvm_only = tvmext.compile(model, "llvm")
@@ -96,7 +96,7 @@ def measure(model: onnx.ModelProto, options: Any, repeat: int) -> dict[str, floa
     )
     eager = TorchEager(model)
     # 64-byte aligned, as a serving loop would keep its input buffer: TVM then takes it
-    # in place, as ONNX Runtime takes any NumPy array (tvmext.zero_copy).
+    # in place, as ONNX Runtime takes any NumPy array (tvmext.runtime.zero_copy).
     x = aligned(np.random.default_rng(0).standard_normal(dnnl.inputs[0].shape).astype(np.float32))
     reference = session.run(None, {"x": x})[0]
     outputs = {

@@ -25,7 +25,7 @@ from ops import triad_bandwidth
 from timing import median_seconds, settle
 
 import tvmext
-from tvmext.lowering import build
+from tvmext.lowering.pipeline import build
 from tvmext.ops import ghmc_loss
 
 N, C, BINS, MOMENTUM = 65536, 80, 30, 0.75

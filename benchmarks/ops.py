@@ -22,7 +22,7 @@ from timing import median_seconds
 
 import tvmext
 from tvmext.ops import moments, rms_norm, swish
-from tvmext.zero_copy import aligned
+from tvmext.runtime.zero_copy import aligned
 
 
 @tvmext.op("bench.triad")

@@ -16,7 +16,7 @@ from acme_plugin import shifted_softplus
 from tvm import relax
 
 import tvmext
-from tvmext.lowering import build
+from tvmext.lowering.pipeline import build
 from tvmext.ops import rms_norm
 
 _reference = shifted_softplus.reference_fn

@@ -1,25 +1,7 @@
-"""Target-specific Relax passes shipped with tvmext (package ``tvmext.passes``).
+"""Target-independent Relax passes (package ``tvmext.passes``); importing it registers
+them with :mod:`tvmext.pass_registry`. Passes that serve one target live with it, under
+``tvmext.target.<name>.passes``."""
 
-Each module registers its passes with :func:`tvmext.pass_registry.register_pass`;
-``partition_report`` is the analysis that external targets run when partitioning.
-"""
+from tvmext.passes import simplify_for_inference
 
-from . import (
-    clip_before_transpose,
-    fold_batch_norm,
-    fold_weight_layouts,
-    gelu_erf,
-    nhwc_layout,
-    post_op_operand_order,
-    simplify_for_inference,
-)
-
-__all__ = [
-    "clip_before_transpose",
-    "fold_batch_norm",
-    "fold_weight_layouts",
-    "gelu_erf",
-    "nhwc_layout",
-    "post_op_operand_order",
-    "simplify_for_inference",
-]
+__all__ = ["simplify_for_inference"]

@@ -15,10 +15,10 @@ import numpy as np
 import pytest
 import tvm
 from tvm import relax
+from tvmext.target.spec import parse_target
 
 import tvmext
-from tvmext.lowering import build
-from tvmext.target_spec import parse_target
+from tvmext.lowering.pipeline import build
 
 
 @pytest.fixture

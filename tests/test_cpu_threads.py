@@ -1,4 +1,4 @@
-"""tvmext.cpu_threads: TVM's thread pool gets one thread per physical core."""
+"""tvmext.runtime.cpu_threads: TVM's thread pool gets one thread per physical core."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import os
 import subprocess
 import sys
 
-from tvmext.cpu_threads import physical_cores
+from tvmext.runtime.cpu_threads import physical_cores
 
 
 def _num_threads(env: dict[str, str]) -> int:

@@ -10,7 +10,7 @@ from tvm import relax, te, tirx
 from tvm.script import from_source
 
 import tvmext
-from tvmext.custom_op import OPS
+from tvmext.opdef.declaration import OPS
 from tvmext.ops import moments, rms_norm, swish
 
 

@@ -1,4 +1,4 @@
-"""tvmext.histogram: the scatter-add histogram kernel against np.bincount."""
+"""tvmext.lowering.schedules.histogram: the scatter-add histogram kernel against np.bincount."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import tvm
 from tvm import s_tir, te, tirx
 
 import tvmext
-from tvmext.histogram import parallelize_histogram, row_chunk_histogram
+from tvmext.lowering.schedules.histogram import parallelize_histogram, row_chunk_histogram
 
 
 def _histogram_function(rows: tirx.PrimExpr, cols: int, dtype: str, bins: int, chunks: int):

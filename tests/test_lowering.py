@@ -7,11 +7,11 @@ import pytest
 import tvm
 from conftest import run_module, single_op_module
 from tvm import relax, te, tirx
+from tvmext.target.spec import parse_target
 
 import tvmext
-from tvmext.lowering import relax_pipeline
+from tvmext.lowering.pipeline import relax_pipeline
 from tvmext.ops import rms_norm
-from tvmext.target_spec import parse_target
 
 
 def _stage_ir(mod: tvm.IRModule, stage: str, target: str = "llvm") -> tvm.IRModule:

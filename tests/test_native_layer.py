@@ -13,7 +13,7 @@ import pytest
 from tvm import relax
 
 import tvmext
-from tvmext.native_build import BuildFlags, compile_object
+from tvmext.opdef.native_build import BuildFlags, compile_object
 from tvmext.testing import check_op
 
 NATIVE = pathlib.Path(__file__).parent / "native"
@@ -140,7 +140,7 @@ def test_compile_error_shows_diagnostics_command_and_source(tmp_path):
     assert "compiling" in message and "failed" in message
     assert "undefined_call" in message and "error" in message
     assert "command: " in message and str(bad) in message
-    assert "test_native.bad" not in tvmext.custom_op.OPS
+    assert "test_native.bad" not in tvmext.opdef.declaration.OPS
 
 
 def test_missing_symbol_lists_exported_ones():

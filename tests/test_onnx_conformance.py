@@ -1,7 +1,7 @@
 """ONNX node conformance: every case recorded as passing must keep passing.
 
 The record (tests/onnx_conformance_passing.txt) is written by
-``python -m tvmext.onnx_conformance --record tests/onnx_conformance_passing.txt``
+``python -m tvmext.onnx.conformance --record tests/onnx_conformance_passing.txt``
 (official protocol: runtime inputs, exact dtype, rtol 1e-3, atol 1e-7).
 """
 
@@ -16,14 +16,14 @@ import numpy as np
 from onnx import TensorProto, helper
 
 import tvmext
-from tvmext import onnx_conformance
+from tvmext.onnx import conformance as onnx_conformance
 
 PASSING = pathlib.Path(__file__).parent / "onnx_conformance_passing.txt"
 
 
 def test_recorded_cases_still_pass():
     done = subprocess.run(
-        [sys.executable, "-m", "tvmext.onnx_conformance", "--check", str(PASSING), "--jobs", "2"],
+        [sys.executable, "-m", "tvmext.onnx.conformance", "--check", str(PASSING), "--jobs", "2"],
         capture_output=True,
         text=True,
         check=False,

@@ -9,7 +9,7 @@ import pytest
 from onnx import TensorProto, helper
 
 import tvmext
-from tvmext import onnx_import
+from tvmext.onnx import importer as onnx_import
 
 
 def _model(nodes, inputs, outputs, opset=18):

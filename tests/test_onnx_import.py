@@ -9,7 +9,7 @@ from onnx_models import custom_node_model, mlp, save
 from tvm.relax.frontend.onnx import from_onnx as tvm_from_onnx
 
 import tvmext
-from tvmext import onnx_import
+from tvmext.onnx import importer as onnx_import
 from tvmext.ops import swish
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 import tvmext
-from tvmext.op_attrs import AttrSpec
+from tvmext.opdef.attrs import AttrSpec
 
 
 def _compute(x, *, alpha: float = 1.0, n=2, flag=False, mode="fast", axes=(0, 1)):

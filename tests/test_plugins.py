@@ -11,7 +11,7 @@ import textwrap
 import pytest
 
 import tvmext
-from tvmext.custom_op import OPS
+from tvmext.opdef.declaration import OPS
 from tvmext.plugins import load_plugin
 
 PLUGINS = pathlib.Path(__file__).parent / "plugins"
@@ -60,7 +60,7 @@ def test_installed_entry_point_plugins_load_automatically(tmp_path):
         from tvmext.plugins import installed_plugins
         print(installed_plugins())
         tvmext.load_plugins()
-        from tvmext.custom_op import OPS
+        from tvmext.opdef.declaration import OPS
         print("acme_ep.ident" in OPS)
         """
     )

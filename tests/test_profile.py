@@ -11,7 +11,7 @@ from onnx_cpu_models import resnet_cnn
 from onnx_models import mlp, save
 
 import tvmext
-from tvmext.profiling import BETWEEN_CALLS
+from tvmext.runtime.profiling import BETWEEN_CALLS
 
 
 @pytest.fixture(scope="module")

@@ -7,11 +7,17 @@ import json
 import numpy as np
 import pytest
 from tvm import relax, tirx
+from tvmext.target.spec import parse_target
 
 import tvmext
-from tvmext.cpu_matmul_schedule import MatmulTiles
-from tvmext.target_spec import parse_target
-from tvmext.tuning import TuningRecords, candidate_tiles, tunable_funcs, tune_module, workload_key
+from tvmext.lowering.schedules.cpu_matmul import MatmulTiles
+from tvmext.lowering.tuning import (
+    TuningRecords,
+    candidate_tiles,
+    tunable_funcs,
+    tune_module,
+    workload_key,
+)
 
 
 def _matmul_module(m=24, k=64, n=48):

@@ -9,7 +9,7 @@ from onnx import TensorProto, helper, numpy_helper
 from tvm import te, topi
 
 import tvmext
-from tvmext import onnx_import
+from tvmext.onnx import importer as onnx_import
 
 
 def _model(weight: np.ndarray | None, n_out: int = 24):

@@ -1,4 +1,4 @@
-"""tvmext.zero_copy: TVM takes aligned arrays in place; results do not depend on it."""
+"""tvmext.runtime.zero_copy: TVM takes aligned arrays in place; results do not depend on it."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import tvm
 from onnx_models import mlp, save
 
 import tvmext
-from tvmext.zero_copy import ALIGN, aligned, to_tensor, usable_in_place
+from tvmext.runtime.zero_copy import ALIGN, aligned, to_tensor, usable_in_place
 
 
 def test_aligned_copies_into_an_in_place_array(rng):

@@ -8,8 +8,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from .cpu_threads import use_physical_cores
-from .errors import (
+from tvmext.errors import (
     CompileError,
     ModelError,
     NativeBuildError,
@@ -21,31 +20,29 @@ from .errors import (
 )
 
 if TYPE_CHECKING:
-    from .compile_options import CompileOptions
-    from .compiler import compile, tune
-    from .custom_op import CustomOp, op
-    from .module import Module, load
-    from .native_layer import NativeOp, native_op
-    from .plugins import load_plugins
-    from .target_spec import TargetSpec, parse_target
+    from tvmext.compile_options import CompileOptions
+    from tvmext.compiler import compile, tune
+    from tvmext.opdef.declaration import CustomOp, op
+    from tvmext.opdef.native_layer import NativeOp, native_op
+    from tvmext.plugins import load_plugins
+    from tvmext.runtime.module import Module, load
+    from tvmext.target.spec import TargetSpec, parse_target
 
 __version__ = "0.1.0"
 
-use_physical_cores()  # before TVM's thread pool starts (see tvmext.cpu_threads)
-
 _LAZY = {
-    "compile": "compiler",
-    "tune": "compiler",
-    "CompileOptions": "compile_options",
-    "Module": "module",
-    "load": "module",
-    "load_plugins": "plugins",
-    "op": "custom_op",
-    "native_op": "native_layer",
-    "NativeOp": "native_layer",
-    "CustomOp": "custom_op",
-    "parse_target": "target_spec",
-    "TargetSpec": "target_spec",
+    "compile": "tvmext.compiler",
+    "tune": "tvmext.compiler",
+    "CompileOptions": "tvmext.compile_options",
+    "Module": "tvmext.runtime.module",
+    "load": "tvmext.runtime.module",
+    "load_plugins": "tvmext.plugins",
+    "op": "tvmext.opdef.declaration",
+    "CustomOp": "tvmext.opdef.declaration",
+    "native_op": "tvmext.opdef.native_layer",
+    "NativeOp": "tvmext.opdef.native_layer",
+    "parse_target": "tvmext.target.spec",
+    "TargetSpec": "tvmext.target.spec",
 }
 
 __all__ = [
@@ -77,15 +74,15 @@ _SUBMODULES = ("ops", "testing", "training")
 
 def __getattr__(name: str) -> Any:
     if name in _SUBMODULES:
-        from . import _autoload
+        from tvmext import _autoload
 
         _autoload.autoload()
-        return importlib.import_module(f".{name}", __name__)
+        return importlib.import_module(f"tvmext.{name}")
     if name not in _LAZY:
         raise AttributeError(f"module 'tvmext' has no attribute {name!r}")
-    from . import _autoload
+    from tvmext import _autoload
 
     _autoload.autoload()
-    value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    value = getattr(importlib.import_module(_LAZY[name]), name)
     globals()[name] = value
     return value

@@ -1,5 +1,5 @@
 """``python -m tvmext``: the command line."""
 
-from .cli import main_exit
+from tvmext.cli import main_exit
 
 main_exit()

@@ -1,9 +1,11 @@
 """The ``tvm.backends`` entry point: ``import tvm`` registers tvmext's ops.
 
 TVM calls :func:`autoload` at the end of ``import tvm`` (unless
-``TVM_DEVICE_BACKEND_AUTOLOAD=0``). It registers the shipped ops and makes
-``R.tvmext.*`` parseable in TVMScript. When tvmext itself triggered ``import tvm``
-the hook returns at once and tvmext finishes loading on first use instead.
+``TVM_DEVICE_BACKEND_AUTOLOAD=0``). It registers the shipped ops, installs the eager
+runner and makes ``R.tvmext.*`` parseable in TVMScript: nothing else. Passes, ONNX
+converters and targets register when the compiler, the importer or a target string
+first needs them. When tvmext itself triggered ``import tvm`` the hook returns at once
+and tvmext finishes loading on first use instead.
 """
 
 from __future__ import annotations
@@ -22,26 +24,13 @@ def _importing_tvmext() -> bool:
 
 
 def autoload() -> None:
-    """Register tvmext's ops, passes, ONNX converters and TVMScript namespace (idempotent)."""
+    """Register tvmext's ops, eager runner and TVMScript namespace (idempotent)."""
     global _done
     if _done or _importing_tvmext():
         return  # a tvmext module triggered `import tvm`: it finishes loading on first use
     _done = True
-    from . import (
-        onnx_converters,
-        onnx_converters_cumulative,
-        onnx_converters_elementwise,
-        onnx_converters_float8,
-        onnx_converters_norm,
-        onnx_converters_pool,
-        onnx_converters_reduce,
-        onnx_converters_shape,
-        ops,
-        passes,
-        script_namespace,
-    )
+    from tvmext import eager, ops
+    from tvmext.opdef import script_namespace
 
     script_namespace.install()
-    del ops, passes, onnx_converters, onnx_converters_norm, onnx_converters_reduce
-    del onnx_converters_shape, onnx_converters_cumulative, onnx_converters_elementwise
-    del onnx_converters_float8, onnx_converters_pool
+    del eager, ops

@@ -7,7 +7,7 @@ import os
 import tempfile
 from collections.abc import Iterator
 
-from .errors import TvmextError
+from tvmext.errors import TvmextError
 
 
 def _umask() -> int:

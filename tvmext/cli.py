@@ -22,7 +22,7 @@ import traceback
 from collections.abc import Sequence
 from typing import Any
 
-from .errors import TvmextError
+from tvmext.errors import TvmextError
 
 EXIT_ERROR = 1
 
@@ -176,7 +176,7 @@ def _write_weights(model: str, names: Sequence[str], path: str) -> None:
     import onnx
     from onnx import numpy_helper
 
-    from .atomic_file import atomic_output
+    from tvmext.atomic_file import atomic_output
 
     weights: dict[str, Any] = {
         init.name.removeprefix("onnx::"): numpy_helper.to_array(init)
@@ -214,7 +214,7 @@ def _read_inputs(path: str, names: Sequence[str], what: str = "input") -> dict[s
 def _write_outputs(path: str, outputs: Sequence[Any]) -> None:
     import numpy as np
 
-    from .atomic_file import atomic_output
+    from tvmext.atomic_file import atomic_output
 
     with atomic_output(path) as tmp, open(tmp, "wb") as f:
         np.savez(f, **{f"output_{i}": o for i, o in enumerate(outputs)})
@@ -223,7 +223,7 @@ def _write_outputs(path: str, outputs: Sequence[Any]) -> None:
 def _run(args: argparse.Namespace) -> None:
     import numpy as np
 
-    from .module import load, random_inputs
+    from tvmext.runtime.module import load, random_inputs
 
     module = load(args.artifact, args.device)
     if module.params and not args.params:
@@ -274,8 +274,7 @@ def _tune(args: argparse.Namespace) -> None:
     from tqdm import tqdm
 
     import tvmext
-
-    from .atomic_file import check_folder
+    from tvmext.atomic_file import check_folder
 
     def progress(items: Any, total: int) -> Any:
         return tqdm(items, total=total, desc="tuning", unit="candidate", file=sys.stderr)
@@ -301,13 +300,16 @@ def _tune(args: argparse.Namespace) -> None:
 
 
 def _ops(args: argparse.Namespace) -> None:
-    from .plugins import installed_plugins, load_plugins
+    from tvmext.plugins import installed_plugins, load_plugins
 
-    load_plugins(args.plugin)  # first: it also registers tvmext's own ops and passes
-    from . import onnx_registry
-    from .custom_op import OPS
-    from .external_target import TARGETS, load_shipped_targets
-    from .pass_registry import PASSES
+    load_plugins(args.plugin)  # first: it also registers tvmext's own ops
+    import tvmext.compiler  # noqa: F401  (loads the ONNX converters and passes it runs)
+    from tvmext.onnx import registry as onnx_registry
+    from tvmext.opdef.declaration import OPS
+    from tvmext.pass_registry import PASSES
+    from tvmext.target.external import TARGETS, load_shipped_targets
+
+    load_shipped_targets()  # with their passes
 
     print("ops:")
     for entry in sorted(OPS, key=lambda e: e.key):
@@ -321,7 +323,6 @@ def _ops(args: argparse.Namespace) -> None:
     print("passes:")
     for p in sorted(PASSES, key=lambda e: e.key):
         print(f"  {p.key:32} {p.value.phase}, targets {','.join(p.value.targets)} {p.origin}")
-    load_shipped_targets()
     print("targets:")
     print(f"  {'llvm, cuda':32} (TVM)")
     for t in sorted(TARGETS, key=lambda e: e.key):

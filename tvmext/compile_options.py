@@ -7,7 +7,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from .errors import CompileError
+from tvmext.errors import CompileError
 
 
 @dataclass(frozen=True)
@@ -24,7 +24,9 @@ class CompileOptions:
     generated code fails to compile leave its ops to TVM (the report says why)
     instead of failing the compile; ``verify_schedules`` runs every PrimFunc a tvmext
     schedule produced against the same function unscheduled, on random inputs, and
-    fails naming the function, its shapes and the error.
+    fails naming the function, its shapes and the error; ``schedule=False`` lowers
+    with TVM's plain rules (no op or default schedules: naive loops), the baseline a
+    training mode is compared against.
     """
 
     input_shapes: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
@@ -35,6 +37,7 @@ class CompileOptions:
     fallback_to_tvm: bool = False
     keep_params_in_input: bool = False
     verify_schedules: bool = False
+    schedule: bool = True
 
     def __post_init__(self) -> None:
         if not 0 <= self.opt_level <= 4:

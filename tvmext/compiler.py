@@ -1,11 +1,16 @@
-"""``tvmext.compile``: model in, :class:`tvmext.Module` out, through named stages.
+"""``tvmext.compile``: model in, :class:`tvmext.Module` out, through one list of named
+stages.
 
-The pipeline is one declarative list: ``import`` (ONNX or Relax) -> ``lift_params``
+:func:`pipeline` is the list every caller runs (``compile``, ``tune``, training's
+:class:`~tvmext.training.CompiledStep`): ``import`` (ONNX or Relax) -> ``lift_params``
 (with ``keep_params_in_input``: computations on weights move into
-``main_transform_params``, run once when weights are bound) -> ``optimize``
-(registered passes for the target) -> ``partition`` (each external target of a
-composite target string) -> ``build`` (TVM lowering with tvmext's schedule stage,
-whose own stages are named too). ``dump_ir`` writes the module after each of them.
+``main_transform_params``, run once when weights are bound) -> ``extra_passes`` (a
+caller's own, e.g. a training mode's) -> one stage per pass phase (``prepare``,
+``optimize``, ``layout``: the registered passes for the target) -> ``partition`` (each
+external target of a composite target string) -> the lowering stages of
+:mod:`tvmext.lowering.pipeline` (``dispatch`` ... ``finalize``). ``codegen`` then makes
+the executable. Stages and passes marked inference-only are skipped for training
+steps; ``dump_ir`` writes the module after every stage.
 """
 
 from __future__ import annotations
@@ -21,17 +26,20 @@ import onnx
 import tvm
 from tvm import relax
 
-from . import onnx_import
-from .compile_options import CompileOptions, shapes_from
-from .dims import dims
-from .errors import CompileError, ModelError, NativeBuildError, TvmextError
-from .external_target import Partitioned, get_target, link_options
-from .lowering import build
-from .module import InputSpec, Module, signature_function
-from .pass_registry import PHASES, passes_for
-from .plugins import load_plugins
-from .target_spec import TargetSpec, parse_target
-from .tuning import TuningRecords, tune_module
+import tvmext.passes  # noqa: F401  (registers the target-independent passes)
+from tvmext.compile_options import CompileOptions, shapes_from
+from tvmext.dims import dims
+from tvmext.errors import CompileError, ModelError, NativeBuildError, TvmextError
+from tvmext.lowering import pipeline as lowering
+from tvmext.lowering.tuning import tune_module
+from tvmext.lowering.tuning_records import TuningRecords
+from tvmext.onnx import importer as onnx_import
+from tvmext.pass_registry import PHASES, passes_for
+from tvmext.plugins import load_plugins
+from tvmext.runtime.module import InputSpec, Module, signature_function
+from tvmext.target.external import Partitioned, get_target, link_options
+from tvmext.target.report import everything_on_tvm
+from tvmext.target.spec import TargetSpec, parse_target
 
 
 @dataclass
@@ -45,16 +53,18 @@ class CompileState:
     inputs: list[InputSpec] | None = None
     params: list[InputSpec] = dataclasses.field(default_factory=list)
     param_values: list[np.ndarray] | None = None
-    executable: Any = None
     partitions: list[Partitioned] = dataclasses.field(default_factory=list)
+    inference: bool = True
+    extra_passes: tuple[tvm.transform.Pass, ...] = ()
 
 
 @dataclass(frozen=True)
 class Stage:
-    """A named step of :func:`compile`."""
+    """A named step of the pipeline; ``inference_only`` stages skip training steps."""
 
     name: str
     run: Callable[[CompileState], None]
+    inference_only: bool = False
 
 
 def _relax_inputs(mod: tvm.IRModule, names: list[str] | None = None) -> list[InputSpec]:
@@ -77,7 +87,8 @@ def _import(state: CompileState) -> None:
     model, options = state.model, state.options
     if isinstance(model, tvm.IRModule):
         state.mod = model
-        _split_params(state, None)
+        if state.inference:  # a training step has no single 'main' to describe
+            _split_params(state, None)
         return
     if not isinstance(model, str | os.PathLike | onnx.ModelProto):
         raise ModelError(
@@ -115,14 +126,24 @@ def _lift_params(state: CompileState) -> None:
         state.mod = relax.transform.LiftTransformParams()(state.mod)
 
 
-def _optimize(state: CompileState) -> None:
+def _extra_passes(state: CompileState) -> None:
     assert state.mod is not None
-    for name in state.spec.externals:
-        get_target(name)  # an unknown name fails before any work
-    targets = (state.spec.kind, *state.spec.externals)
-    passes = [e.factory() for phase in PHASES for e in passes_for(phase, *targets)]
-    with tvm.transform.PassContext(opt_level=state.options.opt_level):
-        state.mod = tvm.transform.Sequential(passes)(state.mod)
+    if state.extra_passes:
+        state.mod = tvm.transform.Sequential(list(state.extra_passes))(state.mod)
+
+
+def _phase(phase: str) -> Callable[[CompileState], None]:
+    def run(state: CompileState) -> None:
+        assert state.mod is not None
+        for name in state.spec.externals:
+            get_target(name)  # an unknown name fails before any work
+        targets = (state.spec.kind, *state.spec.externals)
+        entries = passes_for(phase, *targets)
+        passes = [e.factory() for e in entries if state.inference or not e.inference_only]
+        with tvm.transform.PassContext(opt_level=state.options.opt_level):
+            state.mod = tvm.transform.Sequential(passes)(state.mod)
+
+    return run
 
 
 def _partition(state: CompileState) -> None:
@@ -133,57 +154,87 @@ def _partition(state: CompileState) -> None:
         except NativeBuildError as err:
             if not state.options.fallback_to_tvm:
                 raise
-            from tvmext.passes.partition_report import everything_on_tvm
-
             reason = f"{name} code failed to compile; fell back to TVM: {str(err).splitlines()[0]}"
             partitioned = Partitioned(state.mod, everything_on_tvm(state.mod, name, reason))
         state.mod = partitioned.mod
         state.partitions.append(partitioned)
 
 
-def _build(state: CompileState) -> None:
-    assert state.mod is not None and state.inputs is not None
-    mod = state.mod
-    mod[relax.GlobalVar("tvmext_signature")] = signature_function(state.inputs, state.params)
-    host = state.spec.host
-    dump = _dumper(state.options.dump_ir, first_index=len(STAGES) - 1)
+def _lowering(stage: lowering.Stage) -> Callable[[CompileState], None]:
+    def run(state: CompileState) -> None:
+        assert state.mod is not None
+        if stage.name == lowering.FIRST_STAGE and state.inputs is not None:
+            signature = signature_function(state.inputs, state.params)
+            state.mod[relax.GlobalVar("tvmext_signature")] = signature
+        try:
+            with tvm.transform.PassContext(opt_level=state.options.opt_level):
+                state.mod = lowering.run_stages(state.mod, state.spec.host, [stage])
+        except TvmextError:
+            raise
+        except Exception as err:
+            raise CompileError(
+                f"compiling for {state.spec.kind} failed in stage {stage.name!r}: "
+                f"{type(err).__name__}: {err}"
+            ) from err
+
+    return run
+
+
+def pipeline(spec: TargetSpec, options: CompileOptions) -> list[Stage]:
+    """The stages that compile a model for ``spec`` with ``options``, in order."""
+    if options.verify_schedules:
+        lowering.check_verifiable(spec.host)
+    records = TuningRecords.load(options.tuning_records) if options.tuning_records else None
+    lowering_stages = lowering.stages(
+        spec.host, records, schedule=options.schedule, verify_schedules=options.verify_schedules
+    )
+    return [
+        Stage("import", _import),
+        Stage("lift_params", _lift_params, inference_only=True),
+        Stage("extra_passes", _extra_passes),
+        *(Stage(phase, _phase(phase)) for phase in PHASES),
+        Stage("partition", _partition),
+        *(Stage(s.name, _lowering(s)) for s in lowering_stages),
+    ]
+
+
+def run_pipeline(state: CompileState, through: str | None = None) -> CompileState:
+    """Run :func:`pipeline` on ``state`` up to and including stage ``through`` (all of
+    it by default), writing the IR after each stage when ``dump_ir`` is set."""
+    stage_list = pipeline(state.spec, state.options)
+    names = [s.name for s in stage_list]
+    if through is not None and through not in names:
+        raise CompileError(f"unknown pipeline stage {through!r}; stages: {', '.join(names)}")
+    dump = _dumper(state.options.dump_ir)
+    for stage in stage_list:
+        if state.inference or not stage.inference_only:
+            stage.run(state)
+            if dump is not None and state.mod is not None:
+                dump(stage.name, state.mod)
+        if stage.name == through:
+            break
+    return state
+
+
+def codegen(state: CompileState) -> Any:
+    """The VM executable of a state that went through the whole pipeline."""
+    assert state.mod is not None
     try:
-        with tvm.transform.PassContext(opt_level=state.options.opt_level):
-            state.executable = build(
-                mod,
-                host,
-                after_stage=dump,
-                records=_records(state),
-                verify_schedules=state.options.verify_schedules,
-            )
+        return lowering.codegen(state.mod, state.spec.host)
     except TvmextError:
         raise
     except Exception as err:
         raise CompileError(
-            f"compiling for {host.kind.name} failed: {type(err).__name__}: {err}"
+            f"compiling for {state.spec.kind} failed in code generation: "
+            f"{type(err).__name__}: {err}"
         ) from err
 
 
-def _records(state: CompileState) -> TuningRecords | None:
-    if state.options.tuning_records is None:
-        return None
-    return TuningRecords.load(state.options.tuning_records)
-
-
-STAGES: list[Stage] = [
-    Stage("import", _import),
-    Stage("lift_params", _lift_params),
-    Stage("optimize", _optimize),
-    Stage("partition", _partition),
-    Stage("build", _build),
-]
-
-
-def _dumper(folder: str | None, first_index: int = 0) -> Callable[[str, tvm.IRModule], None] | None:
+def _dumper(folder: str | None) -> Callable[[str, tvm.IRModule], None] | None:
     if folder is None:
         return None
     os.makedirs(folder, exist_ok=True)
-    counter = iter(range(first_index, 1000))
+    counter = iter(range(1000))
 
     def dump(name: str, mod: tvm.IRModule) -> None:
         path = os.path.join(folder, f"{next(counter):02d}_{name}.py")
@@ -193,15 +244,20 @@ def _dumper(folder: str | None, first_index: int = 0) -> Callable[[str, tvm.IRMo
     return dump
 
 
-def _front(
+def compile_state(
     model: Any,
     target: Any,
-    plugins: Iterable[str],
-    options: CompileOptions | None,
-    option_values: dict[str, Any],
-    stop_before: str,
+    *,
+    plugins: Iterable[str] = (),
+    options: CompileOptions | None = None,
+    option_values: dict[str, Any] | None = None,
+    inference: bool = True,
+    extra_passes: Iterable[tvm.transform.Pass] = (),
 ) -> CompileState:
+    """The state :func:`run_pipeline` starts from: plugins loaded, target parsed, options
+    checked (given as ``options`` or as keyword ``option_values``, not both)."""
     load_plugins(plugins)
+    option_values = dict(option_values or {})
     if options is None:
         if "input_shapes" in option_values:
             option_values["input_shapes"] = shapes_from(option_values["input_shapes"])
@@ -215,15 +271,13 @@ def _front(
         options = CompileOptions(**option_values)
     elif option_values:
         raise CompileError("give options either as options= or as keywords, not both")
-    state = CompileState(model, parse_target(target), options)
-    dump = _dumper(options.dump_ir)
-    for stage in STAGES:
-        if stage.name == stop_before:
-            break
-        stage.run(state)
-        if dump is not None and state.mod is not None:
-            dump(stage.name, state.mod)
-    return state
+    return CompileState(
+        model,
+        parse_target(target),
+        options,
+        inference=inference,
+        extra_passes=tuple(extra_passes),
+    )
 
 
 def compile(
@@ -243,11 +297,13 @@ def compile(
     to import first. Options are :class:`CompileOptions` fields, given as ``options=``
     or as keywords (``input_shapes`` also as a tvmc string ``"x:[1,3,224,224]"``).
     """
-    state = _front(model, target, plugins, options, option_values, stop_before="build")
-    _build(state)
+    state = compile_state(
+        model, target, plugins=plugins, options=options, option_values=option_values
+    )
+    executable = codegen(run_pipeline(state))
     device = tvm.cuda(0) if state.spec.kind == "cuda" else tvm.cpu()
     module = Module(
-        state.executable,
+        executable,
         device,
         link_options=link_options(state.partitions),
         reports=tuple(p.report for p in state.partitions),
@@ -268,9 +324,16 @@ def tune(
     **option_values: Any,
 ) -> TuningRecords:
     """Tune ``model``'s schedules for ``target``; pass the result's file to
-    ``compile(..., tuning_records=path)`` (see :mod:`tvmext.tuning`)."""
-    state = _front(model, target, plugins, options, option_values, stop_before="build")
+    ``compile(..., tuning_records=path)`` (see :mod:`tvmext.lowering.tuning`).
+
+    The model goes through the compile pipeline up to its ``fuse`` stage, so the
+    tuned workloads are the ones ``compile`` schedules.
+    """
+    state = compile_state(
+        model, target, plugins=plugins, options=options, option_values=option_values
+    )
     if state.spec.kind != "llvm":
         raise CompileError(f"tuning supports CPU (llvm) targets, got {state.spec.kind!r}")
-    assert state.mod is not None
-    return tune_module(state.mod, state.spec.host, trials, progress)
+    fused = run_pipeline(state, through="fuse").mod
+    assert fused is not None
+    return tune_module(fused, state.spec.host, trials, progress)

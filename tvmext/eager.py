@@ -4,25 +4,26 @@ The cache key is (input shapes, dtypes, attributes) per op object, so redefining
 op with ``replace=True`` starts a fresh cache. Inputs are passed to the compiled
 function without copying (DLPack) when they are C-contiguous and 64-byte aligned,
 else copied into staging buffers owned by the cache entry; outputs come back as
-NumPy views of TVM's buffers (no copy). Not thread-safe per op.
+NumPy views of TVM's buffers (no copy). Not thread-safe per op. Importing this module
+installs :func:`run_eager` as the op layer's eager runner
+(:mod:`tvmext.opdef.eager_runner`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import tvm
 from tvm import relax
 
-from .errors import OpCallError
-from .lowering import build
-from .target_spec import parse_target
-from .zero_copy import usable_in_place
-
-if TYPE_CHECKING:
-    from .custom_op import CustomOp
+from tvmext.errors import OpCallError
+from tvmext.lowering.pipeline import build
+from tvmext.opdef.declaration import CustomOp
+from tvmext.opdef.eager_runner import install_eager_runner
+from tvmext.runtime.zero_copy import usable_in_place
+from tvmext.target.spec import parse_target
 
 
 def _as_input(op_name: str, index: int, name: str, value: Any) -> np.ndarray:
@@ -82,7 +83,7 @@ def _to_numpy(value: Any) -> Any:
 
 def run_eager(custom: CustomOp, args: Sequence[Any], attrs: dict[str, Any]) -> Any:
     """Run ``custom`` on NumPy inputs, compiling on the first call per signature."""
-    custom._check_arity(len(args))
+    custom.check_arity(len(args))
     bound = custom.attr_spec.bind(attrs)
     arrays = [_as_input(custom.name, i, custom.input_name(i), a) for i, a in enumerate(args)]
     key = (
@@ -95,3 +96,6 @@ def run_eager(custom: CustomOp, args: Sequence[Any], attrs: dict[str, Any]) -> A
         compiled = _Compiled(compile_signature(custom, signature, bound), signature)
         custom.eager_cache[key] = compiled
     return compiled(arrays)
+
+
+install_eager_runner(run_eager)

@@ -1,9 +1,10 @@
-"""Target-specific Relax passes, registered per phase and target.
+"""Relax passes, registered per phase and target.
 
-A pass entry is a factory returning a ``tvm.transform.Pass``; the compile pipeline's
-``optimize`` stage runs the phases in order and, in each, the entries whose targets
-include the host target's kind or one of the external targets of the target string
-(``"*"`` matches every target), by priority and then registration order. Phases:
+A pass entry is a factory returning a ``tvm.transform.Pass``; the compile pipeline has
+one stage per phase, which runs the entries whose targets include the host target's
+kind or one of the external targets of the target string (``"*"`` matches every
+target), by priority and then registration order. An ``inference_only`` pass is
+skipped when the pipeline compiles a training step. Phases:
 
 * ``prepare``: the model as imported (e.g. BatchNorm is still one op);
 * ``optimize``: inference simplification for every target;
@@ -20,8 +21,8 @@ from typing import Any
 import tvm
 from tvm import relax
 
-from .errors import OpDefinitionError
-from .registry import Registry, caller_location
+from tvmext.errors import OpDefinitionError
+from tvmext.registry import Registry, caller_location
 
 PHASES = ("prepare", "optimize", "layout")
 
@@ -35,6 +36,7 @@ class PassEntry:
     phase: str
     targets: tuple[str, ...]
     priority: int = 0
+    inference_only: bool = False
 
     def applies_to(self, *targets: str) -> bool:
         """Whether this pass runs when compiling for any of ``targets``."""
@@ -50,18 +52,23 @@ def register_pass(
     phase: str = "optimize",
     targets: Sequence[str] = ("*",),
     priority: int = 0,
+    inference_only: bool = False,
     replace: bool = False,
 ) -> Callable[[Callable[[], tvm.transform.Pass]], Callable[[], tvm.transform.Pass]]:
     """Register a pass factory under ``name`` for ``phase`` and ``targets`` (host kinds
     such as ``"llvm"`` or external targets such as ``"dnnl"``); within a phase, passes
-    run by ascending ``priority``, then in registration order."""
+    run by ascending ``priority``, then in registration order; ``inference_only`` passes
+    (e.g. folding BatchNorm statistics) do not run on training steps."""
     if phase not in PHASES:
         raise OpDefinitionError(f"pass {name!r}: unknown phase {phase!r}; phases: {PHASES}")
     origin = caller_location(2)
 
     def register(factory: Callable[[], tvm.transform.Pass]) -> Callable[[], tvm.transform.Pass]:
         PASSES.add(
-            name, PassEntry(name, factory, phase, tuple(targets), priority), origin, replace=replace
+            name,
+            PassEntry(name, factory, phase, tuple(targets), priority, inference_only),
+            origin,
+            replace=replace,
         )
         return factory
 

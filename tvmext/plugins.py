@@ -17,7 +17,7 @@ import sys
 from collections.abc import Iterable
 from types import ModuleType
 
-from .errors import PluginError
+from tvmext.errors import PluginError
 
 ENTRY_POINT_GROUP = "tvmext.plugins"
 _loaded: dict[str, ModuleType] = {}
@@ -49,7 +49,7 @@ def load_plugin(spec: str) -> ModuleType:
     """Import plugin ``spec`` once; failures raise PluginError naming it and why."""
     if spec in _loaded:
         return _loaded[spec]
-    from . import _autoload
+    from tvmext import _autoload
 
     _autoload.autoload()
     try:
@@ -77,7 +77,7 @@ def load_plugin(spec: str) -> ModuleType:
 def load_plugins(specs: Iterable[str] = (), *, installed: bool = True) -> list[ModuleType]:
     """Register tvmext's own ops and passes, then load the installed entry-point plugins
     (if ``installed``) and ``specs``."""
-    from . import _autoload
+    from tvmext import _autoload
 
     _autoload.autoload()
     names = list(_entry_points()) if installed else []

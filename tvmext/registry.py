@@ -1,4 +1,8 @@
-"""A small registry with validated keys, loud duplicates and helpful misses."""
+"""The one registry class: validated keys, loud duplicates and helpful misses.
+
+Ops, their schedules, ONNX mappings, passes and external targets are each kept in a
+:class:`Registry`; a test may swap one for a fresh instance.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-from .errors import OpDefinitionError
+from tvmext.errors import OpDefinitionError
 
 T = TypeVar("T")
 
@@ -43,19 +47,25 @@ class Registry(Generic[T]):
         self._pattern = key_pattern
         self._entries: dict[str, Entry[T]] = {}
 
-    def add(self, key: str, value: T, origin: str, *, replace: bool = False) -> Entry[T]:
-        """Register ``value`` under ``key``; ``origin`` says where it was defined."""
-        if not self._pattern.match(key):
-            raise OpDefinitionError(
-                f"{self.kind} name {key!r} is invalid: expected dotted identifiers "
-                f"such as 'mylib.my_op'"
+    def check_free(self, key: str, *, replace: bool = False) -> None:
+        """Raise unless ``key`` is valid and free (or ``replace`` is set)."""
+        if not isinstance(key, str) or not self._pattern.match(key):
+            expected = (
+                "dotted identifiers such as 'mylib.my_op'"
+                if self._pattern is _KEY
+                else f"a name matching {self._pattern.pattern!r}"
             )
+            raise OpDefinitionError(f"{self.kind} name {key!r} is invalid: expected {expected}")
         first = self._entries.get(key)
         if first is not None and not replace:
             raise OpDefinitionError(
                 f"{self.kind} {key!r} is already registered (first defined at "
                 f"{first.origin}); pass replace=True to redefine it"
             )
+
+    def add(self, key: str, value: T, origin: str, *, replace: bool = False) -> Entry[T]:
+        """Register ``value`` under ``key``; ``origin`` says where it was defined."""
+        self.check_free(key, replace=replace)
         entry = Entry(key, value, origin)
         self._entries[key] = entry
         return entry
@@ -68,10 +78,19 @@ class Registry(Generic[T]):
             raise KeyError(f"unknown {self.kind} {key!r}; registered: {known}")
         return entry.value
 
+    def find(self, key: str) -> T | None:
+        """The value for ``key``, or ``None``."""
+        entry = self._entries.get(key)
+        return None if entry is None else entry.value
+
     def entry(self, key: str) -> Entry[T]:
         """Return the full entry (value and origin) for ``key``."""
         self.get(key)
         return self._entries[key]
+
+    def keys(self) -> list[str]:
+        """The registered keys, in registration order."""
+        return list(self._entries)
 
     def __contains__(self, key: object) -> bool:
         return key in self._entries

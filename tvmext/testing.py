@@ -11,10 +11,10 @@ import numpy as np
 import tvm
 from tvm import relax, te
 
-from .custom_op import CustomOp
-from .lowering import build
-from .module import flatten_outputs
-from .target_spec import parse_target
+from tvmext.lowering.pipeline import build
+from tvmext.opdef.declaration import CustomOp
+from tvmext.runtime.module import flatten_outputs
+from tvmext.target.spec import parse_target
 
 # (rtol, atol) for comparing compiled results with the NumPy reference.
 TOLERANCES = {
@@ -185,7 +185,7 @@ def check_op(
     if check_gradient and op.has_gradient:
         problems += _check_gradient(op, arrays, bound, outputs, executable, host, seed)
 
-    claimed = set(op.schedules) | set(targets or ()) | {"llvm"}
+    claimed = set(op.schedules.keys()) | set(targets or ()) | {"llvm"}
     for kind in sorted(claimed - {"llvm"}):
         try:
             build(mod, parse_target(_compile_only_target(kind)).host)

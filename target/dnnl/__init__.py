@@ -6,11 +6,11 @@ See ``tutorials/05_hardware_target.ipynb``.
 
 Parts: :mod:`.patterns` (the table and its checks), :mod:`.layouts` (Relax tensors as
 oneDNN descriptors), :mod:`.codegen` (C++ per composite), ``runtime/`` (the oneDNN
-calls), :mod:`.library` (finding oneDNN). Its graph passes (BatchNorm folding, GELU
-from erf, NHWC layout, clip before transposes, constant folding of weight layouts,
-operand order for residual post-ops) are in :mod:`tvmext.passes`, registered for
-target ``"dnnl"``. oneDNN's CPU engine runs
-on TBB with as many threads as the host has cores.
+calls), :mod:`.library` (finding oneDNN), ``passes/`` (its graph passes: BatchNorm
+folding, GELU from erf, NHWC layout, clip before transposes, constant folding of weight
+layouts, operand order for residual post-ops; registered for target ``"dnnl"`` when this
+package loads). oneDNN's CPU engine runs on TBB with as many threads as the host has
+cores.
 """
 
 from __future__ import annotations
@@ -19,12 +19,10 @@ from collections.abc import Sequence
 from typing import Any
 
 from tvm import relax
-
-from tvmext.external_target import register_target
-from tvmext.pattern_target import PatternRow, PatternTarget
-
-from . import codegen, patterns
-from .library import find_onednn
+from tvmext.target.dnnl import codegen, passes, patterns
+from tvmext.target.dnnl.library import find_onednn
+from tvmext.target.external import register_target
+from tvmext.target.pattern import PatternRow, PatternTarget
 
 
 class DnnlTarget(PatternTarget):
@@ -47,4 +45,4 @@ class DnnlTarget(PatternTarget):
 
 TARGET = register_target(DnnlTarget())
 
-__all__ = ["TARGET", "DnnlTarget"]
+__all__ = ["TARGET", "DnnlTarget", "passes"]

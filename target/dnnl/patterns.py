@@ -27,11 +27,9 @@ import tvm
 from tvm import relax
 from tvm.relax.dpl import DFPattern, is_const, is_op, wildcard
 from tvm.relax.transform import PatternCheckContext
-from tvmext.passes.partition_report import static_shape
-
-from tvmext.pattern_target import PatternRow
-
-from . import layouts
+from tvmext.target.dnnl import layouts
+from tvmext.target.pattern import PatternRow
+from tvmext.target.report import static_shape
 
 MAX_POST_OPS = 4
 ACTIVATIONS = ("relax.nn.relu", "relax.nn.gelu", "relax.nn.gelu_tanh", "relax.sigmoid")

@@ -22,11 +22,11 @@ import numpy as np
 import tvm
 from tvm import s_tir, te, tirx, topi
 
-from ..custom_op import op
-from ..dims import dims
-from ..errors import ShapeError
-from ..histogram import parallelize_histogram, row_chunk_histogram
-from ..schedule_helpers import const_extent, parallel_vectorized_flat
+from tvmext.dims import dims
+from tvmext.errors import ShapeError
+from tvmext.lowering.schedules.helpers import const_extent, parallel_vectorized_flat
+from tvmext.lowering.schedules.histogram import parallelize_histogram, row_chunk_histogram
+from tvmext.opdef.declaration import op
 
 _LAST_EDGE_EXTRA = 1e-6
 

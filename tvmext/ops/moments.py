@@ -6,9 +6,9 @@ import numpy as np
 import tvm
 from tvm import s_tir, te, tirx
 
-from ..custom_op import op
-from ..errors import ShapeError
-from ..schedule_helpers import rfactor_simd, vectorize_partial
+from tvmext.errors import ShapeError
+from tvmext.lowering.schedules.helpers import rfactor_simd, vectorize_partial
+from tvmext.opdef.declaration import op
 
 
 def _split(x: te.Tensor, n_axes: int) -> tuple[list[tirx.PrimExpr], list[tirx.PrimExpr]]:

@@ -6,10 +6,13 @@ import numpy as np
 import tvm
 from tvm import s_tir, te, tirx
 
-from ..custom_op import op
-from ..dims import dim, dims
-from ..errors import ShapeError
-from ..schedule_helpers import parallel_rows_vectorized_cols, vectorized_row_reduction
+from tvmext.dims import dim, dims
+from tvmext.errors import ShapeError
+from tvmext.lowering.schedules.helpers import (
+    parallel_rows_vectorized_cols,
+    vectorized_row_reduction,
+)
+from tvmext.opdef.declaration import op
 
 
 def _inv_rms(x: te.Tensor, eps: float) -> te.Tensor:

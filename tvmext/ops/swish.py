@@ -6,8 +6,8 @@ import numpy as np
 import tvm
 from tvm import s_tir, te, tirx, topi
 
-from ..custom_op import op
-from ..schedule_helpers import inline_producers, parallel_vectorized_flat
+from tvmext.lowering.schedules.helpers import inline_producers, parallel_vectorized_flat
+from tvmext.opdef.declaration import op
 
 
 def _sigmoid(x: te.Tensor, beta: float) -> te.Tensor:

@@ -1,14 +1,14 @@
 """Training: compiled steps, optimizers, losses, a Trainer and mode selection."""
 
-from .compiled_step import CompiledStep
-from .losses import GHMC, Loss, SigmoidBCE, SoftmaxCrossEntropy
-from .metrics import accuracy, macro_f1, per_class_recall
-from .mode_selector import ModeSelector
-from .modes import BASIC, ONEDNN, OPTIMIZED, Mode
-from .optimizers import SGD, Adam, Optimizer
-from .step_program import StepProgram, init_params
-from .train_state import Snapshot, TrainState
-from .trainer import Trainer, one_hot
+from tvmext.training.compiled_step import CompiledStep
+from tvmext.training.losses import GHMC, Loss, SigmoidBCE, SoftmaxCrossEntropy
+from tvmext.training.metrics import accuracy, macro_f1, per_class_recall
+from tvmext.training.mode_selector import ModeSelector
+from tvmext.training.modes import BASIC, ONEDNN, OPTIMIZED, Mode
+from tvmext.training.optimizers import SGD, Adam, Optimizer
+from tvmext.training.step_program import StepProgram, init_params
+from tvmext.training.train_state import Snapshot, TrainState
+from tvmext.training.trainer import Trainer, one_hot
 
 __all__ = [
     "BASIC",

@@ -10,16 +10,15 @@ import numpy as np
 import tvm
 from tvm import relax
 
-from ..atomic_file import atomic_output
-from ..errors import ShapeError
-from ..external_target import get_target, link_options
-from ..lowering import build
-from ..target_spec import parse_target
-from .modes import Mode
-from .train_state import TrainState
+from tvmext.atomic_file import atomic_output
+from tvmext.compiler import codegen, compile_state, run_pipeline
+from tvmext.errors import ShapeError
+from tvmext.target.external import link_options
+from tvmext.training.modes import Mode
+from tvmext.training.train_state import TrainState
 
 if TYPE_CHECKING:
-    from .step_program import StepProgram
+    from tvmext.training.step_program import StepProgram
 
 
 def apply_step(train_step: Any, state: TrainState, x: Any, target: Any, lr: Any) -> Any:
@@ -35,23 +34,28 @@ def apply_step(train_step: Any, state: TrainState, x: Any, target: Any, lr: Any)
 
 class CompiledStep:
     """``program``'s step and ``predict`` compiled in ``mode``; ``compile_seconds`` is
-    the time that took."""
+    the time that took.
+
+    The step goes through the compiler's pipeline (:func:`tvmext.compiler.pipeline`)
+    as a training step: the mode's passes, the target's registered passes that are not
+    inference-only, partitioning and lowering.
+    """
 
     def __init__(self, program: StepProgram, mode: Mode, device: Any = None) -> None:
         self.program, self.mode = program, mode
         self.device = device or tvm.cpu()
         start = time.perf_counter()
-        spec = parse_target(mode.target)
-        mod = program.module.clone()  # a pass that edits its input must not touch other modes
-        if mode.passes:
-            mod = tvm.transform.Sequential(list(mode.passes))(mod)
-        partitions = []
-        for name in spec.externals:
-            partitions.append(get_target(name).partition(mod, spec.host))
-            mod = partitions[-1].mod
-        self.reports = [p.report for p in partitions]
-        self.link_options = list(link_options(partitions))
-        self.executable = build(mod, spec.host, schedule=mode.schedule)
+        # A pass that edits its input must not touch other modes: compile a clone.
+        state = compile_state(
+            program.module.clone(),
+            mode.target,
+            option_values={"schedule": mode.schedule},
+            inference=False,
+            extra_passes=mode.passes,
+        )
+        self.executable = codegen(run_pipeline(state))
+        self.reports = [p.report for p in state.partitions]
+        self.link_options = list(link_options(state.partitions))
         if self.link_options:
             self.executable.jit(options=self.link_options)  # the VM then uses this library
         self.vm = relax.VirtualMachine(self.executable, self.device)

@@ -90,7 +90,7 @@ class GHMC(Loss):
         return [np.zeros(self.bins, np.float32)]
 
     def emit(self, bb, logits, target, state):
-        from ..ops import ghmc_loss
+        from tvmext.ops import ghmc_loss
 
         out = bb.emit(
             ghmc_loss(
@@ -106,7 +106,7 @@ class GHMC(Loss):
         return bb.emit(relax.TupleGetItem(out, 0)), [bb.emit(relax.TupleGetItem(out, 1))]
 
     def evaluate(self, logits, target):
-        from ..ops import ghmc_loss
+        from tvmext.ops import ghmc_loss
 
         reference = ghmc_loss.reference_fn
         assert reference is not None  # declared in tvmext.ops.ghmc_loss

@@ -29,13 +29,13 @@ import numpy as np
 import tvm
 from tvm import relax
 
-from ..atomic_file import atomic_output
-from ..errors import TvmextError
-from .compiled_step import apply_step
-from .metrics import accuracy
-from .modes import Mode
-from .train_state import Snapshot, TrainState
-from .trainer import Trainer, one_hot
+from tvmext.atomic_file import atomic_output
+from tvmext.errors import TvmextError
+from tvmext.training.compiled_step import apply_step
+from tvmext.training.metrics import accuracy
+from tvmext.training.modes import Mode
+from tvmext.training.train_state import Snapshot, TrainState
+from tvmext.training.trainer import Trainer, one_hot
 
 POLICIES = ("rate", "accuracy")
 

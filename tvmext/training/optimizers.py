@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 from tvm import relax
 
-from ..errors import TvmextError
+from tvmext.errors import TvmextError
 
 
 class Optimizer(abc.ABC):

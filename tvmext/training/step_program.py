@@ -17,15 +17,15 @@ import numpy as np
 import tvm
 from tvm import relax, tirx
 
-from ..dims import dims
-from ..errors import ModelError, ShapeError
-from .losses import Loss
-from .optimizers import Optimizer
-from .train_state import TrainState
+from tvmext.dims import dims
+from tvmext.errors import ModelError, ShapeError
+from tvmext.training.losses import Loss
+from tvmext.training.optimizers import Optimizer
+from tvmext.training.train_state import TrainState
 
 if TYPE_CHECKING:
-    from .compiled_step import CompiledStep
-    from .modes import Mode
+    from tvmext.training.compiled_step import CompiledStep
+    from tvmext.training.modes import Mode
 
 _LOSS = "tvmext_loss"
 
@@ -219,7 +219,7 @@ class StepProgram:
 
     def compile(self, mode: Mode | None = None) -> CompiledStep:
         """Compile the step (and ``predict``) in ``mode`` (default: the optimized mode)."""
-        from .compiled_step import CompiledStep
-        from .modes import OPTIMIZED
+        from tvmext.training.compiled_step import CompiledStep
+        from tvmext.training.modes import OPTIMIZED
 
         return CompiledStep(self, mode or OPTIMIZED)

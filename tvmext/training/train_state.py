@@ -16,8 +16,8 @@ from typing import Any
 import numpy as np
 import tvm
 
-from ..atomic_file import atomic_output
-from ..errors import TvmextError
+from tvmext.atomic_file import atomic_output
+from tvmext.errors import TvmextError
 
 
 @dataclass

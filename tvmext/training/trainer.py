@@ -15,15 +15,15 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from tqdm import tqdm
 
-from ..errors import ShapeError
-from .compiled_step import CompiledStep
-from .metrics import accuracy, macro_f1
-from .modes import OPTIMIZED, Mode
-from .step_program import StepProgram
-from .train_state import TrainState
+from tvmext.errors import ShapeError
+from tvmext.training.compiled_step import CompiledStep
+from tvmext.training.metrics import accuracy, macro_f1
+from tvmext.training.modes import OPTIMIZED, Mode
+from tvmext.training.step_program import StepProgram
+from tvmext.training.train_state import TrainState
 
 if TYPE_CHECKING:
-    from .mode_selector import ModeSelector
+    from tvmext.training.mode_selector import ModeSelector
 
 
 def one_hot(labels: np.ndarray, num_classes: int) -> np.ndarray:

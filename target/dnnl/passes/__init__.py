@@ -1,0 +1,20 @@
+"""Relax passes that prepare a model for oneDNN's patterns; importing this package
+registers them for the ``dnnl`` target."""
+
+from tvmext.target.dnnl.passes import (
+    clip_before_transpose,
+    fold_batch_norm,
+    fold_weight_layouts,
+    gelu_erf,
+    nhwc_layout,
+    post_op_operand_order,
+)
+
+__all__ = [
+    "clip_before_transpose",
+    "fold_batch_norm",
+    "fold_weight_layouts",
+    "gelu_erf",
+    "nhwc_layout",
+    "post_op_operand_order",
+]

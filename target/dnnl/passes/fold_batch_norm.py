@@ -1,0 +1,70 @@
+"""Fold inference BatchNorm into the convolution before it (for the dnnl target).
+
+``batch_norm(conv2d(x, W) [+ b], gamma, beta, mean, var)[0]`` with constant
+statistics equals ``conv2d(x, W * s) + (b - mean) * s + beta`` with
+``s = gamma / sqrt(var + eps)`` scaling each output channel. The convolution then
+carries a bias that oneDNN fuses, instead of four element-wise ops.
+
+Precondition: runs in the ``prepare`` phase, before ``simplify_for_inference``
+decomposes ``batch_norm`` into element-wise ops; the convolution's weights, bias
+and the BatchNorm parameters must be constants, and BatchNorm's axis the conv's
+output channel axis (otherwise the expression is left as it is).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import tvm
+from tvm import relax
+from tvm.relax.dpl import DFPattern, is_const, is_op, is_tuple_get_item, wildcard
+
+from tvmext.pass_registry import function_pass, register_pass
+
+
+def _patterns() -> tuple[dict[str, DFPattern], DFPattern]:
+    parts = {"conv": is_op("relax.nn.conv2d")(wildcard(), is_const())}
+    parts["bias"] = is_const()
+    biased = is_op("relax.add")(parts["conv"], parts["bias"])
+    stats = [is_const() for _ in range(4)]
+    parts["gamma"], parts["beta"], parts["mean"], parts["var"] = stats
+    parts["bn"] = is_op("relax.nn.batch_norm")(parts["conv"] | biased, *stats)
+    return parts, is_tuple_get_item(parts["bn"], 0)
+
+
+def _array(const: relax.Expr) -> np.ndarray:
+    return np.asarray(const.value.numpy())
+
+
+def _fold(expr: relax.Expr, matches: dict[DFPattern, relax.Expr], parts: dict[str, Any]) -> Any:
+    conv, bn = matches[parts["conv"]], matches[parts["bn"]]
+    out_layout = str(conv.attrs.out_layout)
+    if int(bn.attrs.axis) % 4 != out_layout.index("C"):
+        return expr
+    value = {k: _array(matches[parts[k]]) for k in ("gamma", "beta", "mean", "var")}
+    gamma = value["gamma"] if bool(bn.attrs.scale) else np.ones_like(value["gamma"])
+    beta = value["beta"] if bool(bn.attrs.center) else np.zeros_like(value["beta"])
+    scale = gamma / np.sqrt(value["var"] + float(bn.attrs.epsilon))
+    bias = _array(matches[parts["bias"]]).reshape(-1) if parts["bias"] in matches else 0.0
+    weight = _array(conv.args[1])
+    axis = str(conv.attrs.kernel_layout).index("O")
+    shape = [1] * weight.ndim
+    shape[axis] = -1
+    new_weight = (weight * scale.reshape(shape)).astype(weight.dtype)
+    new_bias = ((bias - value["mean"]) * scale + beta).astype(weight.dtype)
+    bias_shape = [1] * 4
+    bias_shape[out_layout.index("C")] = -1
+    folded = relax.Call(conv.op, [conv.args[0], relax.const(new_weight)], conv.attrs)
+    return relax.op.add(folded, relax.const(new_bias.reshape(bias_shape)))
+
+
+@register_pass("tvmext.fold_batch_norm", phase="prepare", targets=("dnnl",), inference_only=True)
+def fold_batch_norm() -> tvm.transform.Pass:
+    """Rewrite conv2d (+bias) + BatchNorm with constant parameters into conv2d + bias."""
+    parts, pattern = _patterns()
+
+    return function_pass(
+        "tvmext.FoldBatchNorm",
+        lambda func: relax.dpl.rewrite_call(pattern, lambda e, m: _fold(e, m, parts), func),
+    )

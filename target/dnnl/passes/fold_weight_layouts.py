@@ -1,0 +1,82 @@
+"""Fold layout changes of constant weights at compile time (for the dnnl target).
+
+After ``tvmext.nhwc_layout`` the weights and biases reach the convolutions through
+``permute_dims`` of constants, and Gemm's transposed weights through ``permute_dims``
+too; Relax's FoldConstant leaves such high-level ops alone. This pass evaluates
+``permute_dims``, ``reshape``, ``expand_dims`` and ``squeeze`` of constants with NumPy
+and puts the result where the binding was used, so the pattern table sees
+``conv2d(x, W)`` / ``matmul(x, W)`` with constant ``W`` and no weight is transposed
+per inference. oneDNN's own blocked weight layout is produced once, on the first
+call (see ``target/dnnl/runtime/ops.cc``).
+
+Precondition: runs in the ``layout`` phase, after ``tvmext.nhwc_layout`` (priority 10).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import tvm
+from tvm import relax
+from tvm.relax.expr_functor import PyExprMutator, mutator
+from tvmext.target.report import static_shape
+
+from tvmext.pass_registry import register_pass
+
+_RESHAPES = ("relax.reshape", "relax.expand_dims", "relax.squeeze")
+
+
+def _evaluate(call: relax.Call) -> np.ndarray | None:
+    """The value of a layout op on a constant, or None when it is not one."""
+    if not isinstance(call.op, tvm.ir.Op) or not call.args:
+        return None
+    data = call.args[0]
+    if not isinstance(data, tvm.ir.GenericConst):
+        return None
+    array = data.value.numpy()
+    name = call.op.name
+    if name == "relax.permute_dims":
+        axes = call.attrs.axes
+        return np.ascontiguousarray(
+            np.transpose(array, None if axes is None else list(map(int, axes)))
+        )
+    shape = static_shape(call)
+    if name in _RESHAPES and shape is not None:
+        return array.reshape(shape)
+    return None
+
+
+@mutator
+class _Folder(PyExprMutator):
+    def __init__(self, mod: tvm.IRModule) -> None:
+        super().__init__(mod)
+        self.folded: dict[relax.Var, relax.Expr] = {}
+
+    def visit_var_(self, var: relax.Var) -> relax.Expr:
+        return self.folded.get(var, var)
+
+    def visit_dataflow_var_(self, var: relax.DataflowVar) -> relax.Expr:
+        return self.folded.get(var, var)
+
+    def visit_var_binding_(self, binding: relax.VarBinding) -> None:
+        value = self.visit_expr(binding.value)
+        if isinstance(value, relax.Call):
+            array = _evaluate(value)
+            if array is not None:
+                self.folded[binding.var] = relax.const(array)
+        super().visit_var_binding_(binding)
+
+
+@register_pass("tvmext.fold_weight_layouts", phase="layout", targets=("dnnl",), priority=10)
+def fold_weight_layouts() -> tvm.transform.Pass:
+    """Evaluate layout ops on constants, then drop the bindings nobody uses."""
+
+    @tvm.transform.module_pass(opt_level=0, name="tvmext.FoldWeightLayouts")
+    def run(mod: tvm.IRModule, _ctx: Any) -> tvm.IRModule:
+        for gv, func in list(mod.functions_items()):
+            if isinstance(func, relax.Function):
+                mod[gv] = _Folder(mod).visit_expr(func)
+        return relax.transform.DeadCodeElimination()(mod)
+
+    return run

@@ -1,0 +1,221 @@
+"""ONNX node conformance: run the ``onnx`` package's node test cases through an importer.
+
+Official protocol: every graph input is a runtime input, outputs must have the exact
+dtype and shape and match within rtol 1e-3, atol 1e-7. Two importers can be run in
+the same session: ``tvmext`` (``tvmext.compile``) and ``tvm`` (stock
+``relax.frontend.onnx.from_onnx`` + ``tvm.compile``).
+
+Cases run in worker processes that report one JSON line per case; a case that crashes
+or hangs its worker is recorded as such and the worker is restarted after it.
+
+    python -m tvmext.onnx.conformance --importer both --jobs 2
+    python -m tvmext.onnx.conformance --record passing.txt      # write the pass list
+    python -m tvmext.onnx.conformance --check passing.txt       # exit 1 on regressions
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+RTOL, ATOL = 1e-3, 1e-7
+CASE_TIMEOUT_S = 120
+_MARK = "@@tvmext-conformance@@ "  # worker lines for the parent; TVM prints to stdout too
+
+
+def collect() -> dict[str, Any]:
+    """The node test cases of the installed ``onnx`` package, by name."""
+    import warnings
+
+    from onnx.backend.test.case.node import collect_testcases
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return {case.name: case for case in collect_testcases(None)}
+
+
+def _compare(got: Sequence[Any], expected: Sequence[Any]) -> str | None:
+    import numpy as np
+
+    if len(got) != len(expected):
+        return f"{len(got)} outputs, expected {len(expected)}"
+    for i, (g, e) in enumerate(zip(got, expected, strict=True)):
+        e = np.asarray(e)
+        if g.dtype != e.dtype:
+            return f"output {i}: dtype {g.dtype}, expected {e.dtype}"
+        if g.shape != e.shape:
+            return f"output {i}: shape {g.shape}, expected {e.shape}"
+        if not (np.issubdtype(e.dtype, np.number) or e.dtype == np.bool_):
+            # ml_dtypes (bfloat16, float8, int4, ...): compare the values they hold.
+            g, e = g.astype(np.float64), e.astype(np.float64)
+        try:
+            np.testing.assert_allclose(g, e, rtol=RTOL, atol=ATOL)
+        except AssertionError:
+            return f"output {i}: values differ beyond rtol={RTOL}, atol={ATOL}"
+    return None
+
+
+def run_case(case: Any, importer: str) -> tuple[str, str]:
+    """Run one case; return (status, detail) with status pass, fail or error."""
+    import numpy as np
+    from onnx import TensorProto, numpy_helper
+
+    # Test data in types NumPy lacks (bfloat16, float8, int4, ...) is stored as
+    # TensorProto; to_array gives the ml_dtypes array, as onnx's own backend runner does.
+    inputs, expected = (
+        [numpy_helper.to_array(a) if isinstance(a, TensorProto) else a for a in arrays]
+        for arrays in case.data_sets[0]
+    )
+    if not all(isinstance(a, np.ndarray | np.generic) for a in [*inputs, *expected]):
+        return "error", "sequence or optional inputs/outputs are not supported"
+    inputs = [np.asarray(a) for a in inputs]
+    expected = [np.asarray(a) for a in expected]
+    try:
+        if importer == "tvm":
+            import tvm
+            from tvm import relax
+            from tvm.relax.frontend.onnx import from_onnx
+
+            from tvmext.runtime.module import flatten_outputs
+
+            executable = tvm.compile(from_onnx(case.model), target="llvm")
+            vm = relax.VirtualMachine(executable, tvm.cpu())
+            result = vm["main"](*[tvm.runtime.tensor(a) for a in inputs])
+            got = flatten_outputs(result)
+        else:
+            import tvmext
+
+            got = tvmext.compile(case.model).run(*inputs)
+    except Exception as err:
+        return (
+            "error",
+            f"{type(err).__name__}: {str(err).splitlines()[0][:200] if str(err) else ''}",
+        )
+    problem = _compare(got, expected)
+    return ("fail", problem) if problem else ("pass", "")
+
+
+def _worker(importer: str, names: Sequence[str]) -> None:
+    cases = collect()
+    for name in names:
+        print(_MARK + json.dumps({"start": name}), flush=True)
+        status, detail = run_case(cases[name], importer)
+        print(_MARK + json.dumps({"name": name, "status": status, "detail": detail}), flush=True)
+
+
+def _run_chunk(importer: str, names: list[str], results: dict[str, tuple[str, str]]) -> None:
+    """Run ``names`` in worker processes, restarting after a crash or hang."""
+    remaining = list(names)
+    while remaining:
+        command = [sys.executable, "-m", "tvmext.onnx.conformance", "--worker", importer]
+        proc = subprocess.Popen(
+            [*command, *remaining],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+            env={**os.environ, "TVM_NUM_THREADS": "1"},
+        )
+        current: str | None = None
+        timer = threading.Timer(CASE_TIMEOUT_S, proc.kill)
+        timer.start()
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            if not line.startswith(_MARK):
+                continue
+            message = json.loads(line[len(_MARK) :])
+            timer.cancel()
+            timer = threading.Timer(CASE_TIMEOUT_S, proc.kill)
+            timer.start()
+            if "start" in message:
+                current = message["start"]
+                continue
+            results[message["name"]] = (message["status"], message["detail"])
+            remaining.remove(message["name"])
+            current = None
+        timer.cancel()
+        code = proc.wait()
+        if current is not None:
+            results[current] = (
+                "crash",
+                f"worker died (exit {code}) or exceeded {CASE_TIMEOUT_S} s",
+            )
+            remaining.remove(current)
+        elif remaining and code != 0:
+            for name in remaining:
+                results[name] = ("crash", f"worker exited with {code} before the case")
+            return
+
+
+def run(importer: str, names: Iterable[str], jobs: int = 2) -> dict[str, tuple[str, str]]:
+    """Run the named cases through ``importer`` using ``jobs`` worker processes."""
+    names = sorted(names)
+    results: dict[str, tuple[str, str]] = {}
+    chunks = [names[i::jobs] for i in range(jobs)]
+    threads = [threading.Thread(target=_run_chunk, args=(importer, c, results)) for c in chunks]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return results
+
+
+def _summary(importer: str, results: dict[str, tuple[str, str]], seconds: float) -> str:
+    counts: dict[str, int] = {}
+    for status, _ in results.values():
+        counts[status] = counts.get(status, 0) + 1
+    detail = ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
+    return (
+        f"{importer:7} passed {counts.get('pass', 0)} of {len(results)} node cases "
+        f"({detail}) in {seconds:.0f} s"
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command line; see the module docstring."""
+    parser = argparse.ArgumentParser(description="ONNX node conformance of tvmext and TVM")
+    parser.add_argument("--importer", choices=("tvmext", "tvm", "both"), default="tvmext")
+    parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--only", default="", help="run only cases whose name contains this")
+    parser.add_argument("--record", default=None, help="write tvmext's passing cases here")
+    parser.add_argument("--check", default=None, help="fail if a case listed here fails")
+    parser.add_argument("--report", default=None, help="write every result as JSON here")
+    parser.add_argument("--worker", nargs="+", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.worker:
+        _worker(args.worker[0], args.worker[1:])
+        return 0
+    if args.check:
+        with open(args.check) as f:
+            names = [line.strip() for line in f if line.strip()]
+    else:
+        names = [n for n in collect() if args.only in n]
+    importers = ["tvmext", "tvm"] if args.importer == "both" else [args.importer]
+    all_results = {}
+    for importer in importers:
+        start = time.perf_counter()
+        all_results[importer] = run(importer, names, args.jobs)
+        print(_summary(importer, all_results[importer], time.perf_counter() - start), flush=True)
+    ours = all_results.get("tvmext", {})
+    if args.report:
+        with open(args.report, "w") as f:
+            json.dump(all_results, f, indent=1, sort_keys=True)
+    if args.record and ours:
+        with open(args.record, "w") as f:
+            f.writelines(f"{n}\n" for n, (s, _) in sorted(ours.items()) if s == "pass")
+    if args.check:
+        regressions = sorted(n for n, (s, _) in ours.items() if s != "pass")
+        for name in regressions:
+            print(f"REGRESSION {name}: {ours[name][0]}: {ours[name][1]}")
+        return 1 if regressions else 0
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

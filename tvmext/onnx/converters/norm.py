@@ -1,0 +1,89 @@
+"""ONNX normalizations whose extra outputs TVM 0.27 does not compute."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+from onnx.helper import tensor_dtype_to_np_dtype
+from tvm import relax
+
+from tvmext.onnx.converters.helpers import const, static_shape
+from tvmext.onnx.registry import register_converter
+
+
+@register_converter("", "LayerNormalization", 17)
+def layer_normalization(
+    bb: relax.BlockBuilder,
+    inputs: list[relax.Expr],
+    attrs: dict[str, Any],
+    fallback: Callable[[], relax.Expr],
+) -> relax.Expr:
+    """LayerNormalization with its ``Mean`` and ``InvStdDev`` outputs (TVM returns
+    scalar placeholders for them); a single-output node goes to TVM's fused op."""
+    if attrs["_num_outputs"] == 1:
+        return fallback()
+    op = relax.op
+    data, scale = inputs[0], inputs[1]
+    bias = inputs[2] if len(inputs) > 2 else None
+    shape = static_shape(data)
+    if shape is None:
+        raise ValueError("LayerNormalization with Mean/InvStdDev outputs needs a static rank")
+    rank, dtype = len(shape), str(data.ty.dtype)
+    axis = attrs.get("axis", -1) % rank
+    axes = list(range(axis, rank))
+    stash = tensor_dtype_to_np_dtype(attrs.get("stash_type", 1)).name
+    x = bb.emit(op.astype(data, stash))
+    mean = bb.emit(op.mean(x, axes, keepdims=True))
+    deviation = bb.emit(op.subtract(x, mean))
+    variance = op.mean(op.multiply(deviation, deviation), axes, keepdims=True)
+    epsilon = const(np.array(attrs.get("epsilon", 1e-5), dtype=stash))
+    inv_std = bb.emit(op.rsqrt(op.add(variance, epsilon)))
+    y = op.multiply(op.astype(op.multiply(deviation, inv_std), dtype), scale)
+    if bias is not None:
+        y = op.add(y, bias)
+    results = [bb.emit(y), mean, inv_std][: attrs["_num_outputs"]]
+    return relax.Tuple(results)
+
+
+@register_converter("", "LpNormalization", 1)
+def lp_normalization(
+    bb: relax.BlockBuilder,
+    inputs: list[relax.Expr],
+    attrs: dict[str, Any],
+    fallback: Callable[[], relax.Expr],
+) -> relax.Expr:
+    """``x / norm_p(x)`` along ``axis``, p 1 or 2, and 0 where the norm is 0 (TVM 0.27
+    has no converter)."""
+    op, x = relax.op, inputs[0]
+    axis, p = attrs.get("axis", -1), attrs.get("p", 2)
+    if p == 1:
+        norm = op.sum(op.abs(x), axis, keepdims=True)
+    elif p == 2:
+        norm = op.sqrt(op.sum(op.multiply(x, x), axis, keepdims=True))
+    else:
+        raise ValueError(f"LpNormalization: p must be 1 or 2, got {p}")
+    zero = const(np.array(0, dtype=str(x.ty.dtype)))
+    one = const(np.array(1, dtype=str(x.ty.dtype)))
+    return op.divide(x, op.where(op.equal(norm, zero), one, norm))  # 0 / 0 is 0
+
+
+@register_converter("", "RMSNormalization", 23)
+def rms_normalization(
+    bb: relax.BlockBuilder,
+    inputs: list[relax.Expr],
+    attrs: dict[str, Any],
+    fallback: Callable[[], relax.Expr],
+) -> relax.Expr:
+    """``X / sqrt(mean(X**2 over axis..) + epsilon) * scale`` (TVM 0.27's converter
+    fails to build for ``axis`` 0 or ``-rank``)."""
+    op, x, scale = relax.op, inputs[0], inputs[1]
+    shape = static_shape(x)
+    if shape is None:
+        return fallback()
+    rank = len(shape)
+    axes = list(range(attrs.get("axis", -1) % rank, rank))
+    epsilon = const(np.array(attrs.get("epsilon", 1e-5), dtype=str(x.ty.dtype)))
+    mean_square = op.mean(op.multiply(x, x), axes, keepdims=True)
+    return op.multiply(op.divide(x, op.sqrt(op.add(mean_square, epsilon))), scale)

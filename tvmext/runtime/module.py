@@ -1,0 +1,314 @@
+"""``tvmext.Module``: a compiled model you can run, time and export; ``tvmext.load``.
+
+The artifact is one ``.so`` (``export_library``) holding the Relax VM executable and
+a ``tvmext_signature`` function that returns the inputs' names, shapes and dtypes as
+JSON, so a loaded module checks its inputs without any plugin or source model.
+
+A model compiled with ``keep_params_in_input`` takes its weights apart from its
+inputs: the signature lists them too, and the executable holds
+``main_transform_params`` (the weight conversions, lifted out of ``main``).
+:meth:`Module.set_params` checks the weights, runs that function once and keeps its
+results, which every later call passes to ``main``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import tvm
+from tvm import relax
+
+from tvmext.atomic_file import atomic_output
+from tvmext.errors import CompileError, ShapeError
+from tvmext.runtime.profiling import Profile, profile_vm
+from tvmext.runtime.zero_copy import to_tensor
+
+if TYPE_CHECKING:
+    from tvmext.target.report import PartitionReport
+
+SIGNATURE_FUNCTION = "tvmext_signature"
+TRANSFORM_FUNCTION = "main_transform_params"
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """One input: name, shape (ints; strings for symbolic dims; None when even the rank
+    is unknown) and dtype (empty when unknown)."""
+
+    name: str
+    shape: tuple[int | str, ...] | None
+    dtype: str
+
+    def __str__(self) -> str:
+        shape = "?" if self.shape is None else str(list(self.shape))
+        return f"{self.name}: {shape} {self.dtype or '?'}"
+
+
+@dataclass(frozen=True)
+class BenchmarkResult:
+    """Seconds per run over ``repeat`` measurements of ``number`` runs each."""
+
+    median: float
+    mean: float
+    min: float
+    max: float
+    std: float
+    repeat: int
+    number: int
+
+    def __str__(self) -> str:
+        return (
+            f"median {self.median * 1e3:.3f} ms, min {self.min * 1e3:.3f} ms, "
+            f"max {self.max * 1e3:.3f} ms, std {self.std * 1e3:.3f} ms "
+            f"({self.repeat} x {self.number} runs)"
+        )
+
+
+def _spec_json(spec: InputSpec) -> dict[str, Any]:
+    shape = None if spec.shape is None else list(spec.shape)
+    return {"name": spec.name, "shape": shape, "dtype": spec.dtype}
+
+
+def _spec(data: dict[str, Any]) -> InputSpec:
+    shape = None if data["shape"] is None else tuple(data["shape"])
+    return InputSpec(data["name"], shape, data["dtype"])
+
+
+def signature_function(
+    inputs: Sequence[InputSpec], params: Sequence[InputSpec] = ()
+) -> relax.Function:
+    """A Relax function returning the inputs (and runtime weights) as JSON, to embed in
+    the artifact."""
+    text = json.dumps(
+        {"inputs": [_spec_json(i) for i in inputs], "params": [_spec_json(p) for p in params]}
+    )
+    func = relax.Function([], tvm.ir.StringImm(text), tvm.ir.StringType())
+    return func.with_attr("global_symbol", SIGNATURE_FUNCTION)
+
+
+def _read_signature(vm: relax.VirtualMachine) -> tuple[list[InputSpec], list[InputSpec]]:
+    data = json.loads(str(vm[SIGNATURE_FUNCTION]()))
+    return [_spec(i) for i in data["inputs"]], [_spec(p) for p in data.get("params", [])]
+
+
+class Module:
+    """A compiled model: ``run`` / ``__call__``, ``benchmark``, ``export``;
+    ``set_params`` for a model compiled with ``keep_params_in_input``.
+
+    ``reports`` holds one partition report per external target (where each op went
+    and why); ``link_options`` are what the external targets' code needs linked.
+    """
+
+    def __init__(
+        self,
+        executable: Any,
+        device: Any = None,
+        *,
+        link_options: Sequence[str] = (),
+        reports: Sequence[PartitionReport] = (),
+    ) -> None:
+        self._executable = executable
+        self.device = device if device is not None else tvm.cpu()
+        self.link_options = tuple(link_options)
+        self.reports: tuple[PartitionReport, ...] = tuple(reports)
+        if self.link_options:
+            executable.jit(options=list(self.link_options))  # the VM then uses this library
+        self._vm = relax.VirtualMachine(executable, self.device)
+        self.inputs, self.params = _read_signature(self._vm)
+        self._bound_params: list[Any] | None = None if self.params else []
+
+    @property
+    def param_names(self) -> list[str]:
+        """Names of the weights :meth:`set_params` takes (empty unless compiled with
+        ``keep_params_in_input``)."""
+        return [p.name for p in self.params]
+
+    def set_params(self, *arrays: Any, **named: Any) -> None:
+        """Bind the weights (positional, or by name), in the model's own format. The
+        weight conversions lifted out of ``main`` run here, once; calls reuse the
+        result."""
+        if not self.params:
+            raise ShapeError(
+                "the model takes no runtime weights (it was compiled without keep_params_in_input)"
+            )
+        bound = _check_arrays(self.params, arrays, named, "weight")
+        tensors = [tvm.runtime.tensor(a, self.device) for a in bound]
+        self._bound_params = list(self._vm[TRANSFORM_FUNCTION](tensors))
+
+    @property
+    def input_names(self) -> list[str]:
+        """Input names in positional order."""
+        return [i.name for i in self.inputs]
+
+    def _bind(self, arrays: Sequence[Any], named: dict[str, Any]) -> list[Any]:
+        """Input tensors followed by the bound (converted) weights."""
+        if self._bound_params is None:
+            raise ShapeError(
+                f"the model's weights are runtime parameters ({', '.join(self.param_names)}): "
+                f"bind them with set_params(...) before running it"
+            )
+        bound = _check_arrays(self.inputs, arrays, named, "input")
+        return [to_tensor(a, self.device) for a in bound] + self._bound_params
+
+    def run(self, *arrays: Any, **named: Any) -> list[np.ndarray]:
+        """Run the model on NumPy arrays (positional or by input name); list of outputs."""
+        return flatten_outputs(self._vm["main"](*self._bind(arrays, named)))
+
+    __call__ = run
+
+    def benchmark(
+        self, *arrays: Any, repeat: int = 10, number: int = 5, **named: Any
+    ) -> BenchmarkResult:
+        """Time ``main`` with TVM's time evaluator (random inputs when none are given)."""
+        if not arrays and not named:
+            arrays = tuple(random_inputs(self.inputs))
+        inputs = self._bind(arrays, named)
+        timer = self._vm.time_evaluator("main", self.device, number=number, repeat=repeat)
+        results = list(timer(*inputs).results)
+        return BenchmarkResult(
+            median=statistics.median(results),
+            mean=statistics.fmean(results),
+            min=min(results),
+            max=max(results),
+            std=statistics.pstdev(results),
+            repeat=repeat,
+            number=number,
+        )
+
+    def profile(self, *arrays: Any, repeat: int = 10, **named: Any) -> Profile:
+        """Time every kernel and external call of ``main`` (random inputs when none are
+        given): mean per run over ``repeat`` runs, slowest first, with its share."""
+        if not arrays and not named:
+            arrays = tuple(random_inputs(self.inputs))
+        inputs = self._bind(arrays, named)
+        return profile_vm(self._vm, lambda: self._vm["main"](*inputs), repeat)
+
+    def export(self, path: str | os.PathLike[str]) -> str:
+        """Write one self-contained ``.so`` atomically (temporary file, then rename)."""
+        path = os.fspath(path)
+        with atomic_output(path, executable=True) as tmp:
+            try:
+                if self.link_options:
+                    self._executable.export_library(tmp, options=list(self.link_options))
+                else:
+                    self._executable.export_library(tmp)
+            except Exception as err:
+                raise CompileError(
+                    f"exporting {path!r} failed: {type(err).__name__}: {err}"
+                ) from err
+        return path
+
+    def __repr__(self) -> str:
+        inputs = ", ".join(map(str, self.inputs))
+        weights = f"; weights {', '.join(map(str, self.params))}" if self.params else ""
+        return f"<tvmext.Module ({inputs}{weights}) on {self.device}>"
+
+
+def _check_arrays(
+    specs: Sequence[InputSpec], arrays: Sequence[Any], named: dict[str, Any], what: str
+) -> list[np.ndarray]:
+    """``arrays`` (positional) or ``named`` checked against ``specs`` (``what`` says
+    input or weight in errors); C-contiguous arrays in ``specs`` order."""
+    names = [s.name for s in specs]
+    if arrays and named:
+        raise ShapeError(f"pass {what}s either positionally or by name, not both")
+    if named:
+        unknown = sorted(set(named) - set(names))
+        if unknown:
+            raise ShapeError(
+                f"unknown {what}(s) {', '.join(unknown)}; {what}s are {', '.join(names)}"
+            )
+        missing = [n for n in names if n not in named]
+        if missing:
+            raise ShapeError(f"missing {what}(s) {', '.join(missing)}")
+        arrays = [named[n] for n in names]
+    if len(arrays) != len(specs):
+        raise ShapeError(
+            f"the model takes {len(specs)} {what}(s) ({', '.join(names)}), got {len(arrays)}"
+        )
+    bound: list[np.ndarray] = []
+    symbols: dict[str, int] = {}
+    for spec, value in zip(specs, arrays, strict=True):
+        array = np.asarray(value)
+        fits = str(array.dtype) == spec.dtype or not spec.dtype
+        if fits and spec.shape is not None:
+            fits = array.ndim == len(spec.shape)
+        if fits and spec.shape is not None:
+            for want, got in zip(spec.shape, array.shape, strict=True):
+                if isinstance(want, str):
+                    fits = fits and symbols.setdefault(want, got) == got
+                else:
+                    fits = fits and want == got
+        if not fits:
+            shape = "any shape" if spec.shape is None else f"shape {list(spec.shape)}"
+            expected = f"{spec.dtype or 'any dtype'} of {shape}"
+            given = f"{array.dtype} of shape {list(array.shape)}"
+            raise ShapeError(f"{what} {spec.name!r}: expected {expected}, got {given}")
+        bound.append(array if array.flags.c_contiguous else array.copy(order="C"))
+    return bound
+
+
+def flatten_outputs(value: Any) -> list[np.ndarray]:
+    """A VM result (tensor, shape or nested tuple of them) or NumPy values, as a flat
+    list of NumPy arrays; shapes become int64 arrays, as ONNX's Shape returns them."""
+    if isinstance(value, tvm.runtime.Tensor):
+        return [value.numpy()]
+    if isinstance(value, tvm.runtime.ShapeTuple):
+        return [np.array(list(value), dtype=np.int64)]
+    if isinstance(value, np.ndarray | np.generic):
+        return [np.asarray(value)]
+    return [a for v in value for a in flatten_outputs(v)]
+
+
+def random_inputs(inputs: Sequence[InputSpec], seed: int = 0) -> list[np.ndarray]:
+    """Random arrays for ``inputs`` (as tvmc's ``run`` without ``--inputs``)."""
+    rng = np.random.default_rng(seed)
+    arrays = []
+    for spec in inputs:
+        if spec.shape is None or not spec.dtype or any(isinstance(d, str) for d in spec.shape):
+            raise ShapeError(
+                f"input {spec} is not fully known (symbolic or unknown shape or dtype): give "
+                f"inputs explicitly (or compile with fixed input shapes)"
+            )
+        shape = tuple(int(d) for d in spec.shape)
+        dtype = np.dtype(spec.dtype)
+        if np.issubdtype(dtype, np.floating):
+            arrays.append(rng.standard_normal(shape).astype(dtype))
+        elif dtype == np.bool_:
+            arrays.append(rng.integers(0, 2, shape).astype(dtype))
+        else:
+            arrays.append(rng.integers(0, 10, shape).astype(dtype))
+    return arrays
+
+
+def load(
+    path: str | os.PathLike[str], device: str = "cpu", params: Mapping[str, Any] | None = None
+) -> Module:
+    """Load an artifact written by :meth:`Module.export` to run on ``device``
+    (``"cpu"``, ``"cuda"``, ``"cuda:1"``); imports no plugin. ``params`` (weights by
+    name) binds the weights of a model compiled with ``keep_params_in_input``."""
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise CompileError(f"artifact {path!r} does not exist")
+    kind, _, index = device.partition(":")
+    try:
+        dev = tvm.device(kind, int(index or 0))
+    except Exception as err:
+        raise CompileError(f"unknown device {device!r}; expected e.g. 'cpu' or 'cuda:0'") from err
+    if not dev.exist:
+        raise CompileError(f"device {device!r} is not available on this machine")
+    try:
+        module = Module(tvm.runtime.load_module(path), dev)
+    except Exception as err:
+        raise CompileError(
+            f"{path!r} is not a tvmext artifact: {type(err).__name__}: {err}"
+        ) from err
+    if params is not None:
+        module.set_params(**params)
+    return module
