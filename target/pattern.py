@@ -29,6 +29,7 @@ import tvm_ffi
 from tvm import relax
 from tvm.relax.dpl import DFPattern
 from tvm.relax.transform import FusionPattern, PatternCheckContext
+
 from tvmext.target.external import ExternalTarget, Partitioned
 
 Check = Callable[[PatternCheckContext], str | None]

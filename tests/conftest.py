@@ -15,10 +15,10 @@ import numpy as np
 import pytest
 import tvm
 from tvm import relax
-from tvmext.target.spec import parse_target
 
 import tvmext
 from tvmext.lowering.pipeline import build
+from tvmext.target.spec import parse_target
 
 
 @pytest.fixture

@@ -110,8 +110,8 @@ def test_dump_ir_writes_every_stage(tmp_path):
     names = sorted(os.listdir(tmp_path / "ir"))
     stages = [n.split("_", 1)[1][:-3] for n in names]
     assert stages == [
-        "import", "lift_params", "optimize", "partition", "dispatch", "legalize", "fuse",
-        "schedule", "lower_dataflow", "finalize",
+        "import", "lift_params", "extra_passes", "prepare", "optimize", "layout", "partition",
+        "dispatch", "legalize", "fuse", "schedule", "lower_dataflow", "finalize",
     ]  # fmt: skip
     assert "R.matmul" in (tmp_path / "ir" / names[0]).read_text()
 

@@ -1,4 +1,5 @@
-"""tvmext.runtime.cpu_threads: TVM's thread pool gets one thread per physical core."""
+"""tvmext.runtime.cpu_threads: TVM's thread pool gets one thread per physical core, set
+when tvmext first compiles or loads, not at import."""
 
 from __future__ import annotations
 
@@ -8,12 +9,24 @@ import sys
 
 from tvmext.runtime.cpu_threads import physical_cores
 
+_COMPILE = """
+import os, tvm, tvmext
+from tvm import relax
+assert "TVM_NUM_THREADS" not in os.environ or os.environ["TVM_NUM_THREADS"] == "1", "import set it"
+bb = relax.BlockBuilder()
+x = relax.Var("x", relax.TensorType((4,), "float32"))
+with bb.function("main", [x]):
+    bb.emit_func_output(bb.emit(relax.op.add(x, x)))
+tvmext.compile(bb.get())
+print(tvm.get_global_func("runtime.NumThreads")())
+"""
 
-def _num_threads(env: dict[str, str]) -> int:
-    code = "import tvmext, tvm; print(tvm.get_global_func('runtime.NumThreads')())"
+
+def _num_threads(env: dict[str, str], code: str = _COMPILE) -> int:
     out = subprocess.run(
-        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=False
     )
+    assert out.returncode == 0, out.stderr
     return int(out.stdout.split()[-1])
 
 
@@ -21,9 +34,15 @@ def test_physical_cores_within_affinity():
     assert 1 <= physical_cores() <= len(os.sched_getaffinity(0))
 
 
-def test_import_sizes_the_pool_by_physical_cores():
+def test_compiling_sizes_the_pool_by_physical_cores():
     env = {k: v for k, v in os.environ.items() if k != "TVM_NUM_THREADS"}
     assert _num_threads(env) == physical_cores()
+
+
+def test_import_changes_no_environment():
+    env = {k: v for k, v in os.environ.items() if k != "TVM_NUM_THREADS"}
+    code = "import os, tvmext, tvmext.ops; print(int('TVM_NUM_THREADS' in os.environ))"
+    assert _num_threads(env, code) == 0
 
 
 def test_user_setting_wins():

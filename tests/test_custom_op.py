@@ -50,11 +50,58 @@ def test_replace_redefines_and_invalidates_the_eager_cache(rng):
     np.testing.assert_allclose(run_module(mod, x).numpy(), x + 2)
 
 
-def test_invalid_names_and_reserved_suffix():
+def test_invalid_names():
     with pytest.raises(tvmext.OpDefinitionError, match=r"name 'noprefix' is invalid"):
         tvmext.op("noprefix")(_scale)
-    with pytest.raises(tvmext.OpDefinitionError, match=r"'test\.x_grad' is reserved"):
-        tvmext.op("test.x_grad")(_scale)
+
+
+def test_names_ending_in_grad_are_the_users(rng):
+    """Gradient companions live in their own namespace (relax.tvmext_grad), so an op
+    may be called clip_grad, and its own gradient does not collide with anything."""
+    clip_grad = tvmext.op("test_names.clip_grad", replace=True)(_scale)
+
+    @clip_grad.gradient
+    def _(x, y, dy, *, k):
+        return te.compute(x.shape, lambda *i: dy[i] * tirx.const(k, x.dtype))
+
+    scale = tvmext.op("test_names.clip", replace=True)(_scale)
+    assert clip_grad.tvm_op.name == "relax.tvmext.test_names.clip_grad"
+    assert scale.gradient_op().tvm_name == "relax.tvmext_grad.test_names.clip"
+    mod = _gradient_module(clip_grad, [relax.TensorType((4,), "float32")])
+    text = mod.script()
+    assert "R.tvmext_grad.test_names.clip_grad(" in text
+    tvm.ir.assert_structural_equal(mod, from_source(text))
+    x = rng.standard_normal(4).astype("float32")
+    _, (dx,) = run_module(mod, x, fn="main_adjoint")
+    np.testing.assert_allclose(dx.numpy(), np.full(4, 2.0), rtol=1e-6)
+
+
+def test_second_gradient_or_schedule_is_an_error_unless_replaced():
+    op = tvmext.op("test_twice.scale", replace=True)(_scale)
+    op.gradient(lambda x, y, dy, *, k: dy)
+    with pytest.raises(
+        tvmext.OpDefinitionError,
+        match=r"already has a gradient \(declared at .*test_custom_op.py:\d+\)",
+    ):
+        op.gradient(lambda x, y, dy, *, k: dy)
+    op.gradient(replace=True)(lambda x, y, dy, *, k: dy)
+    op.schedule("llvm")(lambda sch: None)
+    with pytest.raises(
+        tvmext.OpDefinitionError,
+        match=r"schedule of op 'test_twice.scale' for target kind 'llvm' is already "
+        r"registered \(first defined at .*test_custom_op.py",
+    ):
+        op.schedule("cpu")(lambda sch: None)
+    op.schedule("llvm", replace=True)(lambda sch: None)
+
+
+def test_unknown_schedule_kind_lists_the_known_ones():
+    op = tvmext.op("test_kind.scale", replace=True)(_scale)
+    with pytest.raises(
+        tvmext.OpDefinitionError,
+        match=r"TVM target kind, got 'nonsense'; known kinds: .*cuda.*llvm",
+    ):
+        op.schedule("nonsense")
 
 
 def test_arity_and_attribute_errors_name_the_op():
@@ -164,7 +211,7 @@ def test_printing_and_parsing_round_trip(op, types, attrs):
 
 def test_gradient_pass_sees_the_high_level_op_and_lowers_after(rng):
     mod = _gradient_module(moments, [relax.TensorType((2, 6), "float32")])
-    assert "R.tvmext.tvmext.moments_grad(" in mod.script()
+    assert "R.tvmext_grad.tvmext.moments(" in mod.script()
     assert "call_tir" not in mod.script()
     x = rng.standard_normal((2, 6)).astype("float32")
     loss, (dx,) = run_module(mod, x, fn="main_adjoint")

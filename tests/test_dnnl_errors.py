@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from onnx_models import save
 from tvm import relax
-from tvmext.target.dnnl import codegen, library
 
 import tvmext
+from tvmext.target.dnnl import codegen, library
 
 pytestmark = pytest.mark.library
 

@@ -7,14 +7,14 @@ import pytest
 import tvm
 from conftest import run_module
 from tvm import relax
+
+from tvmext.pass_registry import passes_for
 from tvmext.target.dnnl.passes.clip_before_transpose import clip_before_transpose
 from tvmext.target.dnnl.passes.fold_batch_norm import fold_batch_norm
 from tvmext.target.dnnl.passes.fold_weight_layouts import fold_weight_layouts
 from tvmext.target.dnnl.passes.gelu_erf import gelu_erf
 from tvmext.target.dnnl.passes.nhwc_layout import nhwc_layout
 from tvmext.target.dnnl.passes.post_op_operand_order import post_op_operand_order
-
-from tvmext.pass_registry import passes_for
 
 
 def _module(shape, build):

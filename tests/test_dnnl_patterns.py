@@ -11,9 +11,9 @@ import torch
 import torch.nn.functional as F
 import tvm
 from tvm import relax, tirx
-from tvmext.target.dnnl import DnnlTarget, patterns
 
 import tvmext
+from tvmext.target.dnnl import DnnlTarget, patterns
 
 pytestmark = pytest.mark.library
 

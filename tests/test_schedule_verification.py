@@ -11,13 +11,13 @@ from onnx import TensorProto, helper, numpy_helper
 from tvm import relax, s_tir, te, tirx
 from tvm.s_tir import dlight
 from tvm.script import tirx as T
-from tvmext.target.spec import parse_target
 
 import tvmext
 from tvmext.errors import CompileError, ScheduleVerificationError
 from tvmext.lowering.schedules.default import default_schedule
 from tvmext.lowering.schedules.limits import size_violation
 from tvmext.lowering.verification import ScheduledFunc, verify_schedules
+from tvmext.target.spec import parse_target
 
 HOST = parse_target("llvm").host
 

@@ -7,17 +7,18 @@ import json
 import numpy as np
 import pytest
 from tvm import relax, tirx
-from tvmext.target.spec import parse_target
 
 import tvmext
+from tvmext.compiler import compile_state, run_pipeline
 from tvmext.lowering.schedules.cpu_matmul import MatmulTiles
-from tvmext.lowering.tuning import (
-    TuningRecords,
-    candidate_tiles,
-    tunable_funcs,
-    tune_module,
-    workload_key,
-)
+from tvmext.lowering.tuning import candidate_tiles, tunable_funcs, tune_module
+from tvmext.lowering.tuning_records import TuningRecords, workload_key
+from tvmext.target.spec import parse_target
+
+
+def _fused(mod):
+    """``mod`` after the compile pipeline's fuse stage, as ``tvmext.tune`` tunes it."""
+    return run_pipeline(compile_state(mod, "llvm"), through="fuse").mod
 
 
 def _matmul_module(m=24, k=64, n=48):
@@ -39,8 +40,8 @@ def test_candidates_start_with_the_default():
 def test_tune_records_only_improvements_and_they_apply(tmp_path, rng):
     host = parse_target("llvm").host
     mod = _matmul_module()
-    (func,) = tunable_funcs(mod, host)
-    records = tune_module(mod, host, trials=6)
+    (func,) = tunable_funcs(_fused(mod), host)
+    records = tune_module(_fused(mod), host, trials=6)
     for entry in records.entries.values():
         assert entry["seconds"] < entry["default_seconds"]
     # Force a known choice and check the compiled model uses it and stays correct.
@@ -67,7 +68,7 @@ def test_symbolic_workloads_are_not_timed():
         with bb.dataflow():
             out = bb.emit_output(relax.op.matmul(a, b))
         bb.emit_func_output(out)
-    assert tune_module(bb.get(), host, trials=2).entries == {}
+    assert tune_module(_fused(bb.get()), host, trials=2).entries == {}
 
 
 def test_bad_records_file(tmp_path):

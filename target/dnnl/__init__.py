@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from tvm import relax
+
 from tvmext.target.dnnl import codegen, passes, patterns
 from tvmext.target.dnnl.library import find_onednn
 from tvmext.target.external import register_target

@@ -20,12 +20,12 @@ from dataclasses import dataclass, field
 
 import tvm
 from tvm import relax
-from tvmext.target.dnnl import layouts, patterns
-from tvmext.target.dnnl.library import find_onednn
-from tvmext.target.report import static_shape
 
 from tvmext.errors import CompileError
 from tvmext.opdef.native_build import BuildFlags, cache_dir, compile_object
+from tvmext.target.dnnl import layouts, patterns
+from tvmext.target.dnnl.library import find_onednn
+from tvmext.target.report import static_shape
 
 RUNTIME_DIR = os.path.join(os.path.dirname(__file__), "runtime")
 

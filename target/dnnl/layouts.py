@@ -15,6 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from tvm import relax
+
 from tvmext.target.report import static_shape
 
 MAX_RANK = 6

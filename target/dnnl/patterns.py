@@ -27,6 +27,7 @@ import tvm
 from tvm import relax
 from tvm.relax.dpl import DFPattern, is_const, is_op, wildcard
 from tvm.relax.transform import PatternCheckContext
+
 from tvmext.target.dnnl import layouts
 from tvmext.target.pattern import PatternRow
 from tvmext.target.report import static_shape

@@ -3,10 +3,11 @@
 TVM's runtime sizes its thread pool, unless ``TVM_NUM_THREADS`` says otherwise, at half
 the logical CPUs on x86, assuming two hyper-threads per core. On a machine, VM or
 container without SMT that leaves half the cores idle (on the 2-core development VM,
-every TVM kernel ran on one thread). ``import tvmext`` therefore sets
-``TVM_NUM_THREADS`` to the physical cores of this process's CPU affinity, read from
-sysfs, unless the user set it; TVM reads it when its thread pool starts, at the first
-parallel kernel.
+every TVM kernel ran on one thread). So when tvmext first builds code
+(:func:`tvmext.lowering.pipeline.codegen`) or loads an artifact
+(:func:`tvmext.load`), it sets ``TVM_NUM_THREADS`` to the physical cores of this
+process's CPU affinity, read from sysfs, unless the user set it; TVM reads it when its
+thread pool starts, at the first parallel kernel. ``import tvmext`` changes nothing.
 """
 
 from __future__ import annotations

@@ -26,6 +26,7 @@ from tvm import relax
 
 from tvmext.atomic_file import atomic_output
 from tvmext.errors import CompileError, ShapeError
+from tvmext.runtime.cpu_threads import use_physical_cores
 from tvmext.runtime.profiling import Profile, profile_vm
 from tvmext.runtime.zero_copy import to_tensor
 
@@ -296,6 +297,7 @@ def load(
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise CompileError(f"artifact {path!r} does not exist")
+    use_physical_cores()  # before TVM's thread pool starts
     kind, _, index = device.partition(":")
     try:
         dev = tvm.device(kind, int(index or 0))

@@ -20,9 +20,9 @@ import numpy as np
 import tvm
 from tvm import relax
 from tvm.relax.expr_functor import PyExprMutator, mutator
-from tvmext.target.report import static_shape
 
 from tvmext.pass_registry import register_pass
+from tvmext.target.report import static_shape
 
 _RESHAPES = ("relax.reshape", "relax.expand_dims", "relax.squeeze")
 
