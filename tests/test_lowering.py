@@ -111,7 +111,10 @@ def test_failing_schedule_names_op_and_target():
 
 
 def test_schedule_needs_a_target_kind():
-    with pytest.raises(tvmext.OpDefinitionError, match=r"schedule\(\) needs a TVM target kind, got ''; known kinds: .*llvm"):
+    with pytest.raises(
+        tvmext.OpDefinitionError,
+        match=r"schedule\(\) needs a TVM target kind, got ''; known kinds: .*llvm",
+    ):
         rms_norm.schedule("")
 
 
