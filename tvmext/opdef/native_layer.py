@@ -297,15 +297,25 @@ def native_op(
 
 
 def native_libraries(mod: tvm.IRModule) -> list[tuple[str, list[str]]]:
-    """The (object, symbols) pairs that the native ops used in ``mod`` need linked."""
+    """The (object, symbols) pairs that the native ops used in ``mod`` need linked: ops
+    found as calls (before legalization) or as their adapters' extern functions (after)."""
     used: dict[str, NativeOp] = {}
+    by_adapter = {
+        e.value.adapter_name(which): e.value
+        for e in OPS
+        if isinstance(e.value, NativeOp)
+        for which in ("forward", "backward")
+    }
 
     def visit(expr: relax.Expr) -> None:
+        native: Any = None
         if isinstance(expr, relax.Call) and isinstance(expr.op, tvm.ir.Op):
             op = find_op(expr.op.name)
             native = op.native if isinstance(op, _NativeGradient) else op
-            if isinstance(native, NativeOp):
-                used[native.name] = native
+        elif isinstance(expr, relax.ExternFunc):
+            native = by_adapter.get(str(expr.global_symbol))
+        if isinstance(native, NativeOp):
+            used[native.name] = native
 
     for _, func in mod.functions_items():
         if isinstance(func, relax.Function):
