@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import numpy as np
 import tvm
@@ -17,8 +17,20 @@ from tvmext.target.external import link_options
 from tvmext.training.modes import Mode
 from tvmext.training.train_state import TrainState
 
-if TYPE_CHECKING:
-    from tvmext.training.step_program import StepProgram
+
+class StepModule(Protocol):
+    """What a compiled step needs from its program (a
+    :class:`~tvmext.training.StepProgram`): the Relax module with ``train_step`` and
+    ``predict``, and the batch it was built for."""
+
+    @property
+    def module(self) -> Any: ...
+
+    @property
+    def batch_size(self) -> int: ...
+
+    @property
+    def num_classes(self) -> int: ...
 
 
 def apply_step(train_step: Any, state: TrainState, x: Any, target: Any, lr: Any) -> Any:
@@ -41,7 +53,7 @@ class CompiledStep:
     inference-only, partitioning and lowering.
     """
 
-    def __init__(self, program: StepProgram, mode: Mode, device: Any = None) -> None:
+    def __init__(self, program: StepModule, mode: Mode, device: Any = None) -> None:
         self.program, self.mode = program, mode
         self.device = device or tvm.cpu()
         start = time.perf_counter()

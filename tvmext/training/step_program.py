@@ -11,7 +11,7 @@ built-in ones. ``predict(inputs..., params...)`` is the model's forward at any b
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import tvm
@@ -19,13 +19,11 @@ from tvm import relax, tirx
 
 from tvmext.dims import dims
 from tvmext.errors import ModelError, ShapeError
+from tvmext.training.compiled_step import CompiledStep
 from tvmext.training.losses import Loss
+from tvmext.training.modes import OPTIMIZED, Mode
 from tvmext.training.optimizers import Optimizer
 from tvmext.training.train_state import TrainState
-
-if TYPE_CHECKING:
-    from tvmext.training.compiled_step import CompiledStep
-    from tvmext.training.modes import Mode
 
 _LOSS = "tvmext_loss"
 
@@ -219,7 +217,4 @@ class StepProgram:
 
     def compile(self, mode: Mode | None = None) -> CompiledStep:
         """Compile the step (and ``predict``) in ``mode`` (default: the optimized mode)."""
-        from tvmext.training.compiled_step import CompiledStep
-        from tvmext.training.modes import OPTIMIZED
-
         return CompiledStep(self, mode or OPTIMIZED)

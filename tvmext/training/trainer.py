@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import numpy as np
 from tqdm import tqdm
@@ -22,8 +22,15 @@ from tvmext.training.modes import OPTIMIZED, Mode
 from tvmext.training.step_program import StepProgram
 from tvmext.training.train_state import TrainState
 
-if TYPE_CHECKING:
-    from tvmext.training.mode_selector import ModeSelector
+
+class StageSelector(Protocol):
+    """What the trainer asks a mode selector (:class:`~tvmext.training.ModeSelector`)."""
+
+    stage_batches: int
+
+    def wants(self, epoch: int) -> bool: ...
+
+    def run_stage(self, trainer: Trainer, batches: list[Any], lr: float) -> list[float]: ...
 
 
 def one_hot(labels: np.ndarray, num_classes: int) -> np.ndarray:
@@ -53,7 +60,7 @@ class Trainer:
         lr: float | Callable[[int], float] = 1e-3,
         state: TrainState | None = None,
         seed: int = 0,
-        selector: ModeSelector | None = None,
+        selector: StageSelector | None = None,
         progress: bool = True,
         checkpoint_dir: str | None = None,
     ) -> None:
