@@ -88,6 +88,11 @@ class Registry(Generic[T]):
         self.get(key)
         return self._entries[key]
 
+    def remove(self, key: str) -> None:
+        """Forget ``key`` (``KeyError`` listing the known keys if it is not registered)."""
+        self.get(key)
+        del self._entries[key]
+
     def keys(self) -> list[str]:
         """The registered keys, in registration order."""
         return list(self._entries)

@@ -15,6 +15,7 @@ from tvm.relax.frontend import nn
 import tvmext
 from tvmext import ModelError, ShapeError, TvmextError, training
 from tvmext.ops import ghmc_loss
+from tvmext.pass_registry import PASSES, register_pass
 from tvmext.training.compiled_step import apply_step
 
 BATCH = 8
@@ -222,3 +223,38 @@ def test_onednn_mode_trains_like_tvm(rng):
         assert onednn.step(b, x, target, 0.1) == pytest.approx(
             ours.step(a, x, target, 0.1), rel=1e-5
         )
+
+
+@pytest.mark.library
+def test_onednn_mode_runs_the_targets_passes():
+    """The training step goes through the compiler's pipeline: the passes registered for
+    the dnnl target run on it (before partitioning), inference-only ones do not."""
+    seen: list[str] = []
+
+    def probe(tag: str) -> tvm.transform.Pass:
+        @tvm.transform.module_pass(opt_level=0, name=f"test.{tag}")
+        def run(mod, _ctx):
+            if "train_step" in [gv.name_hint for gv in mod.get_global_vars()]:
+                seen.append(tag)
+            return mod
+
+        return run
+
+    register_pass("test_training.layout_probe", phase="layout", targets=("dnnl",), replace=True)(
+        lambda: probe("layout")
+    )
+    register_pass(
+        "test_training.inference_probe", phase="prepare", targets=("dnnl",),
+        inference_only=True, replace=True,
+    )(lambda: probe("inference"))  # fmt: skip
+    try:
+        program = training.StepProgram(
+            swish_mlp(32), training.SoftmaxCrossEntropy(), training.SGD(), batch_size=16
+        )
+        program.compile(training.ONEDNN)
+        assert seen == ["layout"]
+        program.compile()  # an llvm mode: dnnl's passes stay out
+        assert seen == ["layout"]
+    finally:
+        PASSES.remove("test_training.layout_probe")
+        PASSES.remove("test_training.inference_probe")
