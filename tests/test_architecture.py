@@ -16,7 +16,10 @@ FOLDERS = {"tvmext": "tvmext", "passes": "tvmext.passes", "target": "tvmext.targ
 
 # Bottom to top; a module's layer is the first whose pattern matches its name.
 LAYERS: list[tuple[str, str]] = [
-    ("base", r"tvmext\.(errors|registry|dims|atomic_file|runtime\.(cpu_threads|zero_copy))$"),
+    (
+        "base",
+        r"tvmext\.(errors|registry|dims|atomic_file|runtime\.(cpu_threads|zero_copy|tvm_log))$",
+    ),
     (
         "registries",
         r"tvmext\.(pass_registry|onnx\.registry|target\.report"

@@ -32,11 +32,13 @@ def test_compile_and_run_match_onnxruntime(tmp_path, mlp_path, rng):
     done = cli("compile", mlp_path, "--input-shapes", "x:[3,32]", "-o", "m.so", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert "wrote m.so (inputs x: [3, 32] float32)" in done.stdout
+    assert "Scope Saving" not in done.stderr  # TVM's per-scope log lines are filtered
     x = rng.standard_normal((3, 32)).astype("float32")
     np.savez(tmp_path / "in.npz", x=x)
     done = cli("run", "m.so", "--inputs", "in.npz", "--outputs", "out.npz", "--print-top", "2",
                cwd=tmp_path)  # fmt: skip
     assert done.returncode == 0, done.stderr
+    assert "Scope Loaded" not in done.stderr
     expected = ort.InferenceSession(str(mlp_path)).run(None, {"x": x})[0]
     got = np.load(tmp_path / "out.npz")["output_0"]
     np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)

@@ -28,6 +28,7 @@ from tvmext.atomic_file import atomic_output
 from tvmext.errors import CompileError, ShapeError
 from tvmext.runtime.cpu_threads import use_physical_cores
 from tvmext.runtime.profiling import Profile, profile_vm
+from tvmext.runtime.tvm_log import filtered_tvm_log
 from tvmext.runtime.zero_copy import to_tensor
 
 if TYPE_CHECKING:
@@ -193,7 +194,7 @@ class Module:
     def export(self, path: str | os.PathLike[str]) -> str:
         """Write one self-contained ``.so`` atomically (temporary file, then rename)."""
         path = os.fspath(path)
-        with atomic_output(path, executable=True) as tmp:
+        with atomic_output(path, executable=True) as tmp, filtered_tvm_log():
             try:
                 if self.link_options:
                     self._executable.export_library(tmp, options=list(self.link_options))
@@ -306,7 +307,8 @@ def load(
     if not dev.exist:
         raise CompileError(f"device {device!r} is not available on this machine")
     try:
-        module = Module(tvm.runtime.load_module(path), dev)
+        with filtered_tvm_log():
+            module = Module(tvm.runtime.load_module(path), dev)
     except Exception as err:
         raise CompileError(
             f"{path!r} is not a tvmext artifact: {type(err).__name__}: {err}"

@@ -13,6 +13,7 @@ from tvm import relax
 from tvmext.atomic_file import atomic_output
 from tvmext.compiler import codegen, compile_state, run_pipeline
 from tvmext.errors import ShapeError
+from tvmext.runtime.tvm_log import filtered_tvm_log
 from tvmext.target.external import link_options
 from tvmext.training.modes import Mode
 from tvmext.training.train_state import TrainState
@@ -116,6 +117,6 @@ class CompiledStep:
     def export(self, path: str | os.PathLike[str]) -> str:
         """Write the compiled step as a shared library (``train_step`` and ``predict``)."""
         path = os.fspath(path)
-        with atomic_output(path, executable=True) as tmp:
+        with atomic_output(path, executable=True) as tmp, filtered_tvm_log():
             self.executable.export_library(tmp, options=self.link_options)
         return path

@@ -31,6 +31,7 @@ from tvm import relax
 
 from tvmext.atomic_file import atomic_output
 from tvmext.errors import TvmextError
+from tvmext.runtime.tvm_log import filtered_tvm_log
 from tvmext.training.compiled_step import apply_step
 from tvmext.training.metrics import accuracy
 from tvmext.training.modes import Mode
@@ -70,7 +71,8 @@ def _stage_in_process(
     warmup: int,
 ) -> tuple[Snapshot, float, list[float]]:
     """Run one mode's stage in a worker process from its exported library."""
-    vm = relax.VirtualMachine(tvm.runtime.load_module(library), tvm.cpu())
+    with filtered_tvm_log():
+        vm = relax.VirtualMachine(tvm.runtime.load_module(library), tvm.cpu())
     state = TrainState.from_numpy(
         names, snap.params, snap.optimizer, snap.loss, step=snap.step, epoch=snap.epoch
     )
