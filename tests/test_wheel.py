@@ -1,7 +1,8 @@
 """What ``pip install`` gives a user: the wheel built from this checkout, installed with its
 dependencies into a fresh virtual environment outside the checkout, used from there.
 
-An editable install (``pip install -e``) reads the checkout, so a file missing from the
+The environment is made by the README's install commands. An editable install
+(``pip install -e``) reads the checkout, so a file missing from the
 wheel (a header, a runtime source, a subpackage left out of ``packages``) goes unnoticed
 by the rest of the suite. Here the package is imported from the fresh environment's
 site-packages only: no PYTHONPATH, no user site, a working directory outside the checkout.
@@ -17,6 +18,7 @@ import json
 import os
 import pathlib
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -135,16 +137,32 @@ def _clean_env(**extra: str) -> dict[str, str]:
     return env
 
 
+def readme_install(env: pathlib.Path, source: pathlib.Path) -> list[list[str]]:
+    """The commands of the README's install block, with its environment folder
+    (``~/tvmext-env``) and checkout (``./tvmext``) replaced by ``env`` and ``source``."""
+    text = (ROOT / "README.md").read_text()
+    block = text.split("## Install", 1)[1].split("```bash", 1)[1].split("```", 1)[0]
+    commands = []
+    for line in block.strip().splitlines():
+        words = shlex.split(line.split("#", 1)[0].replace("~/tvmext-env", str(env)))
+        commands.append([str(source) if w == "./tvmext" else w for w in words])
+    return commands
+
+
 @pytest.fixture(scope="module")
 def venv(wheel, tmp_path_factory):
-    """A fresh virtual environment outside the checkout, the wheel installed with its
-    dependencies; removed afterwards (it holds about 2.5 GB)."""
+    """A fresh virtual environment outside the checkout, made by the README's install
+    commands with the wheel this checkout builds in place of the checkout (``pip
+    install`` of a checkout builds that same wheel); removed afterwards (it holds
+    about 2.5 GB)."""
     folder = tmp_path_factory.mktemp("venv") / "env"
-    base = shutil.which("python3.11") or sys.executable
-    _run([base, "-m", "venv", folder], timeout=300, what="venv create", env=_clean_env())
-    python = folder / "bin" / "python"
-    _run([python, "-m", "pip", "install", wheel], timeout=INSTALL_TIMEOUT,
-         what="venv install", cwd=folder.parent, env=_clean_env())  # fmt: skip
+    (create, install) = readme_install(folder, wheel)
+    assert create[:3] == ["python3.11", "-m", "venv"], create
+    assert install[:2] == [str(folder / "bin" / "pip"), "install"], install
+    create[0] = shutil.which("python3.11") or sys.executable
+    _run(create, timeout=300, what="venv create", env=_clean_env())
+    _run(install, timeout=INSTALL_TIMEOUT, what="venv install", cwd=folder.parent,
+         env=_clean_env())  # fmt: skip
     yield folder
     print("\nwheel test times (s): " + ", ".join(f"{k} {v:.1f}" for k, v in TIMES.items()))
     shutil.rmtree(folder, ignore_errors=True)

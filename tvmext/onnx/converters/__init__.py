@@ -2,14 +2,27 @@
 operator family; importing this package registers them all."""
 
 from tvmext.onnx.converters import (
+    attention,
     cumulative,
     elementwise,
     float8,
-    helpers,
+    loss,
     norm,
     pool,
     reduce,
     shape,
+    tensor,
 )
 
-__all__ = ["cumulative", "elementwise", "float8", "helpers", "norm", "pool", "reduce", "shape"]
+__all__ = [
+    "attention",
+    "cumulative",
+    "elementwise",
+    "float8",
+    "loss",
+    "norm",
+    "pool",
+    "reduce",
+    "shape",
+    "tensor",
+]
