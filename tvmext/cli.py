@@ -322,7 +322,8 @@ def _ops(args: argparse.Namespace) -> None:
         )
     print("passes:")
     for p in sorted(PASSES, key=lambda e: e.key):
-        print(f"  {p.key:32} {p.value.phase}, targets {','.join(p.value.targets)} {p.origin}")
+        only = ", inference only" if p.value.inference_only else ""
+        print(f"  {p.key:32} {p.value.phase}{only}, targets {','.join(p.value.targets)} {p.origin}")
     print("targets:")
     print(f"  {'llvm, cuda':32} (TVM)")
     for t in sorted(TARGETS, key=lambda e: e.key):
