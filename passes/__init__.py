@@ -2,6 +2,6 @@
 them with :mod:`tvmext.pass_registry`. Passes that serve one target live with it, under
 ``tvmext.target.<name>.passes``."""
 
-from tvmext.passes import simplify_for_inference
+from tvmext.passes import fold_pad_into_conv, fold_transpose_pairs, simplify_for_inference
 
-__all__ = ["simplify_for_inference"]
+__all__ = ["fold_pad_into_conv", "fold_transpose_pairs", "simplify_for_inference"]

@@ -183,3 +183,43 @@ def test_average_pool_with_several_windows_stays_a_pool(rng):
     x = rng.standard_normal((1, 3, 6, 6)).astype("float32")
     want = x.reshape(1, 3, 3, 2, 3, 2).mean(axis=(3, 5))
     np.testing.assert_allclose(tvmext.compile(model, "llvm").run(x)[0], want, rtol=1e-5, atol=1e-6)
+
+
+PAD_CASES = {
+    # name: (pads, constant_value, axes, mode)
+    "asymmetric spatial": ([0, 0, 0, 1, 0, 0, 1, 2], None, None, "constant"),
+    "with a value": ([0, 1, 2, 0, 0, 0, 1, 1], 1.5, None, "constant"),
+    "axes input": ([1, 0, 0, 2], None, [2, -1], "constant"),
+    "negative (a crop)": ([0, 0, -1, 0, 0, 0, 0, 1], None, None, "constant"),
+    "reflect": ([0, 0, 1, 1, 0, 0, 1, 1], None, None, "reflect"),
+}
+
+
+@pytest.mark.parametrize("case", PAD_CASES)
+def test_pad_matches_onnxruntime(case, rng):
+    """Constant-mode Pad with constant pads becomes Relax's nn.pad (which a later pass
+    can fold into a convolution); crops and other modes go to TVM's converter."""
+    import onnxruntime as ort
+    from onnx import numpy_helper
+
+    pads, value, axes, mode = PAD_CASES[case]
+    names = ["x", "pads", "value" if value is not None else "", "axes" if axes else ""]
+    inits = [numpy_helper.from_array(np.array(pads, np.int64), "pads")]
+    if value is not None:
+        inits.append(numpy_helper.from_array(np.array(value, np.float32), "value"))
+    if axes:
+        inits.append(numpy_helper.from_array(np.array(axes, np.int64), "axes"))
+    node = helper.make_node("Pad", [n for n in names if n] if not axes else names, ["y"], mode=mode)
+    shape = [1, 2, 4, 5]
+    for i, axis in enumerate(axes or range(4)):
+        shape[axis] += pads[i] + pads[len(pads) // 2 + i]
+    graph = helper.make_graph(
+        [node], "pad", [_tensor("x", TensorProto.FLOAT, [1, 2, 4, 5])],
+        [_tensor("y", TensorProto.FLOAT, shape)], inits,
+    )  # fmt: skip
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    folded = case in ("asymmetric spatial", "with a value", "axes input")
+    assert ("R.nn.pad" in onnx_import.from_onnx(model).script()) == folded
+    x = rng.standard_normal((1, 2, 4, 5)).astype("float32")
+    want = ort.InferenceSession(model.SerializeToString()).run(None, {"x": x})[0]
+    np.testing.assert_allclose(tvmext.compile(model, "llvm").run(x)[0], want, rtol=1e-6)

@@ -1,0 +1,100 @@
+"""The target-independent passes of ``passes/``: each rewrite keeps the model's results
+(against TVM's own compile of the unrewritten module) and leaves what it must not touch."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import tvm
+from tvm import relax
+
+import tvmext
+from tvmext.passes.fold_pad_into_conv import fold_pad_into_conv
+from tvmext.passes.fold_transpose_pairs import fold_transpose_pairs
+
+
+def _conv_after_pad(pad_width, pad_value=0.0, padding=(1, 0, 0, 1)):
+    bb = relax.BlockBuilder()
+    x = relax.Var("x", relax.TensorType((1, 3, 9, 10), "float32"))
+    channels = 3 + pad_width[2] + pad_width[3]
+    w = np.random.default_rng(1).standard_normal((4, channels, 3, 3)).astype("float32")
+    w = relax.const(w)
+    with bb.function("main", [x]):
+        with bb.dataflow():
+            padded = bb.emit(relax.op.nn.pad(x, pad_width, "constant", pad_value))
+            out = bb.emit_output(relax.op.nn.conv2d(padded, w, strides=2, padding=padding))
+        bb.emit_func_output(out)
+    return bb.get()
+
+
+def _reference(mod, *args):
+    """``mod`` compiled by TVM alone: no tvmext pass, no tvmext schedule."""
+    vm = relax.VirtualMachine(tvm.compile(mod, "llvm"), tvm.cpu())
+    return vm["main"](*[tvm.runtime.tensor(a) for a in args]).numpy()
+
+
+def _ops(mod) -> list[str]:
+    names = []
+    relax.analysis.post_order_visit(
+        mod["main"].body,
+        lambda e: (
+            names.append(e.op.name)
+            if isinstance(e, relax.Call) and isinstance(e.op, tvm.ir.Op)
+            else None
+        ),
+    )
+    return names
+
+
+@pytest.mark.parametrize("target", ["llvm", pytest.param("dnnl, llvm", marks=pytest.mark.library)])
+def test_zero_pad_folds_into_the_convolution_asymmetrically(target, rng):
+    mod = _conv_after_pad([0, 0, 0, 0, 0, 1, 2, 1])  # H: (0, 1), W: (2, 1), TF's "same"
+    folded = fold_pad_into_conv()(mod)
+    assert "relax.nn.pad" not in _ops(folded)
+    (conv,) = [
+        b.value
+        for b in folded["main"].body.blocks[0].bindings
+        if b.value.op.name == "relax.nn.conv2d"
+    ]
+    assert [int(p) for p in conv.attrs.padding] == [1, 2, 1, 2]  # (top, left, bottom, right)
+    x = rng.standard_normal((1, 3, 9, 10)).astype("float32")
+    got = tvmext.compile(mod, target).run(x)[0]
+    np.testing.assert_allclose(got, _reference(mod, x), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "pad_width, pad_value",
+    [([0, 0, 0, 0, 1, 1, 1, 1], 1.0), ([0, 0, 1, 0, 1, 1, 1, 1], 0.0)],
+    ids=["non-zero value", "pads channels"],
+)
+def test_other_pads_stay(pad_width, pad_value, rng):
+    mod = _conv_after_pad(pad_width, pad_value, padding=(0, 0, 0, 0))
+    assert "relax.nn.pad" in _ops(fold_pad_into_conv()(mod))
+    x = rng.standard_normal((1, 3, 9, 10)).astype("float32")
+    got = tvmext.compile(mod, "llvm").run(x)[0]
+    np.testing.assert_allclose(got, _reference(mod, x), rtol=1e-5, atol=1e-5)
+
+
+def _two_transposes(first, second):
+    bb = relax.BlockBuilder()
+    x = relax.Var("x", relax.TensorType((2, 3, 4, 5), "float32"))
+    with bb.function("main", [x]):
+        with bb.dataflow():
+            t = bb.emit(relax.op.permute_dims(x, first))
+            out = bb.emit_output(relax.op.exp(relax.op.permute_dims(t, second)))
+        bb.emit_func_output(out)
+    return bb.get()
+
+
+@pytest.mark.parametrize(
+    "first, second, left",
+    [([0, 3, 1, 2], [0, 2, 3, 1], 0), ([0, 2, 3, 1], [3, 1, 0, 2], 1)],
+    ids=["cancel", "compose"],
+)
+def test_transpose_pairs_fold(first, second, left, rng):
+    mod = _two_transposes(first, second)
+    folded = fold_transpose_pairs()(mod)
+    assert _ops(folded).count("relax.permute_dims") == left
+    x = rng.standard_normal((2, 3, 4, 5)).astype("float32")
+    np.testing.assert_allclose(_reference(folded, x), _reference(mod, x), rtol=1e-6)
+    np.testing.assert_allclose(tvmext.compile(mod).run(x)[0], _reference(mod, x), rtol=1e-6)
