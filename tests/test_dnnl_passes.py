@@ -8,6 +8,7 @@ import tvm
 from conftest import run_module
 from tvm import relax
 
+import tvmext
 from tvmext.pass_registry import passes_for
 from tvmext.target.dnnl.passes.clip_before_transpose import clip_before_transpose
 from tvmext.target.dnnl.passes.fold_batch_norm import fold_batch_norm
@@ -15,6 +16,7 @@ from tvmext.target.dnnl.passes.fold_weight_layouts import fold_weight_layouts
 from tvmext.target.dnnl.passes.gelu_erf import gelu_erf
 from tvmext.target.dnnl.passes.nhwc_layout import nhwc_layout
 from tvmext.target.dnnl.passes.post_op_operand_order import post_op_operand_order
+from tvmext.target.dnnl.passes.silu_from_sigmoid import silu_from_sigmoid
 
 
 def _module(shape, build):
@@ -168,13 +170,49 @@ def test_clip_stays_after_a_transpose_with_other_users(rng):
 
 
 def test_dnnl_passes_run_only_for_the_dnnl_target_and_in_order():
+    import tvmext.passes  # noqa: F401  (the target-independent passes run for dnnl too)
+
     names = {p: [e.name for e in passes_for(p, "llvm", "dnnl")] for p in ("prepare", "layout")}
-    assert names["prepare"] == ["tvmext.fold_batch_norm", "tvmext.gelu_erf"]
+    assert names["prepare"] == [
+        "tvmext.fold_pad_into_conv",
+        "tvmext.fold_batch_norm",
+        "tvmext.gelu_erf",
+        "tvmext.silu_from_sigmoid",
+    ]
     assert names["layout"] == [
         "tvmext.nhwc_layout",
         "tvmext.clip_before_transpose",
+        "tvmext.fold_transpose_pairs",
         "tvmext.fold_weight_layouts",
         "tvmext.post_op_operand_order",
     ]
-    assert passes_for("layout", "llvm") == []
-    assert passes_for("prepare", "llvm") == []
+    assert [e.name for e in passes_for("layout", "llvm")] == ["tvmext.fold_transpose_pairs"]
+    assert [e.name for e in passes_for("prepare", "llvm")] == ["tvmext.fold_pad_into_conv"]
+
+
+@pytest.mark.parametrize("gate_first", [False, True])
+def test_silu_from_sigmoid_becomes_one_post_op(rng, gate_first):
+    """EfficientNet's activation as exported: conv, Sigmoid, Mul of the same tensor."""
+
+    def build(bb, x):
+        y = bb.emit(relax.op.nn.conv2d(x, _const(rng, 6, 3, 3, 3), padding=1))
+        gate = bb.emit(relax.op.sigmoid(y))
+        return relax.op.multiply(gate, y) if gate_first else relax.op.multiply(y, gate)
+
+    mod = _module((1, 3, 8, 8), build)
+    assert _ops(silu_from_sigmoid()(mod)) == ["relax.nn.conv2d", "relax.nn.silu"]
+    x = rng.standard_normal((1, 3, 8, 8)).astype(np.float32)
+    module = tvmext.compile(mod, "dnnl, llvm")
+    (report,) = module.reports
+    placed = {o.op: o.placement for o in report.ops}  # with the NHWC transposes
+    assert placed["relax.nn.conv2d"] == placed["relax.nn.silu"] == "dnnl"
+    assert "relax.sigmoid" not in placed and "relax.multiply" not in placed
+    np.testing.assert_allclose(module.run(x)[0], run_module(mod, x).numpy(), rtol=1e-5, atol=1e-5)
+
+
+def test_a_product_with_another_tensor_is_no_silu(rng):
+    def build(bb, x):
+        return relax.op.multiply(x, bb.emit(relax.op.sigmoid(relax.op.exp(x))))
+
+    mod = _module((2, 5), build)
+    assert _ops(silu_from_sigmoid()(mod)) == _ops(mod)

@@ -29,11 +29,14 @@ from tvmext.target.report import static_shape
 
 RUNTIME_DIR = os.path.join(os.path.dirname(__file__), "runtime")
 
+# Relax activation -> (oneDNN post-op kind, alpha): SiLU is oneDNN's swish,
+# x * sigmoid(alpha * x), with alpha 1.
 _ELTWISE = {
-    "relax.nn.relu": "tvmext_dnnl::kRelu",
-    "relax.nn.gelu": "tvmext_dnnl::kGeluErf",
-    "relax.nn.gelu_tanh": "tvmext_dnnl::kGeluTanh",
-    "relax.sigmoid": "tvmext_dnnl::kSigmoid",
+    "relax.nn.relu": ("tvmext_dnnl::kRelu", "0.f"),
+    "relax.nn.gelu": ("tvmext_dnnl::kGeluErf", "0.f"),
+    "relax.nn.gelu_tanh": ("tvmext_dnnl::kGeluTanh", "0.f"),
+    "relax.sigmoid": ("tvmext_dnnl::kSigmoid", "0.f"),
+    "relax.nn.silu": ("tvmext_dnnl::kSwish", "1.f"),
 }
 _BINARY = {"relax.add": "tvmext_dnnl::kAdd", "relax.multiply": "tvmext_dnnl::kMul"}
 
@@ -159,7 +162,8 @@ def _post_ops(c: Composite, setup: _Setup, view: layouts.View, root: int = 0) ->
     for position, (var, call) in enumerate(chain):
         name = call.op.name
         if name in _ELTWISE:
-            entries.append(f"{{{_ELTWISE[name]}, 0.f, 0.f, {{}}}}")
+            kind, alpha = _ELTWISE[name]
+            entries.append(f"{{{kind}, {alpha}, 0.f, {{}}}}")
         elif name == "relax.clip":
             lo, hi = (_float(a.value) for a in call.args[1:])
             entries.append(f"{{tvmext_dnnl::kClip, {lo}, {hi}, {{}}}}")

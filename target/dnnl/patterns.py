@@ -2,7 +2,7 @@
 
 Rows are data: a root op, the post-ops that may follow it, and a check that returns
 the reason a match is rejected. Post-ops are fused into the primitive (oneDNN
-``post_ops``): element-wise activations (ReLU, GELU, sigmoid, clip) and binary
+``post_ops``): element-wise activations (ReLU, GELU, sigmoid, SiLU, clip) and binary
 add/multiply of a tensor broadcast to the output (bias, residual, scale). A chain of
 ``n`` post-ops is its own row (``dnnl.conv2d_post2``), longest first, so that a
 rejected long chain falls back to a shorter one.
@@ -33,7 +33,13 @@ from tvmext.target.pattern import PatternRow
 from tvmext.target.report import static_shape
 
 MAX_POST_OPS = 4
-ACTIVATIONS = ("relax.nn.relu", "relax.nn.gelu", "relax.nn.gelu_tanh", "relax.sigmoid")
+ACTIVATIONS = (
+    "relax.nn.relu",
+    "relax.nn.gelu",
+    "relax.nn.gelu_tanh",
+    "relax.sigmoid",
+    "relax.nn.silu",
+)
 BINARY = ("relax.add", "relax.multiply")
 VIEWS = ("relax.permute_dims", "relax.reshape")
 

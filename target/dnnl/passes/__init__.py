@@ -8,6 +8,7 @@ from tvmext.target.dnnl.passes import (
     gelu_erf,
     nhwc_layout,
     post_op_operand_order,
+    silu_from_sigmoid,
 )
 
 __all__ = [
@@ -17,4 +18,5 @@ __all__ = [
     "gelu_erf",
     "nhwc_layout",
     "post_op_operand_order",
+    "silu_from_sigmoid",
 ]

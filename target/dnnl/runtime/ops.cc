@@ -62,6 +62,7 @@ dnnl::algorithm eltwise_algorithm(int kind) {
     case kGeluErf: return dnnl::algorithm::eltwise_gelu_erf;
     case kGeluTanh: return dnnl::algorithm::eltwise_gelu_tanh;
     case kSigmoid: return dnnl::algorithm::eltwise_logistic;
+    case kSwish: return dnnl::algorithm::eltwise_swish;
     default: return dnnl::algorithm::eltwise_clip;
   }
 }

@@ -18,7 +18,7 @@ struct Desc {
 
 // A post-op applied after the primitive, in order. kAdd and kMul read one more input
 // (the next extra argument) broadcast to the output.
-enum PostKind : int { kRelu = 0, kGeluErf, kGeluTanh, kSigmoid, kClip, kAdd, kMul };
+enum PostKind : int { kRelu = 0, kGeluErf, kGeluTanh, kSigmoid, kClip, kAdd, kMul, kSwish };
 
 struct PostOp {
   int kind;
