@@ -223,3 +223,30 @@ def test_pad_matches_onnxruntime(case, rng):
     x = rng.standard_normal((1, 2, 4, 5)).astype("float32")
     want = ort.InferenceSession(model.SerializeToString()).run(None, {"x": x})[0]
     np.testing.assert_allclose(tvmext.compile(model, "llvm").run(x)[0], want, rtol=1e-6)
+
+
+@pytest.mark.parametrize("mode", ["SAME_UPPER", "SAME_LOWER"])
+@pytest.mark.parametrize("size, kernel, stride", [(7, 3, 2), (8, 3, 2), (6, 1, 1), (9, 4, 3)])
+def test_conv_auto_pad_same_becomes_explicit_padding(mode, size, kernel, stride, rng):
+    """TVM pads SAME convolutions in a separate kernel; tvmext gives the padding to the
+    convolution itself, with ONNX's rule for the odd element."""
+    import onnxruntime as ort
+    from onnx import numpy_helper
+
+    w = rng.standard_normal((4, 3, kernel, kernel)).astype("float32")
+    node = helper.make_node(
+        "Conv", ["x", "w"], ["y"], auto_pad=mode, strides=[stride, stride],
+        kernel_shape=[kernel, kernel],
+    )  # fmt: skip
+    out = -(-size // stride)
+    graph = helper.make_graph(
+        [node], "conv", [_tensor("x", TensorProto.FLOAT, [1, 3, size, size])],
+        [_tensor("y", TensorProto.FLOAT, [1, 4, out, out])], [numpy_helper.from_array(w, "w")],
+    )  # fmt: skip
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    script = onnx_import.from_onnx(model).script()
+    assert "call_tir" not in script and "R.nn.conv2d" in script
+    x = rng.standard_normal((1, 3, size, size)).astype("float32")
+    want = ort.InferenceSession(model.SerializeToString()).run(None, {"x": x})[0]
+    got = tvmext.compile(model, "llvm").run(x)[0]
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)

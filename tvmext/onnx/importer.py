@@ -175,9 +175,9 @@ class _Importer(onnx_frontend.ONNXGraphImporter):
         }
         if isinstance(mapping, onnx_registry.OnnxConverter):
 
-            def fallback() -> relax.Expr:
+            def fallback(**replaced: Any) -> relax.Expr:
                 return super(_Importer, self)._convert_operator(
-                    mapping.op_type, inputs, attrs, opset
+                    mapping.op_type, inputs, {**attrs, **replaced}, opset
                 )
 
             onnx_attrs["_num_outputs"] = attrs["tvm_custom"]["num_outputs"]

@@ -64,7 +64,8 @@ class OnnxConverter:
 
     ``attrs`` holds the node's ONNX attributes plus ``_num_outputs``, the number of
     outputs the node declares. ``fallback()`` runs TVM's own converter for the node
-    (default domain only).
+    (default domain only); ``fallback(name=value, ...)`` runs it with those ONNX
+    attributes replaced (given as TVM's converter reads them: strings as bytes).
     ``applies(node, consumers)``, when given, decides per node (with the op types that
     consume its outputs) whether this converter or TVM's handles it.
     """

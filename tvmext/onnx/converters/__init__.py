@@ -3,6 +3,7 @@ operator family; importing this package registers them all."""
 
 from tvmext.onnx.converters import (
     attention,
+    conv,
     cumulative,
     elementwise,
     float8,
@@ -16,6 +17,7 @@ from tvmext.onnx.converters import (
 
 __all__ = [
     "attention",
+    "conv",
     "cumulative",
     "elementwise",
     "float8",
