@@ -22,6 +22,23 @@ def test_file_plugin_registers_with_its_origin():
     assert OPS.entry("plugintest.triple").origin.startswith(str(PLUGINS / "good_plugin.py"))
 
 
+def test_a_file_loads_once_whatever_path_names_it(tmp_path, monkeypatch):
+    """A relative path, an absolute one and a symbolic link name the same plugin: it
+    is imported once (a second import would register its ops twice)."""
+    (tmp_path / "once_plugin.py").write_text(
+        "import tvmext\nfrom tvm import te\n"
+        "@tvmext.op('onceplugin.ident')\n"
+        "def ident(x):\n    return te.compute(x.shape, lambda *i: x[i])\n"
+    )
+    (tmp_path / "link").mkdir()
+    (tmp_path / "link" / "once_plugin.py").symlink_to(tmp_path / "once_plugin.py")
+    monkeypatch.chdir(tmp_path)
+    first = load_plugin("once_plugin.py")
+    assert load_plugin(str(tmp_path / "once_plugin.py")) is first
+    assert load_plugin("link/once_plugin.py") is first
+    assert "onceplugin.ident" in OPS
+
+
 def test_module_plugin(tmp_path, monkeypatch):
     (tmp_path / "my_module_plugin.py").write_text(
         "import tvmext\nfrom tvm import te\n"

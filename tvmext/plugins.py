@@ -26,7 +26,7 @@ _loaded: dict[str, ModuleType] = {}
 def _from_file(path: str) -> ModuleType:
     if not os.path.isfile(path):
         raise PluginError(f"plugin file {path!r} does not exist")
-    digest = hashlib.sha1(os.path.abspath(path).encode()).hexdigest()[:10]
+    digest = hashlib.sha1(path.encode()).hexdigest()[:10]
     name = f"tvmext_plugin_{os.path.splitext(os.path.basename(path))[0]}_{digest}"
     spec = importlib.util.spec_from_file_location(name, path)
     if spec is None or spec.loader is None:
@@ -46,15 +46,18 @@ def _entry_points() -> dict[str, importlib.metadata.EntryPoint]:
 
 
 def load_plugin(spec: str) -> ModuleType:
-    """Import plugin ``spec`` once; failures raise PluginError naming it and why."""
-    if spec in _loaded:
-        return _loaded[spec]
+    """Import plugin ``spec`` once (a file once whatever path names it); failures raise
+    PluginError naming it and why."""
+    is_file = spec.endswith(".py") or os.sep in spec
+    key = os.path.realpath(spec) if is_file else spec
+    if key in _loaded:
+        return _loaded[key]
     from tvmext import _autoload
 
     _autoload.autoload()
     try:
-        if spec.endswith(".py") or os.sep in spec:
-            module = _from_file(spec)
+        if is_file:
+            module = _from_file(key)
         elif spec in _entry_points():
             module = _entry_points()[spec].load()
         else:
@@ -70,7 +73,7 @@ def load_plugin(spec: str) -> ModuleType:
         raise PluginError(f"plugin {spec!r} failed to load: {err}") from err
     except Exception as err:
         raise PluginError(f"plugin {spec!r} failed to load: {type(err).__name__}: {err}") from err
-    _loaded[spec] = module
+    _loaded[key] = module
     return module
 
 
