@@ -14,6 +14,7 @@ from tvmext.target.dnnl.passes.clip_before_transpose import clip_before_transpos
 from tvmext.target.dnnl.passes.fold_batch_norm import fold_batch_norm
 from tvmext.target.dnnl.passes.fold_weight_layouts import fold_weight_layouts
 from tvmext.target.dnnl.passes.gelu_erf import gelu_erf
+from tvmext.target.dnnl.passes.gelu_tanh import gelu_tanh
 from tvmext.target.dnnl.passes.nhwc_layout import nhwc_layout
 from tvmext.target.dnnl.passes.post_op_operand_order import post_op_operand_order
 from tvmext.target.dnnl.passes.silu_from_sigmoid import silu_from_sigmoid
@@ -177,6 +178,7 @@ def test_dnnl_passes_run_only_for_the_dnnl_target_and_in_order():
         "tvmext.fold_pad_into_conv",
         "tvmext.fold_batch_norm",
         "tvmext.gelu_erf",
+        "tvmext.gelu_tanh",
         "tvmext.silu_from_sigmoid",
     ]
     assert names["layout"] == [
@@ -216,3 +218,25 @@ def test_a_product_with_another_tensor_is_no_silu(rng):
 
     mod = _module((2, 5), build)
     assert _ops(silu_from_sigmoid()(mod)) == _ops(mod)
+
+
+def _gpt2_gelu(bb, x, coeff=0.044715):
+    """transformers' NewGELUActivation, as torch.onnx exports it."""
+    c = lambda v: relax.const(np.float32(v))  # noqa: E731
+    cubed = bb.emit(relax.op.multiply(bb.emit(relax.op.power(x, c(3.0))), c(coeff)))
+    inner = bb.emit(relax.op.multiply(bb.emit(relax.op.add(x, cubed)), c(np.sqrt(2 / np.pi))))
+    one_plus = bb.emit(relax.op.add(bb.emit(relax.op.tanh(inner)), c(1.0)))
+    return relax.op.multiply(bb.emit(relax.op.multiply(x, c(0.5))), one_plus)
+
+
+def test_gelu_tanh_written_out_becomes_one_op(rng):
+    mod = _module((4, 16), lambda bb, x: _gpt2_gelu(bb, x))
+    assert _ops(gelu_tanh()(mod)) == ["relax.nn.gelu_tanh"]
+    x = rng.standard_normal((4, 16)).astype(np.float32) * 3
+    got = tvmext.compile(mod, "dnnl, llvm").run(x)[0]
+    np.testing.assert_allclose(got, run_module(mod, x).numpy(), rtol=1e-5, atol=1e-5)
+
+
+def test_gelu_tanh_with_other_constants_stays():
+    mod = _module((4, 16), lambda bb, x: _gpt2_gelu(bb, x, coeff=0.05))
+    assert _ops(gelu_tanh()(mod)) == _ops(mod)
