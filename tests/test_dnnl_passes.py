@@ -10,6 +10,7 @@ from tvm import relax
 
 import tvmext
 from tvmext.pass_registry import passes_for
+from tvmext.target.dnnl.passes.activation_before_reshape import activation_before_reshape
 from tvmext.target.dnnl.passes.clip_before_transpose import clip_before_transpose
 from tvmext.target.dnnl.passes.fold_batch_norm import fold_batch_norm
 from tvmext.target.dnnl.passes.fold_weight_layouts import fold_weight_layouts
@@ -183,6 +184,7 @@ def test_dnnl_passes_run_only_for_the_dnnl_target_and_in_order():
     ]
     assert names["layout"] == [
         "tvmext.nhwc_layout",
+        "tvmext.activation_before_reshape",
         "tvmext.clip_before_transpose",
         "tvmext.fold_transpose_pairs",
         "tvmext.fold_weight_layouts",
@@ -240,3 +242,20 @@ def test_gelu_tanh_written_out_becomes_one_op(rng):
 def test_gelu_tanh_with_other_constants_stays():
     mod = _module((4, 16), lambda bb, x: _gpt2_gelu(bb, x, coeff=0.05))
     assert _ops(gelu_tanh()(mod)) == _ops(mod)
+
+
+def test_activation_moves_before_a_reshape_and_fuses_into_the_matmul(rng):
+    """GPT-2's MLP as exported: matmul, reshape to [1, S, F], GELU, reshape back."""
+
+    def build(bb, x):
+        y = bb.emit(relax.op.reshape(bb.emit(relax.op.matmul(x, _const(rng, 16, 32))), (1, 8, 32)))
+        return relax.op.reshape(bb.emit(relax.op.nn.gelu_tanh(y)), (8, 32))
+
+    mod = _module((8, 16), build)
+    moved = activation_before_reshape()(mod)
+    assert _ops(moved) == ["relax.matmul", "relax.nn.gelu_tanh", "relax.reshape", "relax.reshape"]
+    module = tvmext.compile(mod, "dnnl, llvm")
+    (report,) = module.reports
+    assert {o.op: o.placement for o in report.ops}["relax.nn.gelu_tanh"] == "dnnl"
+    x = rng.standard_normal((8, 16)).astype(np.float32)
+    np.testing.assert_allclose(module.run(x)[0], run_module(mod, x).numpy(), rtol=1e-5, atol=1e-5)

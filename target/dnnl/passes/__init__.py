@@ -2,6 +2,7 @@
 registers them for the ``dnnl`` target."""
 
 from tvmext.target.dnnl.passes import (
+    activation_before_reshape,
     clip_before_transpose,
     fold_batch_norm,
     fold_weight_layouts,
@@ -13,6 +14,7 @@ from tvmext.target.dnnl.passes import (
 )
 
 __all__ = [
+    "activation_before_reshape",
     "clip_before_transpose",
     "fold_batch_norm",
     "fold_weight_layouts",
