@@ -161,7 +161,7 @@ def _bert(full: bool) -> tuple[object, dict[str, np.ndarray]]:
 def _gpt2(full: bool) -> tuple[object, dict[str, np.ndarray]]:
     import transformers as tf
 
-    layers, width, seq = (4, 256, 64) if full else (2, 64, 16)
+    layers, width, seq = (4, 256, 128) if full else (2, 64, 16)
     config = tf.GPT2Config(vocab_size=1000, n_positions=256, n_embd=width, n_layer=layers,
                            n_head=4, use_cache=False)  # fmt: skip
     rng = np.random.default_rng(2)
@@ -184,15 +184,15 @@ MODELS: dict[str, ZooModel] = {
 }
 
 
-def export(name: str, folder: str, *, full: bool = False, seed: int = 0):
-    """Write ``folder/<name>.onnx``; returns (path, inputs, PyTorch's output)."""
+def torch_model(name: str, *, full: bool = False, seed: int = 0):
+    """Model ``name`` in PyTorch, re-initialized, returning one plain tensor; returns
+    (module in eval mode, inputs)."""
     import torch
 
     zoo = MODELS[name]
     torch.manual_seed(seed)  # weights that the re-initialization leaves (embeddings)
     model, inputs = zoo.build(full)
-    tensors = {k: torch.from_numpy(v) for k, v in inputs.items()}
-    _reinit(model, tensors, seed)
+    _reinit(model, {k: torch.from_numpy(v) for k, v in inputs.items()}, seed)
 
     class Wrapped(torch.nn.Module):
         def __init__(self) -> None:
@@ -204,8 +204,15 @@ def export(name: str, folder: str, *, full: bool = False, seed: int = 0):
             out = self.inner(**dict(zip(inputs, args, strict=True)))
             return out.logits if hasattr(out, "logits") else out.last_hidden_state
 
-    wrapped = Wrapped().eval()
-    args = tuple(tensors.values())
+    return Wrapped().eval(), inputs
+
+
+def export(name: str, folder: str, *, full: bool = False, seed: int = 0):
+    """Write ``folder/<name>.onnx``; returns (path, inputs, PyTorch's output)."""
+    import torch
+
+    wrapped, inputs = torch_model(name, full=full, seed=seed)
+    args = tuple(torch.from_numpy(v) for v in inputs.values())
     with torch.no_grad():
         expected = wrapped(*args).numpy()
     path = os.path.join(folder, f"{name}{'_full' if full else ''}.onnx")
@@ -214,7 +221,7 @@ def export(name: str, folder: str, *, full: bool = False, seed: int = 0):
         with torch.no_grad():
             torch.onnx.export(
                 wrapped, args, tmp, input_names=list(inputs), output_names=["output"],
-                dynamo=zoo.dynamo, opset_version=18 if zoo.dynamo else 17,
+                dynamo=MODELS[name].dynamo, opset_version=18 if MODELS[name].dynamo else 17,
                 external_data=False,
             )  # fmt: skip
         os.replace(tmp, path)

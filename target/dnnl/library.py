@@ -38,17 +38,24 @@ class OneDnn:
         )
 
 
+ROOT_VARIABLE = "TVMEXT_ONEDNN_ROOT"
+
+
 @functools.cache
 def find_onednn() -> OneDnn:
-    """The oneDNN installed beside this Python, or a CompileError saying how to get it."""
-    for prefix in dict.fromkeys((sys.prefix, sys.base_prefix)):
+    """The oneDNN under ``$TVMEXT_ONEDNN_ROOT`` if set, else the one installed beside this
+    Python; a CompileError says how to get it."""
+    chosen = os.environ.get(ROOT_VARIABLE)
+    prefixes = (chosen,) if chosen else (sys.prefix, sys.base_prefix)
+    for prefix in dict.fromkeys(prefixes):
         include = os.path.join(prefix, "include")
         lib = os.path.join(prefix, "lib")
         if os.path.isfile(os.path.join(include, "dnnl.hpp")) and os.path.isfile(
             os.path.join(lib, "libdnnl.so")
         ):
             return OneDnn(include, lib)
+    where = chosen or sys.prefix
     raise CompileError(
-        f"the dnnl target needs oneDNN's headers and libdnnl.so in {sys.prefix}/include "
-        f"and {sys.prefix}/lib; install them with: {_INSTALL}"
+        f"the dnnl target needs oneDNN's headers and libdnnl.so in {where}/include "
+        f"and {where}/lib; install them with: {_INSTALL}"
     )
