@@ -92,10 +92,26 @@ def test_missing_onednn_says_how_to_install_it(rng, monkeypatch, tmp_path):
     try:
         with pytest.raises(
             tvmext.CompileError,
-            match=r"needs oneDNN's headers and libdnnl\.so .*pip install onednn==2026\.1\.0 "
-            r"onednn-devel==2026\.1\.0",
+            match=r"needs oneDNN's headers and libdnnl\.so .*pip install "
+            r"onednn-cpu-gomp==2023\.2\.0 onednn-devel-cpu-gomp==2023\.2\.0",
         ):
             tvmext.compile(_dense_module(rng), "dnnl, llvm")
+    finally:
+        library.find_onednn.cache_clear()
+
+
+def test_onednn_root_variable_chooses_the_install(monkeypatch, tmp_path):
+    library.find_onednn.cache_clear()
+    try:
+        monkeypatch.setenv(library.ROOT_VARIABLE, str(tmp_path))
+        with pytest.raises(tvmext.CompileError, match=rf"libdnnl\.so in {tmp_path}/include"):
+            library.find_onednn()
+        monkeypatch.setenv(library.ROOT_VARIABLE, sys.prefix)
+        library.find_onednn.cache_clear()
+        found = library.find_onednn()
+        assert found.lib_dir == f"{sys.prefix}/lib"
+        assert re.fullmatch(r"\d+\.\d+\.\d+ (OpenMP|TBB|SYCL|sequential|threadpool)",
+                            found.version())  # fmt: skip
     finally:
         library.find_onednn.cache_clear()
 

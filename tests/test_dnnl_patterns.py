@@ -372,3 +372,52 @@ def test_transpose_feeding_only_symbolic_shapes_stays_on_tvm(rng):
     assert "its result goes only to" in transpose.detail and "symbolic shape" in transpose.detail
     x = rng.standard_normal((3, 4)).astype(np.float32)
     np.testing.assert_allclose(module(x, w)[0], x @ w.T, rtol=1e-5)
+
+
+def test_squeeze_excitation_multiply_is_a_onednn_binary(rng):
+    w = rng.standard_normal((8, 3, 3, 3)).astype(np.float32) * 0.3
+    w_se = rng.standard_normal((8, 8, 1, 1)).astype(np.float32) * 0.3
+    w_out = rng.standard_normal((4, 8, 1, 1)).astype(np.float32) * 0.3
+
+    def build(bb, p):
+        y = bb.emit(relax.op.nn.silu(relax.op.nn.conv2d(p[0], relax.const(w), padding=1)))
+        m = bb.emit(relax.op.mean(y, axis=[2, 3], keepdims=True))
+        s = bb.emit(relax.op.sigmoid(relax.op.nn.conv2d(m, relax.const(w_se))))
+        return relax.op.nn.conv2d(bb.emit(relax.op.multiply(y, s)), relax.const(w_out))
+
+    module, report = _compile([(1, 3, 7, 7)], build)
+    x = rng.standard_normal((1, 3, 7, 7)).astype(np.float32)
+    y = F.silu(F.conv2d(_t(x), _t(w), None, 1, 1))
+    s = torch.sigmoid(F.conv2d(y.mean((2, 3), keepdim=True), _t(w_se)))
+    expected = F.conv2d(y * s, _t(w_out)).numpy()
+    np.testing.assert_allclose(module(x)[0], expected, rtol=1e-4, atol=1e-5)
+    assert ("relax.multiply", "dnnl", "dnnl.multiply") in _placements(report)
+    assert {o.placement for o in report.ops} == {"dnnl"}
+
+
+def test_add_of_two_inputs_is_a_onednn_binary_with_post_ops(rng):
+    module, report = _compile(
+        [(4, 6, 5), (6, 1)], lambda bb, p: relax.op.nn.relu(relax.op.add(p[1], p[0]))
+    )
+    a = rng.standard_normal((4, 6, 5)).astype(np.float32)
+    b = rng.standard_normal((6, 1)).astype(np.float32)
+    np.testing.assert_allclose(module(a, b)[0], np.maximum(a + b, 0), rtol=1e-6)
+    assert [o.detail for o in report.ops] == ["dnnl.add_post1"] * 2
+
+
+def test_binary_ops_tvm_fuses_stay_on_tvm_with_the_reason(rng):
+    scale = rng.standard_normal((1, 5)).astype(np.float32)
+
+    def build(bb, p):
+        scaled = bb.emit(relax.op.multiply(p[0], relax.const(scale)))  # a constant operand
+        both = bb.emit(relax.op.add(p[1], p[2]))  # [4, 1] + [1, 5]: no operand of [4, 5]
+        return relax.op.add(scaled, both)  # inputs from TVM ops
+
+    module, report = _compile([(4, 5), (4, 1), (1, 5)], build)
+    x, a, b = (rng.standard_normal(s).astype(np.float32) for s in ((4, 5), (4, 1), (1, 5)))
+    np.testing.assert_allclose(module(x, a, b)[0], x * scale + (a + b), rtol=1e-6)
+    reasons = {o.detail for o in report.ops}
+    assert {o.placement for o in report.ops} == {"tvm"}
+    assert "an operand is a constant: TVM fuses it into the kernel before or after" in reasons
+    assert any("both broadcast" in r for r in reasons)
+    assert any(r.startswith("its input comes from the TVM op") for r in reasons)

@@ -1,7 +1,8 @@
 """The oneDNN target: ``--target "dnnl, llvm"`` runs convolutions, dense layers, batched
 matmuls (with the reshapes/transposes around them as strided views), pooling, means,
-softmax, layer norm and transposes on oneDNN (Intel's and Arm's CPU library), with
-bias, activations, residual adds and scales fused as post-ops; the rest stays on TVM.
+softmax, layer norm, transposes and element-wise adds/multiplies between them on oneDNN
+(Intel's and Arm's CPU library), with bias, activations, residual adds and scales fused
+as post-ops; the rest stays on TVM.
 See ``tutorials/05_hardware_target.ipynb``.
 
 Parts: :mod:`.patterns` (the table and its checks), :mod:`.layouts` (Relax tensors as
@@ -9,8 +10,8 @@ oneDNN descriptors), :mod:`.codegen` (C++ per composite), ``runtime/`` (the oneD
 calls), :mod:`.library` (finding oneDNN), ``passes/`` (its graph passes: BatchNorm
 folding, GELU from erf, NHWC layout, clip before transposes, constant folding of weight
 layouts, operand order for residual post-ops; registered for target ``"dnnl"`` when this
-package loads). oneDNN's CPU engine runs on TBB with as many threads as the host has
-cores.
+package loads). oneDNN's CPU engine runs on GNU OpenMP (the ``onednn-cpu-gomp`` build,
+see :mod:`.library`) with as many threads as the host has cores.
 """
 
 from __future__ import annotations

@@ -151,10 +151,12 @@ class _Setup:
         return "\n".join("      " + line for line in self.lines)
 
 
-def _post_ops(c: Composite, setup: _Setup, view: layouts.View, root: int = 0) -> tuple[str, str]:
+def _post_ops(
+    c: Composite, setup: _Setup, view: layouts.View, root: int = 0, *, bias_ok: bool = True
+) -> tuple[str, str]:
     """Emit the post-ops after the root (``c.bindings[root]``, up to a view of the result)
-    and pass their inputs; a first add of one value per output channel becomes the
-    primitive's bias. Returns (bias, post-op list)."""
+    and pass their inputs; with ``bias_ok``, a first add of one value per output channel
+    becomes the primitive's bias. Returns (bias, post-op list)."""
     bias = "nullptr"
     entries: list[str] = []
     previous = c.bindings[root][0]
@@ -170,7 +172,7 @@ def _post_ops(c: Composite, setup: _Setup, view: layouts.View, root: int = 0) ->
         elif name in _BINARY:
             other = call.args[1] if call.args[0].same_as(previous) else call.args[0]
             shape = _shape(other)
-            if position == 0 and name == "relax.add" and view.is_bias(shape):
+            if bias_ok and position == 0 and name == "relax.add" and view.is_bias(shape):
                 channels = view.shape[view.layout.index("C")] if view.layout else shape[-1]
                 bias_desc = (
                     layouts.plain((channels,)) if view.layout else view.desc(shape)
@@ -284,6 +286,20 @@ def _mean(c: Composite, setup: _Setup) -> None:
     setup.ret(f"tvmext_dnnl::reduce_mean({src}, {dst})")
 
 
+def _binary(c: Composite, setup: _Setup) -> None:
+    """An add or multiply; the operand of the output's shape is oneDNN's src0."""
+    _, call = c.bindings[0]
+    out = _shape(call)
+    full, other = call.args if _shape(call.args[0]) == out else reversed(call.args)
+    c.arg(full)
+    c.arg(other)
+    view = patterns.binary_view(call)
+    src0, src1 = setup.desc(layouts.plain(out)), setup.desc(view.desc(_shape(other)))
+    _, post = _post_ops(c, setup, view, bias_ok=False)
+    kind = _BINARY[call.op.name]
+    setup.ret(f"tvmext_dnnl::binary({kind}, {src0}, {src1}, {setup.desc(view.out())}, {post})")
+
+
 def _transpose(c: Composite, setup: _Setup) -> None:
     """``permute_dims`` as a oneDNN reorder from a strided view of the input."""
     _, call = c.bindings[0]
@@ -317,6 +333,8 @@ _EMITTERS = {
     "relax.mean": _mean,
     "relax.nn.softmax": _softmax,
     "relax.permute_dims": _transpose,
+    "relax.multiply": _binary,
+    "relax.add": _binary,
     "relax.nn.layer_norm": _layer_norm,
 }
 
@@ -350,7 +368,10 @@ def module_source(functions: Sequence[relax.Function]) -> str:
 def _flags() -> BuildFlags:
     onednn = find_onednn()
     return BuildFlags(
-        extra_cflags=(f"-DTVMEXT_DNNL_RUNTIME={_runtime_digest()}",),
+        extra_cflags=(
+            f"-DTVMEXT_DNNL_RUNTIME={_runtime_digest()}",
+            f"-DTVMEXT_ONEDNN_HEADERS={onednn.header_digest()}",
+        ),
         include_dirs=(RUNTIME_DIR, onednn.include_dir),
     )
 

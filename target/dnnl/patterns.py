@@ -14,8 +14,10 @@ or ``reshape(t)``, and its result (after the post-ops) may be written through
 buffers underneath (rows ``dnnl.matmul_out_view_post<n>`` and
 ``dnnl.matmul_in_view_post<n>``, tried before the plain ``dnnl.matmul_post<n>``).
 Any other ``permute_dims`` that moves data, of a model input or of a oneDNN result, is
-a oneDNN reorder (``dnnl.transpose``): one oneDNN call costs less here than a TVM
-kernel between oneDNN calls.
+a oneDNN reorder (``dnnl.transpose``), and an add or multiply of two such tensors that
+no post-op absorbed (squeeze-excitation's ``[1,H,W,C] * [1,1,1,C]``, a residual sum) is
+a oneDNN binary (``dnnl.multiply``, ``dnnl.add``, with post-ops): one oneDNN call costs
+less here than a TVM kernel between oneDNN calls.
 """
 
 from __future__ import annotations
@@ -197,6 +199,30 @@ def _check_transpose(call: relax.Call) -> str | None:
     return None
 
 
+def _check_binary(call: relax.Call) -> str | None:
+    out = static_shape(call)
+    shapes = [static_shape(arg) for arg in call.args]
+    if any(isinstance(arg, tvm.ir.expr.Constant) for arg in call.args):
+        return "an operand is a constant: TVM fuses it into the kernel before or after"
+    if out is None or None in shapes:
+        return None  # reported by the dtype/shape check
+    if out not in shapes:
+        return (
+            f"operands of shapes {[list(s) for s in shapes if s]} both broadcast: oneDNN's "
+            f"binary needs one of the output's shape {list(out)}"
+        )
+    return None
+
+
+def _binary(name: str) -> DFPattern:
+    return is_op(f"relax.{name}")(wildcard(), wildcard())
+
+
+def binary_view(call: relax.Call) -> layouts.View:
+    """An add/multiply's output, dims as they are."""
+    return layouts.View(static_shape(call) or ())
+
+
 def _check_nothing(call: relax.Call) -> str | None:
     return None
 
@@ -234,6 +260,10 @@ ROOTS = (
         None,
         0,
     ),
+    # after the rows whose post-ops absorb adds and multiplies; an element-wise op next
+    # to a TVM op stays on TVM, which fuses it (see _tvm_neighbour)
+    RootOp("multiply", lambda: _binary("multiply"), _check_binary, binary_view, MAX_POST_OPS),
+    RootOp("add", lambda: _binary("add"), _check_binary, binary_view, MAX_POST_OPS),
     # last: by then the rows above have grouped what oneDNN runs (see _tvm_neighbour)
     RootOp("transpose", lambda: is_op("relax.permute_dims")(wildcard()), _check_transpose, None, 0),
 )
@@ -312,15 +342,15 @@ def _check_views(ctx: PatternCheckContext, call: relax.Call, in_views: bool) -> 
 
 
 def _tvm_neighbour(ctx: PatternCheckContext, call: relax.Call) -> str | None:
-    """Why a transpose stays on TVM: its input comes from a TVM op, or its result goes
-    only to ops with symbolic shapes (which stay on TVM), and TVM fuses it into them;
-    between oneDNN calls (or after a model input, before a oneDNN call) a oneDNN
-    reorder costs less than a TVM kernel."""
-    data = call.args[0]
+    """Why a transpose or an element-wise add/multiply stays on TVM: an input comes from
+    a TVM op, or its result goes only to ops with symbolic shapes (which stay on TVM),
+    and TVM fuses it into them; between oneDNN calls (or after a model input, before a
+    oneDNN call) one more oneDNN call costs less than a TVM kernel, which also hands the
+    cores from oneDNN's threads to TVM's and back."""
     bindings = list(ctx.value_to_bound_var.items())
     for value, var in bindings:
         op = getattr(value, "op", None)
-        if var.same_as(data) and isinstance(op, tvm.ir.Op):
+        if any(var.same_as(arg) for arg in call.args) and isinstance(op, tvm.ir.Op):
             return f"its input comes from the TVM op {op.name}, which TVM fuses it into"
     result = next((var for value, var in bindings if value.same_as(call)), None)
     users = list(ctx.var_usages.get(result, [])) if result is not None else []
@@ -336,7 +366,7 @@ def _check(
     def check(ctx: PatternCheckContext) -> str | None:
         call = ctx.annotated_expr["root"]
         reason = _float32(ctx, call) or root_op.check(call)
-        if reason is None and root_op.name == "transpose":
+        if reason is None and root_op.name in ("transpose", "multiply", "add"):
             reason = _tvm_neighbour(ctx, call)
         if reason is None and views:
             reason = _check_views(ctx, call, in_views=views == "in")

@@ -26,7 +26,7 @@ from tvmext.lowering.verification import ScheduledFunc, verify_schedules
 from tvmext.opdef.declaration import CustomOp, find_op
 from tvmext.opdef.native_layer import native_libraries
 from tvmext.opdef.primfunc_origin import func_origin
-from tvmext.runtime.cpu_threads import use_physical_cores
+from tvmext.runtime.cpu_threads import configure_thread_pool
 
 # TVM's op pattern kind for functions FuseOps must leave alone.
 _OPAQUE = 8
@@ -195,7 +195,7 @@ def codegen(mod: tvm.IRModule, target: tvm.target.Target) -> Any:
     Native layers used by ``mod`` are attached as static libraries, so that
     ``export_library`` links their objects into the artifact.
     """
-    use_physical_cores()  # before TVM's thread pool starts (tvmext.runtime.cpu_threads)
+    configure_thread_pool()  # before TVM's thread pool starts (tvmext.runtime.cpu_threads)
     lowered = tvm.transform.Sequential([], name="tvmext.AlreadyLowered")
     executable = tvm.compile(mod, target=target, relax_pipeline=lowered)
     for obj, symbols in native_libraries(mod):

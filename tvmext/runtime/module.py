@@ -26,7 +26,7 @@ from tvm import relax
 
 from tvmext.atomic_file import atomic_output
 from tvmext.errors import CompileError, ShapeError
-from tvmext.runtime.cpu_threads import use_physical_cores
+from tvmext.runtime.cpu_threads import configure_thread_pool
 from tvmext.runtime.profiling import Profile, profile_vm
 from tvmext.runtime.tvm_log import filtered_tvm_log
 from tvmext.runtime.zero_copy import to_tensor
@@ -298,7 +298,7 @@ def load(
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise CompileError(f"artifact {path!r} does not exist")
-    use_physical_cores()  # before TVM's thread pool starts
+    configure_thread_pool()  # before TVM's thread pool starts
     kind, _, index = device.partition(":")
     try:
         dev = tvm.device(kind, int(index or 0))

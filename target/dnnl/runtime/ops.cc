@@ -220,6 +220,22 @@ class ReduceMean : public PrimitiveOp {
   }
 };
 
+class Binary : public PrimitiveOp {
+ public:
+  Binary(int kind, const Desc& src0, const Desc& src1, const Desc& dst, const PostOp* post,
+         int n_post) {
+    std::vector<int> binary;
+    auto attr = attr_with(post, n_post, &binary);
+    auto alg = kind == kAdd ? dnnl::algorithm::binary_add : dnnl::algorithm::binary_mul;
+    dnnl::binary::primitive_desc pd(cpu_engine(), alg, md(src0), md(src1), md(dst), attr);
+    primitive_ = dnnl::binary(pd);
+    add(DNNL_ARG_SRC_0, pd.src0_desc());
+    add(DNNL_ARG_SRC_1, pd.src1_desc());
+    add_post_op_inputs(post, binary);
+    add(DNNL_ARG_DST, pd.dst_desc());
+  }
+};
+
 class Reorder : public PrimitiveOp {
  public:
   Reorder(const Desc& src, const Desc& dst) {
@@ -280,6 +296,11 @@ std::unique_ptr<Op> pool2d(int kind, const Desc& src, const Desc& dst, const int
 
 std::unique_ptr<Op> reduce_mean(const Desc& src, const Desc& dst) {
   return std::make_unique<ReduceMean>(src, dst);
+}
+
+std::unique_ptr<Op> binary(int kind, const Desc& src0, const Desc& src1, const Desc& dst,
+                           const PostOp* post, int n_post) {
+  return std::make_unique<Binary>(kind, src0, src1, dst, post, n_post);
 }
 
 std::unique_ptr<Op> reorder(const Desc& src, const Desc& dst) {

@@ -50,6 +50,9 @@ std::unique_ptr<Op> pool2d(int kind, const Desc& src, const Desc& dst, const int
                            const int64_t pad_r[2], const int64_t dilation[2]);
 // inputs: src; dst has the reduced dims as 1.
 std::unique_ptr<Op> reduce_mean(const Desc& src, const Desc& dst);
+// inputs: src0, src1 (broadcast to dst, which has src0's dims); kind: kAdd or kMul.
+std::unique_ptr<Op> binary(int kind, const Desc& src0, const Desc& src1, const Desc& dst,
+                           const PostOp* post, int n_post);
 // inputs: src; copies src's elements into dst's layout (e.g. a transpose).
 std::unique_ptr<Op> reorder(const Desc& src, const Desc& dst);
 // inputs: src
