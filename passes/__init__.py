@@ -2,6 +2,16 @@
 them with :mod:`tvmext.pass_registry`. Passes that serve one target live with it, under
 ``tvmext.target.<name>.passes``."""
 
-from tvmext.passes import fold_pad_into_conv, fold_transpose_pairs, simplify_for_inference
+from tvmext.passes import (
+    common_subexpressions,
+    fold_pad_into_conv,
+    fold_transpose_pairs,
+    simplify_for_inference,
+)
 
-__all__ = ["fold_pad_into_conv", "fold_transpose_pairs", "simplify_for_inference"]
+__all__ = [
+    "common_subexpressions",
+    "fold_pad_into_conv",
+    "fold_transpose_pairs",
+    "simplify_for_inference",
+]

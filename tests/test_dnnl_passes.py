@@ -183,14 +183,18 @@ def test_dnnl_passes_run_only_for_the_dnnl_target_and_in_order():
         "tvmext.silu_from_sigmoid",
     ]
     assert names["layout"] == [
+        "tvmext.post_op_operand_order",
         "tvmext.nhwc_layout",
         "tvmext.activation_before_reshape",
         "tvmext.clip_before_transpose",
         "tvmext.fold_transpose_pairs",
+        "tvmext.common_subexpressions",
         "tvmext.fold_weight_layouts",
-        "tvmext.post_op_operand_order",
     ]
-    assert [e.name for e in passes_for("layout", "llvm")] == ["tvmext.fold_transpose_pairs"]
+    assert [e.name for e in passes_for("layout", "llvm")] == [
+        "tvmext.fold_transpose_pairs",
+        "tvmext.common_subexpressions",
+    ]
     assert [e.name for e in passes_for("prepare", "llvm")] == ["tvmext.fold_pad_into_conv"]
 
 

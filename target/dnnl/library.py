@@ -17,10 +17,10 @@ also covers libdnnl's own dependencies there), so a loaded artifact finds it wit
 
 from __future__ import annotations
 
-import ctypes
 import functools
 import hashlib
 import os
+import re
 import sys
 from dataclasses import dataclass
 
@@ -48,42 +48,31 @@ class OneDnn:
             f"-Wl,-rpath,{self.lib_dir}",
         )
 
+    def _header(self, name: str) -> str:
+        path = os.path.join(self.include_dir, "oneapi", "dnnl", name)
+        if not os.path.isfile(path):
+            return ""
+        with open(path) as f:
+            return f.read()
+
     def header_digest(self) -> str:
         """A digest of the headers that say which build this is (version, threading
         runtime), so that objects compiled against one install are never reused with
         another at the same path."""
-        digest = hashlib.sha256()
-        for name in ("dnnl_version.h", "dnnl_config.h"):
-            path = os.path.join(self.include_dir, "oneapi", "dnnl", name)
-            if os.path.isfile(path):
-                with open(path, "rb") as f:
-                    digest.update(f.read())
-        return digest.hexdigest()[:16]
+        text = self._header("dnnl_version.h") + self._header("dnnl_config.h")
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
 
     def version(self) -> str:
-        """The library's version and CPU threading runtime, e.g. ``"3.2.0 OpenMP"``."""
-        info = ctypes.CDLL(os.path.join(self.lib_dir, "libdnnl.so")).dnnl_version
-        info.restype = ctypes.POINTER(_Version)
-        v = info().contents
-        runtime = _CPU_RUNTIMES.get(v.cpu_runtime, f"runtime {v.cpu_runtime}")
-        return f"{v.major}.{v.minor}.{v.patch} {runtime}"
+        """The headers' version and CPU threading runtime, e.g. ``"3.2.0 OMP"``."""
+        version = self._header("dnnl_version.h")
+        parts = [re.search(rf"#define DNNL_VERSION_{p} (\d+)", version) for p in _PARTS]
+        runtime = re.search(r"#define DNNL_CPU_RUNTIME DNNL_RUNTIME_(\w+)",
+                            self._header("dnnl_config.h"))  # fmt: skip
+        numbers = ".".join(m.group(1) if m else "?" for m in parts)
+        return f"{numbers} {runtime.group(1) if runtime else 'unknown runtime'}"
 
 
-class _Version(ctypes.Structure):
-    """``dnnl_version_t`` of dnnl_common_types.h."""
-
-    _fields_ = [
-        ("major", ctypes.c_int),
-        ("minor", ctypes.c_int),
-        ("patch", ctypes.c_int),
-        ("hash", ctypes.c_char_p),
-        ("cpu_runtime", ctypes.c_uint),
-        ("gpu_runtime", ctypes.c_uint),
-    ]
-
-
-# DNNL_RUNTIME_* of dnnl_config.h
-_CPU_RUNTIMES = {1: "sequential", 2: "OpenMP", 4: "TBB", 8: "threadpool", 512: "SYCL"}
+_PARTS = ("MAJOR", "MINOR", "PATCH")
 
 
 ROOT_VARIABLE = "TVMEXT_ONEDNN_ROOT"

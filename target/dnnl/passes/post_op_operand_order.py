@@ -8,7 +8,10 @@ other users and the second has none lets the convolution (or matmul) that produc
 the second fuse the add as a post-op (oneDNN's binary post-op). Values are unchanged:
 both ops commute and broadcast symmetrically.
 
-Precondition: runs in the ``layout`` phase after layouts are fixed (priority 20).
+It runs first in the ``layout`` phase (priority -1), before ``tvmext.nhwc_layout``:
+ConvertLayout gives an add the layout of its first operand, so with the convolution's
+result first, a residual ``add(x, conv(x))`` runs in NHWC with ``x`` transposed once,
+not in NCHW with the convolution's result transposed back and forth around it.
 """
 
 from __future__ import annotations
@@ -59,7 +62,7 @@ class _Swapper(PyExprMutator):
         return call
 
 
-@register_pass("tvmext.post_op_operand_order", phase="layout", targets=("dnnl",), priority=20)
+@register_pass("tvmext.post_op_operand_order", phase="layout", targets=("dnnl",), priority=-1)
 def post_op_operand_order() -> tvm.transform.Pass:
     """Swap operands of add/multiply so that the single-use producer comes first."""
 
