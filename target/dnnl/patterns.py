@@ -292,8 +292,10 @@ def in_view() -> DFPattern:
 def _permuted_post_ops(
     ctx: PatternCheckContext, root: relax.Call, shape: tuple[int, ...]
 ) -> str | None:
-    """oneDNN 2026.1's matmul crashes on a binary post-op broadcast over some dims of a
-    permuted result; a scalar, one value per column or a full tensor work."""
+    """oneDNN 3.13's matmul (the SYCL ``onednn`` wheel, selectable with
+    ``$TVMEXT_ONEDNN_ROOT``) crashes on a binary post-op broadcast over some dims of a
+    permuted result; a scalar, one value per column or a full tensor work. The check
+    holds for every build, so that an artifact's partitioning does not depend on it."""
     for var, value in ctx.matched_bindings.items():
         if not isinstance(value, relax.Call) or value.op.name not in BINARY:
             continue
@@ -303,7 +305,7 @@ def _permuted_post_ops(
         if padded != shape and any(d != 1 for d in padded[:-1]):
             return (
                 f"{value.op.name} {var.name}: an operand of shape {list(other)} broadcast "
-                f"over part of a permuted matmul result crashes oneDNN 2026.1"
+                f"over part of a permuted matmul result crashes oneDNN 3.13"
             )
     return None
 
