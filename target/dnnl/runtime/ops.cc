@@ -32,6 +32,17 @@ void use_bundled_opencl_cpu_runtime() {
 #endif
 }
 
+// After each parallel kernel TVM's worker threads spin (300,000 sched_yield rounds) in
+// case another kernel follows, on the cores oneDNN's OpenMP threads run the next
+// primitive on, and those spin in turn while TVM's kernels run. On 2 cores this made
+// ConvNeXt-T's TVM kernels between oneDNN calls 40× slower and the whole model 2.5×
+// (benchmarks/real_models.py). An artifact that calls oneDNN therefore asks TVM's pool,
+// which reads the variable when it first starts, to let idle workers sleep at once,
+// unless the user set it.
+const bool tvm_workers_sleep_when_idle = [] {
+  return setenv("TVM_THREAD_POOL_SPIN_COUNT", "0", /*overwrite=*/0) == 0;
+}();
+
 dnnl::engine& cpu_engine() {
   static dnnl::engine engine = [] {
     use_bundled_opencl_cpu_runtime();
@@ -67,15 +78,21 @@ dnnl::algorithm eltwise_algorithm(int kind) {
   }
 }
 
-// Post-ops as a primitive attribute, plus the memory descriptors of binary inputs.
-dnnl::primitive_attr attr_with(const PostOp* post, int n_post, std::vector<int>* binary_index) {
+// A binary post-op's second input: its oneDNN argument id and memory descriptor.
+using BinaryInputs = std::vector<std::pair<int, memory::desc>>;
+
+// Post-ops as a primitive attribute; src1_md describes each binary post-op's input.
+template <class Src1Md>
+dnnl::primitive_attr attr_with(const PostOp* post, int n_post, BinaryInputs* inputs,
+                               Src1Md src1_md) {
   dnnl::post_ops ops;
   for (int i = 0; i < n_post; ++i) {
     const PostOp& p = post[i];
     if (p.kind == kAdd || p.kind == kMul) {
       auto alg = p.kind == kAdd ? dnnl::algorithm::binary_add : dnnl::algorithm::binary_mul;
-      ops.append_binary(alg, md(p.src1));
-      binary_index->push_back(i);
+      memory::desc src1 = src1_md(p.src1);
+      ops.append_binary(alg, src1);
+      inputs->emplace_back(DNNL_ARG_ATTR_MULTIPLE_POST_OP(i) | DNNL_ARG_SRC_1, src1);
     } else {
       ops.append_eltwise(eltwise_algorithm(p.kind), p.alpha, p.beta);
     }
@@ -83,6 +100,14 @@ dnnl::primitive_attr attr_with(const PostOp* post, int n_post, std::vector<int>*
   dnnl::primitive_attr attr;
   attr.set_post_ops(ops);
   return attr;
+}
+
+dnnl::primitive_attr attr_with(const PostOp* post, int n_post, BinaryInputs* inputs) {
+  return attr_with(post, n_post, inputs, [](const Desc& d) { return md(d); });
+}
+
+bool starts_with(const std::string& text, const char* prefix) {
+  return text.rfind(prefix, 0) == 0;
 }
 
 // Weights reordered once into the layout a primitive prefers, keyed by the buffer.
@@ -130,10 +155,17 @@ class PrimitiveOp : public Op {
     packed_slot_ = slot;
     packed_user_ = user;
   }
-  void add_post_op_inputs(const PostOp* post, const std::vector<int>& binary_index) {
-    for (int i : binary_index) add(DNNL_ARG_ATTR_MULTIPLE_POST_OP(i) | DNNL_ARG_SRC_1, md(post[i].src1));
+  void add_post_op_inputs(const BinaryInputs& inputs) {
+    for (const auto& [arg, desc] : inputs) add(arg, desc);
   }
   dnnl::primitive primitive_;
+
+ public:
+  // oneDNN's name for the implementation it chose, e.g. "brgemm:avx512_core".
+  const std::string& implementation() const { return implementation_; }
+
+ protected:
+  std::string implementation_;
 
  private:
   std::mutex mutex_;
@@ -149,7 +181,7 @@ class Conv2d : public PrimitiveOp {
   Conv2d(const Desc& src, const Desc& weights, const Desc* bias, const Desc& dst,
          const int64_t stride[2], const int64_t pad_l[2], const int64_t pad_r[2],
          const int64_t dilation[2], const PostOp* post, int n_post) {
-    std::vector<int> binary;
+    BinaryInputs binary;
     auto attr = attr_with(post, n_post, &binary);
     memory::dims dil = {dilation[0] - 1, dilation[1] - 1};
     auto prop = dnnl::prop_kind::forward_inference;
@@ -166,7 +198,7 @@ class Conv2d : public PrimitiveOp {
     add(DNNL_ARG_WEIGHTS, pd.weights_desc());
     pack(1, md(weights));
     if (bias) add(DNNL_ARG_BIAS, md(*bias));
-    add_post_op_inputs(post, binary);
+    add_post_op_inputs(binary);
     add(DNNL_ARG_DST, pd.dst_desc());
   }
 };
@@ -175,21 +207,129 @@ class MatMul : public PrimitiveOp {
  public:
   MatMul(const Desc& src, const Desc& weights, const Desc* bias, const Desc& dst,
          bool const_weights, const PostOp* post, int n_post) {
-    std::vector<int> binary;
+    BinaryInputs binary;
     auto attr = attr_with(post, n_post, &binary);
     auto wei = const_weights ? any_md(weights) : md(weights);
     dnnl::matmul::primitive_desc pd =
         bias ? dnnl::matmul::primitive_desc(cpu_engine(), md(src), wei, md(*bias), md(dst), attr)
              : dnnl::matmul::primitive_desc(cpu_engine(), md(src), wei, md(dst), attr);
+    implementation_ = pd.impl_info_str();
     primitive_ = dnnl::matmul(pd);
     add(DNNL_ARG_SRC, pd.src_desc());
     add(DNNL_ARG_WEIGHTS, pd.weights_desc());
     if (const_weights) pack(1, md(weights));
     if (bias) add(DNNL_ARG_BIAS, md(*bias));
-    add_post_op_inputs(post, binary);
+    add_post_op_inputs(binary);
     add(DNNL_ARG_DST, pd.dst_desc());
   }
 };
+
+// Rows of a tensor [..., R, C]: its leading dims flattened into R rows of C contiguous
+// values R_stride apart. False when they do not flatten (e.g. a permuted view).
+bool as_rows(const Desc& d, int64_t* rows, int64_t* row_stride) {
+  int last = d.ndim - 1;
+  if (last < 0 || (d.dims[last] != 1 && d.strides[last] != 1)) return false;
+  *rows = 1;
+  *row_stride = d.dims[last];
+  int64_t next = -1;  // the stride the next non-trivial leading dim must have
+  for (int i = last - 1; i >= 0; --i) {
+    if (d.dims[i] == 1) continue;
+    if (next == -1) *row_stride = d.strides[i];
+    else if (d.strides[i] != next) return false;
+    next = d.strides[i] * d.dims[i];
+    *rows *= d.dims[i];
+  }
+  return true;
+}
+
+// A 2-D view [R, C] as a convolution's NHWC tensor of C channels at R×1 pixels.
+memory::desc pixels_md(int64_t rows, int64_t row_stride, int64_t channels, int64_t channel_stride) {
+  return memory::desc({1, channels, rows, 1}, dt::f32,
+                      {rows * row_stride, channel_stride, row_stride, row_stride});
+}
+
+// A matmul by constant weights [K, N] as a 1×1 convolution: src [M, K] is M pixels of K
+// channels. oneDNN 3.2 has no brgemm matmul below AVX-512; its gemm-based matmul ran
+// 1.1 to 3× slower than its brgemm 1×1 convolution on the same problem (AVX2, 2 cores,
+// the shapes of ConvNeXt's, ViT's and BERT's linear layers).
+class DenseAsConv : public PrimitiveOp {
+ public:
+  DenseAsConv(const memory::desc& src, const memory::desc& weights, const memory::desc* bias,
+              const memory::desc& dst, const dnnl::primitive_attr& attr,
+              const BinaryInputs& binary) {
+    auto prop = dnnl::prop_kind::forward_inference;
+    auto alg = dnnl::algorithm::convolution_direct;
+    auto wanted = memory::desc(weights.get_dims(), dt::f32, memory::format_tag::any);
+    memory::dims one = {1, 1}, zero = {0, 0};
+    dnnl::convolution_forward::primitive_desc pd =
+        bias ? dnnl::convolution_forward::primitive_desc(cpu_engine(), prop, alg, src, wanted,
+                                                         *bias, dst, one, zero, zero, zero, attr)
+             : dnnl::convolution_forward::primitive_desc(cpu_engine(), prop, alg, src, wanted,
+                                                         dst, one, zero, zero, zero, attr);
+    implementation_ = pd.impl_info_str();
+    primitive_ = dnnl::convolution_forward(pd);
+    add(DNNL_ARG_SRC, pd.src_desc());
+    add(DNNL_ARG_WEIGHTS, pd.weights_desc());
+    pack(1, weights);
+    if (bias) add(DNNL_ARG_BIAS, *bias);
+    add_post_op_inputs(binary);
+    add(DNNL_ARG_DST, pd.dst_desc());
+  }
+};
+
+// The convolution for a matmul by constant weights, or null when the tensors are not
+// plain rows, a binary post-op's input is broadcast over only some rows, or oneDNN has
+// no convolution for the post-ops.
+std::unique_ptr<PrimitiveOp> dense_as_conv(const Desc& src, const Desc& weights,
+                                           const Desc* bias, const Desc& dst,
+                                           const PostOp* post, int n_post) {
+  int64_t m, src_stride, dst_rows, dst_stride, k_rows, k_stride;
+  int w = weights.ndim - 1;
+  if (w < 1) return nullptr;
+  if (!as_rows(src, &m, &src_stride) || !as_rows(dst, &dst_rows, &dst_stride) || dst_rows != m ||
+      !as_rows(weights, &k_rows, &k_stride) || k_rows != weights.dims[w - 1])
+    return nullptr;
+  int64_t k = src.dims[src.ndim - 1], n = dst.dims[dst.ndim - 1];
+  memory::desc wei({n, k, 1, 1}, dt::f32, {weights.strides[w], k_stride, 1, 1});
+  memory::desc bias_md;
+  if (bias) {
+    int64_t rows, stride;
+    if (!as_rows(*bias, &rows, &stride) || rows != 1) return nullptr;
+    bias_md = memory::desc({n}, dt::f32, {1});
+  }
+  bool rows_fit = true;
+  auto src1_md = [&](const Desc& d) {
+    int64_t rows, stride, channels = d.dims[d.ndim - 1];
+    if (!as_rows(d, &rows, &stride) || (rows != 1 && rows != m)) rows_fit = false;
+    return pixels_md(rows, stride, channels, channels == 1 ? 1 : d.strides[d.ndim - 1]);
+  };
+  BinaryInputs binary;
+  auto attr = attr_with(post, n_post, &binary, src1_md);
+  if (!rows_fit) return nullptr;
+  try {
+    return std::make_unique<DenseAsConv>(pixels_md(m, src_stride, k, 1), wei,
+                                         bias ? &bias_md : nullptr,
+                                         pixels_md(m, dst_stride, n, 1), attr, binary);
+  } catch (const dnnl::error&) {
+    return nullptr;
+  }
+}
+
+// How a matmul by constant weights runs: $TVMEXT_ONEDNN_DENSE is "matmul" or
+// "convolution" (where the tensors allow one) to force either; unset or "auto": as a
+// convolution when oneDNN's matmul is gemm-based and its convolution brgemm-based.
+enum class DenseChoice { kAuto, kMatmul, kConvolution };
+
+DenseChoice dense_choice() {
+  static const DenseChoice choice = [] {
+    const char* value = std::getenv("TVMEXT_ONEDNN_DENSE");
+    std::string text = value ? value : "auto";
+    return text == "matmul"        ? DenseChoice::kMatmul
+           : text == "convolution" ? DenseChoice::kConvolution
+                                   : DenseChoice::kAuto;
+  }();
+  return choice;
+}
 
 class Pool2d : public PrimitiveOp {
  public:
@@ -224,14 +364,14 @@ class Binary : public PrimitiveOp {
  public:
   Binary(int kind, const Desc& src0, const Desc& src1, const Desc& dst, const PostOp* post,
          int n_post) {
-    std::vector<int> binary;
+    BinaryInputs binary;
     auto attr = attr_with(post, n_post, &binary);
     auto alg = kind == kAdd ? dnnl::algorithm::binary_add : dnnl::algorithm::binary_mul;
     dnnl::binary::primitive_desc pd(cpu_engine(), alg, md(src0), md(src1), md(dst), attr);
     primitive_ = dnnl::binary(pd);
     add(DNNL_ARG_SRC_0, pd.src0_desc());
     add(DNNL_ARG_SRC_1, pd.src1_desc());
-    add_post_op_inputs(post, binary);
+    add_post_op_inputs(binary);
     add(DNNL_ARG_DST, pd.dst_desc());
   }
 };
@@ -285,6 +425,18 @@ std::unique_ptr<Op> conv2d(const Desc& src, const Desc& weights, const Desc* bia
 
 std::unique_ptr<Op> matmul(const Desc& src, const Desc& weights, const Desc* bias, const Desc& dst,
                            bool const_weights, const PostOp* post, int n_post) {
+  DenseChoice choice = dense_choice();
+  if (!const_weights || choice == DenseChoice::kMatmul)
+    return std::make_unique<MatMul>(src, weights, bias, dst, const_weights, post, n_post);
+  std::unique_ptr<MatMul> op;
+  if (choice == DenseChoice::kAuto) {
+    op = std::make_unique<MatMul>(src, weights, bias, dst, const_weights, post, n_post);
+    if (!starts_with(op->implementation(), "gemm")) return op;
+  }
+  auto conv = dense_as_conv(src, weights, bias, dst, post, n_post);
+  bool forced = choice == DenseChoice::kConvolution;
+  if (conv && (forced || starts_with(conv->implementation(), "brg"))) return conv;
+  if (op) return op;
   return std::make_unique<MatMul>(src, weights, bias, dst, const_weights, post, n_post);
 }
 
