@@ -4,6 +4,7 @@
 #include <dlfcn.h>
 #include <dnnl.hpp>
 
+#include <cstdio>
 #include <cstdlib>
 #include <mutex>
 #include <string>
@@ -133,6 +134,9 @@ class PackedWeights {
 // A primitive with its memories; run() points them at the call's buffers.
 class PrimitiveOp : public Op {
  public:
+  // oneDNN's name for the implementation it chose, e.g. "brgemm:avx512_core".
+  const std::string& implementation() const { return implementation_; }
+
   void run(void* const* args) override {
     std::lock_guard<std::mutex> lock(mutex_);
     for (size_t i = 0; i < slots_.size(); ++i) {
@@ -159,13 +163,7 @@ class PrimitiveOp : public Op {
     for (const auto& [arg, desc] : inputs) add(arg, desc);
   }
   dnnl::primitive primitive_;
-
- public:
-  // oneDNN's name for the implementation it chose, e.g. "brgemm:avx512_core".
-  const std::string& implementation() const { return implementation_; }
-
- protected:
-  std::string implementation_;
+  std::string implementation_;  // the primitive descriptor's impl_info_str()
 
  private:
   std::mutex mutex_;
@@ -283,14 +281,15 @@ class DenseAsConv : public PrimitiveOp {
 std::unique_ptr<PrimitiveOp> dense_as_conv(const Desc& src, const Desc& weights,
                                            const Desc* bias, const Desc& dst,
                                            const PostOp* post, int n_post) {
-  int64_t m, src_stride, dst_rows, dst_stride, k_rows, k_stride;
-  int w = weights.ndim - 1;
+  int64_t m, src_stride, dst_rows, dst_stride;
+  int w = weights.ndim - 1;  // weights [1.., K, N], any strides (e.g. transposed)
   if (w < 1) return nullptr;
-  if (!as_rows(src, &m, &src_stride) || !as_rows(dst, &dst_rows, &dst_stride) || dst_rows != m ||
-      !as_rows(weights, &k_rows, &k_stride) || k_rows != weights.dims[w - 1])
+  for (int i = 0; i < w - 1; ++i)
+    if (weights.dims[i] != 1) return nullptr;
+  if (!as_rows(src, &m, &src_stride) || !as_rows(dst, &dst_rows, &dst_stride) || dst_rows != m)
     return nullptr;
   int64_t k = src.dims[src.ndim - 1], n = dst.dims[dst.ndim - 1];
-  memory::desc wei({n, k, 1, 1}, dt::f32, {weights.strides[w], k_stride, 1, 1});
+  memory::desc wei({n, k, 1, 1}, dt::f32, {weights.strides[w], weights.strides[w - 1], 1, 1});
   memory::desc bias_md;
   if (bias) {
     int64_t rows, stride;
@@ -324,9 +323,12 @@ DenseChoice dense_choice() {
   static const DenseChoice choice = [] {
     const char* value = std::getenv("TVMEXT_ONEDNN_DENSE");
     std::string text = value ? value : "auto";
-    return text == "matmul"        ? DenseChoice::kMatmul
-           : text == "convolution" ? DenseChoice::kConvolution
-                                   : DenseChoice::kAuto;
+    if (text == "matmul") return DenseChoice::kMatmul;
+    if (text == "convolution") return DenseChoice::kConvolution;
+    if (text != "auto")
+      std::fprintf(stderr, "tvmext: TVMEXT_ONEDNN_DENSE=%s is not matmul, convolution or auto; "
+                   "using auto\n", value);
+    return DenseChoice::kAuto;
   }();
   return choice;
 }
