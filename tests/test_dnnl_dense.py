@@ -16,6 +16,7 @@ import sys
 
 import numpy as np
 import pytest
+from onednn_verbose import executions
 from tvm import relax
 
 pytestmark = pytest.mark.library
@@ -97,11 +98,11 @@ def run_cases() -> None:
         print(f"=== {name}", flush=True)
         got = module(*inputs)[0]
         np.testing.assert_allclose(got, reference(inputs, consts), rtol=1e-5, atol=1e-5)
-        print("", flush=True)
 
 
-def _primitives(mode: str) -> dict[str, set[str]]:
-    """{case: oneDNN primitive kinds executed} in a child process with ``mode``."""
+def _primitives(mode: str) -> tuple[dict[str, set[str]], str]:
+    """{case: oneDNN primitive kinds executed} in a child process with ``mode``, and
+    the child's stderr."""
     env = {**os.environ, "ONEDNN_VERBOSE": "1", "TVMEXT_ONEDNN_DENSE": mode}
     script = (
         "import sys; sys.path.insert(0, sys.argv[1]); import test_dnnl_dense as t; t.run_cases()"
@@ -111,24 +112,28 @@ def _primitives(mode: str) -> dict[str, set[str]]:
         capture_output=True, text=True, env=env, timeout=600,
     )  # fmt: skip
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-4000:]
-    kinds: dict[str, set[str]] = {}
-    case = None
-    for line in done.stdout.splitlines():
-        if line.startswith("=== "):
-            case = line[4:]
-            kinds[case] = set()
-        elif case is not None and ",exec,cpu," in line:
-            fields = line.split(",")
-            kinds[case].add(fields[fields.index("exec") + 2])
-    return kinds
+    _, *runs = ("\n" + done.stdout).split("\n=== ")
+    kinds = {
+        name: {kind for kind, _ in executions(log)}
+        for name, _, log in (run.partition("\n") for run in runs)
+    }
+    return kinds, done.stderr
 
 
 def test_matmul_and_convolution_give_the_same_numbers():
-    as_matmul = _primitives("matmul")
-    as_conv = _primitives("convolution")
+    as_matmul, _ = _primitives("matmul")
+    as_conv, _ = _primitives("convolution")
     assert set(as_matmul) == set(as_conv) == set(_cases())
     for case in _cases():
         assert "matmul" in as_matmul[case] and "convolution" not in as_matmul[case], case
         assert "convolution" in as_conv[case] and "matmul" not in as_conv[case], case
     # an add broadcast over part of the rows is no post-op: oneDNN's binary primitive
     assert "binary" in as_conv["add broadcast over the batch only"]
+
+
+def test_an_unknown_choice_is_said_and_runs_as_auto():
+    kinds, stderr = _primitives("conv")
+    assert (
+        "tvmext: TVMEXT_ONEDNN_DENSE=conv is not matmul, convolution or auto; using auto" in stderr
+    )
+    assert set(kinds) == set(_cases())

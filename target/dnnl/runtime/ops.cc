@@ -134,9 +134,6 @@ class PackedWeights {
 // A primitive with its memories; run() points them at the call's buffers.
 class PrimitiveOp : public Op {
  public:
-  // oneDNN's name for the implementation it chose, e.g. "brgemm:avx512_core".
-  const std::string& implementation() const { return implementation_; }
-
   void run(void* const* args) override {
     std::lock_guard<std::mutex> lock(mutex_);
     for (size_t i = 0; i < slots_.size(); ++i) {
@@ -163,7 +160,6 @@ class PrimitiveOp : public Op {
     for (const auto& [arg, desc] : inputs) add(arg, desc);
   }
   dnnl::primitive primitive_;
-  std::string implementation_;  // the primitive descriptor's impl_info_str()
 
  private:
   std::mutex mutex_;
@@ -201,17 +197,18 @@ class Conv2d : public PrimitiveOp {
   }
 };
 
+dnnl::matmul::primitive_desc matmul_pd(const Desc& src, const Desc& weights, const Desc* bias,
+                                       const Desc& dst, bool const_weights,
+                                       const dnnl::primitive_attr& attr) {
+  auto wei = const_weights ? any_md(weights) : md(weights);
+  return bias ? dnnl::matmul::primitive_desc(cpu_engine(), md(src), wei, md(*bias), md(dst), attr)
+              : dnnl::matmul::primitive_desc(cpu_engine(), md(src), wei, md(dst), attr);
+}
+
 class MatMul : public PrimitiveOp {
  public:
-  MatMul(const Desc& src, const Desc& weights, const Desc* bias, const Desc& dst,
-         bool const_weights, const PostOp* post, int n_post) {
-    BinaryInputs binary;
-    auto attr = attr_with(post, n_post, &binary);
-    auto wei = const_weights ? any_md(weights) : md(weights);
-    dnnl::matmul::primitive_desc pd =
-        bias ? dnnl::matmul::primitive_desc(cpu_engine(), md(src), wei, md(*bias), md(dst), attr)
-             : dnnl::matmul::primitive_desc(cpu_engine(), md(src), wei, md(dst), attr);
-    implementation_ = pd.impl_info_str();
+  MatMul(const dnnl::matmul::primitive_desc& pd, const Desc& weights, const Desc* bias,
+         bool const_weights, const BinaryInputs& binary) {
     primitive_ = dnnl::matmul(pd);
     add(DNNL_ARG_SRC, pd.src_desc());
     add(DNNL_ARG_WEIGHTS, pd.weights_desc());
@@ -273,12 +270,18 @@ class DenseAsConv : public PrimitiveOp {
     add_post_op_inputs(binary);
     add(DNNL_ARG_DST, pd.dst_desc());
   }
+
+  // oneDNN's name for the convolution it chose, e.g. "brgconv_1x1:avx2".
+  const std::string& implementation() const { return implementation_; }
+
+ private:
+  std::string implementation_;
 };
 
 // The convolution for a matmul by constant weights, or null when the tensors are not
 // plain rows, a binary post-op's input is broadcast over only some rows, or oneDNN has
 // no convolution for the post-ops.
-std::unique_ptr<PrimitiveOp> dense_as_conv(const Desc& src, const Desc& weights,
+std::unique_ptr<DenseAsConv> dense_as_conv(const Desc& src, const Desc& weights,
                                            const Desc* bias, const Desc& dst,
                                            const PostOp* post, int n_post) {
   int64_t m, src_stride, dst_rows, dst_stride;
@@ -427,19 +430,17 @@ std::unique_ptr<Op> conv2d(const Desc& src, const Desc& weights, const Desc* bia
 
 std::unique_ptr<Op> matmul(const Desc& src, const Desc& weights, const Desc* bias, const Desc& dst,
                            bool const_weights, const PostOp* post, int n_post) {
+  BinaryInputs binary;
+  auto attr = attr_with(post, n_post, &binary);
+  auto pd = matmul_pd(src, weights, bias, dst, const_weights, attr);
   DenseChoice choice = dense_choice();
-  if (!const_weights || choice == DenseChoice::kMatmul)
-    return std::make_unique<MatMul>(src, weights, bias, dst, const_weights, post, n_post);
-  std::unique_ptr<MatMul> op;
-  if (choice == DenseChoice::kAuto) {
-    op = std::make_unique<MatMul>(src, weights, bias, dst, const_weights, post, n_post);
-    if (!starts_with(op->implementation(), "gemm")) return op;
-  }
-  auto conv = dense_as_conv(src, weights, bias, dst, post, n_post);
   bool forced = choice == DenseChoice::kConvolution;
-  if (conv && (forced || starts_with(conv->implementation(), "brg"))) return conv;
-  if (op) return op;
-  return std::make_unique<MatMul>(src, weights, bias, dst, const_weights, post, n_post);
+  bool gemm = starts_with(pd.impl_info_str(), "gemm");
+  if (const_weights && (forced || (choice == DenseChoice::kAuto && gemm))) {
+    auto conv = dense_as_conv(src, weights, bias, dst, post, n_post);
+    if (conv && (forced || starts_with(conv->implementation(), "brg"))) return conv;
+  }
+  return std::make_unique<MatMul>(pd, weights, bias, const_weights, binary);
 }
 
 std::unique_ptr<Op> pool2d(int kind, const Desc& src, const Desc& dst, const int64_t kernel[2],
