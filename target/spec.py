@@ -45,7 +45,10 @@ def _parse_one(text: str) -> dict[str, Any]:
         if not flag.startswith("-") or "=" not in flag:
             raise CompileError(f"target {text!r}: option {flag!r} is not of the form -key=value")
         key, value = flag.lstrip("-").split("=", 1)
-        config[key] = value.split(",") if key == "mattr" else value
+        # Integer options (-num-cores=4, -opt-level=3) must reach Target as ints.
+        config[key] = (
+            value.split(",") if key == "mattr" else int(value) if value.isdigit() else value
+        )
     return config
 
 

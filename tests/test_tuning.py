@@ -1,74 +1,133 @@
-"""Tuning the tile parameters of tvmext's schedules, and using the records."""
+"""Whole-model tuning with MetaSchedule on this machine: tasks, records, resuming, crashes."""
 
 from __future__ import annotations
 
 import json
+import os
+import signal
 
 import numpy as np
 import pytest
+from onnx_cpu_models import resnet_cnn
 from tvm import relax, tirx
 
 import tvmext
 from tvmext.compiler import compile_state, run_pipeline
-from tvmext.lowering.schedules.cpu_matmul import MatmulTiles
-from tvmext.lowering.tuning import candidate_tiles, tunable_funcs, tune_module
-from tvmext.lowering.tuning_records import TuningRecords, workload_key
-from tvmext.target.spec import parse_target
+from tvmext.lowering.tuning_records import TuningRecords
+from tvmext.ops.swish import swish
+from tvmext.tuning.tasks import tuning_tasks
+
+TRIALS = 16
 
 
-def _fused(mod):
-    """``mod`` after the compile pipeline's fuse stage, as ``tvmext.tune`` tunes it."""
-    return run_pipeline(compile_state(mod, "llvm"), through="fuse").mod
+def _fused(model):
+    """``model`` after the compile pipeline's fuse stage, as ``tvmext.tune`` sees it."""
+    return run_pipeline(compile_state(model, "llvm"), through="fuse").mod
 
 
-def _matmul_module(m=24, k=64, n=48):
-    bb = relax.BlockBuilder()
-    a = relax.Var("a", relax.TensorType((m, k), "float32"))
-    b = relax.Var("b", relax.TensorType((k, n), "float32"))
-    with bb.function("main", [a, b]):
-        with bb.dataflow():
-            out = bb.emit_output(relax.op.matmul(a, b))
-        bb.emit_func_output(out)
-    return bb.get()
+def _cnn():
+    return resnet_cnn(size=16, width=8)
 
 
-def test_candidates_start_with_the_default():
-    tiles = candidate_tiles(5)
-    assert tiles[0] == MatmulTiles() and len(tiles) == 5 and len(set(tiles)) == 5
+@pytest.fixture(scope="module")
+def tuned(tmp_path_factory):
+    """A small CNN tuned with a few trials: (model, records path, result)."""
+    path = str(tmp_path_factory.mktemp("tuned") / "records.json")
+    model = _cnn()
+    events = []
+    result = tvmext.tune(model, records=path, trials=TRIALS, progress=events.append)
+    return model, path, result, events
 
 
-def test_tune_records_only_improvements_and_they_apply(tmp_path, rng):
-    host = parse_target("llvm").host
-    mod = _matmul_module()
-    (func,) = tunable_funcs(_fused(mod), host)
-    records = tune_module(_fused(mod), host, trials=6)
-    for entry in records.entries.values():
-        assert entry["seconds"] < entry["default_seconds"]
-    # Force a known choice and check the compiled model uses it and stays correct.
-    forced = TuningRecords(str(host), {workload_key(func): {"tiles": {"mr": 6, "vectors": 1,
-                                                                      "kc": 2}}})  # fmt: skip
-    forced.save(str(tmp_path / "rec.json"))
-    assert TuningRecords.load(str(tmp_path / "rec.json")).lookup(func) == MatmulTiles(6, 1, 2)
-    module = tvmext.compile(mod, tuning_records=str(tmp_path / "rec.json"),
-                            dump_ir=tmp_path / "ir")  # fmt: skip
-    scheduled = next((tmp_path / "ir").glob("*_schedule.py")).read_text()
-    assert "T.int64(6)" in scheduled or "in range(6)" in scheduled or "T.unroll(6)" in scheduled
-    a = rng.standard_normal((24, 64)).astype("float32")
-    b = rng.standard_normal((64, 48)).astype("float32")
-    np.testing.assert_allclose(module(a, b)[0], a @ b, rtol=1e-4, atol=1e-4)
-
-
-def test_symbolic_workloads_are_not_timed():
-    host = parse_target("llvm").host
+def test_tasks_are_the_functions_with_the_default_schedule():
     n = tirx.Var("n", "int64")
     bb = relax.BlockBuilder()
-    a = relax.Var("a", relax.TensorType((n, 64), "float32"))
-    b = relax.Var("b", relax.TensorType((64, 32), "float32"))
-    with bb.function("main", [a, b]):
+    x = relax.Var("x", relax.TensorType((8, 64), "float32"))
+    x2 = relax.Var("x2", relax.TensorType((8, 64), "float32"))
+    y = relax.Var("y", relax.TensorType((n, 64), "float32"))
+    w = relax.Var("w", relax.TensorType((64, 32), "float32"))
+    with bb.function("main", [x, x2, y, w]):
         with bb.dataflow():
-            out = bb.emit_output(relax.op.matmul(a, b))
+            a = bb.emit(relax.op.matmul(x, w))  # a task
+            b = bb.emit(relax.op.matmul(x2, w))  # the same workload: weight 2
+            c = bb.emit(relax.op.matmul(y, w))  # symbolic rows: not timed
+            d = bb.emit(swish(x))  # the op's own llvm schedule: not re-tuned
+            out = bb.emit_output(relax.Tuple([a, b, c, d]))
         bb.emit_func_output(out)
-    assert tune_module(_fused(bb.get()), host, trials=2).entries == {}
+    tasks = tuning_tasks(_fused(bb.get()), "llvm")
+    assert [(t.name.startswith("matmul"), t.weight) for t in tasks] == [(True, 2)]
+
+
+def test_tuning_reports_progress_and_writes_metaschedule_records(tuned):
+    model, path, result, events = tuned
+    assert result.trials == TRIALS and result.failed == 0
+    assert [e.trials for e in events][-1] == TRIALS and events[0].total == TRIALS
+    assert any(name.startswith("fused_conv2d") for name in result.best_seconds)
+    records = TuningRecords.load(path)
+    assert len(records.records) == TRIALS
+    assert len(records.workloads) >= 1 and "num-cores" in records.target
+
+
+def test_records_apply_and_the_tuned_model_is_correct(tuned, tmp_path, rng):
+    model, path, result, _ = tuned
+    x = rng.standard_normal((1, 3, 16, 16)).astype("float32")
+    plain = tvmext.compile(model, schedule=False)
+    module = tvmext.compile(model, tuning_records=path, verify_schedules=True,
+                            dump_ir=tmp_path / "ir")  # fmt: skip
+    np.testing.assert_allclose(module(x)[0], plain(x)[0], rtol=1e-4, atol=1e-5)
+    scheduled = next((tmp_path / "ir").glob("*_schedule.py")).read_text()
+    assert "meta_schedule" in scheduled  # MetaSchedule's annotations: its schedules applied
+
+
+def test_tuning_again_resumes_from_the_records(tuned, tmp_path):
+    model, path, _, _ = tuned
+    copy = tmp_path / "records.json"
+    copy.write_text(open(path).read())
+    before = TuningRecords.load(str(copy))
+    result = tvmext.tune(model, records=str(copy), trials=TRIALS)
+    after = TuningRecords.load(str(copy))
+    assert len(after.records) == len(before.records) + TRIALS
+    assert after.records[: len(before.records)] == before.records
+    assert result.records.records == after.records
+
+
+def test_records_of_another_target_are_not_extended(tuned, tmp_path):
+    model, path, _, _ = tuned
+    with pytest.raises(tvmext.CompileError, match="were tuned for target"):
+        tvmext.tune(model, "llvm -mcpu=skylake", records=path, trials=1)
+
+
+def test_a_crash_of_the_tuning_process_is_an_error_and_keeps_what_was_measured(tmp_path):
+    path = tmp_path / "records.json"
+
+    def crash_worker(progress):
+        # Kill the tuning child as a segfault inside TVM would, after its first batch.
+        for pid in os.listdir("/proc"):
+            if pid.isdigit() and _parent(pid) == os.getpid():
+                if b"tvmext.tuning.worker" in _cmdline(pid):
+                    os.kill(int(pid), signal.SIGSEGV)
+
+    with pytest.raises(tvmext.TuningError) as err:
+        tvmext.tune(_cnn(), records=str(path), trials=4 * TRIALS, progress=crash_worker)
+    message = str(err.value)
+    assert "crashed (SIGSEGV, inside TVM)" in message and "resumes" in message
+    assert len(TuningRecords.load(str(path)).records) >= TRIALS
+
+
+def _parent(pid: str) -> int:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return int(f.read().rpartition(")")[2].split()[1])
+    except OSError:
+        return -1
+
+
+def _cmdline(pid: str) -> bytes:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read()
+    except OSError:
+        return b""
 
 
 def test_bad_records_file(tmp_path):
@@ -77,4 +136,8 @@ def test_bad_records_file(tmp_path):
         TuningRecords.load(str(tmp_path / "r.json"))
     (tmp_path / "r.json").write_text("{")
     with pytest.raises(tvmext.CompileError, match="are not JSON"):
+        TuningRecords.load(str(tmp_path / "r.json"))
+    old = {"format": "tvmext-metaschedule", "version": 1, "target": "llvm"}
+    (tmp_path / "r.json").write_text(json.dumps(old))
+    with pytest.raises(tvmext.CompileError, match="version 1; this tvmext reads version 2"):
         TuningRecords.load(str(tmp_path / "r.json"))

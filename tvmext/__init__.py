@@ -16,6 +16,7 @@ from tvmext.errors import (
     OpDefinitionError,
     PluginError,
     ShapeError,
+    TuningError,
     TvmextError,
 )
 
@@ -27,6 +28,7 @@ if TYPE_CHECKING:
     from tvmext.plugins import load_plugins
     from tvmext.runtime.module import Module, load
     from tvmext.target.spec import TargetSpec, parse_target
+    from tvmext.tuning.rpc import RpcTracker
 
 __version__ = "0.1.0"
 
@@ -43,6 +45,7 @@ _LAZY = {
     "NativeOp": "tvmext.opdef.native_layer",
     "parse_target": "tvmext.target.spec",
     "TargetSpec": "tvmext.target.spec",
+    "RpcTracker": "tvmext.tuning.rpc",
 }
 
 __all__ = [
@@ -56,8 +59,10 @@ __all__ = [
     "OpCallError",
     "OpDefinitionError",
     "PluginError",
+    "RpcTracker",
     "ShapeError",
     "TargetSpec",
+    "TuningError",
     "TvmextError",
     "compile",
     "load",

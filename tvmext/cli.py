@@ -5,6 +5,8 @@
     tvmext run ARTIFACT [--inputs in.npz] [--params w.npz] [--outputs out.npz]
                         [--print-time] [--print-top K]
     tvmext tune MODEL [--target T] [--trials N] -o records.json
+                      [--rpc-tracker HOST:PORT --rpc-key KEY]
+    tvmext rpc-server --tracker HOST:PORT --key KEY [--host 127.0.0.1] [--port P]
     tvmext ops [--plugin P ...]
 
 TVM is imported only once a command needs it, so ``--help`` and usage errors answer
@@ -127,11 +129,48 @@ def build_parser() -> argparse.ArgumentParser:
     run_cmd.add_argument("--device", default="cpu", help="cpu (default), cuda or cuda:N")
     _add_common(run_cmd, plugins=False)
 
-    tune_cmd = commands.add_parser("tune", help="tune schedules; write tuning records")
+    tune_cmd = commands.add_parser(
+        "tune",
+        help="tune the model's schedules with MetaSchedule; write (or resume) tuning records",
+    )
     _add_model_args(tune_cmd)
-    tune_cmd.add_argument("--trials", type=int, default=32, help="candidates per workload")
-    tune_cmd.add_argument("-o", "--output", required=True, help="records file (.json)")
+    tune_cmd.add_argument(
+        "--trials", type=_positive, default=64, help="candidates to measure, all tasks together"
+    )
+    tune_cmd.add_argument(
+        "-o",
+        "--output",
+        required=True,
+        help="records file (.json); an existing one is resumed from and extended",
+    )
+    tune_cmd.add_argument(
+        "--rpc-tracker",
+        default=None,
+        metavar="HOST:PORT",
+        help="measure candidates on the RPC servers of this tracker (built here)",
+    )
+    tune_cmd.add_argument("--rpc-key", default=None, metavar="KEY", help="the servers' key")
+    tune_cmd.add_argument(
+        "--session-timeout",
+        type=_positive,
+        default=60,
+        metavar="S",
+        help="seconds a server may take for one candidate (default 60)",
+    )
     _add_common(tune_cmd)
+
+    server_cmd = commands.add_parser(
+        "rpc-server", help="serve candidates to 'tune --rpc-tracker' (a TVM RPC server)"
+    )
+    server_cmd.add_argument("--tracker", required=True, metavar="HOST:PORT")
+    server_cmd.add_argument("--key", required=True, help="the key tuning asks for")
+    server_cmd.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default loopback only)"
+    )
+    server_cmd.add_argument(
+        "--port", type=_positive, default=9090, help="first port to try (default 9090)"
+    )
+    _add_common(server_cmd, plugins=False)
 
     ops_cmd = commands.add_parser("ops", help="list ops, passes, targets and plugins")
     _add_common(ops_cmd)
@@ -275,28 +314,49 @@ def _tune(args: argparse.Namespace) -> None:
 
     import tvmext
     from tvmext.atomic_file import check_folder
-
-    def progress(items: Any, total: int) -> Any:
-        return tqdm(items, total=total, desc="tuning", unit="candidate", file=sys.stderr)
+    from tvmext.tuning.rpc import parse_tracker
 
     check_folder(args.output)  # before the search, not after it
-    start = time.perf_counter()
-    records = tvmext.tune(
-        args.model,
-        args.target,
-        trials=args.trials,
-        plugins=args.plugin,
-        input_shapes=args.input_shapes,
-        progress=progress,
-    )
-    records.save(args.output)
+    rpc = None
+    if args.rpc_tracker or args.rpc_key:
+        rpc = parse_tracker(args.rpc_tracker or "", args.rpc_key, args.session_timeout)
+    bar = tqdm(total=args.trials, desc="tuning", unit="trial", file=sys.stderr)
+
+    def progress(update: Any) -> None:
+        bar.update(update.trials - bar.n)
+        best = update.best_seconds.get(update.task)
+        bar.set_postfix_str(
+            f"{update.task}: best {best * 1e3:.3f} ms" if best else update.task, refresh=True
+        )
+
+    try:
+        result = tvmext.tune(
+            args.model,
+            args.target,
+            records=args.output,
+            trials=args.trials,
+            plugins=args.plugin,
+            rpc=rpc,
+            input_shapes=args.input_shapes,
+            progress=progress,
+        )
+    finally:
+        bar.close()
     print(
-        f"tuned {args.model} in {time.perf_counter() - start:.1f} s: "
-        f"{len(records.entries)} workload(s) improved; wrote {args.output}"
+        f"tuned {args.model} in {result.seconds:.1f} s: {result.trials} trials "
+        f"({result.failed} failed) over {len(result.tasks)} tasks; wrote {args.output}"
     )
-    for key, entry in records.entries.items():
-        speedup = entry["default_seconds"] / entry["seconds"]
-        print(f"  {key}: {entry['tiles']} {speedup:.2f}x faster than the default schedule")
+    for task in result.tasks:
+        best = result.best_seconds.get(task)
+        print(f"  {task}: " + (f"best {best * 1e3:.4f} ms" if best else "no candidate measured"))
+
+
+def _rpc_server(args: argparse.Namespace) -> None:
+    from tvmext.tuning.rpc import parse_tracker
+    from tvmext.tuning.rpc_server import serve
+
+    tracker = parse_tracker(args.tracker, args.key)
+    serve(tracker, args.host, args.port)
 
 
 def _ops(args: argparse.Namespace) -> None:
@@ -331,7 +391,13 @@ def _ops(args: argparse.Namespace) -> None:
     print("installed plugins:", ", ".join(installed_plugins()) or "none")
 
 
-COMMANDS = {"compile": _compile, "run": _run, "tune": _tune, "ops": _ops}
+COMMANDS = {
+    "compile": _compile,
+    "run": _run,
+    "tune": _tune,
+    "rpc-server": _rpc_server,
+    "ops": _ops,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

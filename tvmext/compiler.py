@@ -16,6 +16,7 @@ steps; ``dump_ir`` writes the module after every stage.
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -27,11 +28,11 @@ import tvm
 from tvm import relax
 
 import tvmext.passes  # noqa: F401  (registers the target-independent passes)
+from tvmext.atomic_file import check_folder
 from tvmext.compile_options import CompileOptions, shapes_from
 from tvmext.dims import dims
 from tvmext.errors import CompileError, ModelError, NativeBuildError, TvmextError
 from tvmext.lowering import pipeline as lowering
-from tvmext.lowering.tuning import tune_module
 from tvmext.lowering.tuning_records import TuningRecords
 from tvmext.onnx import importer as onnx_import
 from tvmext.pass_registry import PHASES, passes_for
@@ -40,6 +41,9 @@ from tvmext.runtime.module import InputSpec, Module, signature_function
 from tvmext.target.external import Partitioned, get_target, link_options
 from tvmext.target.report import everything_on_tvm
 from tvmext.target.spec import TargetSpec, parse_target
+from tvmext.tuning.rpc import RpcTracker, remote_cpu, require_servers
+from tvmext.tuning.session import TuningProgress, TuningResult, tune_tasks
+from tvmext.tuning.tasks import tuning_tasks
 
 
 @dataclass
@@ -317,18 +321,30 @@ def tune(
     model: Any,
     target: Any = "llvm",
     *,
-    trials: int = 32,
+    records: str,
+    trials: int = 64,
     plugins: Iterable[str] = (),
-    progress: Callable[[Iterable[Any], int], Iterable[Any]] | None = None,
+    rpc: RpcTracker | None = None,
+    progress: Callable[[TuningProgress], None] | None = None,
     options: CompileOptions | None = None,
     **option_values: Any,
-) -> TuningRecords:
-    """Tune ``model``'s schedules for ``target``; pass the result's file to
-    ``compile(..., tuning_records=path)`` (see :mod:`tvmext.lowering.tuning`).
+) -> TuningResult:
+    """Tune ``model``'s PrimFuncs for ``target`` with MetaSchedule: ``trials`` more
+    candidates in all, kept in the records file ``records`` (tuning again with the same
+    file resumes; pass it to ``compile(..., tuning_records=records)``).
 
-    The model goes through the compile pipeline up to its ``fuse`` stage, so the
-    tuned workloads are the ones ``compile`` schedules.
+    The model goes through the compile pipeline up to its ``fuse`` stage, so the tasks
+    are the functions ``compile`` gives the default schedule (not custom ops' own
+    schedules, not external targets' partitions). With ``rpc``, candidates run on the
+    tracker's servers and a target without ``-mcpu`` is built for their CPU. Tuning
+    runs in a child process (:mod:`tvmext.tuning.session`).
     """
+    check_folder(records)
+    if rpc is not None:
+        require_servers(rpc)  # before anything waits for a server
+    if rpc is not None and _names_no_cpu(target):
+        flags = remote_cpu(rpc).items()
+        target += "".join(f" -{key}={value}" for key, value in flags if key not in target)
     state = compile_state(
         model, target, plugins=plugins, options=options, option_values=option_values
     )
@@ -336,4 +352,18 @@ def tune(
         raise CompileError(f"tuning supports CPU (llvm) targets, got {state.spec.kind!r}")
     fused = run_pipeline(state, through="fuse").mod
     assert fused is not None
-    return tune_module(fused, state.spec.host, trials, progress)
+    host = json.loads(str(state.spec.host))
+    host.setdefault("num-cores", os.cpu_count() or 1)  # MetaSchedule's rules read it
+    return tune_tasks(
+        tuning_tasks(fused, state.spec.kind),
+        tvm.target.Target(host),
+        trials,
+        records,
+        rpc=rpc,
+        progress=progress,
+    )
+
+
+def _names_no_cpu(target: Any) -> bool:
+    """Whether ``target`` is a plain llvm target string that leaves the CPU open."""
+    return isinstance(target, str) and target.strip().startswith("llvm") and "mcpu" not in target

@@ -35,6 +35,10 @@ class ScheduleVerificationError(CompileError):
     """A schedule changed what a PrimFunc computes (found by ``verify_schedules``)."""
 
 
+class TuningError(CompileError):
+    """Tuning failed: its child process crashed or stalled, or no candidate ran."""
+
+
 class ModelError(TvmextError, ValueError):
     """A model file is unreadable or malformed, or uses an op nobody registered."""
 

@@ -89,11 +89,19 @@ def apply_op_schedule(
     return sch.mod["main"]
 
 
+def takes_default_schedule(func: tirx.PrimFunc, kind: str) -> bool:
+    """Whether the schedule stage gives ``func`` the default schedule (or its tuning
+    record) for targets of ``kind``: not scheduled already, not an op with its own."""
+    if func.attrs is not None and _SCHEDULED in func.attrs:
+        return False
+    return _scheduled_op(func, kind)[0] is None
+
+
 def schedule_prim_funcs(
     target: tvm.target.Target, records: TuningRecords | None = None, *, verify: bool = False
 ) -> tvm.transform.Pass:
-    """Give every unscheduled PrimFunc the op's schedule, else the default one
-    (with tuned parameters from ``records`` where they have an entry). With ``verify``,
+    """Give every unscheduled PrimFunc the op's schedule, else its MetaSchedule record
+    from ``records``, else the default one. With ``verify``,
     each scheduled function is run against its unscheduled self
     (:mod:`tvmext.lowering.verification`)."""
     kind = str(target.kind.name)
@@ -110,9 +118,9 @@ def schedule_prim_funcs(
             if custom is not None:
                 new, source = apply_op_schedule(custom, target, func, attrs), "the op's"
             else:
-                tiles = records.lookup(func) if records is not None else None
-                new = default_schedule(func, target, tiles)
-                source = "a tuned" if tiles is not None else "the default"
+                tuned = records.lookup(func, target) if records is not None else None
+                new = tuned if tuned is not None else default_schedule(func, target)
+                source = "a tuned" if tuned is not None else "the default"
             mod[gv] = new.with_attr(_SCHEDULED, True)
             if verify and not new.same_as(func):
                 changed.append(ScheduledFunc(gv.name_hint, func, new, source))

@@ -1,46 +1,116 @@
-"""Tuning records: the best tile shapes per workload, keyed by the unscheduled
-PrimFunc's structural hash, saved as JSON; read by the schedule stage, written by
-:mod:`tvmext.lowering.tuning`."""
+"""Tuning records: a MetaSchedule database in one JSON file, written by ``tvmext tune``
+(:mod:`tvmext.tuning`) and read by the schedule stage.
+
+The file holds MetaSchedule's own JSON database — one entry per workload (a PrimFunc
+as an IRModule), one per measured schedule (a trace, its run times, the target) —
+plus the target it was tuned for. A workload is the unscheduled PrimFunc as
+:func:`workload_module` normalizes it, so records apply to any model with the same
+PrimFunc, and a function without a record keeps tvmext's default schedule.
+"""
 
 from __future__ import annotations
 
 import json
+import os
+import tempfile
 from dataclasses import dataclass, field
 from typing import Any
 
-import tvm_ffi
+import tvm
+import tvm.s_tir.meta_schedule as ms
 from tvm import tirx
 
 from tvmext.atomic_file import atomic_output
 from tvmext.errors import CompileError
-from tvmext.lowering.schedules.cpu_matmul import MatmulTiles
 
-FORMAT_VERSION = 1
+FORMAT = "tvmext-metaschedule"
+FORMAT_VERSION = 2
+WORKLOAD_FILE = "database_workload.json"
+RECORD_FILE = "database_tuning_record.json"
 
 
-def workload_key(func: tirx.PrimFunc) -> str:
-    """A stable key for an unscheduled PrimFunc (structural hash, hex)."""
-    plain = func.without_attr("global_symbol") if func.attrs is not None else func
-    return f"{tvm_ffi.structural_hash(plain) & 0xFFFFFFFFFFFFFFFF:016x}"
+def workload_module(func: tirx.PrimFunc) -> tvm.IRModule:
+    """The IRModule MetaSchedule tunes for ``func``, and looks it up by."""
+    return tvm.IRModule({"main": func.with_attr("global_symbol", "main")})
+
+
+def _read_lines(path: str) -> list[Any]:
+    if not os.path.exists(path):
+        return []
+    with open(path) as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def _write_lines(path: str, entries: list[Any]) -> None:
+    with open(path, "w") as f:
+        for entry in entries:
+            f.write(json.dumps(entry, separators=(",", ":")) + "\n")
 
 
 @dataclass
 class TuningRecords:
-    """Best tile shapes per workload, for one target."""
+    """A MetaSchedule database for one target, kept as MetaSchedule's JSON entries."""
 
     target: str
-    entries: dict[str, dict[str, Any]] = field(default_factory=dict)
+    workloads: list[Any] = field(default_factory=list)
+    records: list[Any] = field(default_factory=list)
+    _database: Any = field(default=None, repr=False, compare=False)
 
-    def lookup(self, func: tirx.PrimFunc) -> MatmulTiles | None:
-        """The tuned tiles for ``func``, if it was tuned."""
-        entry = self.entries.get(workload_key(func))
-        return MatmulTiles(**entry["tiles"]) if entry else None
+    def write_database(self, folder: str) -> None:
+        """Write the entries as a MetaSchedule ``JSONDatabase`` in ``folder``."""
+        _write_lines(os.path.join(folder, WORKLOAD_FILE), self.workloads)
+        _write_lines(os.path.join(folder, RECORD_FILE), self.records)
+
+    @classmethod
+    def from_database(cls, folder: str, target: str) -> TuningRecords:
+        """The entries of the ``JSONDatabase`` in ``folder`` (as tuning left it)."""
+        return cls(
+            target,
+            _read_lines(os.path.join(folder, WORKLOAD_FILE)),
+            _read_lines(os.path.join(folder, RECORD_FILE)),
+        )
+
+    def database(self) -> ms.database.Database:
+        """The entries as a MetaSchedule database (loaded once)."""
+        if self._database is None:
+            with tempfile.TemporaryDirectory(prefix="tvmext-records-") as folder:
+                self.write_database(folder)
+                # JSONDatabase reads both files when it is made; a copy in memory
+                # keeps lookups from writing to the temporary folder.
+                json_db = ms.database.JSONDatabase(
+                    os.path.join(folder, WORKLOAD_FILE), os.path.join(folder, RECORD_FILE)
+                )
+                memory = ms.database.MemoryDatabase()
+                for record in json_db.get_all_tuning_records():
+                    memory.commit_workload(record.workload.mod)
+                    memory.commit_tuning_record(record)
+                self._database = memory
+        return self._database
+
+    def lookup(self, func: tirx.PrimFunc, target: tvm.target.Target) -> tirx.PrimFunc | None:
+        """``func`` with the fastest recorded schedule, if it has a record."""
+        if not self.records:
+            return None
+        scheduled = self.database().query_ir_module(workload_module(func), target, "main")
+        if scheduled is None:
+            return None
+        # The function keeps its own attributes (and no "main" symbol of its own).
+        new = scheduled["main"].without_attr("global_symbol")
+        for key, value in (func.attrs or {}).items():
+            new = new.with_attr(key, value)
+        return new
 
     def save(self, path: str) -> None:
-        """Write the records as JSON, atomically."""
-        data = {"format": FORMAT_VERSION, "target": self.target, "workloads": self.entries}
+        """Write the records as one JSON file, atomically."""
+        data = {
+            "format": FORMAT,
+            "version": FORMAT_VERSION,
+            "target": self.target,
+            "workloads": self.workloads,
+            "records": self.records,
+        }
         with atomic_output(path) as tmp, open(tmp, "w") as f:
-            json.dump(data, f, indent=1, sort_keys=True)
+            json.dump(data, f, separators=(",", ":"))
 
     @classmethod
     def load(cls, path: str) -> TuningRecords:
@@ -52,8 +122,14 @@ class TuningRecords:
             raise CompileError(f"tuning records {path!r} cannot be read: {err}") from err
         except json.JSONDecodeError as err:
             raise CompileError(f"tuning records {path!r} are not JSON: {err}") from err
-        if not isinstance(data, dict) or data.get("format") != FORMAT_VERSION:
+        if not isinstance(data, dict) or data.get("format") != FORMAT:
             raise CompileError(
-                f"tuning records {path!r} are not tvmext records (format {FORMAT_VERSION})"
+                f"tuning records {path!r} are not tvmext records (expected format {FORMAT!r}, "
+                "as written by 'tvmext tune')"
             )
-        return cls(str(data["target"]), dict(data["workloads"]))
+        if data.get("version") != FORMAT_VERSION:
+            raise CompileError(
+                f"tuning records {path!r} are version {data.get('version')!r}; this tvmext "
+                f"reads version {FORMAT_VERSION}: tune again"
+            )
+        return cls(str(data["target"]), list(data["workloads"]), list(data["records"]))

@@ -15,7 +15,7 @@ from tvm.s_tir import dlight
 from tvm.s_tir.dlight.analysis import normalize_prim_func
 from tvm.s_tir.dlight.base.common_schedules import try_inline
 
-from tvmext.lowering.schedules.cpu_matmul import MatmulTiles, schedule_matmul
+from tvmext.lowering.schedules.cpu_matmul import schedule_matmul
 from tvmext.lowering.schedules.helpers import const_extent, parallel_vectorized_flat, vector_lanes
 from tvmext.lowering.schedules.limits import size_violation
 
@@ -136,30 +136,24 @@ def _tile_last_axis(
     sch.vectorize(lane)
 
 
-def try_matmul(
-    sch: s_tir.Schedule, target: tvm.target.Target, tiles: MatmulTiles | None = None
-) -> bool:
+def try_matmul(sch: s_tir.Schedule, target: tvm.target.Target) -> bool:
     """Apply the tiled matmul schedule if ``sch``'s function is a matmul (+ epilogue)."""
     infos = normalize_prim_func(sch)
     if infos is None:
         return False
     remaining = try_inline(sch, infos)
-    return 1 <= len(remaining) <= 2 and schedule_matmul(
-        sch, remaining[0].block_rv, target, tiles or MatmulTiles()
-    )
+    return 1 <= len(remaining) <= 2 and schedule_matmul(sch, remaining[0].block_rv, target)
 
 
-def default_schedule(
-    func: tirx.PrimFunc, target: tvm.target.Target, tiles: MatmulTiles | None = None
-) -> tirx.PrimFunc:
-    """Schedule ``func`` for ``target``: tiled matmul (``tiles``, else defaults), dlight,
+def default_schedule(func: tirx.PrimFunc, target: tvm.target.Target) -> tirx.PrimFunc:
+    """Schedule ``func`` for ``target``: tiled matmul, dlight,
     else the generic CPU rule; each only if it passes the size guard
     (:mod:`tvmext.lowering.schedules.limits`), else the next. Unchanged if none applies."""
     if target.kind.name in ("cuda", "rocm", "vulkan", "metal", "opencl"):
         gpu = _apply_rules(func, target, _gpu_rules())
         return func if gpu is None else gpu.mod["main"]
     sch = s_tir.Schedule(func)
-    if try_matmul(sch, target, tiles) and size_violation(sch.mod["main"], target) is None:
+    if try_matmul(sch, target) and size_violation(sch.mod["main"], target) is None:
         return sch.mod["main"]
     dlight_sch = _apply_rules(func, target, _cpu_rules())
     if dlight_sch is not None:
