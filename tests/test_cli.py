@@ -177,12 +177,13 @@ def test_help_does_not_import_tvm():
 
 def test_tune_writes_records_that_compile_uses(tmp_path):
     path = save(mlp(d_in=64, d_hidden=128), tmp_path, "mlp.onnx")
-    done = cli("tune", path, "--input-shapes", "x:[16,64]", "--trials", "3", "-o", "rec.json",
+    done = cli("tune", path, "--input-shapes", "x:[16,64]", "--trials", "4", "-o", "rec.json",
                cwd=tmp_path)  # fmt: skip
     assert done.returncode == 0, done.stderr
-    assert "tuning" in done.stderr  # the progress bar
+    assert "tuning" in done.stderr and "trial" in done.stderr  # the progress bar
+    assert "4 trials (0 failed)" in done.stdout and "best" in done.stdout
     records = json.loads((tmp_path / "rec.json").read_text())
-    assert records["format"] == 1 and "workloads" in records
+    assert records["format"] == "tvmext-metaschedule" and len(records["records"]) == 4
     done = cli("compile", path, "--input-shapes", "x:[16,64]", "--tuning-records", "rec.json",
                cwd=tmp_path)  # fmt: skip
     assert done.returncode == 0, done.stderr

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import pathlib
 import signal
 
 import numpy as np
@@ -59,7 +60,7 @@ def test_tasks_are_the_functions_with_the_default_schedule():
 
 
 def test_tuning_reports_progress_and_writes_metaschedule_records(tuned):
-    model, path, result, events = tuned
+    _, path, result, events = tuned
     assert result.trials == TRIALS and result.failed == 0
     assert [e.trials for e in events][-1] == TRIALS and events[0].total == TRIALS
     assert any(name.startswith("fused_conv2d") for name in result.best_seconds)
@@ -69,7 +70,7 @@ def test_tuning_reports_progress_and_writes_metaschedule_records(tuned):
 
 
 def test_records_apply_and_the_tuned_model_is_correct(tuned, tmp_path, rng):
-    model, path, result, _ = tuned
+    model, path, _, _ = tuned
     x = rng.standard_normal((1, 3, 16, 16)).astype("float32")
     plain = tvmext.compile(model, schedule=False)
     module = tvmext.compile(model, tuning_records=path, verify_schedules=True,
@@ -82,7 +83,7 @@ def test_records_apply_and_the_tuned_model_is_correct(tuned, tmp_path, rng):
 def test_tuning_again_resumes_from_the_records(tuned, tmp_path):
     model, path, _, _ = tuned
     copy = tmp_path / "records.json"
-    copy.write_text(open(path).read())
+    copy.write_text(pathlib.Path(path).read_text())
     before = TuningRecords.load(str(copy))
     result = tvmext.tune(model, records=str(copy), trials=TRIALS)
     after = TuningRecords.load(str(copy))
@@ -103,9 +104,9 @@ def test_a_crash_of_the_tuning_process_is_an_error_and_keeps_what_was_measured(t
     def crash_worker(progress):
         # Kill the tuning child as a segfault inside TVM would, after its first batch.
         for pid in os.listdir("/proc"):
-            if pid.isdigit() and _parent(pid) == os.getpid():
-                if b"tvmext.tuning.worker" in _cmdline(pid):
-                    os.kill(int(pid), signal.SIGSEGV)
+            mine = pid.isdigit() and _parent(pid) == os.getpid()
+            if mine and b"tvmext.tuning.worker" in _cmdline(pid):
+                os.kill(int(pid), signal.SIGSEGV)
 
     with pytest.raises(tvmext.TuningError) as err:
         tvmext.tune(_cnn(), records=str(path), trials=4 * TRIALS, progress=crash_worker)

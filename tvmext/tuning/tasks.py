@@ -44,7 +44,7 @@ def _call_counts(mod: tvm.IRModule) -> Counter[str]:
     counts: Counter[str] = Counter()
 
     @relax.expr_functor.visitor
-    class Calls(relax.PyExprVisitor):  # type: ignore[misc]
+    class Calls(relax.PyExprVisitor):
         def visit_call_(self, call: relax.Call) -> None:
             counts.update(a.name_hint for a in call.args if isinstance(a, relax.GlobalVar))
             for arg in call.args:
