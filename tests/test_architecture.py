@@ -27,7 +27,10 @@ LAYERS: list[tuple[str, str]] = [
     ),
     ("op definitions", r"tvmext\.opdef(\..*)?$"),
     ("lowering", r"tvmext\.(lowering(\..*)?|target\.spec)$"),
-    ("targets, passes, eager calls, runtime", r"tvmext\.(target|passes|eager|runtime)(\..*)?$"),
+    (
+        "targets, passes, eager calls, runtime, deployment",
+        r"tvmext\.(target|passes|eager|runtime|deploy)(\..*)?$",
+    ),
     ("shipped ops, ONNX front end", r"tvmext\.(ops|onnx(?!\.conformance))(\..*)?$"),
     ("compile", r"tvmext\.(compiler|compile_options|testing|plugins|_autoload)$"),
     (
