@@ -159,13 +159,7 @@ def write_app(
     temporary folder beside ``folder`` and renamed; an existing application folder is
     replaced, any other existing path is an error."""
     folder = os.path.abspath(folder)
-    parent = check_folder(folder)
-    if os.path.lexists(folder) and not _is_app(folder):
-        raise TvmextError(
-            f"cannot write the application to {folder!r}: it exists and is not an "
-            f"application folder (no {' and '.join(APP_MARKERS)} in it); remove it or "
-            f"choose another"
-        )
+    parent = check_app_folder(folder)
     tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(folder)}.tmp-", dir=parent)
     try:
         _fill(tmp, write_model, library_dirs, description, params, os.path.basename(folder))
@@ -175,6 +169,19 @@ def write_app(
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return folder
+
+
+def check_app_folder(folder: str) -> str:
+    """The folder an application ``folder`` would be written into; an error if that is
+    missing or ``folder`` exists and is not an application folder (which it replaces)."""
+    parent = check_folder(folder)
+    if os.path.lexists(folder) and not _is_app(folder):
+        raise TvmextError(
+            f"cannot write the application to {folder!r}: it exists and is not an "
+            f"application folder (no {' and '.join(APP_MARKERS)} in it); remove it or "
+            f"choose another"
+        )
+    return parent
 
 
 def _is_app(folder: str) -> bool:
@@ -221,7 +228,7 @@ def _fill(
     for needed, source in sorted(bundle.items()):
         shutil.copyfile(source, os.path.join(lib, needed))
         shutil.copymode(source, os.path.join(lib, needed))
-    _check_self_contained(tmp, [run, model])
+    _check_self_contained(tmp, run, model)
     _write_sources(os.path.join(tmp, "src"))
     if params is not None:
         with open(os.path.join(tmp, "params.npz"), "wb") as f:
@@ -230,12 +237,20 @@ def _fill(
     _write_readme(tmp, name, description, params is not None)
 
 
-def _check_self_contained(tmp: str, files: Sequence[str]) -> None:
-    """Every library ``files`` load, in an empty environment, is in ``tmp`` or the
-    system's C/C++ runtime: an error naming the first that is not."""
+def _check_self_contained(tmp: str, run: str, model: str) -> None:
+    """Every library ``run`` and then ``model`` load, in an empty environment, is in
+    ``tmp`` or the system's C/C++ runtime: an error naming the first that is not.
+
+    ``run`` loads ``model`` once its own libraries are loaded, and the loader reuses a
+    loaded library for every later request of its soname: so the model's needs are
+    met by ``run``'s libraries first (which also makes a copied vendor library's RPATH
+    to its build folder irrelevant for libraries ``run`` has loaded).
+    """
     inside = os.path.realpath(tmp) + os.sep
-    for path in files:
-        for needed, where in loaded_libraries(path).items():
+    loaded = loaded_libraries(run)
+    for path, libraries in ((run, loaded), (model, loaded_libraries(model))):
+        for needed, where in libraries.items():
+            where = loaded.get(needed, where)
             if is_system_library(needed):
                 continue
             if where is None or not os.path.realpath(where).startswith(inside):
