@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 from onnx_models import custom_node_model, mlp, save
 from tvm import relax
+from vendor_library import build_vendor_library
 
 import tvmext
-from tvmext.opdef.native_build import INCLUDE_DIR, tvm_include_dirs
 
 pytestmark = pytest.mark.library  # a C++ compiler builds the runner
 
@@ -253,29 +253,15 @@ def test_onednn_app_ships_libdnnl(tmp_path, rng):
     assert re.search(rf"calling init: {re.escape(str(app))}/lib/libdnnl\.so\.3", done.stderr)
 
 
-def vendor_library(folder: pathlib.Path) -> pathlib.Path:
-    """A vendor's prebuilt shared library of the leaky ReLU layer, as a vendor ships it."""
-    import tvm_ffi.libinfo
-
-    lib_dir = os.path.dirname(tvm_ffi.libinfo.find_libtvm_ffi())
-    folder.mkdir(parents=True, exist_ok=True)
-    out = folder / "libleaky.so"
-    includes = [f"-I{d}" for d in (INCLUDE_DIR, *tvm_include_dirs())]
-    subprocess.run(["g++", "-std=c++17", "-O2", "-shared", "-fPIC", *includes,
-                    str(NATIVE / "leaky_relu.cc"), "-o", str(out), f"-L{lib_dir}", "-ltvm_ffi",
-                    f"-Wl,-rpath,{lib_dir}"], check=True)  # fmt: skip
-    return out
-
-
 def test_vendor_shared_library_is_copied_into_the_app(tmp_path, rng):
-    library = vendor_library(tmp_path / "vendor")
+    library = build_vendor_library(tmp_path / "vendor")
     op = tvmext.native_op(
         "test_deploy.vendor_leaky", shared_library=library, forward="leaky_fwd",
         infer=lambda x, **_: x, attrs={"alpha": 0.1}, replace=True,
     )  # fmt: skip
     x = relax.Var("x", relax.TensorType((2, 8), "float32"))
     app = _app(tvmext.compile(_relax_main([x], lambda bb, x: op(x, alpha=0.5))), tmp_path)
-    _check_layout(app, {"libtvm_runtime.so", "libtvm_ffi.so", "libleaky.so"})
+    _check_layout(app, {"libtvm_runtime.so", "libtvm_ffi.so", "libleaky_relu.so"})
     library.unlink()  # the app uses its own copy
     a = rng.standard_normal((2, 8)).astype("float32")
     np.save(tmp_path / "a.npy", a)
