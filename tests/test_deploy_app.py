@@ -340,3 +340,21 @@ def test_failed_build_leaves_no_folder(tmp_path, monkeypatch):
     (tmp_path / "other").mkdir()
     with pytest.raises(tvmext.TvmextError, match=r"it exists and is not an application folder"):
         module.export_app(tmp_path / "other")
+
+
+def test_symbolic_batch_takes_any_batch_but_needs_inputs(tmp_path, rng):
+    path = save(mlp(batch="N"), tmp_path, "mlp.onnx")
+    app = _app(tvmext.compile(path), tmp_path)
+    done = run_app(app)
+    assert done.returncode == 1
+    assert done.stderr.strip() == (
+        "run: error: input 'x' ([N, 32] float32) is not fully known (symbolic or unknown "
+        "shape or dtype): give inputs with --inputs or --input"
+    )
+    module = tvmext.load(app / "model.so")
+    for batch in (1, 5):
+        x = rng.standard_normal((batch, 32)).astype("float32")
+        np.savez(tmp_path / "in.npz", x=x)
+        done = run_app(app, "--inputs", "in.npz", "--outputs", "o.npz", cwd=tmp_path)
+        assert done.returncode == 0, done.stderr
+        np.testing.assert_array_equal(np.load(tmp_path / "o.npz")["output_0"], module.run(x)[0])

@@ -229,6 +229,10 @@ ffi::Tensor Load(const npy::Entry& entry, const Spec& spec,
   npy::Header header = npy::ReadHeader(entry);
   const DType* dtype = DTypeByDescr(header.descr, entry.where);
   Check(spec, dtype, header.descr, header.shape, symbols, what);
+  if (dtype == nullptr) {  // the model takes any dtype, but not this one
+    throw UserError("'" + entry.where + "' has dtype '" + header.descr +
+                    "'; the runner reads float16/32/64, int8/16/32/64, uint8/16/32/64 and bool");
+  }
   ffi::Tensor tensor = Empty(header.shape, dtype->dl);
   npy::ReadData(entry, header, tensor.data_ptr(), ffi::GetDataSize(tensor));
   return tensor;
@@ -264,9 +268,12 @@ ffi::Tensor Random(const Spec& spec, std::mt19937_64* gen) {
     shape.push_back(d.value);
   }
   if (!known) {
+    std::string why = dtype == nullptr && !spec.dtype.empty()
+                          ? "has a dtype the runner has no random values for"
+                          : "is not fully known (symbolic or unknown shape or dtype)";
     throw UserError("input '" + spec.name + "' (" + ShapeText(spec) + " " +
-                    (spec.dtype.empty() ? "?" : spec.dtype) +
-                    ") is not fully known: give inputs with --inputs or --input");
+                    (spec.dtype.empty() ? "?" : spec.dtype) + ") " + why +
+                    ": give inputs with --inputs or --input");
   }
   ffi::Tensor t = Empty(shape, dtype->dl);
   size_t n = static_cast<size_t>(t.numel());
