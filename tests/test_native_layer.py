@@ -350,6 +350,28 @@ assert "tvmext" not in sys.modules
         np.testing.assert_allclose(np.load(artifact + ".npy"), np.where(x > 0, x, 0.3 * x))
 
 
+def test_artifact_without_its_shared_library_names_it(tmp_path):
+    library = build_vendor_library(tmp_path / "vendor", "throwing.cc")
+    op = tvmext.native_op("test_native.vendor_checked", shared_library=library,
+                          forward="checked_fwd", infer=_same_type, replace=True)  # fmt: skip
+    bb = relax.BlockBuilder()
+    v = relax.Var("x", relax.TensorType((2, 4), "float32"))
+    with bb.function("main", [v]):
+        with bb.dataflow():
+            out = bb.emit_output(op(v))
+        bb.emit_func_output(out)
+    artifact = tvmext.compile(bb.get()).export(tmp_path / "m.so")
+    library.rename(tmp_path / "elsewhere.so")
+    # In a fresh process: this one has the library loaded already.
+    done = subprocess.run([sys.executable, "-m", "tvmext", "run", artifact], capture_output=True,
+                          text=True, check=False)  # fmt: skip
+    assert done.returncode == 1
+    assert done.stderr.startswith(
+        f"run: error: artifact '{artifact}' needs the shared library 'libthrowing.so', which "
+        f"is not found in the folders it was linked with (its RPATH)"
+    ), done.stderr
+
+
 def test_shared_library_errors_name_the_op_and_the_library(vendor_leaky, tmp_path):
     library = vendor_leaky.shared_library
     with pytest.raises(

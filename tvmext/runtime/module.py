@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -386,6 +387,13 @@ def load(
         with filtered_tvm_log():
             module = Module(tvm.runtime.load_module(path), dev)
     except Exception as err:
+        missing = re.search(r"(\S+): cannot open shared object file", str(err))
+        if missing and os.path.basename(missing.group(1)) != os.path.basename(path):
+            raise CompileError(
+                f"artifact {path!r} needs the shared library {missing.group(1)!r}, which is "
+                f"not found in the folders it was linked with (its RPATH) nor on "
+                f"LD_LIBRARY_PATH: put it back, or export the artifact beside it"
+            ) from err
         raise CompileError(
             f"{path!r} is not a tvmext artifact: {type(err).__name__}: {err}"
         ) from err
