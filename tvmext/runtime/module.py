@@ -236,7 +236,7 @@ class Module:
         """
         from tvmext.deploy.app import write_app
 
-        if self.device.device_type != tvm.cpu().device_type:
+        if self.device.dlpack_device_type() != tvm.cpu().dlpack_device_type():
             raise CompileError(
                 f"the application runs models on the CPU; this one was compiled for "
                 f"{self.device}: compile it for an llvm target to deploy it"
