@@ -4,16 +4,21 @@ from __future__ import annotations
 
 import os
 import pathlib
+import re
 import shutil
 import subprocess
 import sys
 
 import numpy as np
 import pytest
+import tvm
 from tvm import relax
+from vendor_library import build_vendor_library
 
 import tvmext
+from tvmext.lowering.pipeline import build
 from tvmext.opdef.native_build import BuildFlags, compile_object
+from tvmext.target.spec import parse_target
 from tvmext.testing import check_op
 
 NATIVE = pathlib.Path(__file__).parent / "native"
@@ -248,3 +253,145 @@ def test_bad_static_library_is_a_clear_error(tmp_path):
     fake.write_text("not an archive")
     with pytest.raises(tvmext.NativeBuildError, match=r"fake\.a' is not a static library"):
         tvmext.native_op("test_native.fake", library=fake, forward="f", infer=_same_type)
+
+
+@pytest.fixture(scope="module")
+def vendor_leaky(tmp_path_factory):
+    """A native op whose forward and backward live in a vendor's prebuilt .so."""
+    library = build_vendor_library(tmp_path_factory.mktemp("vendor"))
+    op = tvmext.native_op(
+        "test_native.vendor_leaky", shared_library=library, forward="leaky_fwd",
+        backward="leaky_bwd", infer=_same_type, attrs={"alpha": 0.1}, replace=True,
+    )  # fmt: skip
+
+    @op.reference
+    def _reference(x, *, alpha):
+        return np.where(x > 0, x, alpha * x).astype(x.dtype)
+
+    return op
+
+
+def _leaky_module(op, shape=(2, 8), alpha=0.3):
+    bb = relax.BlockBuilder()
+    v = relax.Var("x", relax.TensorType(shape, "float32"))
+    with bb.function("main", [v]):
+        with bb.dataflow():
+            out = bb.emit_output(op(v, alpha=alpha))
+        bb.emit_func_output(out)
+    return bb.get()
+
+
+def _dynamic_section(path) -> tuple[list[str], list[str]]:
+    out = subprocess.run(["readelf", "-d", str(path)], capture_output=True, text=True,
+                         check=True).stdout  # fmt: skip
+    needed = re.findall(r"\(NEEDED\)\s+Shared library: \[(.*)\]", out)
+    rpath = re.findall(r"\((?:RPATH|RUNPATH)\)\s+Library r(?:un)?path: \[(.*)\]", out)
+    return needed, rpath
+
+
+def test_shared_library_eager_graph_gradient_and_export(vendor_leaky, rng):
+    """check_op: eager call vs the reference, the vendor's backward through
+    relax.transform.Gradient vs finite differences, export and reload."""
+    check_op(vendor_leaky, _away_from_zero(rng, (3, 8)), alpha=0.2)
+    x = rng.standard_normal((2, 8)).astype("float32")
+    np.testing.assert_allclose(tvmext.compile(_leaky_module(vendor_leaky))(x)[0],
+                               np.where(x > 0, x, 0.3 * x))  # fmt: skip
+
+
+def test_shared_library_trains(vendor_leaky, rng):
+    """A few SGD steps on w in loss = sum((leaky(x @ w) - t)^2), gradients through the
+    vendor's backward (relax.transform.Gradient, then TVM's own VM over the executable,
+    which links it without tvmext's linker options)."""
+    n, d = 16, 4
+    bb = relax.BlockBuilder()
+    xv, wv, tv = (relax.Var(name, relax.TensorType(s, "float32"))
+                  for name, s in (("x", (n, d)), ("w", (d, d)), ("t", (n, d))))  # fmt: skip
+    with bb.function("loss", [xv, wv, tv]):
+        with bb.dataflow():
+            h = bb.emit(vendor_leaky(relax.op.matmul(xv, wv), alpha=0.1))
+            err = bb.emit(relax.op.subtract(h, tv))
+            out = bb.emit_output(relax.op.sum(relax.op.multiply(err, err)))
+        bb.emit_func_output(out)
+    train = relax.transform.Gradient("loss", require_grads=[wv])(bb.get())
+    x = rng.standard_normal((n, d)).astype("float32")
+    t = np.maximum(x @ rng.standard_normal((d, d)).astype("float32"), 0)
+    w = np.full((d, d), 0.1, "float32")
+    losses = []
+    step = relax.VirtualMachine(build(train, parse_target("llvm").host), tvm.cpu())["loss_adjoint"]
+    for _ in range(30):
+        loss, (grad,) = step(*(tvm.runtime.tensor(a) for a in (x, w, t)))
+        losses.append(float(loss.numpy()))
+        w -= 0.01 * grad.numpy()
+    assert losses[-1] < 0.5 * losses[0], losses
+
+
+def test_artifact_records_the_shared_library(vendor_leaky, rng, tmp_path):
+    library = pathlib.Path(vendor_leaky.shared_library)
+    module = tvmext.compile(_leaky_module(vendor_leaky))
+    elsewhere = module.export(tmp_path / "m.so")
+    assert library.name in _dynamic_section(elsewhere)[0]  # needed, not embedded
+    assert _dynamic_section(elsewhere)[1] == [str(library.parent)]
+    beside = module.export(library.parent / "m.so")
+    assert _dynamic_section(beside)[1] == ["$ORIGIN"]
+    x = rng.standard_normal((2, 8)).astype("float32")
+    np.save(tmp_path / "x.npy", x)
+    code = f"""
+import sys, numpy as np, tvm
+from tvm import relax
+for artifact in sys.argv[1:]:
+    vm = relax.VirtualMachine(tvm.runtime.load_module(artifact), tvm.cpu())
+    y = vm["main"](tvm.runtime.tensor(np.load({str(tmp_path / "x.npy")!r}))).numpy()
+    np.save(artifact + ".npy", y)
+assert "tvmext" not in sys.modules
+"""
+    env = {**os.environ, "TVM_DEVICE_BACKEND_AUTOLOAD": "0"}
+    subprocess.run([sys.executable, "-c", code, elsewhere, beside], check=True, env=env)
+    for artifact in (elsewhere, beside):
+        np.testing.assert_allclose(np.load(artifact + ".npy"), np.where(x > 0, x, 0.3 * x))
+
+
+def test_artifact_without_its_shared_library_names_it(tmp_path):
+    library = build_vendor_library(tmp_path / "vendor", "throwing.cc")
+    op = tvmext.native_op("test_native.vendor_checked", shared_library=library,
+                          forward="checked_fwd", infer=_same_type, replace=True)  # fmt: skip
+    bb = relax.BlockBuilder()
+    v = relax.Var("x", relax.TensorType((2, 4), "float32"))
+    with bb.function("main", [v]):
+        with bb.dataflow():
+            out = bb.emit_output(op(v))
+        bb.emit_func_output(out)
+    artifact = tvmext.compile(bb.get()).export(tmp_path / "m.so")
+    library.rename(tmp_path / "elsewhere.so")
+    # In a fresh process: this one has the library loaded already.
+    done = subprocess.run([sys.executable, "-m", "tvmext", "run", artifact], capture_output=True,
+                          text=True, check=False)  # fmt: skip
+    assert done.returncode == 1
+    assert done.stderr.startswith(
+        f"run: error: artifact '{artifact}' needs the shared library 'libthrowing.so', which "
+        f"is not found in the folders it was linked with (its RPATH)"
+    ), done.stderr
+
+
+def test_shared_library_errors_name_the_op_and_the_library(vendor_leaky, tmp_path):
+    library = vendor_leaky.shared_library
+    with pytest.raises(
+        tvmext.NativeBuildError,
+        match=rf"op 'test_native.v1': symbol 'leaky_forwrd' is not exported by shared library "
+        rf"'{re.escape(library)}'; exported: leaky_bwd, leaky_fwd",
+    ):
+        tvmext.native_op("test_native.v1", shared_library=library, forward="leaky_forwrd",
+                         infer=_same_type, attrs={"alpha": 0.1})  # fmt: skip
+    missing = str(tmp_path / "libnone.so")
+    with pytest.raises(
+        tvmext.NativeBuildError,
+        match=rf"op 'test_native.v2': shared library '{re.escape(missing)}' does not exist",
+    ):
+        tvmext.native_op("test_native.v2", shared_library=missing, forward="f", infer=_same_type)
+    text = tmp_path / "libtext.so"
+    text.write_text("not a library")
+    with pytest.raises(tvmext.NativeBuildError, match=r"libtext\.so' is not a shared library"):
+        tvmext.native_op("test_native.v3", shared_library=text, forward="f", infer=_same_type)
+    with pytest.raises(tvmext.NativeBuildError, match=r"goes to shared_library="):
+        tvmext.native_op("test_native.v4", library=library, forward="f", infer=_same_type)
+    for name in ("v1", "v2", "v3", "v4"):
+        assert f"test_native.{name}" not in tvmext.opdef.declaration.OPS

@@ -283,7 +283,8 @@ def test_installed_cli_compiles_and_runs_onnx(venv, workdir, target):
     x = np.random.default_rng(8).standard_normal((2, 8)).astype("float32")
     np.savez(workdir / "in.npz", x=x)
     tool, env = venv / "bin" / "tvmext", _env(workdir, venv)
-    compile_cmd = [tool, "compile", "model.onnx", "--target", target, "--report", "-o", "model.so"]
+    compile_cmd = [tool, "compile", "model.onnx", "--target", target, "--report", "-o", "model.so",
+                   "--emit-app", "app"]  # fmt: skip
     done = _run(compile_cmd, timeout=RUN_TIMEOUT, what=f"cli compile ({target})", cwd=workdir,
                 env=env)  # fmt: skip
     assert "wrote model.so" in done.stdout, done.stdout
@@ -293,3 +294,8 @@ def test_installed_cli_compiles_and_runs_onnx(venv, workdir, target):
          timeout=RUN_TIMEOUT, what=f"cli run ({target})", cwd=workdir, env=env)  # fmt: skip
     got = np.load(workdir / "out.npz")["output_0"]
     np.testing.assert_allclose(got, np.maximum(x @ w, 0), rtol=1e-5, atol=1e-6)
+    # The application, built from the runner sources shipped in the wheel, runs without
+    # the environment (no Python, no venv on any path).
+    _run([workdir / "app" / "run", "--inputs", "in.npz", "--outputs", "app.npz"],
+         timeout=RUN_TIMEOUT, what=f"app run ({target})", cwd=workdir, env={})  # fmt: skip
+    np.testing.assert_array_equal(np.load(workdir / "app.npz")["output_0"], got)

@@ -10,7 +10,8 @@ from collections.abc import Iterator
 from tvmext.errors import TvmextError
 
 
-def _umask() -> int:
+def current_umask() -> int:
+    """The process's umask (reading it means setting it: set back at once)."""
     mask = os.umask(0)
     os.umask(mask)
     return mask
@@ -33,7 +34,7 @@ def atomic_output(path: str, *, executable: bool = False) -> Iterator[str]:
     os.close(fd)
     try:
         yield tmp
-        os.chmod(tmp, (0o777 if executable else 0o666) & ~_umask())
+        os.chmod(tmp, (0o777 if executable else 0o666) & ~current_umask())
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

@@ -2,6 +2,7 @@
 
     tvmext compile MODEL [--target T] [-o OUT.so] [--input-shapes S] [--report] [--plugin P ...]
                          [--keep-params-in-input]   (also writes OUT.params.npz)
+                         [--emit-app DIR]           (DIR/run runs it without Python)
     tvmext run ARTIFACT [--inputs in.npz] [--params w.npz] [--outputs out.npz]
                         [--print-time] [--print-top K]
     tvmext tune MODEL [--target T] [--trials N] -o records.json
@@ -100,6 +101,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="keep the weights out of the artifact (written to OUT.params.npz); "
         "'run --params' binds them",
     )
+    compile_cmd.add_argument(
+        "--emit-app",
+        default=None,
+        metavar="DIR",
+        help="also write a standalone application folder: DIR/run (a native program, no "
+        "Python), DIR/model.so, DIR/lib/ (the runtime libraries), DIR/src/, DIR/README.md",
+    )
     _add_common(compile_cmd)
 
     run_cmd = commands.add_parser("run", help="run a compiled artifact")
@@ -181,6 +189,10 @@ def _compile(args: argparse.Namespace) -> None:
     import tvmext
 
     output = args.output or os.path.splitext(os.path.basename(args.model))[0] + ".so"
+    if args.emit_app:
+        from tvmext.deploy.app import check_app_folder
+
+        check_app_folder(args.emit_app)  # before compiling, not after
     start = time.perf_counter()
     module = tvmext.compile(
         args.model,
@@ -203,26 +215,36 @@ def _compile(args: argparse.Namespace) -> None:
             print(report)
         if not module.reports:
             print(f"no external target in {args.target!r}: every op runs on TVM")
-    if module.params:
+    weights = _model_weights(args.model, module.param_names) if module.params else None
+    if weights is not None:
         params_path = os.path.splitext(output)[0] + ".params.npz"
-        _write_weights(args.model, module.param_names, params_path)
+        _write_weights(weights, params_path)
         print(f"wrote {params_path} ({len(module.params)} weights; run --params binds them)")
+    if args.emit_app:
+        folder = module.export_app(args.emit_app, params=weights)
+        libs = ", ".join(sorted(os.listdir(os.path.join(folder, "lib"))))
+        print(f"wrote {args.emit_app}/ (lib/: {libs}); run it: {args.emit_app}/run --help")
 
 
-def _write_weights(model: str, names: Sequence[str], path: str) -> None:
+def _model_weights(model: str, names: Sequence[str]) -> dict[str, Any]:
     """The model's initializers named ``names`` (TVM drops an ``onnx::`` prefix)."""
-    import numpy as np
     import onnx
     from onnx import numpy_helper
 
-    from tvmext.atomic_file import atomic_output
-
-    weights: dict[str, Any] = {
+    weights = {
         init.name.removeprefix("onnx::"): numpy_helper.to_array(init)
         for init in onnx.load(model).graph.initializer
     }
+    return {n: weights[n] for n in names}
+
+
+def _write_weights(weights: dict[str, Any], path: str) -> None:
+    import numpy as np
+
+    from tvmext.atomic_file import atomic_output
+
     with atomic_output(path) as tmp, open(tmp, "wb") as f:
-        np.savez(f, **{n: weights[n] for n in names})
+        np.savez(f, **weights)
 
 
 def _read_inputs(path: str, names: Sequence[str], what: str = "input") -> dict[str, Any]:

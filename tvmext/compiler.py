@@ -35,6 +35,8 @@ from tvmext.errors import CompileError, ModelError, NativeBuildError, TvmextErro
 from tvmext.lowering import pipeline as lowering
 from tvmext.lowering.tuning_records import TuningRecords
 from tvmext.onnx import importer as onnx_import
+from tvmext.opdef.native_build import shared_library_link_options
+from tvmext.opdef.native_layer import native_shared_libraries
 from tvmext.pass_registry import PHASES, passes_for
 from tvmext.plugins import load_plugins
 from tvmext.runtime.module import InputSpec, Module, signature_function
@@ -234,6 +236,14 @@ def codegen(state: CompileState) -> Any:
         ) from err
 
 
+def artifact_link_options(state: CompileState) -> tuple[str, ...]:
+    """What an artifact of a compiled ``state`` needs linked: the external targets'
+    libraries, and the prebuilt shared libraries of the native ops it uses."""
+    assert state.mod is not None
+    shared = shared_library_link_options(native_shared_libraries(state.mod))
+    return (*link_options(state.partitions), *shared)
+
+
 def _dumper(folder: str | None) -> Callable[[str, tvm.IRModule], None] | None:
     if folder is None:
         return None
@@ -309,7 +319,7 @@ def compile(
     module = Module(
         executable,
         device,
-        link_options=link_options(state.partitions),
+        link_options=artifact_link_options(state),
         reports=tuple(p.report for p in state.partitions),
     )
     if state.param_values is not None:

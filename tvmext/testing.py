@@ -13,6 +13,8 @@ from tvm import relax, te
 
 from tvmext.lowering.pipeline import build
 from tvmext.opdef.declaration import CustomOp
+from tvmext.opdef.native_build import shared_library_link_options
+from tvmext.opdef.native_layer import native_shared_libraries
 from tvmext.runtime.module import flatten_outputs
 from tvmext.target.spec import parse_target
 
@@ -194,7 +196,8 @@ def check_op(
 
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "op.so")
-        executable.export_library(path)
+        needed = shared_library_link_options(native_shared_libraries(mod))
+        executable.export_library(path, options=list(needed))
         loaded = _run(tvm.runtime.load_module(path), "main", arrays)
         for k, (got, exp) in enumerate(zip(loaded, outputs, strict=False)):
             problem = _compare(f"output {k} after export/load", got, exp, 0.0, 0.0)

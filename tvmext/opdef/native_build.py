@@ -34,7 +34,9 @@ def cache_dir() -> str:
 
 
 @functools.cache
-def _tool_version(tool: str) -> str:
+def tool_version(tool: str) -> str:
+    """The first line of ``tool --version`` (part of every cache key: another compiler
+    builds anew); a NativeBuildError if the tool cannot run."""
     try:
         out = subprocess.run([tool, "--version"], capture_output=True, text=True, check=False)
     except OSError as err:
@@ -42,7 +44,8 @@ def _tool_version(tool: str) -> str:
     return out.stdout.strip().splitlines()[0] if out.stdout.strip() else tool
 
 
-def _tvm_include_dirs() -> list[str]:
+def tvm_include_dirs() -> list[str]:
+    """The tvm-ffi and DLPack header folders of the installed wheel."""
     import tvm_ffi.libinfo
 
     return [tvm_ffi.libinfo.find_include_path(), tvm_ffi.libinfo.find_dlpack_include_path()]
@@ -74,19 +77,19 @@ def compile_object(source: str, flags: BuildFlags) -> str:
         content = f.read()
     compiler, base_flags = _compiler_for(source)
     includes = [os.path.abspath(d) for d in flags.include_dirs] + [INCLUDE_DIR]
-    includes += _tvm_include_dirs()
+    includes += tvm_include_dirs()
     command = [compiler, *base_flags, *flags.extra_cflags, *(f"-I{d}" for d in includes), "-c"]
     import tvm
 
     key = hashlib.sha256()
-    for part in (content, repr(command).encode(), _tool_version(compiler).encode(),
+    for part in (content, repr(command).encode(), tool_version(compiler).encode(),
                  tvm.__version__.encode(), _header_digest().encode()):  # fmt: skip
         key.update(part)
     name = os.path.splitext(os.path.basename(source))[0]
     folder = os.path.join(cache_dir(), key.hexdigest()[:24])
     obj = os.path.join(folder, f"{name}.o")
     if not os.path.isfile(obj):
-        _produce(
+        produce_file(
             obj,
             lambda tmp: [*command, os.path.abspath(source), "-o", tmp],
             f"compiling {source!r} failed",
@@ -95,7 +98,9 @@ def compile_object(source: str, flags: BuildFlags) -> str:
     return obj
 
 
-def _produce(path: str, command: Callable[[str], list[str]], failure: str, note: str = "") -> None:
+def produce_file(
+    path: str, command: Callable[[str], list[str]], failure: str, note: str = ""
+) -> None:
     """Run ``command(tmp)``, which writes ``tmp`` beside ``path``; rename it on success.
 
     A failure raises NativeBuildError with the command and the compiler's output and
@@ -120,14 +125,44 @@ def _header_digest() -> str:
         return hashlib.sha256(f.read()).hexdigest()
 
 
-def link_shared(objects: Sequence[str], flags: BuildFlags) -> str:
-    """Link ``objects`` into a cached shared library for in-process calls."""
+def shared_library_link_options(libraries: Sequence[str]) -> tuple[str, ...]:
+    """Linker options that make an artifact load each of ``libraries`` (absolute paths
+    of shared libraries) when it loads: a DT_NEEDED entry by file name (or soname),
+    found through an RPATH to the library's folder.
+
+    ``-l:NAME`` rather than the path, which the linker would record as it is and so pin
+    the library to that path; old-style DT_RPATH rather than RUNPATH, since it also
+    serves the library's own dependencies.
+    """
+    options: list[str] = []
+    for library in libraries:
+        folder, name = os.path.split(library)
+        options += [f"-L{folder}", "-Wl,--no-as-needed", f"-l:{name}", "-Wl,--as-needed"]
+    folders = dict.fromkeys(os.path.dirname(library) for library in libraries)
+    if folders:
+        options += ["-Wl,--disable-new-dtags", *(f"-Wl,-rpath,{f}" for f in folders)]
+    return tuple(options)
+
+
+def is_shared_library(path: str) -> bool:
+    """Whether ``path`` is an ELF shared object (e_type ET_DYN)."""
+    with open(path, "rb") as f:
+        head = f.read(18)
+    return len(head) == 18 and head[:4] == b"\x7fELF" and int.from_bytes(head[16:18], "little") == 3
+
+
+def link_shared(
+    objects: Sequence[str], flags: BuildFlags, shared_libraries: Sequence[str] = ()
+) -> str:
+    """Link ``objects`` into a cached shared library for in-process calls; it loads
+    ``shared_libraries`` (absolute paths) with it."""
     import tvm_ffi.libinfo
 
     lib_dir = os.path.dirname(tvm_ffi.libinfo.find_libtvm_ffi())
     nvcc = shutil.which("nvcc")
     cuda_dirs = [os.path.join(os.path.dirname(os.path.dirname(nvcc)), "lib64")] if nvcc else []
-    key = hashlib.sha256(repr((sorted(objects), flags.libraries)).encode()).hexdigest()[:24]
+    key_text = repr((sorted(objects), flags.libraries, list(shared_libraries)))
+    key = hashlib.sha256(key_text.encode()).hexdigest()[:24]
     folder = os.path.join(cache_dir(), key)
     path = os.path.join(folder, "layer.so")
     if os.path.isfile(path):
@@ -141,8 +176,11 @@ def link_shared(objects: Sequence[str], flags: BuildFlags) -> str:
         f"-Wl,-rpath,{lib_dir}",
         *(f"-L{d}" for d in cuda_dirs if "cudart" in flags.libraries),
         *(f"-l{lib}" for lib in flags.libraries),
+        *shared_library_link_options(shared_libraries),
     ]
-    _produce(path, lambda tmp: [*command, "-o", tmp], f"linking {len(objects)} object(s) failed")
+    produce_file(
+        path, lambda tmp: [*command, "-o", tmp], f"linking {len(objects)} object(s) failed"
+    )
     return path
 
 
@@ -166,7 +204,11 @@ def archive_members(archive: str) -> list[str]:
         )  # fmt: skip
         if done.returncode != 0:
             shutil.rmtree(tmp, ignore_errors=True)
-            raise NativeBuildError(f"{archive!r} is not a static library: {done.stderr.strip()}")
+            shared = is_shared_library(archive)
+            hint = " (a shared library goes to shared_library=)" if shared else ""
+            raise NativeBuildError(
+                f"{archive!r} is not a static library{hint}: {done.stderr.strip()}"
+            )
         os.replace(tmp, folder)
     return sorted(os.path.join(folder, n) for n in os.listdir(folder) if n.endswith(".o"))
 

@@ -13,10 +13,16 @@ in process, and ``export_library`` links them into the artifact, so an exported
 ``.so`` needs neither tvmext nor the sources. A shared library built from the same
 objects checks the exported symbols at declaration and registers the adapters as
 global functions.
+
+A layer may also live in a vendor's prebuilt shared library (``shared_library=``): it
+cannot be linked into an artifact, so the in-process library and every artifact that
+uses the op record it as a needed library instead (:func:`native_shared_libraries`
+lists those of a module; the compiler adds their linker options).
 """
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import inspect
 import os
@@ -37,6 +43,7 @@ from tvmext.opdef.native_build import (
     archive_members,
     compile_object,
     exported_symbols,
+    is_shared_library,
     link_shared,
 )
 from tvmext.registry import caller_location
@@ -95,6 +102,7 @@ class NativeOp(CustomOp):
         backward: str | None,
         objects: Sequence[str],
         flags: BuildFlags,
+        shared_library: str | None = None,
     ) -> None:
         super().__init__(name, _no_compute, tensors, attrs, infer=infer)
         self.forward_symbol = forward
@@ -102,6 +110,7 @@ class NativeOp(CustomOp):
         self.flags = flags
         self.user_objects = list(objects)
         self.adapter_objects: list[str] = []
+        self.shared_library = shared_library
         self.library = ""
 
     # ------------------------------------------------------------------ symbols
@@ -131,13 +140,29 @@ class NativeOp(CustomOp):
             with open(path, "w") as f:
                 f.write(_adapter_source(self.adapter_name(which), target, n_in, n_attr, forward))
             self.adapter_objects.append(compile_object(path, BuildFlags()))
-        self.library = link_shared(self.objects, self.flags)
+        shared = [self.shared_library] if self.shared_library else []
+        for vendor in shared:
+            # Into the global scope, before anything links against it: code TVM links at
+            # run time without tvmext's linker options (VirtualMachine's own jit of an
+            # executable) finds the layer's functions there.
+            try:
+                self._vendor_library = ctypes.CDLL(vendor, mode=os.RTLD_NOW | os.RTLD_GLOBAL)
+            except OSError as err:
+                raise NativeBuildError(
+                    f"op {self.name!r}: shared library {vendor!r} does not load: {err}"
+                ) from err
+        self.library = link_shared(self.objects, self.flags, shared)
         exported = [s for s in exported_symbols(self.library) if not s.startswith("tvmext_dps_")]
+        exported += [s for lib in shared for s in exported_symbols(lib)]
+        where = "its sources"
+        if self.shared_library:
+            where = f"shared library {self.shared_library!r}"
+            where += " nor by its sources" if self.user_objects else ""
         for _, symbol, _ in pairs:
             if symbol not in exported:
                 raise NativeBuildError(
-                    f"op {self.name!r}: symbol {symbol!r} is not exported by its sources; "
-                    f"exported: {', '.join(exported) or 'none'} (export it with "
+                    f"op {self.name!r}: symbol {symbol!r} is not exported by {where}; "
+                    f"exported: {', '.join(sorted(exported)) or 'none'} (export it with "
                     f"TVM_FFI_DLL_EXPORT_TYPED_FUNC)"
                 )
         library = tvm.runtime.load_module(self.library)
@@ -241,6 +266,7 @@ def native_op(
     sources: Sequence[str | os.PathLike[str]] = (),
     objects: Sequence[str | os.PathLike[str]] = (),
     library: str | os.PathLike[str] | None = None,
+    shared_library: str | os.PathLike[str] | None = None,
     attrs: Mapping[str, float | int | bool] | None = None,
     extra_cflags: Sequence[str] = (),
     include_dirs: Sequence[str] = (),
@@ -252,7 +278,12 @@ def native_op(
     ``sources`` (``.cc``/``.cpp``, or ``.cu`` with nvcc) compile to cached objects;
     prebuilt ``objects`` (``.o``) or a static ``library`` (``.a``, e.g. a vendor's
     kernels), compiled with ``-fPIC``, are linked as they are (an archive's members
-    are all kept). ``infer(*input_types, **attrs)`` returns the output
+    are all kept). A prebuilt ``shared_library`` (``.so``) holding ``forward`` and
+    ``backward`` (or called by ``sources``/``objects``) is loaded in process for eager
+    calls, graphs and training; artifacts record it as a needed library (an RPATH to
+    its folder, ``$ORIGIN``-relative when exported into that folder) instead of
+    embedding it, and :meth:`tvmext.Module.export_app` copies it into the
+    application's ``lib/``. ``infer(*input_types, **attrs)`` returns the output
     ``relax.TensorType`` (or a tuple); its positional parameters name the inputs.
     ``attrs`` maps attribute names to defaults (float, int or bool), passed
     to the native functions after the tensors, in this order.
@@ -262,8 +293,12 @@ def native_op(
     prebuilt = list(objects)
     if library is not None:
         prebuilt += archive_members(os.fspath(library))
-    if bool(sources) == bool(prebuilt):
-        raise OpDefinitionError(f"op {name!r}: give either sources= or objects=/library=")
+    if (sources and prebuilt) or not (sources or prebuilt or shared_library is not None):
+        raise OpDefinitionError(
+            f"op {name!r}: give either sources= or objects=/library=, or shared_library= "
+            f"(alone or with either)"
+        )
+    shared = None if shared_library is None else _vendor_library(name, shared_library)
     params = inspect.signature(infer).parameters.values()
     tensors = [p.name for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
     if not tensors:
@@ -287,7 +322,7 @@ def native_op(
             raise NativeBuildError(f"op {name!r}: object file {path!r} does not exist")
         built.append(os.path.abspath(path))
     op = NativeOp(name, tensors, AttrSpec(name, tuple(spec_attrs)), infer, forward, backward,
-                  built, flags)  # fmt: skip
+                  built, flags, shared)  # fmt: skip
     op.origin = origin
     with tempfile.TemporaryDirectory() as workdir:
         op.build(workdir)
@@ -296,9 +331,22 @@ def native_op(
     return op
 
 
-def native_libraries(mod: tvm.IRModule) -> list[tuple[str, list[str]]]:
-    """The (object, symbols) pairs that the native ops used in ``mod`` need linked: ops
-    found as calls (before legalization) or as their adapters' extern functions (after)."""
+def _vendor_library(name: str, path: str | os.PathLike[str]) -> str:
+    """The absolute path of op ``name``'s prebuilt shared library, checked."""
+    library = os.path.abspath(os.fspath(path))
+    if not os.path.isfile(library):
+        raise NativeBuildError(f"op {name!r}: shared library {library!r} does not exist")
+    if not is_shared_library(library):
+        raise NativeBuildError(
+            f"op {name!r}: {library!r} is not a shared library (an ELF .so); a static "
+            f"library (.a) goes to library=, objects (.o) to objects="
+        )
+    return library
+
+
+def _used_native_ops(mod: tvm.IRModule) -> list[NativeOp]:
+    """The native ops used in ``mod``: found as calls (before legalization) or as their
+    adapters' extern functions (after)."""
     used: dict[str, NativeOp] = {}
     by_adapter = {
         e.value.adapter_name(which): e.value
@@ -320,11 +368,23 @@ def native_libraries(mod: tvm.IRModule) -> list[tuple[str, list[str]]]:
     for _, func in mod.functions_items():
         if isinstance(func, relax.Function):
             relax.analysis.post_order_visit(func.body, visit)
+    return list(used.values())
+
+
+def native_libraries(mod: tvm.IRModule) -> list[tuple[str, list[str]]]:
+    """The (object, symbols) pairs that the native ops used in ``mod`` need linked."""
     pairs: dict[str, list[str]] = {}
-    for op in used.values():
+    for op in _used_native_ops(mod):
         names = [op.forward_symbol] + ([op.backward_symbol] if op.backward_symbol else [])
         for obj in op.user_objects:
             pairs.setdefault(obj, names)
         for obj, which in zip(op.adapter_objects, ("forward", "backward"), strict=False):
             pairs.setdefault(obj, [op.adapter_name(which)])
     return list(pairs.items())
+
+
+def native_shared_libraries(mod: tvm.IRModule) -> list[str]:
+    """The prebuilt shared libraries (``native_op(shared_library=)``) that the native ops
+    used in ``mod`` load: an artifact of ``mod`` needs them beside it at run time."""
+    found = (op.shared_library for op in _used_native_ops(mod) if op.shared_library)
+    return list(dict.fromkeys(found))

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -24,7 +25,7 @@ import numpy as np
 import tvm
 from tvm import relax
 
-from tvmext.atomic_file import atomic_output
+from tvmext.atomic_file import atomic_output, check_folder
 from tvmext.errors import CompileError, ShapeError
 from tvmext.runtime.cpu_threads import configure_thread_pool
 from tvmext.runtime.profiling import Profile, profile_vm
@@ -36,6 +37,7 @@ if TYPE_CHECKING:
 
 SIGNATURE_FUNCTION = "tvmext_signature"
 TRANSFORM_FUNCTION = "main_transform_params"
+_RPATH = "-Wl,-rpath,"
 
 
 @dataclass(frozen=True)
@@ -191,13 +193,22 @@ class Module:
         inputs = self._bind(arrays, named)
         return profile_vm(self._vm, lambda: self._vm["main"](*inputs), repeat)
 
-    def export(self, path: str | os.PathLike[str]) -> str:
-        """Write one self-contained ``.so`` atomically (temporary file, then rename)."""
+    def export(self, path: str | os.PathLike[str], *, rpath: Sequence[str] | None = None) -> str:
+        """Write one ``.so`` atomically (temporary file, then rename).
+
+        Libraries the artifact loads but cannot embed (oneDNN's ``libdnnl.so``, a native
+        op's ``shared_library``) are found through an RPATH to the folder each was found
+        in, or ``$ORIGIN``-relative when the artifact is written into that folder (or one
+        above it), so that the two move together. ``rpath`` replaces those folders
+        (``["$ORIGIN/lib"]`` for an artifact shipped with copies of its libraries).
+        """
         path = os.fspath(path)
+        folder = check_folder(path)
+        options = _artifact_options(self.link_options, folder, rpath)
         with atomic_output(path, executable=True) as tmp, filtered_tvm_log():
             try:
-                if self.link_options:
-                    self._executable.export_library(tmp, options=list(self.link_options))
+                if options:
+                    self._executable.export_library(tmp, options=options)
                 else:
                     self._executable.export_library(tmp)
             except Exception as err:
@@ -205,6 +216,47 @@ class Module:
                     f"exporting {path!r} failed: {type(err).__name__}: {err}"
                 ) from err
         return path
+
+    def export_app(
+        self,
+        folder: str | os.PathLike[str],
+        *,
+        params: Mapping[str, Any] | None = None,
+    ) -> str:
+        """Write a standalone inference application into ``folder``: ``run`` (a native
+        program, built now with the system's C++ compiler), ``model.so``, ``lib/`` (the
+        runtime libraries it needs, copied), ``src/`` (the program's source and a
+        Makefile that rebuilds it against ``lib/``) and ``README.md`` (how to run it and
+        which glibc it needs). It runs without Python: ``folder/run --help``.
+
+        ``params`` (weights by name, for a model compiled with ``keep_params_in_input``)
+        are written to ``folder/params.npz``, which ``run`` binds unless given
+        ``--params``. Written atomically: on any failure no folder is left; an existing
+        application folder is replaced. See :mod:`tvmext.deploy`.
+        """
+        from tvmext.deploy.app import write_app
+
+        if self.device.dlpack_device_type() != tvm.cpu().dlpack_device_type():
+            raise CompileError(
+                f"the application runs models on the CPU; this one was compiled for "
+                f"{self.device}: compile it for an llvm target to deploy it"
+            )
+        weights = None
+        if params is not None:
+            if not self.params:
+                raise ShapeError(
+                    "params given, but the model takes no runtime weights (it was compiled "
+                    "without keep_params_in_input)"
+                )
+            arrays = _check_arrays(self.params, (), dict(params), "weight")
+            weights = dict(zip(self.param_names, arrays, strict=True))
+        return write_app(
+            os.fspath(folder),
+            lambda path: self.export(path, rpath=["$ORIGIN/lib"]),
+            library_dirs=_rpath_folders(self.link_options),
+            description=[f"input  {i}" for i in self.inputs] + [f"weight {p}" for p in self.params],
+            params=weights,
+        )
 
     def __repr__(self) -> str:
         inputs = ", ".join(map(str, self.inputs))
@@ -254,6 +306,36 @@ def _check_arrays(
             raise ShapeError(f"{what} {spec.name!r}: expected {expected}, got {given}")
         bound.append(array if array.flags.c_contiguous else array.copy(order="C"))
     return bound
+
+
+def _origin_relative(library_folder: str, artifact_folder: str) -> str:
+    relative = os.path.relpath(library_folder, artifact_folder)
+    if relative == ".":
+        return "$ORIGIN"
+    return library_folder if relative.startswith("..") else f"$ORIGIN/{relative}"
+
+
+def _artifact_options(
+    options: Sequence[str], folder: str, rpath: Sequence[str] | None
+) -> list[str]:
+    """``options`` for an artifact written into ``folder``: each RPATH folder at or below
+    ``folder`` becomes ``$ORIGIN``-relative; ``rpath``, when given, replaces them all."""
+    kept = []
+    for option in options:
+        if not option.startswith(_RPATH):
+            kept.append(option)
+        elif rpath is None:
+            folders = option.removeprefix(_RPATH).split(":")
+            kept.append(_RPATH + ":".join(_origin_relative(f, folder) for f in folders))
+    if rpath is not None:  # DT_RPATH, which also serves the libraries' own dependencies
+        kept += ["-Wl,--disable-new-dtags", *(_RPATH + r for r in rpath)]
+    return kept
+
+
+def _rpath_folders(options: Sequence[str]) -> list[str]:
+    """The folders that ``options`` record as RPATH: where the libraries were found."""
+    found = (f for o in options if o.startswith(_RPATH) for f in o.removeprefix(_RPATH).split(":"))
+    return list(dict.fromkeys(found))
 
 
 def flatten_outputs(value: Any) -> list[np.ndarray]:
@@ -310,6 +392,13 @@ def load(
         with filtered_tvm_log():
             module = Module(tvm.runtime.load_module(path), dev)
     except Exception as err:
+        missing = re.search(r"(\S+): cannot open shared object file", str(err))
+        if missing and os.path.basename(missing.group(1)) != os.path.basename(path):
+            raise CompileError(
+                f"artifact {path!r} needs the shared library {missing.group(1)!r}, which is "
+                f"not found in the folders it was linked with (its RPATH) nor on "
+                f"LD_LIBRARY_PATH: put it back, or export the artifact beside it"
+            ) from err
         raise CompileError(
             f"{path!r} is not a tvmext artifact: {type(err).__name__}: {err}"
         ) from err

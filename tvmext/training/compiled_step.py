@@ -11,10 +11,9 @@ import tvm
 from tvm import relax
 
 from tvmext.atomic_file import atomic_output
-from tvmext.compiler import codegen, compile_state, run_pipeline
+from tvmext.compiler import artifact_link_options, codegen, compile_state, run_pipeline
 from tvmext.errors import ShapeError
 from tvmext.runtime.tvm_log import filtered_tvm_log
-from tvmext.target.external import link_options
 from tvmext.training.modes import Mode
 from tvmext.training.train_state import TrainState
 
@@ -68,7 +67,7 @@ class CompiledStep:
         )
         self.executable = codegen(run_pipeline(state))
         self.reports = [p.report for p in state.partitions]
-        self.link_options = list(link_options(state.partitions))
+        self.link_options = list(artifact_link_options(state))
         if self.link_options:
             self.executable.jit(options=self.link_options)  # the VM then uses this library
         self.vm = relax.VirtualMachine(self.executable, self.device)
