@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import pathlib
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -15,6 +14,7 @@ import numpy as np
 import pytest
 import tvm_ffi
 from onnx_cpu_models import resnet_cnn
+from rpc_pool import Pool, free_port, wait
 
 import tvmext
 from tvmext.lowering.tuning_records import TuningRecords
@@ -27,78 +27,12 @@ KEY = "tvmext-test"
 pytestmark = pytest.mark.xdist_group("rpc")
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _wait(condition, seconds: float, what: str) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} within {seconds} s")
-        time.sleep(0.2)
-
-
-class Pool:
-    """A tracker and ``tvmext rpc-server`` processes registered under :data:`KEY`,
-    each server pinned to one core where there are several."""
-
-    def __init__(self, folder: pathlib.Path, servers: int) -> None:
-        self.folder = folder
-        port = _free_port()
-        self.tracker = RpcTracker("127.0.0.1", port, KEY, session_timeout=20)
-        self.processes: list[subprocess.Popen] = []
-        tracker = f"-m tvm.exec.rpc_tracker --host 127.0.0.1 --port {port} --port-end {port + 1}"
-        self.tracker_process = self._start("tracker", [sys.executable, *tracker.split()])
-        _wait(lambda: self._tracker_up(), 30, "the tracker did not start")
-        cores = sorted(os.sched_getaffinity(0))
-        self.servers = [
-            self._start(
-                f"server{i}",
-                [
-                    str(BIN / "tvmext"),
-                    *f"rpc-server --tracker 127.0.0.1:{port}".split(),
-                    *f"--key {KEY} --port {_free_port()}".split(),
-                ],
-                core=cores[i % len(cores)] if len(cores) > 1 else None,
-            )
-            for i in range(servers)
-        ]
-        _wait(lambda: server_count(self.tracker) == servers, 60, "the servers did not register")
-
-    def _start(self, name: str, command: list[str], core: int | None = None):
-        log = open(self.folder / f"{name}.log", "w")  # noqa: SIM115 (open while it runs)
-        pin = (lambda: os.sched_setaffinity(0, {core})) if core is not None else None
-        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
-                                   preexec_fn=pin)  # fmt: skip
-        self.processes.append(process)
-        return process
-
-    def _tracker_up(self) -> bool:
-        try:
-            with socket.create_connection(("127.0.0.1", self.tracker.port), timeout=1):
-                return True
-        except OSError:
-            return False
-
-    def log(self, name: str) -> str:
-        return (self.folder / f"{name}.log").read_text()
-
-    def close(self) -> None:
-        for process in reversed(self.processes):
-            if process.poll() is None:
-                process.kill()
-            process.wait(10)
-
-
 @pytest.fixture
 def pool(tmp_path):
     pools = []
 
     def start(servers: int) -> Pool:
-        pools.append(Pool(tmp_path, servers))
+        pools.append(Pool(tmp_path, servers, KEY))
         return pools[-1]
 
     yield start
@@ -159,9 +93,9 @@ def test_a_candidate_that_kills_its_session_leaves_the_server_serving(pool, tmp_
     crash = remote.load_module(os.path.basename(library)).get_function("crash")
     with pytest.raises(Exception):  # noqa: B017 (the session's process is gone)
         crash(1)
-    _wait(lambda: "a candidate ended its session; serving on" in p.log("server0"), 20,
+    wait(lambda: "a candidate ended its session; serving on" in p.log("server0"), 20,
           "the server did not log the ended session")  # fmt: skip
-    _wait(lambda: server_count(p.tracker) == 1, 30, "the server did not register again")
+    wait(lambda: server_count(p.tracker) == 1, 30, "the server did not register again")
     again = tracker.request(KEY, session_timeout=20)
     assert again.get_function(CPU_CORES_FUNC)() >= 1
 
@@ -179,7 +113,7 @@ def test_no_server_under_the_key_is_a_clear_error_at_once(pool, tmp_path):
 
 def test_no_tracker_is_a_clear_error_within_the_deadline(tmp_path):
     start = time.monotonic()
-    nowhere = RpcTracker("127.0.0.1", _free_port(), KEY, connect_timeout=5)
+    nowhere = RpcTracker("127.0.0.1", free_port(), KEY, connect_timeout=5)
     with pytest.raises(tvmext.CompileError, match=r"connecting to the RPC tracker 127\.0\.0\.1"):
         server_count(nowhere)
     assert time.monotonic() - start < 20
@@ -191,7 +125,7 @@ def test_rpc_server_stops_on_sigterm(pool):
     server.send_signal(signal.SIGTERM)
     assert server.wait(15) == 0
     assert "stopping on SIGTERM" in p.log("server0")
-    _wait(lambda: server_count(p.tracker) == 0, 30, "the tracker kept the stopped server")
+    wait(lambda: server_count(p.tracker) == 0, 30, "the tracker kept the stopped server")
 
 
 def test_cli_rpc_flags_are_checked_before_any_work(tmp_path):
