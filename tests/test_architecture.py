@@ -28,10 +28,8 @@ LAYERS: list[tuple[str, str]] = [
     ("op definitions", r"tvmext\.opdef(\..*)?$"),
     ("lowering", r"tvmext\.(lowering(\..*)?|target\.spec)$"),
     (
-        (
-            "targets, passes, eager calls, runtime",
-            r"tvmext\.(target|passes|eager|runtime|tuning|deploy)(\..*)?$",
-        ),
+        "targets, passes, eager calls, runtime, tuning, deployment",
+        r"tvmext\.(target|passes|eager|runtime|tuning|deploy)(\..*)?$",
     ),
     ("shipped ops, ONNX front end", r"tvmext\.(ops|onnx(?!\.conformance))(\..*)?$"),
     ("compile", r"tvmext\.(compiler|compile_options|testing|plugins|_autoload)$"),
