@@ -40,23 +40,29 @@ class Pool:
         port = free_port()
         self.tracker = RpcTracker("127.0.0.1", port, key, session_timeout=20)
         self.processes: list[subprocess.Popen] = []
-        tracker = f"-m tvm.exec.rpc_tracker --host 127.0.0.1 --port {port} --port-end {port + 1}"
-        self.tracker_process = self._start("tracker", [sys.executable, *tracker.split()])
-        wait(lambda: self._tracker_up(), 30, "the tracker did not start")
-        cores = sorted(os.sched_getaffinity(0))
-        self.servers = [
-            self._start(
-                f"server{i}",
-                [
-                    str(BIN / "tvmext"),
-                    *f"rpc-server --tracker 127.0.0.1:{port}".split(),
-                    *f"--key {key} --port {free_port()}".split(),
-                ],
-                core=cores[i % len(cores)] if len(cores) > 1 else None,
+        try:
+            tracker = (
+                f"-m tvm.exec.rpc_tracker --host 127.0.0.1 --port {port} --port-end {port + 1}"
             )
-            for i in range(servers)
-        ]
-        wait(lambda: server_count(self.tracker) == servers, 60, "the servers did not register")
+            self.tracker_process = self._start("tracker", [sys.executable, *tracker.split()])
+            wait(lambda: self._tracker_up(), 30, "the tracker did not start")
+            cores = sorted(os.sched_getaffinity(0))
+            self.servers = [
+                self._start(
+                    f"server{i}",
+                    [
+                        str(BIN / "tvmext"),
+                        *f"rpc-server --tracker 127.0.0.1:{port}".split(),
+                        *f"--key {key} --port {free_port()}".split(),
+                    ],
+                    core=cores[i % len(cores)] if len(cores) > 1 else None,
+                )
+                for i in range(servers)
+            ]
+            wait(lambda: server_count(self.tracker) == servers, 60, "the servers did not register")
+        except BaseException:
+            self.close()  # nothing left running when the pool does not come up
+            raise
 
     def _start(self, name: str, command: list[str], core: int | None = None):
         log = open(self.folder / f"{name}.log", "w")  # noqa: SIM115 (open while it runs)

@@ -98,6 +98,12 @@ def test_records_of_another_target_are_not_extended(tuned, tmp_path):
         tvmext.tune(model, "llvm -mcpu=skylake", records=path, trials=1)
 
 
+def test_records_apply_only_to_their_target_kind(tuned):
+    model, path, _, _ = tuned
+    with pytest.raises(tvmext.CompileError, match="were tuned for a 'llvm' target; this compile"):
+        tvmext.compile(model, "cuda", tuning_records=path)
+
+
 def test_a_crash_of_the_tuning_process_is_an_error_and_keeps_what_was_measured(tmp_path):
     path = tmp_path / "records.json"
 

@@ -19,7 +19,7 @@ from rpc_pool import Pool, free_port, wait
 import tvmext
 from tvmext.lowering.tuning_records import TuningRecords
 from tvmext.target.spec import host_cpu
-from tvmext.tuning.rpc import CPU_CORES_FUNC, RpcTracker, server_count
+from tvmext.tuning.rpc import CPU_CORES_FUNC, RpcTracker, server_count, with_deadline
 
 BIN = pathlib.Path(sys.executable).parent
 KEY = "tvmext-test"
@@ -88,7 +88,7 @@ def test_a_candidate_that_kills_its_session_leaves_the_server_serving(pool, tmp_
     p = pool(1)
     library = _crashing_module(tmp_path)
     tracker = rpc.connect_tracker("127.0.0.1", p.tracker.port)
-    remote = tracker.request(KEY, session_timeout=20)
+    remote = with_deadline(30, "a session", lambda: tracker.request(KEY, session_timeout=20))
     remote.upload(library)
     crash = remote.load_module(os.path.basename(library)).get_function("crash")
     with pytest.raises(Exception):  # noqa: B017 (the session's process is gone)
@@ -96,7 +96,7 @@ def test_a_candidate_that_kills_its_session_leaves_the_server_serving(pool, tmp_
     wait(lambda: "a candidate ended its session; serving on" in p.log("server0"), 20,
           "the server did not log the ended session")  # fmt: skip
     wait(lambda: server_count(p.tracker) == 1, 30, "the server did not register again")
-    again = tracker.request(KEY, session_timeout=20)
+    again = with_deadline(30, "a session", lambda: tracker.request(KEY, session_timeout=20))
     assert again.get_function(CPU_CORES_FUNC)() >= 1
 
 

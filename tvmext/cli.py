@@ -18,6 +18,7 @@ traceback); a usage error exits 2.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import time
@@ -368,6 +369,9 @@ def _tune(args: argparse.Namespace) -> None:
         f"tuned {args.model} in {result.seconds:.1f} s: {result.trials} trials "
         f"({result.failed} failed) over {len(result.tasks)} tasks; wrote {args.output}"
     )
+    tuned_for = json.loads(result.records.target)
+    flags = "".join(f" -{k}={tuned_for[k]}" for k in ("mcpu", "mtriple") if k in tuned_for)
+    print(f"  compile with: --target 'llvm{flags}' --tuning-records {args.output}")
     for task in result.tasks:
         best = result.best_seconds.get(task)
         print(f"  {task}: " + (f"best {best * 1e3:.4f} ms" if best else "no candidate measured"))

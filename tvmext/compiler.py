@@ -190,7 +190,10 @@ def pipeline(spec: TargetSpec, options: CompileOptions) -> list[Stage]:
     """The stages that compile a model for ``spec`` with ``options``, in order."""
     if options.verify_schedules:
         lowering.check_verifiable(spec.host)
-    records = TuningRecords.load(options.tuning_records) if options.tuning_records else None
+    records = None
+    if options.tuning_records:
+        records = TuningRecords.load(options.tuning_records)
+        records.check_target(spec.host, options.tuning_records)
     lowering_stages = lowering.stages(
         spec.host, records, schedule=options.schedule, verify_schedules=options.verify_schedules
     )
@@ -363,7 +366,7 @@ def tune(
     fused = run_pipeline(state, through="fuse").mod
     assert fused is not None
     host = json.loads(str(state.spec.host))
-    host.setdefault("num-cores", os.cpu_count() or 1)  # MetaSchedule's rules read it
+    host.setdefault("num-cores", len(os.sched_getaffinity(0)))  # MetaSchedule's rules read it
     return tune_tasks(
         tuning_tasks(fused, state.spec.kind),
         tvm.target.Target(host),

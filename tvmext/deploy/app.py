@@ -39,7 +39,8 @@ RUNNER_FLAGS = ("-std=c++17", "-O2")
 # (the runtime registers the VM loader when it loads): --no-as-needed keeps it.
 RUNNER_LIBS = ("-Wl,--no-as-needed", "-ltvm_runtime", "-ltvm_ffi", "-Wl,--as-needed")
 RUNNER_RPATH = ("-Wl,--disable-new-dtags", "-Wl,-rpath,$ORIGIN/lib")
-APP_MARKERS = ("run", "model.so")
+# Written into every application folder: only a folder holding it is replaced.
+APP_MARKER = ".tvmext-app"
 
 
 def runtime_libraries() -> list[str]:
@@ -178,16 +179,14 @@ def check_app_folder(folder: str) -> str:
     if os.path.lexists(folder) and not _is_app(folder):
         raise TvmextError(
             f"cannot write the application to {folder!r}: it exists and is not an "
-            f"application folder (no {' and '.join(APP_MARKERS)} in it); remove it or "
+            f"application folder written by tvmext (no {APP_MARKER} in it); remove it or "
             f"choose another"
         )
     return parent
 
 
 def _is_app(folder: str) -> bool:
-    return os.path.isdir(folder) and all(
-        os.path.isfile(os.path.join(folder, m)) for m in APP_MARKERS
-    )
+    return os.path.isdir(folder) and os.path.isfile(os.path.join(folder, APP_MARKER))
 
 
 def _replace(tmp: str, folder: str) -> None:
@@ -201,10 +200,10 @@ def _replace(tmp: str, folder: str) -> None:
     try:
         os.rename(tmp, folder)
     except OSError:
-        os.rename(os.path.join(old, "app"), folder)
+        os.rename(os.path.join(old, "app"), folder)  # the earlier application stays
+        os.rmdir(old)
         raise
-    finally:
-        shutil.rmtree(old, ignore_errors=True)
+    shutil.rmtree(old, ignore_errors=True)
 
 
 def _fill(
@@ -327,5 +326,7 @@ def _write_readme(tmp: str, name: str, description: Sequence[str], has_params: b
         glibc_table="\n".join(f"- `{f}`: {n.name if n else 'none'}" for f, n in per_file.items()),
         contents=contents,
     )
+    with open(os.path.join(tmp, APP_MARKER), "w") as f:
+        f.write("written by tvmext's export_app; this folder is replaced by the next one\n")
     with open(os.path.join(tmp, "README.md"), "w") as f:
         f.write(text)

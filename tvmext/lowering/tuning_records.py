@@ -35,10 +35,20 @@ def workload_module(func: tirx.PrimFunc) -> tvm.IRModule:
 
 
 def _read_lines(path: str) -> list[Any]:
+    """The entries of a database file; a last line cut short (the tuning process was
+    killed while appending it) is left out."""
     if not os.path.exists(path):
         return []
     with open(path) as f:
-        return [json.loads(line) for line in f if line.strip()]
+        lines = [line for line in f if line.strip()]
+    entries = []
+    for i, line in enumerate(lines):
+        try:
+            entries.append(json.loads(line))
+        except json.JSONDecodeError:
+            if i != len(lines) - 1:
+                raise
+    return entries
 
 
 def _write_lines(path: str, entries: list[Any]) -> None:
@@ -69,6 +79,16 @@ class TuningRecords:
             _read_lines(os.path.join(folder, WORKLOAD_FILE)),
             _read_lines(os.path.join(folder, RECORD_FILE)),
         )
+
+    def check_target(self, target: tvm.target.Target, path: str) -> None:
+        """An error naming ``path`` unless the records were tuned for ``target``'s kind
+        (a CPU trace does not replay on a GPU function)."""
+        kind = json.loads(self.target).get("kind")
+        if kind != target.kind.name:
+            raise CompileError(
+                f"tuning records {path!r} were tuned for a {kind!r} target; this compile "
+                f"is for {target.kind.name!r}"
+            )
 
     def database(self) -> ms.database.Database:
         """The entries as a MetaSchedule database (loaded once)."""

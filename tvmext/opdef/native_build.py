@@ -135,8 +135,15 @@ def shared_library_link_options(libraries: Sequence[str]) -> tuple[str, ...]:
     serves the library's own dependencies.
     """
     options: list[str] = []
+    by_name: dict[str, str] = {}
     for library in libraries:
         folder, name = os.path.split(library)
+        if by_name.setdefault(name, library) != library:
+            # -l:NAME finds the first folder's file for both: one op would miss symbols.
+            raise NativeBuildError(
+                f"shared libraries {by_name[name]!r} and {library!r} have the same file "
+                f"name {name!r}; an artifact can load only one of them: rename one"
+            )
         options += [f"-L{folder}", "-Wl,--no-as-needed", f"-l:{name}", "-Wl,--as-needed"]
     folders = dict.fromkeys(os.path.dirname(library) for library in libraries)
     if folders:

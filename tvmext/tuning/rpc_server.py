@@ -80,12 +80,12 @@ def serve(tracker: RpcTracker, host: str = "127.0.0.1", port: int = 9090) -> Non
                     sock, bound, tracker.key, (tracker.host, tracker.port), None, None
                 )
             except RuntimeError as err:
+                if "Failed to connect" in str(err):  # TVM's retries to the tracker ran out
+                    raise CompileError(f"rpc-server: cannot reach the {tracker}: {err}") from err
                 if "exited unsuccessfully" not in str(err):
                     raise CompileError(f"rpc-server: {err}") from err
                 os.chdir(cwd)  # TVM's loop left the session's work folder
                 log.warning("%s: a candidate ended its session; serving on", err)
-            except ValueError as err:  # TVM's "Unable to connect" after its retries
-                raise CompileError(f"rpc-server: cannot reach the {tracker}: {err}") from err
     except _Stop as stop:
         log.info("stopping on %s", stop)
     finally:

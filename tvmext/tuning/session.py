@@ -8,6 +8,7 @@ reports nothing for longer than a batch can take is stopped.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import select
@@ -30,6 +31,7 @@ from tvmext.tuning.tasks import TuningTask
 TRIALS_PER_BATCH = 16
 BUILD_TIMEOUT_S = 60.0
 RUN_TIMEOUT_S = 60.0
+EXIT_TIMEOUT_S = 60.0
 
 
 @dataclass
@@ -71,7 +73,7 @@ def _existing(path: str, target: str) -> TuningRecords:
 
 def _stall_limit(servers: int) -> float:
     """The longest a batch can take: every candidate built and run to its timeout."""
-    workers = max(1, min(os.cpu_count() or 1, servers))
+    workers = max(1, min(len(os.sched_getaffinity(0)), servers))
     return 120.0 + TRIALS_PER_BATCH * (BUILD_TIMEOUT_S + RUN_TIMEOUT_S) / workers
 
 
@@ -116,7 +118,7 @@ def tune_tasks(
             "work_dir": work,
             "trials": trials,
             "trials_per_iter": TRIALS_PER_BATCH,
-            "build_workers": os.cpu_count() or 1,
+            "build_workers": len(os.sched_getaffinity(0)),
             "build_timeout": BUILD_TIMEOUT_S,
             "run_timeout": RUN_TIMEOUT_S,
             "seed": seed,
@@ -197,10 +199,15 @@ def _run_child(
                     _update(last, json.loads(line))
                     if progress is not None:
                         progress(last)
-        return child.wait()
-    except BaseException:
+        try:
+            return child.wait(EXIT_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            raise TuningError(
+                f"the tuning process did not exit within {EXIT_TIMEOUT_S:g} s of finishing "
+                f"its {last.trials} trials; stopped it"
+            ) from None
+    finally:
         _stop(child)
-        raise
 
 
 def _update(last: TuningProgress, event: dict[str, object]) -> None:
@@ -212,7 +219,9 @@ def _update(last: TuningProgress, event: dict[str, object]) -> None:
 
 
 def _stop(child: subprocess.Popen[bytes]) -> None:
-    if child.poll() is None:
+    """Kill what is left of the child's process group (its builders and runners
+    outlive a crashed child)."""
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(child.pid, signal.SIGKILL)
     child.wait()
 

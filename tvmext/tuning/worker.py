@@ -50,8 +50,9 @@ def register_cpu_tensor_intrinsics() -> None:
 
 
 def fast_build(mod: tvm.IRModule, target: tvm.target.Target, _params: Any) -> Any:
-    """MetaSchedule's default build without its ``import tvm.s_tir.tensor_intrin``,
-    which takes about 20 s in every builder process against a 30 s timeout."""
+    """MetaSchedule's default build without its ``import tvm.s_tir.tensor_intrin``
+    (see :func:`register_cpu_tensor_intrinsics`), which every builder process would
+    run against a 30 s build timeout."""
     from tvm.s_tir.transform import RemoveWeightLayoutRewriteBlock
 
     rewritten = RemoveWeightLayoutRewriteBlock(skip_tensor_rewrite=True)(mod)

@@ -195,6 +195,7 @@ inline std::map<std::string, Entry> ReadNpz(const std::string& path) {
     ReadAt(f.get(), at + 46 + name_len, extra.data(), extra_len, path);
     for (uint64_t e = 0; e + 4 <= extra_len;) {  // zip64 sizes and offset, when they overflow
       uint64_t id = Little(&extra[e], 2), len = Little(&extra[e + 2], 2);
+      if (e + 4 + len > extra_len) throw Error("'" + path + "': broken zip extra field");
       if (id == 0x0001) {
         uint64_t p = e + 4;
         for (uint64_t* field : {&uncompressed, &compressed, &local}) {
@@ -318,6 +319,9 @@ inline void WriteNpz(const std::string& path, const std::vector<Member>& members
       PutLittle(directory, 0, 4);   // external attributes
       PutLittle(directory, local_offset, 4);
       directory += name;
+    }
+    if (offset >= 0xFFFFFFFFull) {
+      throw Error("outputs do not fit an .npz archive without zip64 (4 GiB)");
     }
     std::string end;
     PutLittle(end, 0x06054b50, 4);

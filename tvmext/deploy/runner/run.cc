@@ -15,6 +15,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -232,6 +233,21 @@ ffi::Tensor Load(const npy::Entry& entry, const Spec& spec,
   if (dtype == nullptr) {  // the model takes any dtype, but not this one
     throw UserError("'" + entry.where + "' has dtype '" + header.descr +
                     "'; the runner reads float16/32/64, int8/16/32/64, uint8/16/32/64 and bool");
+  }
+  // The header's shape must fit the bytes the entry holds before anything is allocated:
+  // a corrupt header must not overflow the size or allocate more than the file has.
+  uint64_t bytes = (dtype->dl.bits * dtype->dl.lanes + 7) / 8;
+  for (int64_t dim : header.shape) {
+    if (dim < 0 || (dim != 0 && bytes > UINT64_MAX / static_cast<uint64_t>(dim))) {
+      throw UserError("'" + entry.where + "': shape " + ShapeText(header.shape) +
+                      " in its header is not a valid array size");
+    }
+    bytes *= static_cast<uint64_t>(dim);
+  }
+  if (header.data_offset > entry.size || bytes > entry.size - header.data_offset) {
+    throw UserError("'" + entry.where + "': shape " + ShapeText(header.shape) + " needs " +
+                    std::to_string(bytes) + " bytes of data, it holds " +
+                    std::to_string(entry.size - std::min(entry.size, header.data_offset)));
   }
   ffi::Tensor tensor = Empty(header.shape, dtype->dl);
   npy::ReadData(entry, header, tensor.data_ptr(), ffi::GetDataSize(tensor));
