@@ -16,6 +16,7 @@ import tvmext
 from tvmext.compiler import compile_state, run_pipeline
 from tvmext.lowering.tuning_records import TuningRecords
 from tvmext.ops.swish import swish
+from tvmext.target.spec import parse_target
 from tvmext.tuning.tasks import tuning_tasks
 
 TRIALS = 16
@@ -55,7 +56,7 @@ def test_tasks_are_the_functions_with_the_default_schedule():
             d = bb.emit(swish(x))  # the op's own llvm schedule: not re-tuned
             out = bb.emit_output(relax.Tuple([a, b, c, d]))
         bb.emit_func_output(out)
-    tasks = tuning_tasks(_fused(bb.get()), "llvm")
+    tasks = tuning_tasks(_fused(bb.get()), parse_target("llvm").host)
     assert [(t.name.startswith("matmul"), t.weight) for t in tasks] == [(True, 2)]
 
 
@@ -67,6 +68,7 @@ def test_tuning_reports_progress_and_writes_metaschedule_records(tuned):
     records = TuningRecords.load(path)
     assert len(records.records) == TRIALS
     assert len(records.workloads) >= 1 and "num-cores" in records.target
+    assert len(records.baselines) == len(result.tasks)  # each default schedule was timed
 
 
 def test_records_apply_and_the_tuned_model_is_correct(tuned, tmp_path, rng):
@@ -78,6 +80,15 @@ def test_records_apply_and_the_tuned_model_is_correct(tuned, tmp_path, rng):
     np.testing.assert_allclose(module(x)[0], plain(x)[0], rtol=1e-4, atol=1e-5)
     scheduled = next((tmp_path / "ir").glob("*_schedule.py")).read_text()
     assert "meta_schedule" in scheduled  # MetaSchedule's annotations: its schedules applied
+
+
+def test_a_record_slower_than_the_default_schedule_is_not_used(tuned, tmp_path):
+    model, path, _, _ = tuned
+    records = TuningRecords.load(path)
+    records.baselines = dict.fromkeys(records.baselines, 0.0)  # defaults that no record beats
+    records.save(str(tmp_path / "slow.json"))
+    tvmext.compile(model, tuning_records=str(tmp_path / "slow.json"), dump_ir=tmp_path / "ir")
+    assert "meta_schedule" not in next((tmp_path / "ir").glob("*_schedule.py")).read_text()
 
 
 def test_tuning_again_resumes_from_the_records(tuned, tmp_path):

@@ -368,7 +368,7 @@ def tune(
     host = json.loads(str(state.spec.host))
     host.setdefault("num-cores", len(os.sched_getaffinity(0)))  # MetaSchedule's rules read it
     return tune_tasks(
-        tuning_tasks(fused, state.spec.kind),
+        tuning_tasks(fused, state.spec.host),
         tvm.target.Target(host),
         trials,
         records,

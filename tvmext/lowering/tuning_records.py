@@ -18,6 +18,7 @@ from typing import Any
 
 import tvm
 import tvm.s_tir.meta_schedule as ms
+import tvm_ffi
 from tvm import tirx
 
 from tvmext.atomic_file import atomic_output
@@ -32,6 +33,11 @@ RECORD_FILE = "database_tuning_record.json"
 def workload_module(func: tirx.PrimFunc) -> tvm.IRModule:
     """The IRModule MetaSchedule tunes for ``func``, and looks it up by."""
     return tvm.IRModule({"main": func.with_attr("global_symbol", "main")})
+
+
+def workload_key(mod: tvm.IRModule) -> str:
+    """A workload module's structural hash, as hex: the key of its baseline time."""
+    return f"{tvm_ffi.structural_hash(mod) & 0xFFFFFFFFFFFFFFFF:016x}"
 
 
 def _read_lines(path: str) -> list[Any]:
@@ -59,11 +65,14 @@ def _write_lines(path: str, entries: list[Any]) -> None:
 
 @dataclass
 class TuningRecords:
-    """A MetaSchedule database for one target, kept as MetaSchedule's JSON entries."""
+    """A MetaSchedule database for one target, kept as MetaSchedule's JSON entries,
+    and the time of each workload's default schedule (``baselines``, by
+    :func:`workload_key`), which a record must beat to be used."""
 
     target: str
     workloads: list[Any] = field(default_factory=list)
     records: list[Any] = field(default_factory=list)
+    baselines: dict[str, float] = field(default_factory=dict)
     _database: Any = field(default=None, repr=False, compare=False)
 
     def write_database(self, folder: str) -> None:
@@ -108,10 +117,19 @@ class TuningRecords:
         return self._database
 
     def lookup(self, func: tirx.PrimFunc, target: tvm.target.Target) -> tirx.PrimFunc | None:
-        """``func`` with the fastest recorded schedule, if it has a record."""
+        """``func`` with the fastest recorded schedule, if it has one that is faster
+        than the default schedule."""
         if not self.records:
             return None
-        scheduled = self.database().query_ir_module(workload_module(func), target, "main")
+        workload = workload_module(func)
+        record = self.database().query_tuning_record(workload, target, "main")
+        if record is None:
+            return None
+        seconds = [float(s) for s in record.run_secs]
+        baseline = self.baselines.get(workload_key(workload))
+        if baseline is not None and sum(seconds) / len(seconds) >= baseline:
+            return None  # tuning did not beat the default schedule
+        scheduled = self.database().query_ir_module(workload, target, "main")
         if scheduled is None:
             return None
         # The function keeps its own attributes (and no "main" symbol of its own).
@@ -128,6 +146,7 @@ class TuningRecords:
             "target": self.target,
             "workloads": self.workloads,
             "records": self.records,
+            "baselines": self.baselines,
         }
         with atomic_output(path) as tmp, open(tmp, "w") as f:
             json.dump(data, f, separators=(",", ":"))
@@ -152,4 +171,9 @@ class TuningRecords:
                 f"tuning records {path!r} are version {data.get('version')!r}; this tvmext "
                 f"reads version {FORMAT_VERSION}: tune again"
             )
-        return cls(str(data["target"]), list(data["workloads"]), list(data["records"]))
+        return cls(
+            str(data["target"]),
+            list(data["workloads"]),
+            list(data["records"]),
+            dict(data.get("baselines", {})),
+        )

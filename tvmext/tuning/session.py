@@ -23,9 +23,10 @@ from dataclasses import dataclass, field
 import tvm
 
 from tvmext.errors import TuningError
-from tvmext.lowering.tuning_records import TuningRecords
+from tvmext.lowering.tuning_records import TuningRecords, workload_key
 from tvmext.tuning.rpc import RpcTracker, require_servers
 from tvmext.tuning.tasks import TuningTask
+from tvmext.tuning.worker import BASELINES_FILE
 
 # Candidates per measured batch (MetaSchedule's num_trials_per_iter).
 TRIALS_PER_BATCH = 16
@@ -77,6 +78,16 @@ def _stall_limit(servers: int) -> float:
     return 120.0 + TRIALS_PER_BATCH * (BUILD_TIMEOUT_S + RUN_TIMEOUT_S) / workers
 
 
+def _baselines(work: str, tasks: Sequence[TuningTask]) -> dict[str, float]:
+    """The default schedules' times the child measured, by workload key."""
+    path = os.path.join(work, BASELINES_FILE)
+    if not os.path.exists(path):
+        return {}
+    with open(path) as f:
+        seconds = json.load(f)
+    return {workload_key(t.mod): s for t, s in zip(tasks, seconds, strict=True) if s is not None}
+
+
 def _signal_name(code: int) -> str:
     try:
         return signal.Signals(-code).name
@@ -113,7 +124,13 @@ def tune_tasks(
         job = {
             "target": json.loads(str(target)),
             "tasks": [
-                {"name": t.name, "weight": t.weight, "mod": tvm.ir.save_json(t.mod)} for t in tasks
+                {
+                    "name": t.name,
+                    "weight": t.weight,
+                    "mod": tvm.ir.save_json(t.mod),
+                    "baseline": tvm.ir.save_json(t.baseline),
+                }
+                for t in tasks
             ],
             "work_dir": work,
             "trials": trials,
@@ -141,7 +158,9 @@ def tune_tasks(
             returncode = _run_child(job_path, log_path, _stall_limit(servers), last, progress)
         finally:
             # Whatever was measured is kept, also when the child failed.
-            TuningRecords.from_database(work, target_text).save(records_path)
+            measured = TuningRecords.from_database(work, target_text)
+            measured.baselines = {**records.baselines, **_baselines(work, tasks)}
+            measured.save(records_path)
         if returncode != 0:
             _raise_child_failure(returncode, log_path, records_path, last)
     if last.trials and last.failed == last.trials:

@@ -8,6 +8,7 @@ Structurally equal functions are one task, weighted by how often they are called
 
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter
 from dataclasses import dataclass
 
@@ -17,18 +18,21 @@ from tvm import relax, tirx
 from tvm.s_tir.analysis import estimate_tir_flops
 
 from tvmext.lowering.pipeline import takes_default_schedule
+from tvmext.lowering.schedules.default import default_schedule
 from tvmext.lowering.tuning_records import workload_module
 
 
 @dataclass(frozen=True)
 class TuningTask:
-    """One workload to tune: its name, its module, how often the model calls it, and
-    its floating-point operations per call."""
+    """One workload to tune: its name, its module, how often the model calls it, its
+    floating-point operations per call, and the module with tvmext's default schedule
+    (what a record has to beat)."""
 
     name: str
     mod: tvm.IRModule
     weight: int
     flops: float
+    baseline: tvm.IRModule
 
 
 def _static(func: tirx.PrimFunc) -> bool:
@@ -56,9 +60,10 @@ def _call_counts(mod: tvm.IRModule) -> Counter[str]:
     return counts
 
 
-def tuning_tasks(fused: tvm.IRModule, kind: str) -> list[TuningTask]:
+def tuning_tasks(fused: tvm.IRModule, target: tvm.target.Target) -> list[TuningTask]:
     """The tasks of ``fused`` (a module after the pipeline's ``fuse`` stage) for
-    targets of ``kind``, most floating-point work (FLOPs x calls) first."""
+    ``target``, most floating-point work (FLOPs x calls) first."""
+    kind = str(target.kind.name)
     calls = _call_counts(fused)
     found: dict[int, TuningTask] = {}
     for gv, func in fused.functions_items():
@@ -70,8 +75,11 @@ def tuning_tasks(fused: tvm.IRModule, kind: str) -> list[TuningTask]:
         key = tvm_ffi.structural_hash(mod)
         task = found.get(key)
         weight = max(1, calls[gv.name_hint]) + (task.weight if task else 0)
-        flops = task.flops if task else float(estimate_tir_flops(mod))
-        found[key] = TuningTask(task.name if task else gv.name_hint, mod, weight, flops)
+        if task is not None:
+            found[key] = dataclasses.replace(task, weight=weight)
+            continue
+        baseline = workload_module(default_schedule(func, target))
+        found[key] = TuningTask(gv.name_hint, mod, weight, estimate_tir_flops(mod), baseline)
     # Tuning visits tasks in turn: the ones with the most work in the model come first,
     # so that a small budget goes to convolutions and matmuls, not reshapes.
     return sorted(found.values(), key=lambda t: -t.flops * t.weight)

@@ -1,6 +1,7 @@
 """The tuning child process: ``python -m tvmext.tuning.worker JOB.json PROGRESS_FD``.
 
-It runs MetaSchedule on the tasks the job names, with the JSON database in the job's
+It times each task's default schedule (a record must beat it to be used), then runs
+MetaSchedule on the tasks the job names, with the JSON database in the job's
 folder (already holding earlier records when tuning resumes), and writes one JSON
 line per measured batch to the file descriptor ``PROGRESS_FD``. It imports TVM and
 MetaSchedule only, so that a crash inside them costs this process, not the caller's.
@@ -13,6 +14,7 @@ import importlib.util
 import json
 import math
 import os
+import shutil
 import sys
 import types
 from typing import Any, TextIO
@@ -28,6 +30,8 @@ _FAILED = 1e9
 # search's large populations and many generations only cost time: 128 and one
 # generation tune a convolution 2.5x faster at the same trial count.
 POPULATION = 128
+# Written into the job's folder: the default schedules' times, one per task.
+BASELINES_FILE = "baselines.json"
 
 
 def register_cpu_tensor_intrinsics() -> None:
@@ -120,6 +124,33 @@ def _runner(job: dict[str, Any]) -> Any:
     )
 
 
+def measure_baselines(
+    job: dict[str, Any], target: tvm.target.Target, builder: Any, runner: Any
+) -> list[float | None]:
+    """The mean run time of each task's default-scheduled module (None where it does
+    not build or run), measured like the candidates."""
+    mods = [tvm.ir.load_json(t["baseline"]) for t in job["tasks"]]
+    built = builder.build([ms.builder.BuilderInput(mod, target) for mod in mods])
+    ran: dict[int, Any] = {}
+    inputs: list[Any] = []
+    for i, (mod, result) in enumerate(zip(mods, built, strict=True)):
+        if result.error_msg is None:
+            ran[i] = len(inputs)
+            args = ms.arg_info.ArgInfo.from_prim_func(mod["main"])
+            inputs.append(ms.runner.RunnerInput(result.artifact_path, "cpu", args))
+    futures = runner.run(inputs)
+    seconds: list[float | None] = []
+    for i in range(len(mods)):
+        result = futures[ran[i]].result() if i in ran else None
+        times = [float(s) for s in (result.run_secs or [])] if result is not None else []
+        ok = result is not None and result.error_msg is None and times
+        seconds.append(sum(times) / len(times) if ok and min(times) < _FAILED else None)
+    for result in built:
+        if result.artifact_path:
+            shutil.rmtree(os.path.dirname(result.artifact_path), ignore_errors=True)
+    return seconds
+
+
 def main(job_path: str, progress_fd: int) -> None:
     """Tune the tasks of the job file ``job_path``."""
     with open(job_path) as f:
@@ -142,6 +173,13 @@ def main(job_path: str, progress_fd: int) -> None:
         ).clone()
         for i, t in enumerate(job["tasks"])
     ]
+    builder = ms.builder.LocalBuilder(
+        f_build=fast_build, max_workers=cores, timeout_sec=job["build_timeout"]
+    )
+    runner = _runner(job)
+    baselines = measure_baselines(job, target, builder, runner)
+    with open(os.path.join(job["work_dir"], BASELINES_FILE), "w") as f:
+        json.dump(baselines, f)
     with os.fdopen(progress_fd, "w", buffering=1) as out:
         ms.tune_tasks(
             tasks=contexts,
@@ -149,10 +187,8 @@ def main(job_path: str, progress_fd: int) -> None:
             work_dir=job["work_dir"],
             max_trials_global=int(job["trials"]),
             num_trials_per_iter=int(job["trials_per_iter"]),
-            builder=ms.builder.LocalBuilder(
-                f_build=fast_build, max_workers=cores, timeout_sec=job["build_timeout"]
-            ),
-            runner=_runner(job),
+            builder=builder,
+            runner=runner,
             database=ms.database.JSONDatabase(work_dir=job["work_dir"]),
             cost_model="random",
             # Round robin joins each batch as soon as it has run: its records reach the
