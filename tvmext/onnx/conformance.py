@@ -6,9 +6,12 @@ the same session: ``tvmext`` (``tvmext.compile``) and ``tvm`` (stock
 ``relax.frontend.onnx.from_onnx`` + ``tvm.compile``).
 
 Cases run in worker processes that report one JSON line per case; a case that crashes
-or hangs its worker is recorded as such and the worker is restarted after it.
+or hangs its worker is recorded as such and the worker is restarted after it. Cases
+whose values a TVM runtime tensor cannot hold (strings, sequences, optionals) are
+counted as ``unsupported`` with that reason, for either importer.
 
     python -m tvmext.onnx.conformance --importer both --jobs 2
+    python -m tvmext.onnx.conformance --importer both --table families.md  # per family
     python -m tvmext.onnx.conformance --record passing.txt      # write the pass list
     python -m tvmext.onnx.conformance --check passing.txt       # exit 1 on regressions
 """
@@ -18,11 +21,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 RTOL, ATOL = 1e-3, 1e-7
@@ -74,9 +78,11 @@ def run_case(case: Any, importer: str) -> tuple[str, str]:
         for arrays in case.data_sets[0]
     )
     if not all(isinstance(a, np.ndarray | np.generic) for a in [*inputs, *expected]):
-        return "error", "sequence or optional inputs/outputs are not supported"
+        return "unsupported", "sequence or optional values: a TVM runtime passes tensors only"
     inputs = [np.asarray(a) for a in inputs]
     expected = [np.asarray(a) for a in expected]
+    if any(a.dtype.kind in "OSU" for a in [*inputs, *expected]):
+        return "unsupported", "string tensors: a TVM runtime tensor cannot hold strings"
     try:
         if importer == "tvm":
             import tvm
@@ -166,6 +172,53 @@ def run(importer: str, names: Iterable[str], jobs: int = 2) -> dict[str, tuple[s
     return results
 
 
+def family(name: str, cases: Mapping[str, Any]) -> str:
+    """The operator a case tests: the op of its model's single node kind, else the
+    longest ONNX op name its name starts with (``*_expanded`` cases count with their op)."""
+    import onnx
+
+    base = cases.get(re.sub(r"_expanded(_ver\d+)?$", "", name), cases[name])
+    ops = {(n.domain, n.op_type) for n in base.model.graph.node if n.op_type != "Constant"}
+    if len(ops) == 1:
+        domain, op_type = ops.pop()
+        return op_type if domain in ("", "ai.onnx") else domain
+    compact = name.removeprefix("test_").replace("_", "").lower()
+    for op_name in sorted({s.name for s in onnx.defs.get_all_schemas()}, key=len, reverse=True):
+        if compact.startswith(op_name.lower()):
+            return op_name
+    return "other"
+
+
+def family_table(all_results: Mapping[str, Mapping[str, tuple[str, str]]]) -> str:
+    """A Markdown table: cases per operator family and how many each importer passes,
+    families with failures first (most failing cases first)."""
+    cases = collect()
+    importers = list(all_results)
+    rows: dict[str, dict[str, int]] = {}
+    for importer, results in all_results.items():
+        for name, (status, _) in results.items():
+            row = rows.setdefault(family(name, cases), {"cases": 0, **dict.fromkeys(importers, 0)})
+            row[importer] += status == "pass"
+    names = next(iter(all_results.values()))
+    for name in names:
+        rows[family(name, cases)]["cases"] += 1
+    first = importers[0]
+    order = sorted(rows, key=lambda f: (rows[f][first] - rows[f]["cases"], f))
+    lines = [
+        "| family | cases | " + " | ".join(importers) + " |",
+        "|---|---:|" + "---:|" * len(importers),
+    ]
+    lines += [
+        f"| {f} | {rows[f]['cases']} | " + " | ".join(str(rows[f][i]) for i in importers) + " |"
+        for f in order
+    ]
+    total = {k: sum(r[k] for r in rows.values()) for k in ["cases", *importers]}
+    lines.append(
+        f"| **all** | {total['cases']} | " + " | ".join(f"**{total[i]}**" for i in importers) + " |"
+    )
+    return "\n".join(lines) + "\n"
+
+
 def _summary(importer: str, results: dict[str, tuple[str, str]], seconds: float) -> str:
     counts: dict[str, int] = {}
     for status, _ in results.values():
@@ -186,6 +239,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--record", default=None, help="write tvmext's passing cases here")
     parser.add_argument("--check", default=None, help="fail if a case listed here fails")
     parser.add_argument("--report", default=None, help="write every result as JSON here")
+    parser.add_argument("--table", default=None, help="write a per-family Markdown table here")
     parser.add_argument("--worker", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
@@ -206,6 +260,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.report:
         with open(args.report, "w") as f:
             json.dump(all_results, f, indent=1, sort_keys=True)
+    if args.table:
+        with open(args.table, "w") as f:
+            f.write(family_table(all_results))
     if args.record and ours:
         with open(args.record, "w") as f:
             f.writelines(f"{n}\n" for n, (s, _) in sorted(ours.items()) if s == "pass")
