@@ -28,12 +28,11 @@ SHARDS = 2
 SHARD_DEADLINE_S = onnx_fuzz_driver.DEADLINE_S * (COUNT // SHARDS + 1) + 30
 
 
-def _message_problem(command: str, stderr: str, model: str) -> str | None:
-    """Why ``stderr`` of a failed ``command`` is not one line naming what is at fault."""
+def _message_problem(command: str, stderr: str, named: tuple[str, ...]) -> str | None:
+    """Why ``stderr`` of a failed ``command`` is not one line naming one of ``named``."""
     errors = [line for line in stderr.splitlines() if line.startswith(f"{command}: error:")]
     if len(errors) != 1:
         return f"expected one '{command}: error:' line, got {len(errors)}: {stderr[-400:]!r}"
-    named = ("node ", "input ", "initializer ", model, "opset")
     if not any(n in errors[0] for n in named):
         return f"message names no node, input or model file: {errors[0]!r}"
     return None
@@ -62,11 +61,13 @@ def _check(mutant, outcome: dict, folder: pathlib.Path) -> str | None:
         )
         if left:
             return f"failed compile left {left}"
-        return _message_problem("compile", compile_err, model)
+        return _message_problem(
+            "compile", compile_err, ("node '", "input '", "initializer '", model)
+        )
     if status["run"] not in ("0", "1"):
         return f"run exited {status['run']}"
     if status["run"] == "1":
-        return _message_problem("run", run_err, model)
+        return _message_problem("run", run_err, ("input ", str(folder / "out.so")))
     return None
 
 

@@ -102,8 +102,13 @@ def _import(state: CompileState) -> None:
             f"got {type(model).__name__}"
         )
     proto = onnx_import.load_model(model)
+    source = (
+        "the ONNX model"
+        if isinstance(model, onnx.ModelProto)
+        else f"model file {os.fspath(model)!r}"
+    )
     state.mod = onnx_import.from_onnx(
-        proto, options.input_shapes, options.input_dtypes, options.keep_params_in_input
+        proto, options.input_shapes, options.input_dtypes, options.keep_params_in_input, source
     )
     _split_params(state, [i.name for i in onnx_import.graph_inputs(proto)])
 

@@ -28,6 +28,7 @@ import tvmext.onnx.converters  # noqa: F401  (registers the converters this impo
 from tvmext.errors import ModelError, TvmextError
 from tvmext.onnx import registry as onnx_registry
 from tvmext.onnx.constant_folding import fold_node
+from tvmext.onnx.validation import node_label, validate
 from tvmext.onnx.weights import apply_conversions
 
 _KEY_PREFIX = "tvmext::"
@@ -57,10 +58,6 @@ def _opsets(model: onnx.ModelProto) -> dict[str, int]:
     return {onnx_registry.normalize_domain(o.domain): o.version for o in model.opset_import}
 
 
-def _node_label(node: onnx.NodeProto, index: int) -> str:
-    return f"node {node.name or f'#{index}'!r} ({node.domain or 'ai.onnx'}::{node.op_type})"
-
-
 def _check_ops(model: onnx.ModelProto) -> None:
     """Every node has a converter: TVM's (default domain) or a registered one."""
     opsets = _opsets(model)
@@ -79,7 +76,7 @@ def _check_ops(model: onnx.ModelProto) -> None:
             else f"domain {domain!r} has {listing} registered"
         )
         raise ModelError(
-            f"{_node_label(node, index)}: no converter for op type {node.op_type!r} in "
+            f"{node_label(node, index)}: no converter for op type {node.op_type!r} in "
             f"domain {node.domain or 'ai.onnx'!r} ({hint}); declare one with "
             f"op.onnx({node.domain!r}, {node.op_type!r})"
         )
@@ -118,7 +115,7 @@ def _key_nodes(model: onnx.ModelProto) -> tuple[onnx.ModelProto, dict[str, _Node
             users = [op for out in node.output for op in consumers.get(out, [])]
             if not mapping.applies(node, users):
                 mapping = None
-        table[key] = _Node(original, _node_label(original, index), mapping)
+        table[key] = _Node(original, node_label(original, index), mapping)
         if mapping is not None and domain != "":
             node.op_type = key
     return renamed, table
@@ -196,14 +193,13 @@ def from_onnx(
     shapes: Mapping[str, Sequence[int]] | None = None,
     dtypes: Mapping[str, str] | None = None,
     keep_params_in_input: bool = False,
+    source: str = "the ONNX model",
 ) -> tvm.IRModule:
     """Import ``model`` into Relax; weights become constants in the module, or, with
     ``keep_params_in_input``, parameters of ``main`` after its runtime inputs (its
-    ``num_input`` attribute counts those; ``params`` holds the initializers' values)."""
-    try:
-        onnx.checker.check_model(model)
-    except onnx.checker.ValidationError as err:
-        raise ModelError(f"ONNX model is invalid: {str(err).splitlines()[0]}") from err
+    ``num_input`` attribute counts those; ``params`` holds the initializers' values).
+    ``source`` (the model file) words errors about the whole model."""
+    validate(model, source)
     _check_ops(model)
     renamed, table = _key_nodes(model)
     names = [i.name for i in graph_inputs(model)]
@@ -233,7 +229,7 @@ def from_onnx(
     except TvmextError:
         raise
     except Exception as err:
-        raise ModelError(f"importing the ONNX model failed: {type(err).__name__}: {err}") from err
+        raise ModelError(f"importing {source} failed: {type(err).__name__}: {err}") from err
 
 
 class GraphInput:

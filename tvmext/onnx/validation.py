@@ -1,0 +1,157 @@
+"""Checks of an ONNX model before TVM's importer sees it.
+
+TVM trusts its input: an initializer whose bytes do not fit its dims fails deep in
+numpy with no name, a dim of -1 or 2**31 turns into nonsense shapes or an int32
+overflow at scheduling time, and an unknown element type is a bare KeyError. These
+checks catch such models first, and re-word the ONNX checker's findings, so that every
+error names the node (op type and name or index), the input or initializer at fault
+and what was expected, or the model file for whole-model problems.
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import onnx
+from onnx import numpy_helper
+
+from tvmext.errors import ModelError
+
+# TVM indexes tensors with int32 unless told otherwise: a larger static tensor
+# overflows while scheduling, so it is refused here with the input named.
+MAX_ELEMENTS = 2**31 - 1
+
+
+def node_label(node: onnx.NodeProto, index: int) -> str:
+    """``node 'name' (domain::OpType)``, or ``node '#index' ...`` for an unnamed node."""
+    return f"node {node.name or f'#{index}'!r} ({node.domain or 'ai.onnx'}::{node.op_type})"
+
+
+def _np_dtype(elem_type: int) -> np.dtype | None:
+    """The numpy dtype of an ONNX element type (None: not a known tensor type)."""
+    if elem_type == onnx.TensorProto.UNDEFINED:
+        return None
+    try:
+        return onnx.helper.tensor_dtype_to_np_dtype(elem_type)
+    except KeyError:
+        return None
+
+
+def _users(model: onnx.ModelProto, name: str) -> str:
+    """Where ``name`` is used: ``input 1 of node 'fc' (ai.onnx::Gemm)``, for errors."""
+    for index, node in enumerate(model.graph.node):
+        if name in node.input:
+            return f" (input {list(node.input).index(name)} of {node_label(node, index)})"
+    return ""
+
+
+def _check_inputs(model: onnx.ModelProto) -> None:
+    initializers = {i.name for i in model.graph.initializer}
+    for value in model.graph.input:
+        if value.name in initializers or not value.type.HasField("tensor_type"):
+            continue
+        tensor = value.type.tensor_type
+        where = f"input {value.name!r}{_users(model, value.name)}"
+        if _np_dtype(tensor.elem_type) is None:
+            raise ModelError(
+                f"{where}: element type {tensor.elem_type} is not a known ONNX tensor type"
+            )
+        elements = 1
+        for axis, dim in enumerate(tensor.shape.dim):
+            if dim.HasField("dim_value") and dim.dim_value < 0:
+                raise ModelError(
+                    f"{where}: dim {axis} is {dim.dim_value}; expected a size >= 0 or a "
+                    f"symbolic name"
+                )
+            elements *= dim.dim_value if dim.HasField("dim_value") else 1
+        if elements > MAX_ELEMENTS:
+            shape = [
+                d.dim_value if d.HasField("dim_value") else d.dim_param for d in tensor.shape.dim
+            ]
+            raise ModelError(
+                f"{where}: shape {shape} has {elements} elements; at most {MAX_ELEMENTS} "
+                f"are supported"
+            )
+
+
+def _check_initializers(model: onnx.ModelProto) -> None:
+    for init in model.graph.initializer:
+        where = f"initializer {init.name!r}{_users(model, init.name)}"
+        dtype = _np_dtype(init.data_type)
+        if dtype is None:
+            raise ModelError(f"{where}: data type {init.data_type} is not a known ONNX tensor type")
+        if any(d < 0 for d in init.dims):
+            raise ModelError(f"{where}: dims {list(init.dims)} must not be negative")
+        if init.data_location == onnx.TensorProto.EXTERNAL:
+            continue  # the bytes live in another file, checked when loaded
+        elements = int(np.prod(init.dims, dtype=np.int64))
+        if (
+            init.HasField("raw_data")
+            and dtype.itemsize
+            and init.data_type != onnx.TensorProto.STRING
+        ):
+            # Sub-byte types (int4) pack two elements a byte.
+            bits = 4 if init.data_type in _FOUR_BIT else dtype.itemsize * 8
+            expected = (elements * bits + 7) // 8
+            if len(init.raw_data) != expected:
+                raise ModelError(
+                    f"{where}: raw_data holds {len(init.raw_data)} bytes; dims "
+                    f"{list(init.dims)} of {onnx.TensorProto.DataType.Name(init.data_type)} "
+                    f"need {expected}"
+                )
+            continue
+        try:
+            numpy_helper.to_array(init)
+        except Exception as err:
+            raise ModelError(
+                f"{where}: its values do not fit dims {list(init.dims)} of "
+                f"{onnx.TensorProto.DataType.Name(init.data_type)}: {err}"
+            ) from err
+
+
+_FOUR_BIT = {
+    getattr(onnx.TensorProto, name)
+    for name in ("INT4", "UINT4", "FLOAT4E2M1")
+    if hasattr(onnx.TensorProto, name)
+}
+# Where the ONNX checker names the node it found at fault.
+_CHECKER_NODE = [
+    re.compile(r"Name: (?P<name>\S*) OpType: (?P<op>\S+)"),
+    re.compile(r"Node\((?P<name>[^)]*)\)"),
+    re.compile(r"in '(?P<name>[^'\s]+) : "),
+    re.compile(r"input '[^']*' of node:\s*input: .*?name: \"(?P<name>[^\"]*)\"", re.S),
+]
+
+
+def _checker_error(model: onnx.ModelProto, err: Exception, source: str) -> ModelError:
+    """The ONNX checker's error, led by the node it is about (or the model file)."""
+    text = str(err)
+    first = " ".join(text.strip().splitlines()[0].split()) if text.strip() else type(err).__name__
+    for pattern in _CHECKER_NODE:
+        match = pattern.search(text)
+        if not match:
+            continue
+        for index, node in enumerate(model.graph.node):
+            if node.name and node.name == match["name"]:
+                return ModelError(f"{node_label(node, index)}: {first}")
+    missing = re.search(r"input '([^']*)' of node", text)
+    if missing:
+        for index, node in enumerate(model.graph.node):
+            if missing[1] in node.input:
+                return ModelError(
+                    f"{node_label(node, index)}: input {missing[1]!r} is neither a graph "
+                    f"input, an initializer nor an earlier node's output"
+                )
+    return ModelError(f"{source} is invalid: {first}")
+
+
+def validate(model: onnx.ModelProto, source: str) -> None:
+    """Raise a :class:`ModelError` naming what is wrong with ``model``; ``source`` (the
+    model file, or a description) words whole-model problems."""
+    _check_inputs(model)
+    _check_initializers(model)
+    try:
+        onnx.checker.check_model(model)
+    except onnx.checker.ValidationError as err:
+        raise _checker_error(model, err, source) from err
