@@ -220,6 +220,28 @@ def _mutate_constant(model: onnx.ModelProto, rng: random.Random) -> str:
     return f"initializer {init.name} = {array.tolist()}"
 
 
+def _drop_initializer(model: onnx.ModelProto, rng: random.Random) -> str:
+    index = rng.randrange(len(model.graph.initializer))
+    name = model.graph.initializer[index].name
+    del model.graph.initializer[index]
+    return f"initializer {name} dropped (still used)"
+
+
+def _reorder_nodes(model: onnx.ModelProto, rng: random.Random) -> str:
+    nodes = list(model.graph.node)
+    rng.shuffle(nodes)
+    del model.graph.node[:]
+    model.graph.node.extend(nodes)
+    return f"nodes reordered: {[n.name for n in nodes]}"
+
+
+def _duplicate_name(model: onnx.ModelProto, rng: random.Random) -> str:
+    """Two nodes write the same output (ONNX demands single assignment)."""
+    first, second = rng.sample(list(model.graph.node), 2)
+    second.output[0] = first.output[0]
+    return f"nodes {first.name} and {second.name} both write {first.output[0]}"
+
+
 MUTATIONS: dict[str, Callable[[onnx.ModelProto, random.Random], str]] = {
     "attribute": _mutate_attribute,
     "dim": _mutate_dim,
@@ -231,6 +253,9 @@ MUTATIONS: dict[str, Callable[[onnx.ModelProto, random.Random], str]] = {
     "initializer": _truncate_initializer,
     "unknown_op": _unknown_op,
     "constant": _mutate_constant,
+    "drop_initializer": _drop_initializer,
+    "reorder": _reorder_nodes,
+    "duplicate_output": _duplicate_name,
 }
 
 

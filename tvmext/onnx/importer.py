@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -32,6 +33,11 @@ from tvmext.onnx.validation import node_label, validate
 from tvmext.onnx.weights import apply_conversions
 
 _KEY_PREFIX = "tvmext::"
+# TVM's errors quote the whole op object ("In ir.Op(span=..., name="relax.nn.softmax",
+# ..., support_level=10), the input axis ..."); its name says the same in a word.
+_OP_REPR = re.compile(r'In ir\.Op\(.*?name="(?P<name>[^"]+)".*?support_level=\d+\),\s*')
+_METADATA_NOTE = "# Metadata omitted. Use show_meta=True in script() method to show it."
+_MESSAGE_LIMIT = 400
 # Default-domain ops TVM's importer handles outside its converter table.
 _HANDLED_BY_TVM = {"If", "Constant"}
 
@@ -56,6 +62,14 @@ def load_model(model: str | os.PathLike[str] | onnx.ModelProto) -> onnx.ModelPro
 
 def _opsets(model: onnx.ModelProto) -> dict[str, int]:
     return {onnx_registry.normalize_domain(o.domain): o.version for o in model.opset_import}
+
+
+def tvm_message(err: Exception) -> str:
+    """One line of a TVM error: the op named by its name, not its repr, and what TVM
+    found wrong (often after a line break, past a printed expression), cut to a limit."""
+    text = " ".join(str(err).replace(_METADATA_NOTE, " ").split())
+    text = _OP_REPR.sub(lambda m: f"{m['name']}: ", text)
+    return text if len(text) <= _MESSAGE_LIMIT else text[: _MESSAGE_LIMIT - 3] + "..."
 
 
 def _check_ops(model: onnx.ModelProto) -> None:
@@ -148,8 +162,7 @@ class _Importer(onnx_frontend.ONNXGraphImporter):
         except TvmextError as err:
             raise ModelError(f"{entry.label}: {err}") from err
         except Exception as err:
-            first_line = str(err).strip().splitlines()[0] if str(err).strip() else ""
-            raise ModelError(f"{entry.label}: {type(err).__name__}: {first_line}") from err
+            raise ModelError(f"{entry.label}: {type(err).__name__}: {tvm_message(err)}") from err
 
     def _convert_node(
         self,
