@@ -35,7 +35,7 @@ from tvmext.onnx.weights import apply_conversions
 _KEY_PREFIX = "tvmext::"
 # TVM's errors quote the whole op object ("In ir.Op(span=..., name="relax.nn.softmax",
 # ..., support_level=10), the input axis ..."); its name says the same in a word.
-_OP_REPR = re.compile(r'In ir\.Op\(.*?name="(?P<name>[^"]+)".*?support_level=\d+\),\s*')
+_OP_REPR = re.compile(r'(?:In )?ir\.Op\(.*?name="(?P<name>[^"]+)".*?support_level=\d+\),?\s*')
 _METADATA_NOTE = "# Metadata omitted. Use show_meta=True in script() method to show it."
 _MESSAGE_LIMIT = 400
 # Default-domain ops TVM's importer handles outside its converter table.

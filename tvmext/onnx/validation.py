@@ -75,6 +75,40 @@ def _check_inputs(model: onnx.ModelProto) -> None:
             )
 
 
+# Ops whose window attributes TVM takes as given: a kernel, stride or dilation below 1
+# compiles into a wrong (or divide-by-zero) loop nest rather than an error.
+_WINDOW_OPS = {"Conv", "ConvTranspose", "MaxPool", "AveragePool", "LpPool", "ConvInteger"}
+_POSITIVE = ("kernel_shape", "strides", "dilations", "group")
+_INDEX_LIMIT = 2**31
+
+
+def _check_attributes(model: onnx.ModelProto) -> None:
+    """Window ops' sizes are positive, pads not negative, all below TVM's int32 index
+    limit; a convolution's ``kernel_shape`` matches its weight initializer."""
+    weights = {i.name: list(i.dims) for i in model.graph.initializer}
+    for index, node in enumerate(model.graph.node):
+        if node.domain not in ("", "ai.onnx") or node.op_type not in _WINDOW_OPS:
+            continue
+        attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+        for name, value in attrs.items():
+            if name not in (*_POSITIVE, "pads") or not isinstance(value, int | list):
+                continue
+            values = value if isinstance(value, list) else [value]
+            low = 1 if name in _POSITIVE else 0
+            if not all(isinstance(v, int) and low <= v < _INDEX_LIMIT for v in values):
+                raise ModelError(
+                    f"{node_label(node, index)}: attribute {name} is {value}; expected "
+                    f"integers from {low} to {_INDEX_LIMIT - 1}"
+                )
+        kernel = attrs.get("kernel_shape")
+        weight = weights.get(node.input[1]) if len(node.input) > 1 else None
+        if node.op_type == "Conv" and kernel is not None and weight and kernel != weight[2:]:
+            raise ModelError(
+                f"{node_label(node, index)}: attribute kernel_shape is {kernel}, but weight "
+                f"{node.input[1]!r} has dims {weight}; expected kernel_shape {weight[2:]}"
+            )
+
+
 def _check_initializers(model: onnx.ModelProto) -> None:
     for init in model.graph.initializer:
         where = f"initializer {init.name!r}{_users(model, init.name)}"
@@ -155,3 +189,5 @@ def validate(model: onnx.ModelProto, source: str) -> None:
         onnx.checker.check_model(model)
     except onnx.checker.ValidationError as err:
         raise _checker_error(model, err, source) from err
+    # After the checker, which has checked the attributes' types.
+    _check_attributes(model)
