@@ -109,6 +109,22 @@ def _check_attributes(model: onnx.ModelProto) -> None:
             )
 
 
+# Sub-byte types pack several elements a byte in raw_data.
+_SUB_BYTE_BITS = {
+    getattr(onnx.TensorProto, name): bits
+    for name, bits in (
+        ("INT4", 4),
+        ("UINT4", 4),
+        ("FLOAT4E2M1", 4),
+        ("INT2", 2),
+        ("UINT2", 2),
+        ("FLOAT6E2M3", 6),
+        ("FLOAT6E3M2", 6),
+    )
+    if hasattr(onnx.TensorProto, name)
+}
+
+
 def _check_initializers(model: onnx.ModelProto) -> None:
     for init in model.graph.initializer:
         where = f"initializer {init.name!r}{_users(model, init.name)}"
@@ -125,8 +141,7 @@ def _check_initializers(model: onnx.ModelProto) -> None:
             and dtype.itemsize
             and init.data_type != onnx.TensorProto.STRING
         ):
-            # Sub-byte types (int4) pack two elements a byte.
-            bits = 4 if init.data_type in _FOUR_BIT else dtype.itemsize * 8
+            bits = _SUB_BYTE_BITS.get(init.data_type, dtype.itemsize * 8)
             expected = (elements * bits + 7) // 8
             if len(init.raw_data) != expected:
                 raise ModelError(
@@ -144,39 +159,43 @@ def _check_initializers(model: onnx.ModelProto) -> None:
             ) from err
 
 
-_FOUR_BIT = {
-    getattr(onnx.TensorProto, name)
-    for name in ("INT4", "UINT4", "FLOAT4E2M1")
-    if hasattr(onnx.TensorProto, name)
-}
 # Where the ONNX checker names the node it found at fault.
 _CHECKER_NODE = [
-    re.compile(r"Name: (?P<name>\S*) OpType: (?P<op>\S+)"),
-    re.compile(r"Node\((?P<name>[^)]*)\)"),
+    re.compile(r"[Nn]ame: (?P<name>\S+) OpType:"),
+    re.compile(r"Node\((?P<name>[^)]+)\)"),
     re.compile(r"in '(?P<name>[^'\s]+) : "),
-    re.compile(r"input '[^']*' of node:\s*input: .*?name: \"(?P<name>[^\"]*)\"", re.S),
 ]
+# The checker's words for an input nothing produces before the node that reads it.
+_UNSORTED = re.compile(r"input '(?P<input>[^']*)' of node")
+# ... and for an output written twice (the second writer is at fault).
+_REWRITTEN = re.compile(r"however '(?P<output>[^']*)' has been used as output")
 
 
 def _checker_error(model: onnx.ModelProto, err: Exception, source: str) -> ModelError:
     """The ONNX checker's error, led by the node it is about (or the model file)."""
     text = str(err)
     first = " ".join(text.strip().splitlines()[0].split()) if text.strip() else type(err).__name__
-    for pattern in _CHECKER_NODE:
-        match = pattern.search(text)
-        if not match:
-            continue
-        for index, node in enumerate(model.graph.node):
-            if node.name and node.name == match["name"]:
-                return ModelError(f"{node_label(node, index)}: {first}")
-    missing = re.search(r"input '([^']*)' of node", text)
-    if missing:
-        for index, node in enumerate(model.graph.node):
-            if missing[1] in node.input:
-                return ModelError(
-                    f"{node_label(node, index)}: input {missing[1]!r} is neither a graph "
-                    f"input, an initializer nor an earlier node's output"
-                )
+    unsorted = _UNSORTED.search(text)
+    if unsorted:
+        first = (
+            f"input {unsorted['input']!r} is neither a graph input, an initializer nor "
+            f"the output of an earlier node"
+        )
+    names = [m["name"] for p in _CHECKER_NODE if (m := p.search(text))]
+    rewritten = _REWRITTEN.search(text)
+    if rewritten:
+        writers = [
+            (i, n) for i, n in enumerate(model.graph.node) if rewritten["output"] in n.output
+        ]
+        if len(writers) > 1:
+            index, node = writers[1]
+            return ModelError(
+                f"{node_label(node, index)}: output {rewritten['output']!r} is already written "
+                f"by {node_label(writers[0][1], writers[0][0])}; expected each name written once"
+            )
+    for index, node in enumerate(model.graph.node):
+        if node.name in names or (unsorted and not names and unsorted["input"] in node.input):
+            return ModelError(f"{node_label(node, index)}: {first}")
     return ModelError(f"{source} is invalid: {first}")
 
 
