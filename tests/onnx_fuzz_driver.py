@@ -22,7 +22,8 @@ import tvmext.onnx.importer  # noqa: F401  (imported before forking, once for al
 from tvmext.cli import main
 
 RUN_MARKER = "--- tvmext run ---"
-DEADLINE_S = 60.0
+# A small model compiles in seconds at -O0; much longer means a hang.
+DEADLINE_S = 30.0
 # A child that raised out of the CLI (a Python traceback) exits with this.
 EXIT_UNCAUGHT = 70
 

@@ -39,7 +39,7 @@ def _message_problem(command: str, stderr: str, named: tuple[str, ...]) -> str |
     return None
 
 
-def _check(mutant, outcome: dict, folder: pathlib.Path) -> str | None:
+def _check(outcome: dict, folder: pathlib.Path) -> str | None:
     """What is wrong with one mutant's outcome (None: a permitted outcome)."""
     if "timeout" in outcome:
         return f"hung (deadline {outcome['timeout']} s)"
@@ -56,15 +56,17 @@ def _check(mutant, outcome: dict, folder: pathlib.Path) -> str | None:
     model = str(folder / "model.onnx")
     if status["compile"] not in ("0", "1"):
         return f"compile exited {status['compile']}"
+    written = sorted(
+        p.name for p in folder.iterdir() if p.name not in ("model.onnx", "log.out", "log.err")
+    )
     if status["compile"] == "1":
-        left = sorted(
-            p.name for p in folder.iterdir() if p.name not in ("model.onnx", "log.out", "log.err")
-        )
-        if left:
-            return f"failed compile left {left}"
+        if written:
+            return f"failed compile left {written}"
         return _message_problem(
             "compile", compile_err, ("node '", "input '", "initializer '", model)
         )
+    if written != ["out.so"]:
+        return f"compile wrote {written}, expected only out.so"
     if status["run"] not in ("0", "1"):
         return f"run exited {status['run']}"
     if status["run"] == "1":
@@ -80,7 +82,7 @@ def test_mutated_models_compile_or_fail_cleanly(tmp_path):
         folder.mkdir()
         (folder / "model.onnx").write_bytes(mutant.data)
         folders.append(folder)
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(pathlib.Path(__file__).parents[1])])}
+    env = {**os.environ, "PYTHONPATH": str(pathlib.Path(__file__).parents[1])}
     driver = pathlib.Path(onnx_fuzz_driver.__file__)
     shards = []
     for shard in range(SHARDS):
@@ -96,15 +98,21 @@ def test_mutated_models_compile_or_fail_cleanly(tmp_path):
         )
         shards.append((proc, results_path))
     outcomes: list[dict | None] = [None] * len(cases)
-    for shard, (proc, results_path) in enumerate(shards):
-        assert proc.wait(timeout=SHARD_DEADLINE_S) == 0, f"fuzz driver shard {shard} failed"
-        for index, outcome in zip(
-            range(shard, len(cases), SHARDS), json.loads(results_path.read_text()), strict=True
-        ):
-            outcomes[index] = outcome
+    try:
+        for shard, (proc, results_path) in enumerate(shards):
+            assert proc.wait(timeout=SHARD_DEADLINE_S) == 0, f"fuzz driver shard {shard} failed"
+            for index, outcome in zip(
+                range(shard, len(cases), SHARDS), json.loads(results_path.read_text()), strict=True
+            ):
+                outcomes[index] = outcome
+    finally:
+        for proc, _ in shards:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
     failures = []
     for mutant, outcome, folder in zip(cases, outcomes, folders, strict=True):
-        problem = _check(mutant, outcome, folder)
+        problem = _check(outcome, folder)
         if problem:
             failures.append(f"seed {mutant.seed} ({mutant.description}): {problem}")
     assert not failures, f"{len(failures)} of {len(cases)} mutants:\n" + "\n".join(failures)
