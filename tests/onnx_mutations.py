@@ -279,18 +279,23 @@ class Mutant:
     data: bytes
 
 
-def mutants(seed: int, count: int) -> Iterator[Mutant]:
-    """``count`` mutants; mutant ``i`` depends only on ``(seed, i)``."""
+def mutant(seed: int, index: int) -> Mutant:
+    """Mutant ``index`` of ``seed``: the base models and mutation kinds in turn, the
+    details drawn from a generator seeded by both."""
     kinds = [*MUTATIONS, "bytes"]
-    for i in range(count):
-        mutant_seed = seed * 100_003 + i
-        rng = random.Random(mutant_seed)
-        base = list(BASE_MODELS)[i % len(BASE_MODELS)]
-        kind = kinds[(i // len(BASE_MODELS)) % len(kinds)]
-        model = BASE_MODELS[base]()
-        if kind == "bytes":
-            what, data = _corrupt_bytes(model.SerializeToString(), rng)
-        else:
-            what = MUTATIONS[kind](model, rng)
-            data = model.SerializeToString()
-        yield Mutant(mutant_seed, f"{base}: {kind}: {what}", data)
+    mutant_seed = seed * 100_003 + index
+    rng = random.Random(mutant_seed)
+    base = list(BASE_MODELS)[index % len(BASE_MODELS)]
+    kind = kinds[(index // len(BASE_MODELS)) % len(kinds)]
+    model = BASE_MODELS[base]()
+    if kind == "bytes":
+        what, data = _corrupt_bytes(model.SerializeToString(), rng)
+    else:
+        what = MUTATIONS[kind](model, rng)
+        data = model.SerializeToString()
+    return Mutant(mutant_seed, f"{base}: {kind}: {what}", data)
+
+
+def mutants(seed: int, count: int) -> Iterator[Mutant]:
+    """The first ``count`` mutants of ``seed``."""
+    return (mutant(seed, i) for i in range(count))
