@@ -188,8 +188,7 @@ def _lowering(stage: lowering.Stage) -> Callable[[CompileState], None]:
         except Exception as err:
             raise CompileError(
                 f"compiling {_model_source(state.model)} for {state.spec.kind} failed in stage "
-                f"{stage.name!r}: "
-                f"{type(err).__name__}: {err}"
+                f"{stage.name!r}: {type(err).__name__}: {err}"
             ) from err
 
     return run

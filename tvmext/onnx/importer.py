@@ -7,7 +7,8 @@ registered (``op.onnx(...)`` or a converter) goes through the tvmext registry, a
 default-domain node whose inputs are all constants is folded
 (:mod:`tvmext.onnx.constant_folding`), everything else goes to TVM's converters; so a
 model without custom ops or constant subgraphs imports as with
-``relax.frontend.onnx.from_onnx``. Errors name the node.
+``relax.frontend.onnx.from_onnx``. A model is validated before TVM sees it
+(:mod:`tvmext.onnx.validation`); errors name the node.
 """
 
 from __future__ import annotations
@@ -64,7 +65,7 @@ def _opsets(model: onnx.ModelProto) -> dict[str, int]:
     return {onnx_registry.normalize_domain(o.domain): o.version for o in model.opset_import}
 
 
-def tvm_message(err: Exception) -> str:
+def _tvm_message(err: Exception) -> str:
     """One line of a TVM error: the op named by its name, not its repr, and what TVM
     found wrong (often after a line break, past a printed expression), cut to a limit."""
     text = " ".join(str(err).replace(_METADATA_NOTE, " ").split())
@@ -162,7 +163,7 @@ class _Importer(onnx_frontend.ONNXGraphImporter):
         except TvmextError as err:
             raise ModelError(f"{entry.label}: {err}") from err
         except Exception as err:
-            raise ModelError(f"{entry.label}: {type(err).__name__}: {tvm_message(err)}") from err
+            raise ModelError(f"{entry.label}: {type(err).__name__}: {_tvm_message(err)}") from err
 
     def _convert_node(
         self,
