@@ -6,8 +6,8 @@ ops and domains, corrupted bytes) the outcome must be a compiled artifact that r
 exit 1 with one line on stderr naming the node, input or model file; never a signal, a
 traceback, a hang, or a file left in the output folder by a failed compile. Mutants
 run in forked children of :mod:`onnx_fuzz_driver` (TVM imported once per shard, two
-shards in parallel) to keep the test near a minute; all failures are reported at once,
-each with the mutant's seed and description.
+shards in parallel): 85 mutants take about 15-35 s on two busy cores. All failures
+are reported at once, each with the mutant's seed and description.
 """
 
 from __future__ import annotations
