@@ -89,6 +89,13 @@ def _relax_inputs(mod: tvm.IRModule, names: list[str] | None = None) -> list[Inp
     return specs
 
 
+def _model_source(model: Any) -> str:
+    """How errors about the whole model name it: its file, or what it is."""
+    if isinstance(model, str | os.PathLike):
+        return f"model file {os.fspath(model)!r}"
+    return "the ONNX model" if isinstance(model, onnx.ModelProto) else "the model"
+
+
 def _import(state: CompileState) -> None:
     model, options = state.model, state.options
     if isinstance(model, tvm.IRModule):
@@ -102,8 +109,9 @@ def _import(state: CompileState) -> None:
             f"got {type(model).__name__}"
         )
     proto = onnx_import.load_model(model)
+    source = _model_source(model)
     state.mod = onnx_import.from_onnx(
-        proto, options.input_shapes, options.input_dtypes, options.keep_params_in_input
+        proto, options.input_shapes, options.input_dtypes, options.keep_params_in_input, source
     )
     _split_params(state, [i.name for i in onnx_import.graph_inputs(proto)])
 
@@ -179,8 +187,8 @@ def _lowering(stage: lowering.Stage) -> Callable[[CompileState], None]:
             raise
         except Exception as err:
             raise CompileError(
-                f"compiling for {state.spec.kind} failed in stage {stage.name!r}: "
-                f"{type(err).__name__}: {err}"
+                f"compiling {_model_source(state.model)} for {state.spec.kind} failed in stage "
+                f"{stage.name!r}: {type(err).__name__}: {err}"
             ) from err
 
     return run
@@ -234,8 +242,8 @@ def codegen(state: CompileState) -> Any:
         raise
     except Exception as err:
         raise CompileError(
-            f"compiling for {state.spec.kind} failed in code generation: "
-            f"{type(err).__name__}: {err}"
+            f"compiling {_model_source(state.model)} for {state.spec.kind} failed in code "
+            f"generation: {type(err).__name__}: {err}"
         ) from err
 
 

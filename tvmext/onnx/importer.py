@@ -7,7 +7,8 @@ registered (``op.onnx(...)`` or a converter) goes through the tvmext registry, a
 default-domain node whose inputs are all constants is folded
 (:mod:`tvmext.onnx.constant_folding`), everything else goes to TVM's converters; so a
 model without custom ops or constant subgraphs imports as with
-``relax.frontend.onnx.from_onnx``. Errors name the node.
+``relax.frontend.onnx.from_onnx``. A model is validated before TVM sees it
+(:mod:`tvmext.onnx.validation`); errors name the node.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -28,9 +30,15 @@ import tvmext.onnx.converters  # noqa: F401  (registers the converters this impo
 from tvmext.errors import ModelError, TvmextError
 from tvmext.onnx import registry as onnx_registry
 from tvmext.onnx.constant_folding import fold_node
+from tvmext.onnx.validation import node_label, validate
 from tvmext.onnx.weights import apply_conversions
 
 _KEY_PREFIX = "tvmext::"
+# TVM's errors quote the whole op object ("In ir.Op(span=..., name="relax.nn.softmax",
+# ..., support_level=10), the input axis ..."); its name says the same in a word.
+_OP_REPR = re.compile(r'(?:In )?ir\.Op\(.*?name="(?P<name>[^"]+)".*?support_level=\d+\),?\s*')
+_METADATA_NOTE = "# Metadata omitted. Use show_meta=True in script() method to show it."
+_MESSAGE_LIMIT = 400
 # Default-domain ops TVM's importer handles outside its converter table.
 _HANDLED_BY_TVM = {"If", "Constant"}
 
@@ -57,8 +65,12 @@ def _opsets(model: onnx.ModelProto) -> dict[str, int]:
     return {onnx_registry.normalize_domain(o.domain): o.version for o in model.opset_import}
 
 
-def _node_label(node: onnx.NodeProto, index: int) -> str:
-    return f"node {node.name or f'#{index}'!r} ({node.domain or 'ai.onnx'}::{node.op_type})"
+def _tvm_message(err: Exception) -> str:
+    """One line of a TVM error: the op named by its name, not its repr, and what TVM
+    found wrong (often after a line break, past a printed expression), cut to a limit."""
+    text = " ".join(str(err).replace(_METADATA_NOTE, " ").split())
+    text = _OP_REPR.sub(lambda m: f"{m['name']}: ", text)
+    return text if len(text) <= _MESSAGE_LIMIT else text[: _MESSAGE_LIMIT - 3] + "..."
 
 
 def _check_ops(model: onnx.ModelProto) -> None:
@@ -79,7 +91,7 @@ def _check_ops(model: onnx.ModelProto) -> None:
             else f"domain {domain!r} has {listing} registered"
         )
         raise ModelError(
-            f"{_node_label(node, index)}: no converter for op type {node.op_type!r} in "
+            f"{node_label(node, index)}: no converter for op type {node.op_type!r} in "
             f"domain {node.domain or 'ai.onnx'!r} ({hint}); declare one with "
             f"op.onnx({node.domain!r}, {node.op_type!r})"
         )
@@ -118,7 +130,7 @@ def _key_nodes(model: onnx.ModelProto) -> tuple[onnx.ModelProto, dict[str, _Node
             users = [op for out in node.output for op in consumers.get(out, [])]
             if not mapping.applies(node, users):
                 mapping = None
-        table[key] = _Node(original, _node_label(original, index), mapping)
+        table[key] = _Node(original, node_label(original, index), mapping)
         if mapping is not None and domain != "":
             node.op_type = key
     return renamed, table
@@ -151,8 +163,7 @@ class _Importer(onnx_frontend.ONNXGraphImporter):
         except TvmextError as err:
             raise ModelError(f"{entry.label}: {err}") from err
         except Exception as err:
-            first_line = str(err).strip().splitlines()[0] if str(err).strip() else ""
-            raise ModelError(f"{entry.label}: {type(err).__name__}: {first_line}") from err
+            raise ModelError(f"{entry.label}: {type(err).__name__}: {_tvm_message(err)}") from err
 
     def _convert_node(
         self,
@@ -196,14 +207,13 @@ def from_onnx(
     shapes: Mapping[str, Sequence[int]] | None = None,
     dtypes: Mapping[str, str] | None = None,
     keep_params_in_input: bool = False,
+    source: str = "the ONNX model",
 ) -> tvm.IRModule:
     """Import ``model`` into Relax; weights become constants in the module, or, with
     ``keep_params_in_input``, parameters of ``main`` after its runtime inputs (its
-    ``num_input`` attribute counts those; ``params`` holds the initializers' values)."""
-    try:
-        onnx.checker.check_model(model)
-    except onnx.checker.ValidationError as err:
-        raise ModelError(f"ONNX model is invalid: {str(err).splitlines()[0]}") from err
+    ``num_input`` attribute counts those; ``params`` holds the initializers' values).
+    ``source`` (the model file) words errors about the whole model."""
+    validate(model, source)
     _check_ops(model)
     renamed, table = _key_nodes(model)
     names = [i.name for i in graph_inputs(model)]
@@ -233,7 +243,7 @@ def from_onnx(
     except TvmextError:
         raise
     except Exception as err:
-        raise ModelError(f"importing the ONNX model failed: {type(err).__name__}: {err}") from err
+        raise ModelError(f"importing {source} failed: {type(err).__name__}: {err}") from err
 
 
 class GraphInput:

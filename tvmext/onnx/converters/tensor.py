@@ -1,4 +1,4 @@
-"""ONNX ``Trilu``, ``Constant`` and ``Pad`` where TVM 0.27's importer gets them wrong,
+"""ONNX ``Trilu``, ``Constant``, ``Pad`` and ``Gather`` where TVM 0.27's importer gets them wrong,
 lacks them or hides what they do (registered for ``ai.onnx``)."""
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ import numpy as np
 import tvm
 from tvm import relax
 
+from tvmext.errors import ShapeError
 from tvmext.onnx.converters.helpers import const, static_shape
 from tvmext.onnx.registry import register_converter
 
@@ -88,3 +89,33 @@ def pad(
         width[2 * axis], width[2 * axis + 1] = widths[i], widths[len(picked) + i]
     fill = float(value.reshape(-1)[0]) if value is not None and value.size else 0.0
     return relax.op.nn.pad(data, width, "constant", fill)
+
+
+@register_converter("", "Gather", 1)
+def gather(
+    bb: relax.BlockBuilder,
+    inputs: list[relax.Expr],
+    attrs: dict[str, Any],
+    fallback: Callable[[], relax.Expr],
+) -> relax.Expr:
+    """TVM's Gather is ``take`` in its fast mode, which reads out of bounds (and may
+    crash the process at run time) for an index past the axis: constant indices are
+    checked against a static axis here, at compile time."""
+    data, indices = inputs[0], inputs[1]
+    shape = static_shape(data) if not isinstance(data, relax.ShapeExpr) else None
+    if isinstance(indices, tvm.ir.GenericConst) and shape is not None:
+        axis = attrs.get("axis", 0)
+        if not -len(shape) <= axis < len(shape):
+            raise ShapeError(
+                f"axis {axis} is out of range for input 0 of rank {len(shape)}; expected "
+                f"an axis in [{-len(shape)}, {len(shape)})"
+            )
+        size = shape[axis]
+        values = indices.value.numpy()
+        bad = values[(values < -size) | (values >= size)]
+        if bad.size:
+            raise ShapeError(
+                f"input 1 (indices) holds {int(bad.reshape(-1)[0])}, out of range for axis "
+                f"{axis} of input 0 (size {size}); expected indices in [{-size}, {size})"
+            )
+    return fallback()
