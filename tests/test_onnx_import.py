@@ -91,7 +91,8 @@ def test_malformed_and_missing_files(tmp_path):
     model = mlp()
     model.graph.node[0].input[1] = "no_such_tensor"
     with pytest.raises(
-        tvmext.ModelError, match=r"node 'fc1' \(ai.onnx::MatMul\): input 'no_such_tensor' is neither"
+        tvmext.ModelError,
+        match=r"node 'fc1' \(ai.onnx::MatMul\): input 'no_such_tensor' is neither",
     ):
         tvmext.compile(save(model, tmp_path, "broken.onnx"))
 
