@@ -19,6 +19,7 @@ counted as ``unsupported`` with that reason, for either importer.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import re
@@ -175,7 +176,6 @@ def run(importer: str, names: Iterable[str], jobs: int = 2) -> dict[str, tuple[s
 def family(name: str, cases: Mapping[str, Any]) -> str:
     """The operator a case tests: the op of its model's single node kind, else the
     longest ONNX op name its name starts with (``*_expanded`` cases count with their op)."""
-    import onnx
 
     base = cases.get(re.sub(r"_expanded(_ver\d+)?$", "", name), cases[name])
     ops = {(n.domain, n.op_type) for n in base.model.graph.node if n.op_type != "Constant"}
@@ -183,10 +183,14 @@ def family(name: str, cases: Mapping[str, Any]) -> str:
         domain, op_type = ops.pop()
         return op_type if domain in ("", "ai.onnx") else domain
     compact = name.removeprefix("test_").replace("_", "").lower()
-    for op_name in sorted({s.name for s in onnx.defs.get_all_schemas()}, key=len, reverse=True):
-        if compact.startswith(op_name.lower()):
-            return op_name
-    return "other"
+    return next((op for op in _op_names_longest_first() if compact.startswith(op.lower())), "other")
+
+
+@functools.cache
+def _op_names_longest_first() -> list[str]:
+    import onnx
+
+    return sorted({s.name for s in onnx.defs.get_all_schemas()}, key=len, reverse=True)
 
 
 def family_table(all_results: Mapping[str, Mapping[str, tuple[str, str]]]) -> str:
@@ -194,14 +198,13 @@ def family_table(all_results: Mapping[str, Mapping[str, tuple[str, str]]]) -> st
     families with failures first (most failing cases first)."""
     cases = collect()
     importers = list(all_results)
-    rows: dict[str, dict[str, int]] = {}
+    families = {name: family(name, cases) for name in next(iter(all_results.values()))}
+    rows = {f: {"cases": 0, **dict.fromkeys(importers, 0)} for f in families.values()}
+    for f in families.values():
+        rows[f]["cases"] += 1
     for importer, results in all_results.items():
         for name, (status, _) in results.items():
-            row = rows.setdefault(family(name, cases), {"cases": 0, **dict.fromkeys(importers, 0)})
-            row[importer] += status == "pass"
-    names = next(iter(all_results.values()))
-    for name in names:
-        rows[family(name, cases)]["cases"] += 1
+            rows[families[name]][importer] += status == "pass"
     first = importers[0]
     order = sorted(rows, key=lambda f: (rows[f][first] - rows[f]["cases"], f))
     lines = [

@@ -38,12 +38,14 @@ def _np_dtype(elem_type: int) -> np.dtype | None:
         return None
 
 
-def _users(model: onnx.ModelProto, name: str) -> str:
-    """Where ``name`` is used: ``input 1 of node 'fc' (ai.onnx::Gemm)``, for errors."""
+def _error(model: onnx.ModelProto, kind: str, name: str, problem: str) -> ModelError:
+    """``input 'x' (input 1 of node 'fc' (ai.onnx::Gemm)): problem``. Built only when
+    raising, since finding the first user scans every node."""
     for index, node in enumerate(model.graph.node):
         if name in node.input:
-            return f" (input {list(node.input).index(name)} of {node_label(node, index)})"
-    return ""
+            used = f" (input {list(node.input).index(name)} of {node_label(node, index)})"
+            return ModelError(f"{kind} {name!r}{used}: {problem}")
+    return ModelError(f"{kind} {name!r}: {problem}")
 
 
 def _check_inputs(model: onnx.ModelProto) -> None:
@@ -52,26 +54,32 @@ def _check_inputs(model: onnx.ModelProto) -> None:
         if value.name in initializers or not value.type.HasField("tensor_type"):
             continue
         tensor = value.type.tensor_type
-        where = f"input {value.name!r}{_users(model, value.name)}"
         if _np_dtype(tensor.elem_type) is None:
-            raise ModelError(
-                f"{where}: element type {tensor.elem_type} is not a known ONNX tensor type"
+            raise _error(
+                model,
+                "input",
+                value.name,
+                f"element type {tensor.elem_type} is not a known ONNX tensor type",
             )
         elements = 1
         for axis, dim in enumerate(tensor.shape.dim):
             if dim.HasField("dim_value") and dim.dim_value < 0:
-                raise ModelError(
-                    f"{where}: dim {axis} is {dim.dim_value}; expected a size >= 0 or a "
-                    f"symbolic name"
+                raise _error(
+                    model,
+                    "input",
+                    value.name,
+                    f"dim {axis} is {dim.dim_value}; expected a size >= 0 or a symbolic name",
                 )
             elements *= dim.dim_value if dim.HasField("dim_value") else 1
         if elements > MAX_ELEMENTS:
             shape = [
                 d.dim_value if d.HasField("dim_value") else d.dim_param for d in tensor.shape.dim
             ]
-            raise ModelError(
-                f"{where}: shape {shape} has {elements} elements; at most {MAX_ELEMENTS} "
-                f"are supported"
+            raise _error(
+                model,
+                "input",
+                value.name,
+                f"shape {shape} has {elements} elements; at most {MAX_ELEMENTS} are supported",
             )
 
 
@@ -127,12 +135,18 @@ _SUB_BYTE_BITS = {
 
 def _check_initializers(model: onnx.ModelProto) -> None:
     for init in model.graph.initializer:
-        where = f"initializer {init.name!r}{_users(model, init.name)}"
         dtype = _np_dtype(init.data_type)
         if dtype is None:
-            raise ModelError(f"{where}: data type {init.data_type} is not a known ONNX tensor type")
+            raise _error(
+                model,
+                "initializer",
+                init.name,
+                f"data type {init.data_type} is not a known ONNX tensor type",
+            )
         if any(d < 0 for d in init.dims):
-            raise ModelError(f"{where}: dims {list(init.dims)} must not be negative")
+            raise _error(
+                model, "initializer", init.name, f"dims {list(init.dims)} must not be negative"
+            )
         if init.data_location == onnx.TensorProto.EXTERNAL:
             continue  # the bytes live in another file, checked when loaded
         elements = int(np.prod(init.dims, dtype=np.int64))
@@ -144,18 +158,24 @@ def _check_initializers(model: onnx.ModelProto) -> None:
             bits = _SUB_BYTE_BITS.get(init.data_type, dtype.itemsize * 8)
             expected = (elements * bits + 7) // 8
             if len(init.raw_data) != expected:
-                raise ModelError(
-                    f"{where}: raw_data holds {len(init.raw_data)} bytes; dims "
+                raise _error(
+                    model,
+                    "initializer",
+                    init.name,
+                    f"raw_data holds {len(init.raw_data)} bytes; dims "
                     f"{list(init.dims)} of {onnx.TensorProto.DataType.Name(init.data_type)} "
-                    f"need {expected}"
+                    f"need {expected}",
                 )
             continue
         try:
             numpy_helper.to_array(init)
         except Exception as err:
-            raise ModelError(
-                f"{where}: its values do not fit dims {list(init.dims)} of "
-                f"{onnx.TensorProto.DataType.Name(init.data_type)}: {err}"
+            raise _error(
+                model,
+                "initializer",
+                init.name,
+                f"its values do not fit dims {list(init.dims)} of "
+                f"{onnx.TensorProto.DataType.Name(init.data_type)}: {err}",
             ) from err
 
 
