@@ -6,7 +6,7 @@ from __future__ import annotations
 import ml_dtypes
 import numpy as np
 import pytest
-from onnx import TensorProto, helper
+from onnx import TensorProto, helper, numpy_helper
 
 import tvmext
 from tvmext.onnx import importer as onnx_import
@@ -126,6 +126,67 @@ def test_float8_casts_are_bit_exact(onnx_type, np_type, rng):
     assert f8.dtype == np.dtype(np_type)
     np.testing.assert_array_equal(f8.astype(np.float32), expected.astype(np.float32))
     np.testing.assert_array_equal(y, expected.astype(np.float32))
+
+
+@pytest.mark.parametrize(
+    ("onnx_type", "np_type"),
+    [
+        (TensorProto.INT4, ml_dtypes.int4),
+        (TensorProto.UINT4, ml_dtypes.uint4),
+        (TensorProto.INT2, ml_dtypes.int2),
+        (TensorProto.UINT2, ml_dtypes.uint2),
+        (TensorProto.FLOAT4E2M1, ml_dtypes.float4_e2m1fn),
+    ],
+)
+def test_sub_byte_casts_match_ml_dtypes(onnx_type, np_type, rng):
+    """float32 -> sub-byte -> Reshape -> float32, and a sub-byte initializer added in:
+    the sub-byte tensors travel in byte carriers, in and out of the compiled model,
+    with ml_dtypes' values (truncation and 0 out of range for the integers, nearest
+    even saturating for float4)."""
+    weight = helper.make_tensor(
+        "w", onnx_type, [2, 3], np.arange(6).astype(np_type).astype(np.float32).tolist()
+    )
+    nodes = [
+        helper.make_node("Cast", ["x"], ["packed"], to=onnx_type),
+        helper.make_node("Reshape", ["packed", "shape"], ["reshaped"]),
+        helper.make_node("Cast", ["reshaped"], ["y"], to=TensorProto.FLOAT),
+        helper.make_node("Cast", ["w"], ["wf"], to=TensorProto.FLOAT),
+        helper.make_node("Add", ["y", "wf"], ["z"]),
+    ]
+    model = _model(
+        nodes,
+        [_tensor("x", TensorProto.FLOAT, [6])],
+        [_tensor("reshaped", onnx_type, [2, 3]), _tensor("z", TensorProto.FLOAT, [2, 3])],
+        opset=25,
+    )
+    shape = helper.make_tensor("shape", TensorProto.INT64, [2], [2, 3])
+    model.graph.initializer.extend([weight, shape])
+    x = np.concatenate([rng.standard_normal(3) * 5, [np.nan, 17.0, -0.25]]).astype(np.float32)
+    packed, z = tvmext.compile(model)(x)
+    with np.errstate(invalid="ignore"):  # NaN to an integer type: 0, as ml_dtypes does
+        expected = x.astype(np_type).reshape(2, 3)
+    assert packed.dtype == np.dtype(np_type)
+    np.testing.assert_array_equal(packed.view(np.uint8), expected.view(np.uint8))
+    weight_values = np.arange(6).astype(np_type).astype(np.float32).reshape(2, 3)
+    np.testing.assert_array_equal(z, expected.astype(np.float32) + weight_values)
+
+
+@pytest.mark.parametrize("round_mode", ["up", "down", "nearest"])
+def test_float8_e8m0_cast_rounds_by_round_mode(round_mode, rng):
+    nodes = [
+        helper.make_node("Cast", ["x"], ["y"], to=TensorProto.FLOAT8E8M0, round_mode=round_mode)
+    ]
+    model = _model(
+        nodes,
+        [_tensor("x", TensorProto.FLOAT, [64])],
+        [_tensor("y", TensorProto.FLOAT8E8M0, [64])],
+        opset=24,
+    )
+    x = np.concatenate([np.abs(rng.standard_normal(58)) * 10, [0, 1.5, 3.0, 1e-40, np.inf, 3e38]])
+    x = x.astype(np.float32)
+    (y,) = tvmext.compile(model)(x)
+    expected = numpy_helper.to_float8e8m0(x, True, round_mode)
+    np.testing.assert_array_equal(y.view(np.uint8), expected.view(np.uint8))
 
 
 def test_errors_name_the_node_among_nodes_of_one_type():

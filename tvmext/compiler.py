@@ -35,6 +35,7 @@ from tvmext.errors import CompileError, ModelError, NativeBuildError, TvmextErro
 from tvmext.lowering import pipeline as lowering
 from tvmext.lowering.tuning_records import TuningRecords
 from tvmext.onnx import importer as onnx_import
+from tvmext.onnx.packed_types import boundary_dtypes
 from tvmext.opdef.native_build import shared_library_link_options
 from tvmext.opdef.native_layer import native_shared_libraries
 from tvmext.pass_registry import PHASES, passes_for
@@ -58,6 +59,7 @@ class CompileState:
     mod: tvm.IRModule | None = None
     inputs: list[InputSpec] | None = None
     params: list[InputSpec] = dataclasses.field(default_factory=list)
+    output_dtypes: list[str] = dataclasses.field(default_factory=list)
     param_values: list[np.ndarray] | None = None
     partitions: list[Partitioned] = dataclasses.field(default_factory=list)
     inference: bool = True
@@ -114,6 +116,12 @@ def _import(state: CompileState) -> None:
         proto, options.input_shapes, options.input_dtypes, options.keep_params_in_input, source
     )
     _split_params(state, [i.name for i in onnx_import.graph_inputs(proto)])
+    # Sub-byte inputs and outputs are carried in byte types; callers use the real ones.
+    packed_inputs, state.output_dtypes = boundary_dtypes(proto)
+    state.inputs = [
+        dataclasses.replace(spec, dtype=packed_inputs.get(spec.name, spec.dtype))
+        for spec in state.inputs or []
+    ]
 
 
 def _split_params(state: CompileState, names: list[str] | None) -> None:
@@ -178,7 +186,7 @@ def _lowering(stage: lowering.Stage) -> Callable[[CompileState], None]:
     def run(state: CompileState) -> None:
         assert state.mod is not None
         if stage.name == lowering.FIRST_STAGE and state.inputs is not None:
-            signature = signature_function(state.inputs, state.params)
+            signature = signature_function(state.inputs, state.params, state.output_dtypes)
             state.mod[relax.GlobalVar("tvmext_signature")] = signature
         try:
             with tvm.transform.PassContext(opt_level=state.options.opt_level):

@@ -14,6 +14,7 @@ model without custom ops or constant subgraphs imports as with
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import io
 import os
 import re
@@ -30,8 +31,10 @@ import tvmext.onnx.converters  # noqa: F401  (registers the converters this impo
 from tvmext.errors import ModelError, TvmextError
 from tvmext.onnx import registry as onnx_registry
 from tvmext.onnx.constant_folding import fold_node
+from tvmext.onnx.packed_types import carry_packed_types
 from tvmext.onnx.validation import node_label, validate
 from tvmext.onnx.weights import apply_conversions
+from tvmext.runtime.packed_dtypes import CARRIER
 
 _KEY_PREFIX = "tvmext::"
 # TVM's errors quote the whole op object ("In ir.Op(span=..., name="relax.nn.softmax",
@@ -105,13 +108,18 @@ class _Node:
     node: onnx.NodeProto
     label: str
     mapping: Any
+    input_dtypes: tuple[str | None, ...] = ()  # logical types, where sub-byte types occur
+    packed: bool = False  # touches a sub-byte type: not folded (values are in carriers)
 
 
-def _key_nodes(model: onnx.ModelProto) -> tuple[onnx.ModelProto, dict[str, _Node]]:
+def _key_nodes(
+    model: onnx.ModelProto, types: Mapping[str, str]
+) -> tuple[onnx.ModelProto, dict[str, _Node]]:
     """Copy of ``model`` whose nodes are named by a key into the returned table.
     Default-domain nodes keep their op_type, so that TVM's importer treats them as it
     treats that op (e.g. which ops may take a shape); registered nodes of other domains
-    get the key as op_type too, so that none is mistaken for a default-domain op."""
+    get the key as op_type too, so that none is mistaken for a default-domain op.
+    ``types`` holds the logical type of each value where the model has sub-byte ones."""
     opsets = _opsets(model)
     renamed = onnx.ModelProto()
     renamed.CopyFrom(model)
@@ -130,7 +138,12 @@ def _key_nodes(model: onnx.ModelProto) -> tuple[onnx.ModelProto, dict[str, _Node
             users = [op for out in node.output for op in consumers.get(out, [])]
             if not mapping.applies(node, users):
                 mapping = None
-        table[key] = _Node(original, node_label(original, index), mapping)
+        entry = _Node(original, node_label(original, index), mapping)
+        if types:
+            dtypes = tuple(types.get(name) for name in node.input)
+            packed = any(types.get(n) in CARRIER for n in [*node.input, *node.output])
+            entry = dataclasses.replace(entry, input_dtypes=dtypes, packed=packed)
+        table[key] = entry
         if mapping is not None and domain != "":
             node.op_type = key
     return renamed, table
@@ -173,7 +186,7 @@ class _Importer(onnx_frontend.ONNXGraphImporter):
         attrs: dict[str, Any],
         opset: int,
     ) -> relax.Expr:
-        folded = fold_node(entry.node, inputs, opset)
+        folded = None if entry.packed else fold_node(entry.node, inputs, opset)
         if folded is not None:
             return folded
         mapping, label = entry.mapping, entry.label
@@ -192,6 +205,7 @@ class _Importer(onnx_frontend.ONNXGraphImporter):
                 )
 
             onnx_attrs["_num_outputs"] = attrs["tvm_custom"]["num_outputs"]
+            onnx_attrs["_input_dtypes"] = entry.input_dtypes
             return self.bb.normalize(mapping.fn(self.bb, inputs, onnx_attrs, fallback))
         while inputs and inputs[-1] is None:
             inputs = inputs[:-1]
@@ -215,7 +229,8 @@ def from_onnx(
     ``source`` (the model file) words errors about the whole model."""
     validate(model, source)
     _check_ops(model)
-    renamed, table = _key_nodes(model)
+    carried, types = carry_packed_types(model)
+    renamed, table = _key_nodes(carried, types)
     names = [i.name for i in graph_inputs(model)]
     for name in [*(shapes or {}), *(dtypes or {})]:
         if name not in names:

@@ -28,6 +28,7 @@ from tvm import relax
 from tvmext.atomic_file import atomic_output, check_folder
 from tvmext.errors import CompileError, ShapeError
 from tvmext.runtime.cpu_threads import configure_thread_pool
+from tvmext.runtime.packed_dtypes import from_carrier, numpy_dtype, to_carrier
 from tvmext.runtime.profiling import Profile, profile_vm
 from tvmext.runtime.tvm_log import filtered_tvm_log
 from tvmext.runtime.zero_copy import to_tensor
@@ -85,20 +86,30 @@ def _spec(data: dict[str, Any]) -> InputSpec:
 
 
 def signature_function(
-    inputs: Sequence[InputSpec], params: Sequence[InputSpec] = ()
+    inputs: Sequence[InputSpec],
+    params: Sequence[InputSpec] = (),
+    output_dtypes: Sequence[str] = (),
 ) -> relax.Function:
     """A Relax function returning the inputs (and runtime weights) as JSON, to embed in
-    the artifact."""
+    the artifact; ``output_dtypes`` name the outputs' sub-byte types ("" for others),
+    which the outputs' byte carriers become on the way out."""
     text = json.dumps(
-        {"inputs": [_spec_json(i) for i in inputs], "params": [_spec_json(p) for p in params]}
+        {
+            "inputs": [_spec_json(i) for i in inputs],
+            "params": [_spec_json(p) for p in params],
+            "output_dtypes": list(output_dtypes),
+        }
     )
     func = relax.Function([], tvm.ir.StringImm(text), tvm.ir.StringType())
     return func.with_attr("global_symbol", SIGNATURE_FUNCTION)
 
 
-def _read_signature(vm: relax.VirtualMachine) -> tuple[list[InputSpec], list[InputSpec]]:
+def _read_signature(
+    vm: relax.VirtualMachine,
+) -> tuple[list[InputSpec], list[InputSpec], list[str]]:
     data = json.loads(str(vm[SIGNATURE_FUNCTION]()))
-    return [_spec(i) for i in data["inputs"]], [_spec(p) for p in data.get("params", [])]
+    inputs, params = [_spec(i) for i in data["inputs"]], [_spec(p) for p in data.get("params", [])]
+    return inputs, params, list(data.get("output_dtypes", []))
 
 
 class Module:
@@ -124,7 +135,7 @@ class Module:
         if self.link_options:
             executable.jit(options=list(self.link_options))  # the VM then uses this library
         self._vm = relax.VirtualMachine(executable, self.device)
-        self.inputs, self.params = _read_signature(self._vm)
+        self.inputs, self.params, self._output_dtypes = _read_signature(self._vm)
         self._bound_params: list[Any] | None = None if self.params else []
 
     @property
@@ -158,11 +169,15 @@ class Module:
                 f"bind them with set_params(...) before running it"
             )
         bound = _check_arrays(self.inputs, arrays, named, "input")
-        return [to_tensor(a, self.device) for a in bound] + self._bound_params
+        return [to_tensor(to_carrier(a), self.device) for a in bound] + self._bound_params
 
     def run(self, *arrays: Any, **named: Any) -> list[np.ndarray]:
         """Run the model on NumPy arrays (positional or by input name); list of outputs."""
-        return flatten_outputs(self._vm["main"](*self._bind(arrays, named)))
+        outputs = flatten_outputs(self._vm["main"](*self._bind(arrays, named)))
+        if len(self._output_dtypes) == len(outputs):
+            pairs = zip(outputs, self._output_dtypes, strict=True)
+            outputs = [from_carrier(a, dtype) for a, dtype in pairs]
+        return outputs
 
     __call__ = run
 
@@ -361,7 +376,7 @@ def random_inputs(inputs: Sequence[InputSpec], seed: int = 0) -> list[np.ndarray
                 f"inputs explicitly (or compile with fixed input shapes)"
             )
         shape = tuple(int(d) for d in spec.shape)
-        dtype = np.dtype(spec.dtype)
+        dtype = numpy_dtype(spec.dtype)
         if np.issubdtype(dtype, np.floating):
             arrays.append(rng.standard_normal(shape).astype(dtype))
         elif dtype == np.bool_:

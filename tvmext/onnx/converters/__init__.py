@@ -3,6 +3,7 @@ operator family; importing this package registers them all."""
 
 from tvmext.onnx.converters import (
     attention,
+    cast,
     conv,
     cumulative,
     elementwise,
@@ -12,11 +13,13 @@ from tvmext.onnx.converters import (
     pool,
     reduce,
     shape,
+    sub_byte,
     tensor,
 )
 
 __all__ = [
     "attention",
+    "cast",
     "conv",
     "cumulative",
     "elementwise",
@@ -26,5 +29,6 @@ __all__ = [
     "pool",
     "reduce",
     "shape",
+    "sub_byte",
     "tensor",
 ]

@@ -1,23 +1,21 @@
-"""ONNX Cast and CastLike to and from the float8 types, bit-exact.
+"""Casts to and from the float8 types, bit-exact.
 
 TVM 0.27's float8 casts lose zero and NaN and wrap around on overflow (measured: 0
 reads back as 2**-7, 1e6 becomes -15). Here they are computed on the bits: decoding
 builds the float32 bits (subnormals by an exact scale), encoding rounds the float32
 mantissa to nearest-even and applies ONNX's ``saturate`` rule (out of range: the
-largest finite value, else infinity or NaN as the format has them).
+largest finite value, else infinity or NaN as the format has them). float8e8m0 (a
+power of two: exponent only) rounds by the Cast's ``round_mode`` instead.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import tvm
-from onnx.helper import tensor_dtype_to_np_dtype
 from tvm import relax, te, tirx
 
-from tvmext.onnx.registry import register_converter
+from tvmext.errors import ModelError
 
 
 @dataclass(frozen=True)
@@ -104,72 +102,78 @@ def _encode(x: tirx.PrimExpr, fmt: Float8, saturate: bool) -> tirx.PrimExpr:
     return tirx.Select(tirx.isnan(x), nan_code, signed)
 
 
-def cast_float8(bb: relax.BlockBuilder, data: relax.Expr, to: str, saturate: bool) -> relax.Expr:
+E8M0 = "float8_e8m0fnu"
+FLOAT8 = {*FORMATS, E8M0}
+_ROUND_MODES = ("up", "down", "nearest")
+
+
+def _decode_e8m0(bits: tirx.PrimExpr) -> tirx.PrimExpr:
+    """float32 value of the float8e8m0 code ``bits``: 2**(bits - 127), 255 is NaN."""
+    # 2**-127 is a float32 subnormal: only its mantissa's top bit is set.
+    value_bits = tirx.Select(bits == 0, _i32(0x00400000), bits << 23)
+    value = tirx.reinterpret("float32", value_bits.astype("uint32"))
+    return tirx.Select(bits == 0xFF, tirx.const(float("nan"), "float32"), value)
+
+
+def _encode_e8m0(x: tirx.PrimExpr, saturate: bool, round_mode: str) -> tirx.PrimExpr:
+    """float8e8m0 code (int32) of the float32 ``x``: its exponent, rounded by
+    ``round_mode`` as ``onnx.numpy_helper.to_float8e8m0`` does (the sign is dropped;
+    NaN and infinity give 255; ``saturate`` stops rounding up into 255)."""
+    xb = tirx.reinterpret("uint32", x)
+    exponent = ((xb >> tirx.const(23, "uint32")) & tirx.const(0xFF, "uint32")).astype("int32")
+
+    def bit_set(mask: int) -> tirx.PrimExpr:
+        return (xb & tirx.const(mask, "uint32")) != tirx.const(0, "uint32")
+
+    if round_mode == "up":
+        round_up = bit_set(0x7FFFFF)
+    elif round_mode == "nearest":
+        round_up = tirx.And(bit_set(0x400000), tirx.Or(bit_set(0x3FFFFF), exponent > 0))
+    else:
+        round_up = tirx.const(False, "bool")
+    if saturate:
+        round_up = tirx.And(round_up, exponent != 0xFE)
+    code = exponent + tirx.Select(round_up, _i32(1), _i32(0))
+    return tirx.Select(exponent == 0xFF, _i32(0xFF), code)
+
+
+def cast_float8(
+    bb: relax.BlockBuilder, data: relax.Expr, to: str, saturate: bool, round_mode: str = "up"
+) -> relax.Expr:
     """``data`` cast to ``to``, where one of them is a float8 type."""
+    if round_mode not in _ROUND_MODES:
+        raise ModelError(f"round_mode is {round_mode!r}; expected one of {_ROUND_MODES}")
     source = str(data.ty.dtype)
-    if source in FORMATS:
-        fmt = FORMATS[source]
+    if source in FLOAT8:
 
         def decode(t: te.Tensor) -> te.Tensor:
             def value(*i: Any) -> tirx.PrimExpr:
                 bits = tirx.reinterpret("uint8", t(*i)).astype("int32")
-                return _decode(bits, fmt)
+                return _decode_e8m0(bits) if source == E8M0 else _decode(bits, FORMATS[source])
 
             return te.compute(t.shape, value, "float8_decode")
 
         wide = bb.emit_te(decode, data)
-        return wide if to == "float32" else cast_to(bb, wide, to, saturate)
-    fmt = FORMATS[to]
+        return wide if to == "float32" else cast_to(bb, wide, to, saturate, round_mode)
     wide = data if source == "float32" else bb.emit(relax.op.astype(data, "float32"))
 
     def encode(t: te.Tensor) -> te.Tensor:
         def value(*i: Any) -> tirx.PrimExpr:
-            code = _encode(t(*i), fmt, saturate).astype("uint8")
-            return tirx.reinterpret(to, code)
+            if to == E8M0:
+                code = _encode_e8m0(t(*i), saturate, round_mode)
+            else:
+                code = _encode(t(*i), FORMATS[to], saturate)
+            return tirx.reinterpret(to, code.astype("uint8"))
 
         return te.compute(t.shape, value, "float8_encode")
 
     return bb.emit_te(encode, wide)
 
 
-def cast_to(bb: relax.BlockBuilder, data: relax.Expr, to: str, saturate: bool) -> relax.Expr:
+def cast_to(
+    bb: relax.BlockBuilder, data: relax.Expr, to: str, saturate: bool, round_mode: str = "up"
+) -> relax.Expr:
     """``data`` cast to ``to``: bit-exact for float8, else ``relax.op.astype``."""
-    if to in FORMATS or str(data.ty.dtype) in FORMATS:
-        return cast_float8(bb, data, to, saturate)
+    if to in FLOAT8 or str(data.ty.dtype) in FLOAT8:
+        return cast_float8(bb, data, to, saturate, round_mode)
     return relax.op.astype(data, to)
-
-
-def _involves_float8(data: relax.Expr, to: str) -> bool:
-    ty = getattr(data, "ty", None)
-    return isinstance(ty, relax.TensorType) and (to in FORMATS or str(ty.dtype) in FORMATS)
-
-
-@register_converter("", "Cast", 19)
-def cast(
-    bb: relax.BlockBuilder,
-    inputs: list[relax.Expr],
-    attrs: dict[str, Any],
-    fallback: Callable[[], relax.Expr],
-) -> relax.Expr:
-    """Cast; float8 sources or targets bit-exact (see the module docstring)."""
-    to = tensor_dtype_to_np_dtype(attrs["to"]).name
-    if not _involves_float8(inputs[0], to) or isinstance(inputs[0], tvm.ir.GenericConst):
-        return fallback()
-    return cast_float8(bb, inputs[0], to, bool(attrs.get("saturate", 1)))
-
-
-@register_converter("", "CastLike", 19)
-def cast_like(
-    bb: relax.BlockBuilder,
-    inputs: list[relax.Expr],
-    attrs: dict[str, Any],
-    fallback: Callable[[], relax.Expr],
-) -> relax.Expr:
-    """CastLike; float8 sources or targets bit-exact."""
-    target = getattr(inputs[1], "ty", None)
-    if not isinstance(target, relax.TensorType):
-        return fallback()
-    to = str(target.dtype)
-    if not _involves_float8(inputs[0], to) or isinstance(inputs[0], tvm.ir.GenericConst):
-        return fallback()
-    return cast_float8(bb, inputs[0], to, bool(attrs.get("saturate", 1)))
