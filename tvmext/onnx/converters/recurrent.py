@@ -112,8 +112,8 @@ def linear_attention(
             f"LinearAttention: q_num_heads {heads} must be a positive multiple of "
             f"kv_num_heads {kv_heads}"
         )
-    shapes = [static_shape(x) for x in (query, key, value)]
-    if any(s is None or len(s) != 3 for s in shapes):
+    shapes = [s for x in (query, key, value) if (s := static_shape(x)) and len(s) == 3]
+    if len(shapes) != 3:
         raise ModelError("LinearAttention: query, key and value need static rank-3 shapes")
     (b, steps, q_hidden), (_, _, k_hidden), (_, _, v_hidden) = shapes
     d_k, d_v, group = q_hidden // heads, v_hidden // kv_heads, heads // kv_heads

@@ -77,7 +77,10 @@ def rotary_embedding(
     imag = op.add(op.multiply(sin, x1), op.multiply(cos, x2))
     if interleaved:
         pairs = op.concat([op.expand_dims(real, 4), op.expand_dims(imag, 4)], axis=4)
-        rotated = op.reshape(pairs, (*static_shape(bb.normalize(x1))[:3], dim))
+        half_shape = static_shape(bb.normalize(x1))
+        if half_shape is None:
+            raise ModelError("input 0 (X) needs a static shape for interleaved rotation")
+        rotated = op.reshape(pairs, (*half_shape[:3], dim))
     else:
         rotated = op.concat([real, imag], axis=3)
     if dim < head_size:
