@@ -11,6 +11,7 @@ from tvmext.onnx.converters import (
     norm,
     pool,
     reduce,
+    resize,
     shape,
     tensor,
 )
@@ -25,6 +26,7 @@ __all__ = [
     "norm",
     "pool",
     "reduce",
+    "resize",
     "shape",
     "tensor",
 ]
