@@ -126,9 +126,9 @@ def _runtime_taps(
 
 
 def _f64(value: Any) -> tvm.ir.Expr:
-    return tirx.Cast("float64", value) if isinstance(value, tvm.ir.Expr) else tirx.const(
-        float(value), "float64"
-    )
+    if isinstance(value, int | float):
+        return tirx.const(float(value), "float64")
+    return tirx.Cast("float64", value)
 
 
 def _source(
@@ -186,9 +186,9 @@ def _resize_axis(
     """``data`` (float64) resized along ``axis``, as the reference's
     ``_interpolate_1d_along_axis``."""
     mode, coord = attrs["mode"], attrs["coord"]
-    in_dim = data.shape[axis]
+    in_dim = tirx.Cast("int64", data.shape[axis])
     in_w, out_f = _f64(in_dim), _f64(out_w)
-    last = in_dim - tirx.const(1, in_dim.dtype)
+    last = in_dim - tirx.const(1, "int64")
 
     def source(o: tvm.ir.Expr) -> tuple[tvm.ir.Expr, tvm.ir.Expr]:
         """The left neighbour of the source coordinate and the ratio in (0, 1] past it
@@ -199,7 +199,7 @@ def _resize_axis(
         return left, x - tirx.Cast("float64", left)
 
     def clamp(i: tvm.ir.Expr) -> tvm.ir.Expr:
-        return tirx.max(tirx.min(tirx.Cast(in_dim.dtype, i), last), 0)
+        return tirx.max(tirx.min(tirx.Cast("int64", i), last), 0)
 
     def at(index: tuple, i: tvm.ir.Expr) -> tvm.ir.Expr:
         return data[(*index[:axis], i, *index[axis + 1 :])]
@@ -230,7 +230,7 @@ def _resize_axis(
             weight = _kernel(mode, tirx.abs((_f64(j) - ratio) * shrink), attrs["cubic_a"])
             index = left + j
             if attrs["exclude_outside"]:
-                inside = tirx.all(index >= 0, index < tirx.Cast("int64", in_dim))
+                inside = tirx.all(index >= 0, index < in_dim)
                 weight = tirx.Select(inside, weight, _f64(0))
             return weight, index
 
