@@ -417,3 +417,26 @@ def resize(
         te_attrs,
         primfunc_name_hint="resize",
     )
+
+
+@register_converter("", "Upsample", 9)
+def upsample(
+    bb: relax.BlockBuilder,
+    inputs: list[relax.Expr],
+    attrs: dict[str, Any],
+    fallback: Callable[[], relax.Expr],
+) -> relax.Expr:
+    """ONNX Upsample (deprecated) with runtime ``scales``: a Resize of asymmetric
+    coordinates (nearest rounding down), as onnxruntime computes it; TVM's converter
+    needs constant scales, and gets those."""
+    if _constant(inputs[1]) is not None:
+        return fallback()
+    mode = attrs.get("mode", "nearest")
+    if mode not in ("nearest", "linear"):
+        raise ModelError(f"mode {mode!r} is not one of 'nearest', 'linear'")
+    resize_attrs = {
+        "mode": mode,
+        "coordinate_transformation_mode": "asymmetric",
+        "nearest_mode": "floor",
+    }
+    return resize(bb, [inputs[0], None, inputs[1]], resize_attrs, fallback)
