@@ -311,3 +311,24 @@ def test_conv_auto_pad_same_becomes_explicit_padding(mode, size, kernel, stride,
     want = ort.InferenceSession(model.SerializeToString()).run(None, {"x": x})[0]
     got = tvmext.compile(model, "llvm").run(x)[0]
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("mode", ["nearest", "linear", "cubic"])
+def test_resize_constant_scale_of_fractional_size_uses_the_scale(mode):
+    """Constant scales whose output size rounds down (5 * 0.7 = 3.5 -> 3): coordinates
+    use the given scale, as the ONNX reference does (TVM's converter uses 3 / 5)."""
+    from onnx import numpy_helper
+    from onnx.reference import ReferenceEvaluator
+
+    scales = numpy_helper.from_array(np.array([1, 1, 0.7, 1.6], dtype=np.float32), "scales")
+    node = helper.make_node("Resize", ["x", "", "scales"], ["y"], mode=mode)
+    model = _model(
+        [node],
+        [_tensor("x", TensorProto.FLOAT, [1, 1, 5, 5])],
+        [_tensor("y", TensorProto.FLOAT, [1, 1, 3, 8])],
+    )
+    model.graph.initializer.append(scales)
+    x = np.random.default_rng(0).standard_normal((1, 1, 5, 5)).astype(np.float32)
+    (expected,) = ReferenceEvaluator(model).run(None, {"x": x})
+    (got,) = tvmext.compile(model).run(x)
+    np.testing.assert_allclose(np.asarray(got), expected, rtol=1e-5, atol=1e-6)
