@@ -262,14 +262,14 @@ def _resize_axis(
 
 def _saturate(value: tvm.ir.Expr, dtype: str) -> tvm.ir.Expr:
     """The reference's ``saturate_cast``: integers rounded half to even, then clipped."""
+    if dtype == "bfloat16":
+        return tirx.Cast(dtype, value)
     if dtype.startswith(("int", "uint")):
-        info = np.iinfo(dtype)
+        limits: tuple[float, float] = (np.iinfo(dtype).min, np.iinfo(dtype).max)
         value = tirx.nearbyint(value)
     else:
-        info = np.finfo(dtype) if dtype != "bfloat16" else None
-        if info is None:
-            return tirx.Cast(dtype, value)
-    low, high = _f64(float(info.min)), _f64(float(info.max))
+        limits = (float(np.finfo(dtype).min), float(np.finfo(dtype).max))
+    low, high = _f64(float(limits[0])), _f64(float(limits[1]))
     return tirx.Cast(dtype, tirx.Select(value < low, low, tirx.Select(value > high, high, value)))
 
 
