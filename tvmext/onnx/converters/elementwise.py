@@ -1,9 +1,9 @@
 """Elementwise ONNX ops TVM 0.27's importer lacks (Swish, SwiGLU, Celu, BitCast), gets
 wrong at the edges (IsInf ignores its sign attributes; BitShift by a negative or too
-wide amount), computes in float32 whatever the input type (Elu), rejects for mixed
-types (Pow), or imports as opaque TE calls (Clip with constant bounds becomes
-``relax.clip``, which layout passes carry and targets fuse, e.g. ReLU6 into a
-convolution)."""
+wide amount; Mish loses precision for very negative x), computes in float32 whatever
+the input type (Elu), rejects for mixed types (Pow), or imports as opaque TE calls
+(Clip with constant bounds becomes ``relax.clip``, which layout passes carry and
+targets fuse, e.g. ReLU6 into a convolution)."""
 
 from __future__ import annotations
 
@@ -200,3 +200,22 @@ def bitshift(
     # An arithmetic shift by width - 1 gives -1 for a negative signed value and 0 else.
     fill = op.right_shift(x, last) if dtype.kind == "i" else zero
     return op.where(out_of_range, fill, op.right_shift(x, amount))
+
+
+@register_converter("", "Mish", 18)
+def mish(
+    bb: relax.BlockBuilder,
+    inputs: list[relax.Expr],
+    attrs: dict[str, Any],
+    fallback: Callable[[], relax.Expr],
+) -> relax.Expr:
+    """``x * tanh(log(1 + e^x))`` as ``x * n (n + 2) / (n (n + 2) + 2)`` with ``n = e^x``:
+    TVM's importer's ``log(1 + e^x)`` and ``tanh`` lose the relative precision where the
+    result is tiny (very negative x)."""
+    op, x = relax.op, inputs[0]
+    # Beyond this, tanh(softplus(x)) is 1 to the type's precision and n * n overflows.
+    limit = _scalar(5.0 if str(x.ty.dtype) == "float16" else 20.0, x)
+    n = op.exp(op.minimum(x, limit))
+    ratio = op.multiply(n, op.add(n, _scalar(2, x)))
+    ratio = op.divide(ratio, op.add(ratio, _scalar(2, x)))
+    return op.where(op.greater(x, limit), x, op.multiply(x, ratio))
