@@ -1,7 +1,9 @@
-"""Elementwise ONNX ops TVM 0.27's importer lacks (Swish, SwiGLU, Celu, BitCast),
-computes in float32 whatever the input type (Elu), rejects for mixed types (Pow), or
-imports as opaque TE calls (Clip with constant bounds becomes ``relax.clip``, which
-layout passes carry and targets fuse, e.g. ReLU6 into a convolution)."""
+"""Elementwise ONNX ops TVM 0.27's importer lacks (Swish, SwiGLU, Celu, BitCast), gets
+wrong at the edges (IsInf ignores its sign attributes; BitShift by a negative or too
+wide amount; Mish loses precision for very negative x), computes in float32 whatever
+the input type (Elu), rejects for mixed types (Pow), or imports as opaque TE calls
+(Clip with constant bounds becomes ``relax.clip``, which layout passes carry and
+targets fuse, e.g. ReLU6 into a convolution)."""
 
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ import tvm
 from onnx.helper import tensor_dtype_to_np_dtype
 from tvm import relax, te, tirx
 
+from tvmext.errors import ModelError
 from tvmext.onnx.converters.helpers import const
 from tvmext.onnx.registry import register_converter
 
@@ -151,3 +154,68 @@ def bitcast(
     return bb.emit_te(
         lambda t: te.compute(t.shape, lambda *i: tirx.reinterpret(dtype, t(*i)), "bitcast"), x
     )
+
+
+@register_converter("", "IsInf", 10)
+def isinf(
+    bb: relax.BlockBuilder,
+    inputs: list[relax.Expr],
+    attrs: dict[str, Any],
+    fallback: Callable[[], relax.Expr],
+) -> relax.Expr:
+    """Infinity test honouring ``detect_positive``/``detect_negative`` (TVM's importer
+    ignores them and detects both signs)."""
+    op, x = relax.op, inputs[0]
+    positive, negative = attrs.get("detect_positive", 1), attrs.get("detect_negative", 1)
+    infinite = op.isinf(x)
+    if positive and negative:
+        return infinite
+    if not positive and not negative:
+        return op.zeros_like(infinite)
+    zero = _scalar(0, x)
+    return op.logical_and(infinite, op.greater(x, zero) if positive else op.less(x, zero))
+
+
+@register_converter("", "BitShift", 11)
+def bitshift(
+    bb: relax.BlockBuilder,
+    inputs: list[relax.Expr],
+    attrs: dict[str, Any],
+    fallback: Callable[[], relax.Expr],
+) -> relax.Expr:
+    """``X << Y`` or ``X >> Y`` with the reference's result for a shift below zero or at
+    least the bit width (TVM shifts by it as given, which LLVM leaves undefined): 0, or
+    for a right shift of a negative signed value, -1."""
+    op, (x, y) = relax.op, inputs
+    direction = attrs.get("direction", "LEFT")
+    if direction not in ("LEFT", "RIGHT"):
+        raise ModelError(f"BitShift direction {direction!r}: expected LEFT or RIGHT")
+    dtype = np.dtype(str(x.ty.dtype))
+    width = np.iinfo(dtype).bits
+    zero, last = const(np.array(0, dtype)), const(np.array(width - 1, dtype))
+    out_of_range = op.logical_or(op.less(y, zero), op.greater(y, last))
+    amount = op.minimum(op.maximum(y, zero), last)
+    if direction == "LEFT":
+        return op.where(out_of_range, zero, op.left_shift(x, amount))
+    # An arithmetic shift by width - 1 gives -1 for a negative signed value and 0 else.
+    fill = op.right_shift(x, last) if dtype.kind == "i" else zero
+    return op.where(out_of_range, fill, op.right_shift(x, amount))
+
+
+@register_converter("", "Mish", 18)
+def mish(
+    bb: relax.BlockBuilder,
+    inputs: list[relax.Expr],
+    attrs: dict[str, Any],
+    fallback: Callable[[], relax.Expr],
+) -> relax.Expr:
+    """``x * tanh(log(1 + e^x))`` as ``x * n (n + 2) / (n (n + 2) + 2)`` with ``n = e^x``:
+    TVM's importer's ``log(1 + e^x)`` and ``tanh`` lose the relative precision where the
+    result is tiny (very negative x)."""
+    op, x = relax.op, inputs[0]
+    # Beyond this, tanh(softplus(x)) is 1 to the type's precision and n * n overflows.
+    limit = _scalar(5.0 if str(x.ty.dtype) == "float16" else 20.0, x)
+    n = op.exp(op.minimum(x, limit))
+    ratio = op.multiply(n, op.add(n, _scalar(2, x)))
+    ratio = op.divide(ratio, op.add(ratio, _scalar(2, x)))
+    return op.where(op.greater(x, limit), x, op.multiply(x, ratio))
