@@ -16,7 +16,7 @@ import numpy as np
 from tvm import relax
 
 from tvmext.errors import ModelError
-from tvmext.onnx.converters.helpers import const, static_shape
+from tvmext.onnx.converters.helpers import static_shape
 from tvmext.onnx.registry import register_converter
 
 
