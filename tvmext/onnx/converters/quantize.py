@@ -1,5 +1,5 @@
-"""ONNX quantized operators TVM's importer lacks: QLinearMatMul (TVM 0.27 has no
-converter for it).
+"""ONNX quantized operators TVM's importer lacks: QLinearMatMul and ConvInteger (TVM 0.27
+has no converter for them; both accumulate exactly in int32).
 
 QLinearMatMul follows the spec's integer semantics: the zero-point-shifted operands are
 multiplied in int32 (exact), then requantized with ``a_scale * b_scale / y_scale`` in
@@ -63,3 +63,45 @@ def qlinear_matmul(
     info = np.iinfo(out_dtype)
     value = op.clip(op.round(value), float(info.min), float(info.max))
     return op.astype(value, out_dtype)
+
+
+@register_converter("", "ConvInteger", 10)
+def conv_integer(
+    bb: relax.BlockBuilder,
+    inputs: list[relax.Expr],
+    attrs: dict[str, Any],
+    fallback: Callable[[], relax.Expr],
+) -> relax.Expr:
+    """2-D convolution of the zero-point-shifted operands, accumulated exactly in int32."""
+    op = relax.op
+    x, w = inputs[0], inputs[1]
+    x_zp = inputs[2] if len(inputs) > 2 and inputs[2] is not None else None
+    w_zp = inputs[3] if len(inputs) > 3 and inputs[3] is not None else None
+    shape = static_shape(x)
+    if shape is None or len(shape) != 4:
+        raise ModelError(f"ConvInteger input has shape {shape}; expected a static 4-D (NCHW) one")
+    if attrs.get("auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET"):
+        raise ModelError(f"ConvInteger auto_pad {attrs['auto_pad']!r}; expected NOTSET")
+    x_i = op.astype(x, "int32")
+    if x_zp is not None:
+        x_i = op.subtract(x_i, op.astype(_scalar(x_zp, "x_zero_point"), "int32"))
+    w_i = op.astype(w, "int32")
+    if w_zp is not None:
+        # A per-tensor or per-output-channel zero point, broadcast over the kernel.
+        zp_size = int(np.prod(static_shape(w_zp) or [0]))
+        if zp_size not in (1, (static_shape(w) or [0])[0]):
+            raise ModelError(
+                f"ConvInteger w_zero_point has shape {static_shape(w_zp)}; expected a single "
+                "value or one per output channel"
+            )
+        w_i = op.subtract(w_i, op.astype(op.reshape(w_zp, [zp_size, 1, 1, 1]), "int32"))
+    pads = list(attrs.get("pads", [0, 0, 0, 0]))
+    return op.nn.conv2d(
+        x_i,
+        w_i,
+        strides=list(attrs.get("strides", [1, 1])),
+        padding=[pads[0], pads[1], pads[2], pads[3]],
+        dilation=list(attrs.get("dilations", [1, 1])),
+        groups=int(attrs.get("group", 1)),
+        out_dtype="int32",
+    )
