@@ -313,6 +313,7 @@ def test_conv_auto_pad_same_becomes_explicit_padding(mode, size, kernel, stride,
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
 
 
+<<<<<<< HEAD
 @pytest.mark.parametrize("mode", ["nearest", "linear", "cubic"])
 def test_resize_constant_scale_of_fractional_size_uses_the_scale(mode):
     """Constant scales whose output size rounds down (5 * 0.7 = 3.5 -> 3): coordinates
@@ -332,3 +333,19 @@ def test_resize_constant_scale_of_fractional_size_uses_the_scale(mode):
     (expected,) = ReferenceEvaluator(model).run(None, {"x": x})
     (got,) = tvmext.compile(model).run(x)
     np.testing.assert_allclose(np.asarray(got), expected, rtol=1e-5, atol=1e-6)
+=======
+def test_qlinearmatmul_per_row_a_scale_is_refused():
+    """QLinearMatMul with a per-row ``a_scale`` is not supported: a ModelError gives the
+    shape given, rather than broadcasting it along the wrong axis."""
+    f, i8 = TensorProto.FLOAT, TensorProto.INT8
+    names = ["a", "a_scale", "a_zp", "b", "b_scale", "b_zp", "y_scale", "y_zp"]
+    shapes = [[2, 3], [2], [], [3, 4], [], [], [], []]
+    elems = [i8, f, i8, i8, f, i8, f, i8]
+    model = _model(
+        [helper.make_node("QLinearMatMul", names, ["y"], name="qmm")],
+        [_tensor(n, e, s) for n, e, s in zip(names, elems, shapes, strict=True)],
+        [_tensor("y", i8, [2, 4])],
+    )
+    with pytest.raises(tvmext.ModelError, match=r"a_scale has shape \[2\]"):
+        onnx_import.from_onnx(model)
+>>>>>>> c18b-quant
