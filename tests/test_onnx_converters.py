@@ -313,7 +313,6 @@ def test_conv_auto_pad_same_becomes_explicit_padding(mode, size, kernel, stride,
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
 
 
-<<<<<<< HEAD
 @pytest.mark.parametrize("mode", ["nearest", "linear", "cubic"])
 def test_resize_constant_scale_of_fractional_size_uses_the_scale(mode):
     """Constant scales whose output size rounds down (5 * 0.7 = 3.5 -> 3): coordinates
@@ -333,7 +332,8 @@ def test_resize_constant_scale_of_fractional_size_uses_the_scale(mode):
     (expected,) = ReferenceEvaluator(model).run(None, {"x": x})
     (got,) = tvmext.compile(model).run(x)
     np.testing.assert_allclose(np.asarray(got), expected, rtol=1e-5, atol=1e-6)
-=======
+
+
 def test_qlinearmatmul_per_row_a_scale_is_refused():
     """QLinearMatMul with a per-row ``a_scale`` is not supported: a ModelError gives the
     shape given, rather than broadcasting it along the wrong axis."""
@@ -348,4 +348,3 @@ def test_qlinearmatmul_per_row_a_scale_is_refused():
     )
     with pytest.raises(tvmext.ModelError, match=r"a_scale has shape \[2\]"):
         onnx_import.from_onnx(model)
->>>>>>> c18b-quant
