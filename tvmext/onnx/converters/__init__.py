@@ -12,6 +12,7 @@ from tvmext.onnx.converters import (
     pool,
     reduce,
     shape,
+    spectral,
     tensor,
 )
 
@@ -26,5 +27,6 @@ __all__ = [
     "pool",
     "reduce",
     "shape",
+    "spectral",
     "tensor",
 ]
