@@ -19,7 +19,8 @@ from tvmext.errors import ModelError
 from tvmext.onnx.converters.helpers import runtime_shape
 from tvmext.onnx.registry import register_converter
 
-# w(n, N) for sample n of a window whose period is N (both float64 PrimExprs).
+# w(n, N) for sample n of a window whose period is N (both float64 PrimExprs), in the
+# ONNX reference's order of operations, so integer output types truncate the same way.
 _Window = Callable[[tirx.Expr, tirx.Expr], tirx.Expr]
 
 
@@ -30,12 +31,12 @@ def _hann(n: tirx.Expr, period: tirx.Expr) -> tirx.Expr:
 
 def _hamming(n: tirx.Expr, period: tirx.Expr) -> tirx.Expr:
     alpha = 25.0 / 46.0
-    return alpha - (1.0 - alpha) * tirx.cos(n * (2.0 * math.pi) / period)
+    return alpha - tirx.cos(n * math.pi * 2.0 / period) * (1.0 - alpha)
 
 
 def _blackman(n: tirx.Expr, period: tirx.Expr) -> tirx.Expr:
-    x = n * (2.0 * math.pi) / period
-    return 0.42 - 0.5 * tirx.cos(x) + 0.08 * tirx.cos(2.0 * x)
+    y = tirx.cos(n * (2.0 * math.pi) / period) * -0.5
+    return y + tirx.cos(n * (4.0 * math.pi) / period) * 0.08 + 0.42
 
 
 def _window(window: _Window, name: str) -> Callable[..., relax.Expr]:
