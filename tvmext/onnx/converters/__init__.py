@@ -17,6 +17,7 @@ from tvmext.onnx.converters import (
     resize,
     rotary,
     shape,
+    spectral,
     sub_byte,
     tensor,
 )
@@ -37,6 +38,7 @@ __all__ = [
     "resize",
     "rotary",
     "shape",
+    "spectral",
     "sub_byte",
     "tensor",
 ]
