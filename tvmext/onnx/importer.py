@@ -32,6 +32,7 @@ from tvmext.errors import ModelError, TvmextError
 from tvmext.onnx import registry as onnx_registry
 from tvmext.onnx.constant_folding import fold_node
 from tvmext.onnx.packed_types import carry_packed_types
+from tvmext.onnx.qdq_integer import integer_qdq
 from tvmext.onnx.validation import node_label, validate
 from tvmext.onnx.weights import apply_conversions
 from tvmext.runtime.packed_dtypes import CARRIER
@@ -229,7 +230,7 @@ def from_onnx(
     ``source`` (the model file) words errors about the whole model."""
     validate(model, source)
     _check_ops(model)
-    carried, types = carry_packed_types(model)
+    carried, types = carry_packed_types(integer_qdq(model))
     renamed, table = _key_nodes(carried, types)
     names = [i.name for i in graph_inputs(model)]
     for name in [*(shapes or {}), *(dtypes or {})]:

@@ -77,9 +77,9 @@ def conv_integer(
     x, w = inputs[0], inputs[1]
     x_zp = inputs[2] if len(inputs) > 2 and inputs[2] is not None else None
     w_zp = inputs[3] if len(inputs) > 3 and inputs[3] is not None else None
-    shape = static_shape(x)
-    if shape is None or len(shape) != 4:
-        raise ModelError(f"ConvInteger input has shape {shape}; expected a static 4-D (NCHW) one")
+    rank = len(x.ty.shape) if isinstance(x.ty, relax.TensorType) and x.ty.ndim >= 0 else None
+    if rank != 4:
+        raise ModelError(f"ConvInteger input has rank {rank}; expected a 4-D (NCHW) one")
     if attrs.get("auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET"):
         raise ModelError(f"ConvInteger auto_pad {attrs['auto_pad']!r}; expected NOTSET")
     x_i = op.astype(x, "int32")
@@ -88,7 +88,8 @@ def conv_integer(
     w_i = op.astype(w, "int32")
     if w_zp is not None:
         # A per-tensor or per-output-channel zero point, broadcast over the kernel.
-        zp_size = int(np.prod(static_shape(w_zp) or [0]))
+        zp_shape = static_shape(w_zp)
+        zp_size = int(np.prod(zp_shape)) if zp_shape is not None else 0
         if zp_size not in (1, (static_shape(w) or [0])[0]):
             raise ModelError(
                 f"ConvInteger w_zero_point has shape {static_shape(w_zp)}; expected a single "

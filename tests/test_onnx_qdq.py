@@ -1,0 +1,113 @@
+"""Quantized (QDQ) models from ONNX Runtime's static quantizer: tvmext's output matches
+ONNX Runtime's on the same quantized model within one quantization step per element."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+from qdq_models import quantized
+
+import tvmext
+from tvmext.onnx.qdq_integer import integer_qdq
+
+# (model, per-channel weights, activation type, target): every configuration on llvm,
+# one per model on oneDNN, to keep the suite short.
+CASES = [
+    ("resnet", False, "uint8", "llvm"),
+    ("resnet", True, "int8", "llvm"),
+    ("resnet", True, "uint8", "dnnl, llvm"),
+    ("bert", False, "uint8", "llvm"),
+    ("bert", True, "int8", "llvm"),
+    ("bert", False, "int8", "dnnl, llvm"),
+]
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory: pytest.TempPathFactory) -> str:
+    return str(tmp_path_factory.mktemp("qdq"))
+
+
+def _step(model: onnx.ModelProto) -> float:
+    """One quantization step of the output: its DequantizeLinear's scale, or, where the
+    output is computed in float from quantized values, the finest activation scale."""
+    graph = model.graph
+    values = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
+    producer = {o: n for n in graph.node for o in n.output}
+    last = producer[graph.output[0].name]
+    if last.op_type == "DequantizeLinear":
+        return float(values[last.input[1]].max())
+    return min(
+        float(values[n.input[1]].min())
+        for n in graph.node
+        if n.op_type == "QuantizeLinear" and n.input[0] not in values
+    )
+
+
+@pytest.mark.parametrize(("name", "per_channel", "activations", "target"), CASES)
+def test_zoo_qdq_model_matches_onnxruntime(folder, name, per_channel, activations, target):
+    path, inputs = quantized(name, folder, per_channel=per_channel, activations=activations)
+    want = ort.InferenceSession(path, providers=["CPUExecutionProvider"]).run(None, inputs)[0]
+    got = tvmext.compile(path, target).run(**inputs)[0]
+    assert got.shape == want.shape and got.dtype == want.dtype
+    step = _step(onnx.load(path))
+    worst = float(np.max(np.abs(got - want)))
+    assert worst <= step * 1.001, f"{name}: max difference {worst} is over one step ({step})"
+    assert np.std(want) > 10 * step  # the comparison is not between near-constant outputs
+
+
+def test_every_quantized_product_becomes_integer(folder):
+    path, _ = quantized("resnet", folder, per_channel=True, activations="int8")
+    model = onnx.load(path)
+    ops = [n.op_type for n in integer_qdq(model).graph.node]
+    before = [n.op_type for n in model.graph.node]
+    assert ops.count("ConvInteger") == before.count("Conv") and "Conv" not in ops
+    assert ops.count("MatMulInteger") == before.count("Gemm") and "Gemm" not in ops
+
+
+def _qdq_conv(bias_scale_factor: float) -> onnx.ModelProto:
+    """DQ(x) -> Conv(DQ(w), DQ(b)) -> Q -> DQ, per-channel weights; the bias is quantized
+    with ``bias_scale_factor`` times the product of the scales."""
+    rng = np.random.default_rng(3)
+    x_scale, w_scale = np.float32(0.05), rng.uniform(0.01, 0.02, 4).astype(np.float32)
+    inits = [
+        numpy_helper.from_array(x_scale, "xs"),
+        numpy_helper.from_array(np.uint8(120), "xz"),
+        numpy_helper.from_array(rng.integers(-127, 128, (4, 3, 3, 3)).astype(np.int8), "wq"),
+        numpy_helper.from_array(w_scale, "ws"),
+        numpy_helper.from_array(np.zeros(4, np.int8), "wz"),
+        numpy_helper.from_array(rng.integers(-500, 500, 4).astype(np.int32), "bq"),
+        numpy_helper.from_array(x_scale * w_scale * np.float32(bias_scale_factor), "bs"),
+        numpy_helper.from_array(np.zeros(4, np.int32), "bz"),
+        numpy_helper.from_array(np.float32(0.07), "ys"),
+        numpy_helper.from_array(np.uint8(128), "yz"),
+    ]
+    nodes = [
+        helper.make_node("DequantizeLinear", ["xq", "xs", "xz"], ["x"]),
+        helper.make_node("DequantizeLinear", ["wq", "ws", "wz"], ["w"], axis=0),
+        helper.make_node("DequantizeLinear", ["bq", "bs", "bz"], ["b"], axis=0),
+        helper.make_node("Conv", ["x", "w", "b"], ["c"], pads=[1, 1, 1, 1], strides=[2, 1]),
+        helper.make_node("QuantizeLinear", ["c", "ys", "yz"], ["cq"]),
+        helper.make_node("DequantizeLinear", ["cq", "ys", "yz"], ["y"]),
+    ]
+    graph = helper.make_graph(
+        nodes, "qdq_conv", [helper.make_tensor_value_info("xq", TensorProto.UINT8, [1, 3, 9, 8])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4, 5, 8])], inits,
+    )  # fmt: skip
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+
+
+@pytest.mark.parametrize("bias_scale_factor", [1.0, 1.5])
+def test_qdq_conv_matches_onnxruntime_with_or_without_the_rewrite(bias_scale_factor):
+    model = _qdq_conv(bias_scale_factor)
+    rewritten = [n.op_type for n in integer_qdq(model).graph.node]
+    # A bias quantized with another scale is not the integer sum's: the node stays float.
+    assert ("ConvInteger" in rewritten) == (bias_scale_factor == 1.0)
+    xq = np.random.default_rng(4).integers(0, 256, (1, 3, 9, 8)).astype(np.uint8)
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    want = session.run(None, {"xq": xq})[0]
+    got = tvmext.compile(model).run(xq=xq)[0]
+    np.testing.assert_allclose(got, want, rtol=0, atol=0.07 * 1.001)
+    assert np.mean(got == want) > 0.95
