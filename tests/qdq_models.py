@@ -14,7 +14,9 @@ import os
 from collections.abc import Iterator
 
 import numpy as np
+import onnx
 from model_zoo import export
+from onnx import numpy_helper
 from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
 from onnxruntime.quantization.shape_inference import quant_pre_process
 
@@ -64,3 +66,19 @@ def quantized(
     )  # fmt: skip
     os.replace(out + ".tmp", out)
     return out, inputs
+
+
+def output_step(model: onnx.ModelProto) -> float:
+    """One quantization step of the output: its DequantizeLinear's scale, or, where the
+    output is computed in float from quantized values, the finest activation scale."""
+    graph = model.graph
+    values = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
+    producer = {o: n for n in graph.node for o in n.output}
+    last = producer[graph.output[0].name]
+    if last.op_type == "DequantizeLinear":
+        return float(values[last.input[1]].max())
+    return min(
+        float(values[n.input[1]].min())
+        for n in graph.node
+        if n.op_type == "QuantizeLinear" and n.input[0] not in values
+    )

@@ -8,7 +8,7 @@ import onnx
 import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper, numpy_helper
-from qdq_models import quantized
+from qdq_models import output_step, quantized
 
 import tvmext
 from tvmext.onnx.qdq_integer import integer_qdq
@@ -30,29 +30,13 @@ def folder(tmp_path_factory: pytest.TempPathFactory) -> str:
     return str(tmp_path_factory.mktemp("qdq"))
 
 
-def _step(model: onnx.ModelProto) -> float:
-    """One quantization step of the output: its DequantizeLinear's scale, or, where the
-    output is computed in float from quantized values, the finest activation scale."""
-    graph = model.graph
-    values = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
-    producer = {o: n for n in graph.node for o in n.output}
-    last = producer[graph.output[0].name]
-    if last.op_type == "DequantizeLinear":
-        return float(values[last.input[1]].max())
-    return min(
-        float(values[n.input[1]].min())
-        for n in graph.node
-        if n.op_type == "QuantizeLinear" and n.input[0] not in values
-    )
-
-
 @pytest.mark.parametrize(("name", "per_channel", "activations", "target"), CASES)
 def test_zoo_qdq_model_matches_onnxruntime(folder, name, per_channel, activations, target):
     path, inputs = quantized(name, folder, per_channel=per_channel, activations=activations)
     want = ort.InferenceSession(path, providers=["CPUExecutionProvider"]).run(None, inputs)[0]
     got = tvmext.compile(path, target).run(**inputs)[0]
     assert got.shape == want.shape and got.dtype == want.dtype
-    step = _step(onnx.load(path))
+    step = output_step(onnx.load(path))
     worst = float(np.max(np.abs(got - want)))
     assert worst <= step * 1.001, f"{name}: max difference {worst} is over one step ({step})"
     assert np.std(want) > 10 * step  # the comparison is not between near-constant outputs
