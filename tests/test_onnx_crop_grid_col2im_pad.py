@@ -289,3 +289,58 @@ def test_col2im_errors_name_the_input(data_shape, attrs, words):
     model = _col2im_model(np.float32, data_shape, [4, 4], [2, 2], True, **attrs)
     with pytest.raises(ModelError, match=words):
         tvmext.compile(model)
+
+
+# -- AffineGrid -----------------------------------------------------------------------
+
+
+def _numpy_affine_grid(theta, spatial, align_corners):
+    """Homogeneous (x, y[, z], 1) coordinates, x along the last axis, times theta."""
+
+    def axis(n):
+        i = np.arange(n, dtype=np.float64)
+        if align_corners:
+            return -1 + 2 * i / (n - 1) if n > 1 else np.full(n, -1.0)
+        return -1 + (2 * i + 1) / n
+
+    mesh = np.meshgrid(*[axis(n) for n in spatial], indexing="ij")
+    homogeneous = np.stack([*reversed(mesh), np.ones(spatial)], axis=-1)
+    grid = np.einsum("bjk,...k->b...j", theta.astype(np.float64), homogeneous)
+    return grid.astype(theta.dtype)
+
+
+@pytest.mark.parametrize("align_corners", [0, 1])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_affine_grid_with_runtime_size(align_corners, dtype, rng):
+    for rank, sizes in ((2, ([2, 3, 5, 6], [2, 1, 1, 4])), (3, ([2, 1, 3, 1, 4],))):
+        theta = rng.standard_normal((2, rank, rank + 1)).astype(dtype)
+        node = helper.make_node("AffineGrid", ["theta", "size"], ["y"], align_corners=align_corners)
+        out = ["n", *[f"d{i}" for i in range(rank)], rank]
+        model = _model(
+            node,
+            [_info("theta", dtype, list(theta.shape)), _info("size", np.int64, [rank + 2])],
+            [_info("y", dtype, out)],
+            20,
+        )
+        module = tvmext.compile(model)
+        for size in sizes:
+            (y,) = module(theta, np.array(size, np.int64))
+            expected = _numpy_affine_grid(theta, size[2:], align_corners)
+            np.testing.assert_allclose(y, expected, rtol=1e-6, atol=1e-6)
+            if dtype == np.float32 and 1 not in size[2:]:
+                reference = ReferenceEvaluator(model).run(None, {"theta": theta, "size": size})
+                np.testing.assert_allclose(y, reference[0], rtol=1e-6, atol=1e-6)
+
+
+def test_affine_grid_errors_name_the_input():
+    node = helper.make_node("AffineGrid", ["theta", "size"], ["y"])
+    size = numpy_helper.from_array(np.array([3, 1, 4, 4], np.int64), "size")
+    model = _model(
+        node,
+        [_info("theta", np.float32, [2, 2, 3])],
+        [_info("y", np.float32, [2, 4, 4, 2])],
+        20,
+        [size],
+    )
+    with pytest.raises(ModelError, match=r"expected N = 2 \(from theta\)"):
+        tvmext.compile(model)
