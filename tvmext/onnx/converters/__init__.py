@@ -2,14 +2,18 @@
 operator family; importing this package registers them all."""
 
 from tvmext.onnx.converters import (
+    affine_grid,
     attention,
     cast,
+    col2im,
     conv,
+    crop_pad,
     cumulative,
     elementwise,
     float8,
     loss,
     norm,
+    pad,
     pool,
     quantize,
     recurrent,
@@ -23,14 +27,18 @@ from tvmext.onnx.converters import (
 )
 
 __all__ = [
+    "affine_grid",
     "attention",
     "cast",
+    "col2im",
     "conv",
+    "crop_pad",
     "cumulative",
     "elementwise",
     "float8",
     "loss",
     "norm",
+    "pad",
     "pool",
     "quantize",
     "recurrent",

@@ -63,12 +63,21 @@ def shape(
     fallback: Callable[[], relax.Expr],
 ) -> relax.Expr:
     """A static shape becomes an int64 constant that every consumer accepts (TVM makes
-    a ShapeExpr, which most ops reject: "cannot handle ShapeExpr inputs")."""
-    dims = static_shape(inputs[0])
-    if dims is None:
+    a ShapeExpr, which most ops reject: "cannot handle ShapeExpr inputs"); a symbolic
+    one (e.g. after an op whose output shape is data) an int64 tensor read at run time."""
+    data = inputs[0]
+    dims = static_shape(data)
+    if dims is not None:
+        start, end = attrs.get("start", 0), attrs.get("end", len(dims))
+        return const(np.array(dims[slice(start, end)], dtype=np.int64))
+    if not isinstance(data.ty, relax.TensorType) or data.ty.ndim < 0:
         return fallback()
-    start, end = attrs.get("start", 0), attrs.get("end", len(dims))
-    return const(np.array(dims[slice(start, end)], dtype=np.int64))
+    rank = data.ty.ndim
+    picked = list(range(rank))[slice(attrs.get("start", 0), attrs.get("end", rank))]
+    full = relax.op.shape_to_tensor(relax.op.shape_of(data))
+    if picked == list(range(rank)):
+        return full
+    return relax.op.take(full, const(np.array(picked, dtype=np.int64)), axis=0)
 
 
 @register_converter("", "Size", 1)
