@@ -7,6 +7,7 @@ from tvmext.onnx.converters import (
     conv,
     cumulative,
     elementwise,
+    expand,
     float8,
     loss,
     norm,
@@ -15,11 +16,14 @@ from tvmext.onnx.converters import (
     recurrent,
     reduce,
     resize,
+    reverse_sequence,
     rotary,
     shape,
+    space_to_depth,
     spectral,
     sub_byte,
     tensor,
+    tensor_scatter,
 )
 
 __all__ = [
@@ -28,6 +32,7 @@ __all__ = [
     "conv",
     "cumulative",
     "elementwise",
+    "expand",
     "float8",
     "loss",
     "norm",
@@ -36,9 +41,12 @@ __all__ = [
     "recurrent",
     "reduce",
     "resize",
+    "reverse_sequence",
     "rotary",
     "shape",
+    "space_to_depth",
     "spectral",
     "sub_byte",
     "tensor",
+    "tensor_scatter",
 ]
