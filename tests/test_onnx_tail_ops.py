@@ -1,6 +1,7 @@
 """tvmext's converters for ReverseSequence, TensorScatter, Expand, SpaceToDepth,
-Softplus and the other ops of this family, on small models checked against the ONNX
-reference implementation, with attribute values and shapes beyond the conformance data."""
+Softplus and BatchNormalization (training mode), on small models checked against the
+ONNX reference implementation, with attribute values and shapes beyond the conformance
+data."""
 
 from __future__ import annotations
 
@@ -193,3 +194,51 @@ def test_softplus_keeps_relative_precision(dtype):
     expected = np.maximum(wide, 0) + np.log1p(np.exp(-np.abs(wide)))
     assert y.dtype == dtype
     np.testing.assert_allclose(y, expected, rtol=1e-3 if dtype == np.float16 else 1e-6)
+
+
+@pytest.mark.parametrize(
+    ("shape", "momentum"), [([2, 3, 4, 5], 0.9), ([4, 2], 0.3), ([2, 3, 7], 0.0)]
+)
+def test_batch_normalization_training_mode(shape, momentum, rng):
+    channels = [shape[1]]
+    node = helper.make_node(
+        "BatchNormalization",
+        ["x", "s", "b", "m", "v"],
+        ["y", "rm", "rv"],
+        training_mode=1,
+        momentum=momentum,
+        epsilon=1e-3,
+    )
+    model = _model(
+        node,
+        [_info("x", TensorProto.FLOAT, shape)]
+        + [_info(n, TensorProto.FLOAT, channels) for n in "sbmv"],
+        [
+            _info("y", TensorProto.FLOAT, shape),
+            _info("rm", TensorProto.FLOAT, channels),
+            _info("rv", TensorProto.FLOAT, channels),
+        ],
+        opset=15,
+    )
+    feeds = {"x": rng.standard_normal(shape).astype(np.float32) * 3 + 1}
+    for name in "sbm":
+        feeds[name] = rng.standard_normal(channels).astype(np.float32)
+    feeds["v"] = rng.uniform(0.5, 2, channels).astype(np.float32)
+    _check(model, feeds, rtol=1e-4, atol=1e-5)
+
+
+def test_batch_normalization_training_mode_y_only(rng):
+    node = helper.make_node("BatchNormalization", ["x", "s", "b", "m", "v"], ["y"], training_mode=1)
+    model = _model(
+        node,
+        [_info("x", TensorProto.FLOAT, [3, 2, 4])]
+        + [_info(n, TensorProto.FLOAT, [2]) for n in "sbmv"],
+        [_info("y", TensorProto.FLOAT, [3, 2, 4])],
+        opset=15,
+    )
+    x = rng.standard_normal([3, 2, 4]).astype(np.float32)
+    s, b = np.array([1.5, -2], np.float32), np.array([0.5, 1], np.float32)
+    (y,) = tvmext.compile(model)(x, s, b, np.zeros(2, np.float32), np.ones(2, np.float32))
+    mean, var = x.mean(axis=(0, 2), keepdims=True), x.var(axis=(0, 2), keepdims=True)
+    expected = (x - mean) / np.sqrt(var + 1e-5) * s[:, None] + b[:, None]
+    np.testing.assert_allclose(y, expected, rtol=1e-4, atol=1e-5)
