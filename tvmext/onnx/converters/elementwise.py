@@ -1,7 +1,7 @@
 """Elementwise ONNX ops TVM 0.27's importer lacks (Swish, SwiGLU, Celu, BitCast), gets
 wrong at the edges (IsInf ignores its sign attributes; BitShift by a negative or too
-wide amount; Mish loses precision for very negative x), computes in float32 whatever
-the input type (Elu), rejects for mixed types (Pow), or imports as opaque TE calls
+wide amount; Mish and Softplus lose precision for very negative x), computes in
+float32 whatever the input type (Elu), rejects for mixed types (Pow), or imports as opaque TE calls
 (Clip with constant bounds becomes ``relax.clip``, which layout passes carry and
 targets fuse, e.g. ReLU6 into a convolution)."""
 
@@ -219,3 +219,29 @@ def mish(
     ratio = op.multiply(n, op.add(n, _scalar(2, x)))
     ratio = op.divide(ratio, op.add(ratio, _scalar(2, x)))
     return op.where(op.greater(x, limit), x, op.multiply(x, ratio))
+
+
+@register_converter("", "Softplus", 1)
+def softplus(
+    bb: relax.BlockBuilder,
+    inputs: list[relax.Expr],
+    attrs: dict[str, Any],
+    fallback: Callable[[], relax.Expr],
+) -> relax.Expr:
+    """``log(1 + e^x)`` as ``max(x, 0) + log1p(e^-|x|)``: TVM's importer's
+    ``log(1 + e^-|x|)`` rounds away the relative precision where the result is tiny
+    (very negative x, as in Mish's expansion). 16-bit floats compute in float32."""
+    x = inputs[0]
+    dtype = str(x.ty.dtype)
+    wide = "float32" if dtype in ("float16", "bfloat16") else dtype
+
+    def compute(t: te.Tensor) -> te.Tensor:
+        def element(*i: tirx.Var) -> tirx.PrimExpr:
+            v = t(*i).astype(wide)
+            zero = tirx.const(0, wide)
+            result = tirx.max(v, zero) + tirx.log1p(tirx.exp(zero - tirx.abs(v)))
+            return result.astype(dtype)
+
+        return te.compute(t.shape, element, name="softplus")
+
+    return bb.emit_te(compute, x)

@@ -9,6 +9,7 @@ import numpy as np
 from onnx.helper import tensor_dtype_to_np_dtype
 from tvm import relax
 
+from tvmext.errors import ShapeError
 from tvmext.onnx.converters.helpers import const, static_shape
 from tvmext.onnx.registry import register_converter
 
@@ -87,3 +88,42 @@ def rms_normalization(
     epsilon = const(np.array(attrs.get("epsilon", 1e-5), dtype=str(x.ty.dtype)))
     mean_square = op.mean(op.multiply(x, x), axes, keepdims=True)
     return op.multiply(op.divide(x, op.sqrt(op.add(mean_square, epsilon))), scale)
+
+
+@register_converter("", "BatchNormalization", 14)
+def batch_normalization(
+    bb: relax.BlockBuilder,
+    inputs: list[relax.Expr],
+    attrs: dict[str, Any],
+    fallback: Callable[[], relax.Expr],
+) -> relax.Expr:
+    """``training_mode=1``: normalization by the batch's own mean and (biased) variance
+    over every axis but 1, with the running statistics ``mean * momentum + batch *
+    (1 - momentum)`` as the optional outputs (TVM 0.27 normalizes by the given ones).
+    Inference mode goes to TVM's converter."""
+    if not attrs.get("training_mode", 0):
+        return fallback()
+    op = relax.op
+    x, scale, bias, mean, var = inputs[:5]
+    if not isinstance(x.ty, relax.TensorType) or x.ty.ndim < 2:
+        raise ShapeError("input 0 (X) needs a known rank of at least 2 (N, C, ...)")
+    rank, dtype, stats_dtype = x.ty.ndim, str(x.ty.dtype), str(mean.ty.dtype)
+    wide = "float64" if "float64" in (dtype, stats_dtype) else "float32"
+    axes = [0, *range(2, rank)]
+    channels = [1, -1] + [1] * (rank - 2)
+    xw = bb.emit(op.astype(x, wide))
+    batch_mean = bb.emit(op.mean(xw, axes))
+    centered = bb.emit(op.subtract(xw, op.reshape(batch_mean, channels)))
+    batch_var = bb.emit(op.mean(op.multiply(centered, centered), axes))
+    epsilon = const(np.array(attrs.get("epsilon", 1e-5), dtype=wide))
+    inv_std = op.rsqrt(op.add(batch_var, epsilon))
+    factor = bb.emit(op.multiply(op.astype(scale, wide), inv_std))
+    shift = bb.emit(op.astype(bias, wide))
+    y = op.add(op.multiply(centered, op.reshape(factor, channels)), op.reshape(shift, channels))
+    results = [bb.emit(op.astype(y, dtype))]
+    momentum = attrs.get("momentum", 0.9)
+    keep, take = const(np.array(momentum, wide)), const(np.array(1 - momentum, wide))
+    for running, batch in ((mean, batch_mean), (var, batch_var)):
+        update = op.add(op.multiply(op.astype(running, wide), keep), op.multiply(batch, take))
+        results.append(bb.emit(op.astype(update, stats_dtype)))
+    return relax.Tuple(results[: attrs["_num_outputs"]])
