@@ -9,12 +9,32 @@ from typing import Any
 import numpy as np
 from tvm import relax
 
-from tvmext.onnx.converters.helpers import const, static_shape
+from tvmext.onnx.converters.helpers import const, matmul_float32_accumulated, static_shape
 from tvmext.onnx.registry import register_converter
 
 
 def _neg_inf(dtype: str) -> relax.Expr:
     return const(np.array(-np.inf, dtype=dtype))
+
+
+def _softmax(bb: relax.BlockBuilder, x: relax.Expr) -> relax.Expr:
+    """Softmax over the last axis with the reference's rounding steps: ``exp(x - max)``
+    in ``x``'s dtype, summed (float16 in float32, as NumPy accumulates it; other dtypes
+    in their own), then divided in ``x``'s dtype. A row that is all ``-inf`` gives 0."""
+    op = relax.op
+    x = bb.emit(x)
+    dtype = str(x.ty.dtype)
+    x_max = bb.emit(op.max(x, axis=-1, keepdims=True))
+    zero = const(np.array(0, dtype=dtype))
+    safe_max = op.where(op.equal(x_max, _neg_inf(dtype)), zero, x_max)
+    exps = bb.emit(op.exp(op.subtract(x, safe_max)))
+    if dtype == "float16":
+        total = op.astype(op.sum(op.astype(exps, "float32"), axis=-1, keepdims=True), dtype)
+    else:
+        total = op.sum(exps, axis=-1, keepdims=True)
+    total = bb.emit(total)
+    total = op.where(op.equal(total, zero), const(np.array(1, dtype=dtype)), total)
+    return op.divide(exps, total)
 
 
 def _to_heads(x: relax.Expr, heads: int) -> relax.Expr:
@@ -126,9 +146,8 @@ def attention(
         values = op.repeat(values, heads // kv_heads, axis=1)
     scale = attrs.get("scale", 1 / np.sqrt(q_shape[3]))
     root = const(np.array(np.sqrt(scale), dtype=dtype))
-    scores = bb.emit(
-        op.matmul(op.multiply(q, root), op.permute_dims(op.multiply(keys, root), [0, 1, 3, 2]))
-    )
+    scaled_keys = op.permute_dims(op.multiply(keys, root), [0, 1, 3, 2])
+    scores = bb.emit(matmul_float32_accumulated(bb, op.multiply(q, root), scaled_keys, dtype))
     softcap = attrs.get("softcap")
     if softcap is not None and softcap > 0:
         cap = const(np.array(softcap, dtype=dtype))
@@ -142,7 +161,7 @@ def attention(
         from onnx.helper import tensor_dtype_to_np_dtype
 
         logits = op.astype(logits, tensor_dtype_to_np_dtype(precision).name)
-    probs = bb.emit(op.astype(op.nn.softmax(logits, axis=-1), dtype))
+    probs = bb.emit(op.astype(_softmax(bb, logits), dtype))
     if bias is not None:
         # A row with no attendable key (TVM's max starts at the lowest finite value,
         # so max(bias) == -inf cannot tell).
@@ -151,7 +170,7 @@ def attention(
         probs = bb.emit(op.where(masked, const(np.array(0, dtype=dtype)), probs))
     if mode == 3:
         qk_out = probs
-    out = bb.emit(op.matmul(probs, values))
+    out = bb.emit(matmul_float32_accumulated(bb, probs, values, dtype))
     if rank3:
         b, h, s, d = static_shape(out) or (0, 0, 0, 0)
         out = bb.emit(op.reshape(op.permute_dims(out, [0, 2, 1, 3]), (b, s, h * d)))
