@@ -94,9 +94,7 @@ def test_quantize_blocked_with_a_partial_last_block(dtype, rng):
     x = _values(rng, (2, 5, 3), 8)
     scale = (np.abs(rng.standard_normal((2, 3, 3))) + 0.5).astype(np.float32)
     zp = _zero_point(dtype, 18, rng).reshape(2, 3, 3)
-    node = helper.make_node(
-        "QuantizeLinear", ["x", "scale", "zp"], ["y"], axis=-2, block_size=2
-    )
+    node = helper.make_node("QuantizeLinear", ["x", "scale", "zp"], ["y"], axis=-2, block_size=2)
     _check(node, {"x": x, "scale": scale, "zp": zp}, _onnx_type(dtype), x.shape)
 
 

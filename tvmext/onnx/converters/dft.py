@@ -17,13 +17,13 @@ from typing import Any
 
 import tvm
 from tvm import relax, te, tirx
-from tvm.ir import Expr as PrimExpr
 
 from tvmext.errors import ModelError
 from tvmext.onnx.converters.helpers import const, runtime_shape, static_shape
 from tvmext.onnx.registry import register_converter
 
-Dim = int | PrimExpr
+PrimExpr = Any  # tvm.tirx.PrimExpr; TVM ships no type stubs
+Dim = Any  # an int or a PrimExpr
 _FLOATS = ("float16", "bfloat16", "float32", "float64")
 
 
