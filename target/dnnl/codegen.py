@@ -242,6 +242,47 @@ def _matmul(c: Composite, setup: _Setup, dense: bool) -> None:
     setup.ret(f"tvmext_dnnl::matmul({src_name}, {wei_name}, {bias}, {dst}, {const}, {post})")
 
 
+def _int8_product(c: Composite, setup: _Setup) -> None:
+    """An integer conv2d or dense layer (see :mod:`.patterns`): the uint8/int8 tensor
+    before its widening, read in place (through the permutation to NHWC, if any)."""
+    call = next(
+        call for _, call in c.bindings if call.op.name in ("relax.nn.conv2d", "relax.matmul")
+    )
+    operand = patterns.int8_operand_of(call.args[0], dict(c.bindings))
+    if operand is None:
+        raise CompileError(f"dnnl codegen: {c.name} ({c.symbol}) has no int8 operand")
+    data, weights = operand.data, call.args[1]
+    c.arg(data)
+    c.arg(weights)
+    if operand.zero_point is not None:
+        c.arg(operand.zero_point)
+    signed = "true" if str(data.ty.dtype) == "int8" else "false"
+    zero_point = "false" if operand.zero_point is None else "true"
+    if call.op.name == "relax.matmul":
+        shape, (k, n) = _shape(data), _shape(weights)
+        rows = math.prod(shape[:-1])
+        src, wei, dst = (setup.desc(layouts.plain(s)) for s in ((rows, k), (k, n), (rows, n)))
+        setup.ret(f"tvmext_dnnl::dense_int8({src}, {signed}, {zero_point}, {wei}, {dst})")
+        return
+    attrs = call.attrs
+    shape = _shape(data)
+    buffer = (
+        layouts.plain(shape) if operand.axes is None else layouts.permuted_in(shape, operand.axes)
+    )
+    src = setup.desc(layouts.reordered(buffer, str(attrs.data_layout), "NCHW"))
+    wei = setup.desc(
+        layouts.conv2d_weights(_shape(weights), str(attrs.kernel_layout), int(attrs.groups))
+    )
+    dst = setup.desc(layouts.conv2d_view(call).out())
+    pad = [int(p) for p in attrs.padding]
+    stride, pad_l = setup.ints(attrs.strides), setup.ints(pad[:2])
+    pad_r, dilation = setup.ints(pad[2:]), setup.ints(attrs.dilation)
+    setup.ret(
+        f"tvmext_dnnl::conv2d_int8({src}, {signed}, {zero_point}, {wei}, {dst}, {stride}, "
+        f"{pad_l}, {pad_r}, {dilation})"
+    )
+
+
 def _pool2d(c: Composite, setup: _Setup) -> None:
     _, call = c.bindings[0]
     attrs = call.attrs
@@ -345,7 +386,9 @@ def function_source(func: relax.Function) -> str:
     setup = _Setup()
     names = [call.op.name for _, call in c.bindings]
     root = next((op for op in names if op not in patterns.VIEWS), names[0])  # else a transpose
-    if root == "relax.matmul":
+    if c.name.endswith("_int8"):
+        _int8_product(c, setup)
+    elif root == "relax.matmul":
         _matmul(c, setup, dense=c.name.startswith("dnnl.dense"))
     elif root in _EMITTERS:
         _EMITTERS[root](c, setup)

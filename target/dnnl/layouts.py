@@ -58,9 +58,13 @@ def plain(shape: Sequence[int]) -> Desc:
 def in_layout(shape: Sequence[int], layout: str, logical: str) -> Desc:
     """A row-major buffer of ``shape`` in ``layout`` (``"NHWC"``), with dims reordered
     to ``logical`` (``"NCHW"``)."""
-    strides = row_major(shape)
+    return reordered(plain(shape), layout, logical)
+
+
+def reordered(desc: Desc, layout: str, logical: str) -> Desc:
+    """``desc``, whose dims are in ``layout``, with its dims reordered to ``logical``."""
     order = [layout.index(axis) for axis in logical]
-    return Desc(tuple(shape[i] for i in order), tuple(strides[i] for i in order))
+    return Desc(tuple(desc.dims[i] for i in order), tuple(desc.strides[i] for i in order))
 
 
 def conv2d_weights(shape: Sequence[int], layout: str, groups: int) -> Desc:
@@ -79,7 +83,8 @@ def permute_axes(call: relax.Call) -> list[int]:
     return list(range(rank - 1, -1, -1)) if axes is None else [int(a) % rank for a in axes]
 
 
-def _op_name(call: relax.Expr | None) -> str:
+def op_name(call: relax.Expr | None) -> str:
+    """The name of ``call``'s op ("" for anything else)."""
     op = getattr(call, "op", None)
     return str(getattr(op, "name", ""))
 
@@ -95,12 +100,12 @@ def input_view(
     """
     axes = None
     call = values.get(expr)
-    if _op_name(call) == "relax.permute_dims":
+    if op_name(call) == "relax.permute_dims":
         assert isinstance(call, relax.Call)
         axes, expr = permute_axes(call), call.args[0]
         call = values.get(expr)
     buffer_shape = _shape(expr)
-    if _op_name(call) == "relax.reshape":
+    if op_name(call) == "relax.reshape":
         assert isinstance(call, relax.Call)
         expr = call.args[0]
     if axes is None:

@@ -18,10 +18,18 @@ a oneDNN reorder (``dnnl.transpose``), and an add or multiply of two such tensor
 no post-op absorbed (squeeze-excitation's ``[1,H,W,C] * [1,1,1,C]``, a residual sum) is
 a oneDNN binary (``dnnl.multiply``, ``dnnl.add``, with post-ops): one oneDNN call costs
 less here than a TVM kernel between oneDNN calls.
+
+Integer convolutions and dense layers (ONNX ConvInteger and MatMulInteger, and the
+integer rewrite of QDQ models) are ``conv2d``/``matmul`` with ``out_dtype="int32"`` of
+``astype(x, "int32") - zero_point`` by int32 weights: where ``x`` is uint8 or int8 and
+the constant weights hold int8 values, they run as oneDNN's int8 primitives
+(``dnnl.conv2d_int8``, ``dnnl.dense_int8``), the zero point subtracted by oneDNN and the
+int32 sum exact, as TVM's; the requantization after them stays on TVM.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -35,6 +43,7 @@ from tvmext.target.pattern import PatternRow
 from tvmext.target.report import static_shape
 
 MAX_POST_OPS = 4
+INT8_TYPES = ("uint8", "int8")
 ACTIVATIONS = (
     "relax.nn.relu",
     "relax.nn.gelu",
@@ -269,6 +278,88 @@ ROOTS = (
 )
 
 
+def int8_operand() -> DFPattern:
+    """An integer product's operand: ``astype(x, "int32")``, minus a constant zero point
+    or not, maybe through a ``permute_dims`` (the NHWC layout)."""
+    widened = is_op("relax.astype")(wildcard())
+    value = is_op("relax.subtract")(widened, is_const()) | widened
+    return is_op("relax.permute_dims")(value) | value
+
+
+@dataclass(frozen=True)
+class Int8Operand:
+    """What :func:`int8_operand` matched: the tensor, its zero point, the permutation."""
+
+    data: relax.Expr
+    widened: relax.Call
+    zero_point: relax.Expr | None
+    axes: list[int] | None
+
+
+def int8_operand_of(expr: relax.Expr, values: dict[relax.Var, relax.Expr]) -> Int8Operand | None:
+    """Follow ``expr`` through the bindings ``values`` of a matched chain."""
+    call = values.get(expr)
+    axes = None
+    if layouts.op_name(call) == "relax.permute_dims":
+        assert isinstance(call, relax.Call)
+        axes, expr = layouts.permute_axes(call), call.args[0]
+        call = values.get(expr)
+    zero_point = None
+    if layouts.op_name(call) == "relax.subtract":
+        assert isinstance(call, relax.Call)
+        zero_point, expr = call.args[1], call.args[0]
+        call = values.get(expr)
+    if layouts.op_name(call) != "relax.astype":
+        return None
+    assert isinstance(call, relax.Call)
+    return Int8Operand(call.args[0], call, zero_point, axes)
+
+
+def _dtype(expr: relax.Expr) -> str:
+    return str(expr.ty.dtype) if isinstance(expr.ty, relax.TensorType) else "?"
+
+
+def _int8_reason(ctx: PatternCheckContext) -> str | None:
+    """Why an integer conv2d/matmul cannot be oneDNN's int8 primitive, if it cannot."""
+    call = ctx.annotated_expr["root"]
+    what = call.op.name.removeprefix("relax.")
+    if str(call.attrs.out_dtype) != "int32":
+        return f"integer {what} accumulates in {call.attrs.out_dtype}; oneDNN's sums into int32"
+    operand = int8_operand_of(call.args[0], dict(ctx.matched_bindings.items()))
+    if operand is None:
+        return f"integer {what}: its data is not astype(x, int32) of a uint8/int8 x"
+    if _dtype(operand.data) not in INT8_TYPES or str(operand.widened.attrs.dtype) != "int32":
+        return (
+            f"integer {what} of a {_dtype(operand.data)} tensor widened to "
+            f"{operand.widened.attrs.dtype}; oneDNN takes uint8 or int8 widened to int32"
+        )
+    zero_point = operand.zero_point
+    zero_shape = static_shape(zero_point) if zero_point is not None else ()
+    if zero_point is not None and (
+        _dtype(zero_point) != "int32" or zero_shape is None or math.prod(zero_shape) != 1
+    ):
+        return f"integer {what}: the zero point is not one int32 value"
+    if operand.axes is not None and what == "matmul":
+        return "integer matmul of a permuted operand"
+    weights = call.args[1]
+    if _dtype(weights) != "int32" or static_shape(weights) is None:
+        return f"integer {what}: the weights are not an int32 constant"
+    values = weights.value.numpy()
+    if values.size and (values.min() < -128 or values.max() > 127):
+        return (
+            f"integer {what}: weights range over [{values.min()}, {values.max()}], not int8 "
+            f"values; oneDNN's integer products take int8 weights"
+        )
+    if static_shape(operand.data) is None or static_shape(call) is None:
+        return f"integer {what} has a symbolic or unknown shape; oneDNN needs static shapes"
+    return _check_conv2d(call) if what == "nn.conv2d" else _check_dense(call)
+
+
+def _int8_row(name: str, op: str) -> PatternRow:
+    root = is_op(op)(int8_operand(), is_const())
+    return PatternRow(f"dnnl.{name}_int8", root, {"root": root}, _int8_reason)
+
+
 def _chain(root: DFPattern, n_post: int) -> DFPattern:
     pattern = root
     for _ in range(n_post):
@@ -406,8 +497,9 @@ def _view_row(root_op: RootOp, n_post: int, views: str) -> PatternRow:
 
 
 def pattern_table() -> list[PatternRow]:
-    """All rows: per root op, the longest post-op chain first (matmul: views first)."""
-    rows = []
+    """All rows: the integer products, then per root op the longest post-op chain first
+    (matmul: views first)."""
+    rows = [_int8_row("conv2d", "relax.nn.conv2d"), _int8_row("dense", "relax.matmul")]
     for r in ROOTS:
         if r.name == "matmul":
             for views in ("out", "in"):

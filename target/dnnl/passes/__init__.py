@@ -11,6 +11,7 @@ from tvmext.target.dnnl.passes import (
     nhwc_layout,
     post_op_operand_order,
     silu_from_sigmoid,
+    unshare_int8_operands,
 )
 
 __all__ = [
@@ -23,4 +24,5 @@ __all__ = [
     "nhwc_layout",
     "post_op_operand_order",
     "silu_from_sigmoid",
+    "unshare_int8_operands",
 ]

@@ -6,8 +6,10 @@ too; Relax's FoldConstant leaves such high-level ops alone. This pass evaluates
 ``permute_dims``, ``reshape``, ``expand_dims`` and ``squeeze`` of constants with NumPy
 and puts the result where the binding was used, so the pattern table sees
 ``conv2d(x, W)`` / ``matmul(x, W)`` with constant ``W`` and no weight is transposed
-per inference. oneDNN's own blocked weight layout is produced once, on the first
-call (see ``target/dnnl/runtime/ops.cc``).
+per inference. Integer weights (ConvInteger, MatMulInteger) reach their products as
+``astype(w, "int32") - astype(zero_point, "int32")``: integer widenings and integer
+subtractions of constants are evaluated too, exactly. oneDNN's own blocked weight
+layout is produced once, on the first call (see ``target/dnnl/runtime/ops.cc``).
 
 Precondition: runs in the ``layout`` phase, after ``tvmext.nhwc_layout`` (priority 10).
 """
@@ -27,8 +29,34 @@ from tvmext.target.report import static_shape
 _RESHAPES = ("relax.reshape", "relax.expand_dims", "relax.squeeze")
 
 
+def _integer(array: np.ndarray) -> bool:
+    return np.issubdtype(array.dtype, np.integer)
+
+
+def _evaluate_integer(call: relax.Call, array: np.ndarray) -> np.ndarray | None:
+    """An integer widening or an integer subtraction of constants, when exact."""
+    name = call.op.name
+    if name == "relax.astype" and _integer(array):
+        dtype = np.dtype(str(call.attrs.dtype))
+        if not _integer(np.empty(0, dtype)) or not np.can_cast(array.dtype, dtype, "safe"):
+            return None
+        return array.astype(dtype)
+    other = call.args[1] if len(call.args) > 1 else None
+    if name != "relax.subtract" or not isinstance(other, tvm.ir.GenericConst):
+        return None
+    rhs = other.value.numpy()
+    if not (_integer(array) and array.dtype == rhs.dtype):
+        return None
+    exact = array.astype(np.int64) - rhs.astype(np.int64)
+    info = np.iinfo(array.dtype)
+    if exact.size and (exact.min() < info.min or exact.max() > info.max):
+        return None
+    return exact.astype(array.dtype)
+
+
 def _evaluate(call: relax.Call) -> np.ndarray | None:
-    """The value of a layout op on a constant, or None when it is not one."""
+    """The value of a layout op (or an exact integer op) on a constant, or None when it
+    is not one."""
     if not isinstance(call.op, tvm.ir.Op) or not call.args:
         return None
     data = call.args[0]
@@ -36,6 +64,8 @@ def _evaluate(call: relax.Call) -> np.ndarray | None:
         return None
     array = data.value.numpy()
     name = call.op.name
+    if name in ("relax.astype", "relax.subtract"):
+        return _evaluate_integer(call, array)
     if name == "relax.permute_dims":
         axes = call.attrs.axes
         return np.ascontiguousarray(

@@ -57,13 +57,13 @@ dnnl::stream& cpu_stream() {
   return stream;
 }
 
-memory::desc md(const Desc& d) {
+memory::desc md(const Desc& d, dt type = dt::f32) {
   memory::dims dims(d.dims, d.dims + d.ndim), strides(d.strides, d.strides + d.ndim);
-  return memory::desc(dims, dt::f32, strides);
+  return memory::desc(dims, type, strides);
 }
 
-memory::desc any_md(const Desc& d) {
-  return memory::desc(memory::dims(d.dims, d.dims + d.ndim), dt::f32, memory::format_tag::any);
+memory::desc any_md(const Desc& d, dt type = dt::f32) {
+  return memory::desc(memory::dims(d.dims, d.dims + d.ndim), type, memory::format_tag::any);
 }
 
 memory::dims two(const int64_t v[2]) { return {v[0], v[1]}; }
@@ -112,6 +112,8 @@ bool starts_with(const std::string& text, const char* prefix) {
 }
 
 // Weights reordered once into the layout a primitive prefers, keyed by the buffer.
+// Weights of another data type (int8 values held as s32) are converted in their own
+// layout first: oneDNN has no reorder from s32 into an int8 layout with compensation.
 class PackedWeights {
  public:
   void* get(const memory::desc& user, const memory::desc& wanted, void* data) {
@@ -120,6 +122,12 @@ class PackedWeights {
     auto found = packed_.find(data);
     if (found != packed_.end()) return found->second.get_data_handle();
     memory src(user, cpu_engine(), data), dst(wanted, cpu_engine());
+    if (user.get_data_type() != wanted.get_data_type()) {
+      memory converted(memory::desc(user.get_dims(), wanted.get_data_type(), user.get_strides()),
+                       cpu_engine());
+      dnnl::reorder(src, converted).execute(cpu_stream(), src, converted);
+      src = converted;
+    }
     dnnl::reorder(src, dst).execute(cpu_stream(), src, dst);
     cpu_stream().wait();
     packed_.emplace(data, dst);
@@ -159,6 +167,18 @@ class PrimitiveOp : public Op {
   void add_post_op_inputs(const BinaryInputs& inputs) {
     for (const auto& [arg, desc] : inputs) add(arg, desc);
   }
+  // A src zero point (one value for the whole tensor) as oneDNN's attribute; its value
+  // is an input of the call, a one-element s32 buffer.
+  static dnnl::primitive_attr zero_point_attr(bool src_zero_point) {
+    dnnl::primitive_attr attr;
+    if (src_zero_point) attr.set_zero_points_mask(DNNL_ARG_SRC, 0);
+    return attr;
+  }
+  void add_src_zero_point(bool src_zero_point) {
+    if (src_zero_point)
+      add(DNNL_ARG_ATTR_ZERO_POINTS | DNNL_ARG_SRC,
+          memory::desc({1}, dt::s32, memory::format_tag::x));
+  }
   dnnl::primitive primitive_;
 
  private:
@@ -193,6 +213,41 @@ class Conv2d : public PrimitiveOp {
     pack(1, md(weights));
     if (bias) add(DNNL_ARG_BIAS, md(*bias));
     add_post_op_inputs(binary);
+    add(DNNL_ARG_DST, pd.dst_desc());
+  }
+};
+
+class Conv2dInt8 : public PrimitiveOp {
+ public:
+  Conv2dInt8(const Desc& src, bool src_signed, bool src_zero_point, const Desc& weights,
+             const Desc& dst, const int64_t stride[2], const int64_t pad_l[2],
+             const int64_t pad_r[2], const int64_t dilation[2]) {
+    memory::dims dil = {dilation[0] - 1, dilation[1] - 1};
+    dnnl::convolution_forward::primitive_desc pd(
+        cpu_engine(), dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct,
+        md(src, src_signed ? dt::s8 : dt::u8), any_md(weights, dt::s8), md(dst, dt::s32),
+        two(stride), dil, two(pad_l), two(pad_r), zero_point_attr(src_zero_point));
+    primitive_ = dnnl::convolution_forward(pd);
+    add(DNNL_ARG_SRC, pd.src_desc());
+    add(DNNL_ARG_WEIGHTS, pd.weights_desc());
+    pack(1, md(weights, dt::s32));
+    add_src_zero_point(src_zero_point);
+    add(DNNL_ARG_DST, pd.dst_desc());
+  }
+};
+
+class DenseInt8 : public PrimitiveOp {
+ public:
+  DenseInt8(const Desc& src, bool src_signed, bool src_zero_point, const Desc& weights,
+            const Desc& dst) {
+    dnnl::matmul::primitive_desc pd(cpu_engine(), md(src, src_signed ? dt::s8 : dt::u8),
+                                    any_md(weights, dt::s8), md(dst, dt::s32),
+                                    zero_point_attr(src_zero_point));
+    primitive_ = dnnl::matmul(pd);
+    add(DNNL_ARG_SRC, pd.src_desc());
+    add(DNNL_ARG_WEIGHTS, pd.weights_desc());
+    pack(1, md(weights, dt::s32));
+    add_src_zero_point(src_zero_point);
     add(DNNL_ARG_DST, pd.dst_desc());
   }
 };
@@ -441,6 +496,19 @@ std::unique_ptr<Op> matmul(const Desc& src, const Desc& weights, const Desc* bia
     if (conv && (forced || starts_with(conv->implementation(), "brg"))) return conv;
   }
   return std::make_unique<MatMul>(pd, weights, bias, const_weights, binary);
+}
+
+std::unique_ptr<Op> conv2d_int8(const Desc& src, bool src_signed, bool src_zero_point,
+                                const Desc& weights, const Desc& dst, const int64_t stride[2],
+                                const int64_t pad_l[2], const int64_t pad_r[2],
+                                const int64_t dilation[2]) {
+  return std::make_unique<Conv2dInt8>(src, src_signed, src_zero_point, weights, dst, stride,
+                                      pad_l, pad_r, dilation);
+}
+
+std::unique_ptr<Op> dense_int8(const Desc& src, bool src_signed, bool src_zero_point,
+                               const Desc& weights, const Desc& dst) {
+  return std::make_unique<DenseInt8>(src, src_signed, src_zero_point, weights, dst);
 }
 
 std::unique_ptr<Op> pool2d(int kind, const Desc& src, const Desc& dst, const int64_t kernel[2],

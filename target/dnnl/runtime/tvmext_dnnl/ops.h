@@ -44,6 +44,16 @@ std::unique_ptr<Op> conv2d(const Desc& src, const Desc& weights, const Desc* bia
 // oneDNN prefers (the buffer must stay the same constant across calls).
 std::unique_ptr<Op> matmul(const Desc& src, const Desc& weights, const Desc* bias, const Desc& dst,
                            bool const_weights, const PostOp* post, int n_post);
+// Integer products, exact: src u8 (or s8 with src_signed), minus its zero point when
+// src_zero_point, times weights given as an s32 constant of s8 values (reordered into
+// s8 once), summed into an s32 dst. inputs: src, weights, [zero point: one s32].
+std::unique_ptr<Op> conv2d_int8(const Desc& src, bool src_signed, bool src_zero_point,
+                                const Desc& weights, const Desc& dst, const int64_t stride[2],
+                                const int64_t pad_l[2], const int64_t pad_r[2],
+                                const int64_t dilation[2]);
+// src [M, K] rows (any strides), weights [K, N].
+std::unique_ptr<Op> dense_int8(const Desc& src, bool src_signed, bool src_zero_point,
+                               const Desc& weights, const Desc& dst);
 // inputs: src. kind: 0 max, 1 average including padding, 2 average excluding padding.
 std::unique_ptr<Op> pool2d(int kind, const Desc& src, const Desc& dst, const int64_t kernel[2],
                            const int64_t stride[2], const int64_t pad_l[2],
