@@ -190,6 +190,7 @@ def test_dnnl_passes_run_only_for_the_dnnl_target_and_in_order():
         "tvmext.fold_transpose_pairs",
         "tvmext.common_subexpressions",
         "tvmext.fold_weight_layouts",
+        "tvmext.unshare_int8_operands",
     ]
     assert [e.name for e in passes_for("layout", "llvm")] == [
         "tvmext.fold_transpose_pairs",

@@ -2,15 +2,16 @@
 matmuls (with the reshapes/transposes around them as strided views), pooling, means,
 softmax, layer norm, transposes and element-wise adds/multiplies between them on oneDNN
 (Intel's and Arm's CPU library), with bias, activations, residual adds and scales fused
-as post-ops; the rest stays on TVM.
+as post-ops, and integer convolutions and dense layers as int8 primitives; the rest
+stays on TVM.
 See ``tutorials/05_hardware_target.ipynb``.
 
 Parts: :mod:`.patterns` (the table and its checks), :mod:`.layouts` (Relax tensors as
 oneDNN descriptors), :mod:`.codegen` (C++ per composite), ``runtime/`` (the oneDNN
 calls), :mod:`.library` (finding oneDNN), ``passes/`` (its graph passes: BatchNorm
 folding, GELU from erf, NHWC layout, clip before transposes, constant folding of weight
-layouts, operand order for residual post-ops; registered for target ``"dnnl"`` when this
-package loads). oneDNN's CPU engine runs on GNU OpenMP (the ``onednn-cpu-gomp`` build,
+layouts, operand order for residual post-ops, one widened operand per integer
+product; registered for target ``"dnnl"`` when this package loads). oneDNN's CPU engine runs on GNU OpenMP (the ``onednn-cpu-gomp`` build,
 see :mod:`.library`) with as many threads as the host has cores.
 """
 
@@ -28,7 +29,7 @@ from tvmext.target.pattern import PatternRow, PatternTarget
 
 
 class DnnlTarget(PatternTarget):
-    """oneDNN as an external target (fp32, CPU)."""
+    """oneDNN as an external target (fp32, and int8 integer products; CPU)."""
 
     name = "dnnl"
 

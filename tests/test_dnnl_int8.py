@@ -1,0 +1,106 @@
+"""Integer convolutions and dense layers on oneDNN's int8 primitives: ONNX ConvInteger
+and MatMulInteger give the same int32 sums on ``"dnnl, llvm"`` as on ``"llvm"`` (TVM's
+unscheduled integer loops), and run on oneDNN where oneDNN can take them."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+import tvmext
+
+pytestmark = pytest.mark.library
+
+_TYPES = {np.uint8: TensorProto.UINT8, np.int8: TensorProto.INT8}
+
+
+def _model(nodes, inputs, outputs, inits) -> onnx.ModelProto:
+    """The model, its outputs' shapes filled in by ONNX's shape inference."""
+    graph = helper.make_graph(nodes, "int8", inputs, outputs, inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    return onnx.shape_inference.infer_shapes(model, strict_mode=True)
+
+
+def _random(rng, dtype, shape) -> np.ndarray:
+    info = np.iinfo(dtype)
+    return rng.integers(info.min, info.max + 1, shape).astype(dtype)
+
+
+def _run_both(model: onnx.ModelProto, **inputs: np.ndarray):
+    want = tvmext.compile(model, "llvm").run(**inputs)
+    module = tvmext.compile(model, "dnnl, llvm")
+    return want, module.run(**inputs), module.reports[0]
+
+
+def _placements(report, op: str) -> list[str]:
+    return [o.placement for o in report.ops if o.op == op]
+
+
+@pytest.mark.parametrize(
+    ("dtype", "zero_point", "group", "strides", "dilations", "pads"),
+    [
+        (np.uint8, 131, 1, [2, 1], [1, 1], [1, 2, 0, 1]),  # zero point over the padding
+        (np.int8, -5, 2, [1, 1], [2, 1], [2, 2, 2, 2]),
+        (np.uint8, None, 1, [1, 2], [1, 1], [0, 0, 0, 0]),
+    ],
+)
+def test_conv_integer_on_onednn_equals_tvm(rng, dtype, zero_point, group, strides, dilations, pads):
+    weights = _random(rng, np.int8, (6, 4 // group, 3, 3))
+    inits = [numpy_helper.from_array(weights, "w")]
+    inputs = ["x", "w"]
+    if zero_point is not None:
+        inits.append(numpy_helper.from_array(np.array(zero_point, dtype), "xz"))
+        inputs.append("xz")
+    conv = helper.make_node(
+        "ConvInteger", inputs, ["y"], group=group, strides=strides, dilations=dilations,
+        pads=pads,
+    )  # fmt: skip
+    model = _model(
+        [conv], [helper.make_tensor_value_info("x", _TYPES[dtype], [2, 4, 11, 10])],
+        [helper.make_tensor_value_info("y", TensorProto.INT32, None)], inits,
+    )  # fmt: skip
+    x = _random(rng, dtype, (2, 4, 11, 10))
+    (want,), (got,), report = _run_both(model, x=x)
+    assert got.dtype == np.int32 and np.array_equal(got, want)
+    assert _placements(report, "relax.nn.conv2d") == ["dnnl"], str(report)
+
+
+def test_matmul_integer_layers_sharing_an_input_each_run_on_onednn(rng):
+    """Two dense layers read one uint8 tensor (as attention's projections do): each
+    gets its own widening, so both become oneDNN calls."""
+    inits = [
+        numpy_helper.from_array(_random(rng, np.int8, (16, 8)), "w1"),
+        numpy_helper.from_array(_random(rng, np.int8, (16, 5)), "w2"),
+        numpy_helper.from_array(np.uint8(77), "az"),
+    ]
+    nodes = [
+        helper.make_node("MatMulInteger", ["a", "w1", "az"], ["y1"]),
+        helper.make_node("MatMulInteger", ["a", "w2", "az"], ["y2"]),
+    ]
+    model = _model(
+        nodes, [helper.make_tensor_value_info("a", TensorProto.UINT8, [2, 3, 16])],
+        [helper.make_tensor_value_info(n, TensorProto.INT32, None) for n in ("y1", "y2")], inits,
+    )  # fmt: skip
+    a = _random(rng, np.uint8, (2, 3, 16))
+    want, got, report = _run_both(model, a=a)
+    for w, g in zip(want, got, strict=True):
+        assert g.dtype == np.int32 and np.array_equal(g, w)
+    assert _placements(report, "relax.matmul") == ["dnnl", "dnnl"], str(report)
+
+
+def test_weights_outside_int8_stay_on_tvm_with_the_reason(rng):
+    weights = rng.integers(0, 256, (6, 4, 3, 3)).astype(np.uint8)
+    weights[0, 0, 0, 0] = 250
+    model = _model(
+        [helper.make_node("ConvInteger", ["x", "w"], ["y"], pads=[1, 1, 1, 1])],
+        [helper.make_tensor_value_info("x", TensorProto.UINT8, [1, 4, 6, 6])],
+        [helper.make_tensor_value_info("y", TensorProto.INT32, None)],
+        [numpy_helper.from_array(weights, "w")],
+    )
+    x = _random(rng, np.uint8, (1, 4, 6, 6))
+    (want,), (got,), report = _run_both(model, x=x)
+    assert np.array_equal(got, want)
+    conv = next(o for o in report.ops if o.op == "relax.nn.conv2d")
+    assert conv.placement == "tvm" and "not int8 values" in conv.detail, str(report)
