@@ -217,23 +217,71 @@ class Conv2d : public PrimitiveOp {
   }
 };
 
-class Conv2dInt8 : public PrimitiveOp {
+// oneDNN's int8 convolution kernels (jit, brgemm) take src and dst only in the layouts
+// they choose (NHWC or blocked); given another, oneDNN runs its reference kernel, tens
+// of times slower. So the primitive picks its layouts, and src and dst are reordered
+// from and to the caller's buffers when those differ.
+class Conv2dInt8 : public Op {
  public:
   Conv2dInt8(const Desc& src, bool src_signed, bool src_zero_point, const Desc& weights,
              const Desc& dst, const int64_t stride[2], const int64_t pad_l[2],
-             const int64_t pad_r[2], const int64_t dilation[2]) {
+             const int64_t pad_r[2], const int64_t dilation[2])
+      : user_src_(md(src, src_signed ? dt::s8 : dt::u8)),
+        user_weights_(md(weights, dt::s32)),
+        user_dst_(md(dst, dt::s32)),
+        src_zero_point_(src_zero_point) {
     memory::dims dil = {dilation[0] - 1, dilation[1] - 1};
-    dnnl::convolution_forward::primitive_desc pd(
+    dnnl::primitive_attr attr;
+    if (src_zero_point) attr.set_zero_points_mask(DNNL_ARG_SRC, 0);
+    pd_ = dnnl::convolution_forward::primitive_desc(
         cpu_engine(), dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct,
-        md(src, src_signed ? dt::s8 : dt::u8), any_md(weights, dt::s8), md(dst, dt::s32),
-        two(stride), dil, two(pad_l), two(pad_r), zero_point_attr(src_zero_point));
-    primitive_ = dnnl::convolution_forward(pd);
-    add(DNNL_ARG_SRC, pd.src_desc());
-    add(DNNL_ARG_WEIGHTS, pd.weights_desc());
-    pack(1, md(weights, dt::s32));
-    add_src_zero_point(src_zero_point);
-    add(DNNL_ARG_DST, pd.dst_desc());
+        any_md(src, user_src_.get_data_type()), any_md(weights, dt::s8), any_md(dst, dt::s32),
+        two(stride), dil, two(pad_l), two(pad_r), attr);
+    primitive_ = dnnl::convolution_forward(pd_);
+    if (pd_.src_desc() != user_src_) {
+      src_ = memory(pd_.src_desc(), cpu_engine());
+      src_reorder_ = dnnl::reorder(dnnl::reorder::primitive_desc(cpu_engine(), user_src_,
+                                                                 cpu_engine(), pd_.src_desc()));
+    }
+    if (pd_.dst_desc() != user_dst_) {
+      dst_ = memory(pd_.dst_desc(), cpu_engine());
+      dst_reorder_ = dnnl::reorder(dnnl::reorder::primitive_desc(cpu_engine(), pd_.dst_desc(),
+                                                                 cpu_engine(), user_dst_));
+    }
   }
+
+  // args: src, weights, [zero point], dst
+  void run(void* const* args) override {
+    std::lock_guard<std::mutex> lock(mutex_);
+    dnnl::stream& stream = cpu_stream();
+    memory user_src(user_src_, cpu_engine(), args[0]);
+    memory src = user_src;
+    if (src_) {
+      src_reorder_.execute(stream, user_src, src_);
+      src = src_;
+    }
+    void* packed = packed_.get(user_weights_, pd_.weights_desc(), args[1]);
+    std::unordered_map<int, memory> inputs = {
+        {DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, memory(pd_.weights_desc(), cpu_engine(), packed)}};
+    if (src_zero_point_)
+      inputs[DNNL_ARG_ATTR_ZERO_POINTS | DNNL_ARG_SRC] =
+          memory({{1}, dt::s32, memory::format_tag::x}, cpu_engine(), args[2]);
+    memory user_dst(user_dst_, cpu_engine(), args[src_zero_point_ ? 3 : 2]);
+    inputs[DNNL_ARG_DST] = dst_ ? dst_ : user_dst;
+    primitive_.execute(stream, inputs);
+    if (dst_) dst_reorder_.execute(stream, dst_, user_dst);
+    stream.wait();
+  }
+
+ private:
+  std::mutex mutex_;
+  memory::desc user_src_, user_weights_, user_dst_;
+  bool src_zero_point_;
+  dnnl::convolution_forward::primitive_desc pd_;
+  dnnl::primitive primitive_;
+  memory src_, dst_;  // in the primitive's layouts, when the caller's differ
+  dnnl::reorder src_reorder_, dst_reorder_;
+  PackedWeights packed_;
 };
 
 class DenseInt8 : public PrimitiveOp {
