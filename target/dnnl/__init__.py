@@ -10,9 +10,10 @@ Parts: :mod:`.patterns` (the table and its checks), :mod:`.layouts` (Relax tenso
 oneDNN descriptors), :mod:`.codegen` (C++ per composite), ``runtime/`` (the oneDNN
 calls), :mod:`.library` (finding oneDNN), ``passes/`` (its graph passes: BatchNorm
 folding, GELU from erf, NHWC layout, clip before transposes, constant folding of weight
-layouts, operand order for residual post-ops, one widened operand per integer
-product; registered for target ``"dnnl"`` when this package loads). oneDNN's CPU engine runs on GNU OpenMP (the ``onednn-cpu-gomp`` build,
-see :mod:`.library`) with as many threads as the host has cores.
+layouts, operand order for residual post-ops, one widened operand per integer product;
+registered for target ``"dnnl"`` when this package loads). oneDNN's CPU engine runs on
+GNU OpenMP (the ``onednn-cpu-gomp`` build, see :mod:`.library`) with as many threads as
+the host has cores.
 """
 
 from __future__ import annotations

@@ -111,6 +111,16 @@ bool starts_with(const std::string& text, const char* prefix) {
   return text.rfind(prefix, 0) == 0;
 }
 
+// A src zero point (one value for the whole tensor) as oneDNN's attribute; its value
+// is an input of the call, a one-element s32 buffer.
+dnnl::primitive_attr zero_point_attr(bool src_zero_point) {
+  dnnl::primitive_attr attr;
+  if (src_zero_point) attr.set_zero_points_mask(DNNL_ARG_SRC, 0);
+  return attr;
+}
+
+memory::desc zero_point_md() { return memory::desc({1}, dt::s32, memory::format_tag::x); }
+
 // Weights reordered once into the layout a primitive prefers, keyed by the buffer.
 // Weights of another data type (int8 values held as s32) are converted in their own
 // layout first: oneDNN has no reorder from s32 into an int8 layout with compensation.
@@ -167,17 +177,9 @@ class PrimitiveOp : public Op {
   void add_post_op_inputs(const BinaryInputs& inputs) {
     for (const auto& [arg, desc] : inputs) add(arg, desc);
   }
-  // A src zero point (one value for the whole tensor) as oneDNN's attribute; its value
-  // is an input of the call, a one-element s32 buffer.
-  static dnnl::primitive_attr zero_point_attr(bool src_zero_point) {
-    dnnl::primitive_attr attr;
-    if (src_zero_point) attr.set_zero_points_mask(DNNL_ARG_SRC, 0);
-    return attr;
-  }
   void add_src_zero_point(bool src_zero_point) {
     if (src_zero_point)
-      add(DNNL_ARG_ATTR_ZERO_POINTS | DNNL_ARG_SRC,
-          memory::desc({1}, dt::s32, memory::format_tag::x));
+      add(DNNL_ARG_ATTR_ZERO_POINTS | DNNL_ARG_SRC, zero_point_md());
   }
   dnnl::primitive primitive_;
 
@@ -231,12 +233,10 @@ class Conv2dInt8 : public Op {
         user_dst_(md(dst, dt::s32)),
         src_zero_point_(src_zero_point) {
     memory::dims dil = {dilation[0] - 1, dilation[1] - 1};
-    dnnl::primitive_attr attr;
-    if (src_zero_point) attr.set_zero_points_mask(DNNL_ARG_SRC, 0);
     pd_ = dnnl::convolution_forward::primitive_desc(
         cpu_engine(), dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct,
         any_md(src, user_src_.get_data_type()), any_md(weights, dt::s8), any_md(dst, dt::s32),
-        two(stride), dil, two(pad_l), two(pad_r), attr);
+        two(stride), dil, two(pad_l), two(pad_r), zero_point_attr(src_zero_point));
     primitive_ = dnnl::convolution_forward(pd_);
     if (pd_.src_desc() != user_src_) {
       src_ = memory(pd_.src_desc(), cpu_engine());
@@ -265,7 +265,7 @@ class Conv2dInt8 : public Op {
         {DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, memory(pd_.weights_desc(), cpu_engine(), packed)}};
     if (src_zero_point_)
       inputs[DNNL_ARG_ATTR_ZERO_POINTS | DNNL_ARG_SRC] =
-          memory({{1}, dt::s32, memory::format_tag::x}, cpu_engine(), args[2]);
+          memory(zero_point_md(), cpu_engine(), args[2]);
     memory user_dst(user_dst_, cpu_engine(), args[src_zero_point_ ? 3 : 2]);
     inputs[DNNL_ARG_DST] = dst_ ? dst_ : user_dst;
     primitive_.execute(stream, inputs);
