@@ -82,6 +82,12 @@ def passes_for(phase: str, *targets: str) -> list[PassEntry]:
     return sorted(found, key=lambda e: e.priority)
 
 
+def _each_function(mod: tvm.IRModule, rewrite: Callable[[relax.Function], Any]) -> None:
+    for gv, func in list(mod.functions_items()):
+        if isinstance(func, relax.Function):
+            mod[gv] = rewrite(func)
+
+
 def function_pass(
     name: str, rewrite: Callable[[relax.Function], relax.Function]
 ) -> tvm.transform.Pass:
@@ -89,9 +95,19 @@ def function_pass(
 
     @tvm.transform.module_pass(opt_level=0, name=name)
     def run(mod: tvm.IRModule, _ctx: Any) -> tvm.IRModule:
-        for gv, func in list(mod.functions_items()):
-            if isinstance(func, relax.Function):
-                mod[gv] = rewrite(func)
+        _each_function(mod, rewrite)
         return mod
+
+    return run
+
+
+def mutator_pass(name: str, mutator: Callable[[tvm.IRModule], Any]) -> tvm.transform.Pass:
+    """A module pass named ``name`` that rewrites every Relax function with a fresh
+    ``mutator(mod)`` (a ``PyExprMutator``), then drops the bindings nobody uses."""
+
+    @tvm.transform.module_pass(opt_level=0, name=name)
+    def run(mod: tvm.IRModule, _ctx: Any) -> tvm.IRModule:
+        _each_function(mod, lambda func: mutator(mod).visit_expr(func))
+        return relax.transform.DeadCodeElimination()(mod)
 
     return run

@@ -16,14 +16,12 @@ Precondition: runs in the ``layout`` phase, after ``tvmext.nhwc_layout`` (priori
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 import tvm
 from tvm import relax
 from tvm.relax.expr_functor import PyExprMutator, mutator
 
-from tvmext.pass_registry import register_pass
+from tvmext.pass_registry import mutator_pass, register_pass
 from tvmext.target.report import static_shape
 
 _RESHAPES = ("relax.reshape", "relax.expand_dims", "relax.squeeze")
@@ -101,12 +99,4 @@ class _Folder(PyExprMutator):
 @register_pass("tvmext.fold_weight_layouts", phase="layout", targets=("dnnl",), priority=10)
 def fold_weight_layouts() -> tvm.transform.Pass:
     """Evaluate layout ops on constants, then drop the bindings nobody uses."""
-
-    @tvm.transform.module_pass(opt_level=0, name="tvmext.FoldWeightLayouts")
-    def run(mod: tvm.IRModule, _ctx: Any) -> tvm.IRModule:
-        for gv, func in list(mod.functions_items()):
-            if isinstance(func, relax.Function):
-                mod[gv] = _Folder(mod).visit_expr(func)
-        return relax.transform.DeadCodeElimination()(mod)
-
-    return run
+    return mutator_pass("tvmext.FoldWeightLayouts", _Folder)

@@ -16,23 +16,21 @@ Precondition: runs in the ``layout`` phase after ``tvmext.fold_weight_layouts``
 
 from __future__ import annotations
 
-from typing import Any
-
 import tvm
 from tvm import relax
 from tvm.relax.expr_functor import PyExprMutator, mutator
 
-from tvmext.pass_registry import register_pass
+from tvmext.pass_registry import mutator_pass, register_pass
+from tvmext.target.dnnl import patterns
 
 _PRODUCTS = ("relax.nn.conv2d", "relax.matmul")
-_CHAIN = ("relax.permute_dims", "relax.subtract", "relax.astype")
 
 
 @mutator
 class _Unsharer(PyExprMutator):
     def __init__(self, mod: tvm.IRModule) -> None:
         super().__init__(mod)
-        self.values: dict[relax.Var, relax.Call] = {}
+        self.values: dict[relax.Var, relax.Expr] = {}
         self.replaced: dict[relax.Var, relax.Expr] = {}
 
     def visit_var_(self, var: relax.Var) -> relax.Expr:
@@ -41,31 +39,28 @@ class _Unsharer(PyExprMutator):
     def visit_dataflow_var_(self, var: relax.DataflowVar) -> relax.Expr:
         return self.replaced.get(var, var)
 
-    def _chain(self, expr: relax.Expr) -> list[relax.Call]:
-        """The widening chain feeding a product, outermost first; [] if there is none."""
-        chain: list[relax.Call] = []
-        for name in _CHAIN:
-            call = self.values.get(expr) if isinstance(expr, relax.Var) else None
-            if call is None or call.op.name != name:
-                continue
-            if name == "relax.subtract" and not isinstance(call.args[1], tvm.ir.GenericConst):
-                return []
-            chain.append(call)
-            expr = call.args[0]
-        return chain if chain and chain[-1].op.name == "relax.astype" else []
+    def _copy(self, operand: patterns.Int8Operand) -> relax.Expr:
+        """A fresh ``permute_dims(astype(x) - zero_point)`` (as far as ``operand`` has)."""
+        widened = operand.widened
+        value = self.builder_.emit(
+            relax.Call(widened.op, [self.visit_expr(operand.data)], widened.attrs)
+        )
+        if operand.zero_point is not None:
+            value = self.builder_.emit(relax.op.subtract(value, operand.zero_point))
+        if operand.axes is not None:
+            value = self.builder_.emit(relax.op.permute_dims(value, operand.axes))
+        return value
 
     def visit_var_binding_(self, binding: relax.VarBinding) -> None:
         value = binding.value
         if isinstance(value, relax.Call) and isinstance(value.op, tvm.ir.Op):
             self.values[binding.var] = value
-            chain = self._chain(value.args[0]) if value.op.name in _PRODUCTS else []
-            if chain and str(value.attrs.out_dtype) == "int32":
-                operand = self.visit_expr(chain[-1].args[0])
-                for call in reversed(chain):
-                    operand = self.builder_.emit(
-                        relax.Call(call.op, [operand, *call.args[1:]], call.attrs)
-                    )
-                product = relax.Call(value.op, [operand, *value.args[1:]], value.attrs)
+            is_product = value.op.name in _PRODUCTS and str(value.attrs.out_dtype) == "int32"
+            operand = patterns.int8_operand_of(value.args[0], self.values) if is_product else None
+            if operand is not None and (
+                operand.zero_point is None or isinstance(operand.zero_point, tvm.ir.GenericConst)
+            ):  # the chains the pattern table takes
+                product = relax.Call(value.op, [self._copy(operand), *value.args[1:]], value.attrs)
                 self.replaced[binding.var] = self.builder_.emit(product)
                 return
         super().visit_var_binding_(binding)
@@ -75,12 +70,4 @@ class _Unsharer(PyExprMutator):
 def unshare_int8_operands() -> tvm.transform.Pass:
     """Copy the widening chain of each integer conv2d/matmul, then drop the originals
     nobody uses."""
-
-    @tvm.transform.module_pass(opt_level=0, name="tvmext.UnshareInt8Operands")
-    def run(mod: tvm.IRModule, _ctx: Any) -> tvm.IRModule:
-        for gv, func in list(mod.functions_items()):
-            if isinstance(func, relax.Function):
-                mod[gv] = _Unsharer(mod).visit_expr(func)
-        return relax.transform.DeadCodeElimination()(mod)
-
-    return run
+    return mutator_pass("tvmext.UnshareInt8Operands", _Unsharer)
