@@ -228,25 +228,33 @@ class Conv2dInt8 : public Op {
   Conv2dInt8(const Desc& src, bool src_signed, bool src_zero_point, const Desc& weights,
              const Desc& dst, const int64_t stride[2], const int64_t pad_l[2],
              const int64_t pad_r[2], const int64_t dilation[2])
-      : user_src_(md(src, src_signed ? dt::s8 : dt::u8)),
-        user_weights_(md(weights, dt::s32)),
-        user_dst_(md(dst, dt::s32)),
-        src_zero_point_(src_zero_point) {
+      : user_weights_(md(weights, dt::s32)) {
+    memory::desc user_src = md(src, src_signed ? dt::s8 : dt::u8), user_dst = md(dst, dt::s32);
     memory::dims dil = {dilation[0] - 1, dilation[1] - 1};
     pd_ = dnnl::convolution_forward::primitive_desc(
         cpu_engine(), dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct,
-        any_md(src, user_src_.get_data_type()), any_md(weights, dt::s8), any_md(dst, dt::s32),
+        any_md(src, user_src.get_data_type()), any_md(weights, dt::s8), any_md(dst, dt::s32),
         two(stride), dil, two(pad_l), two(pad_r), zero_point_attr(src_zero_point));
     primitive_ = dnnl::convolution_forward(pd_);
-    if (pd_.src_desc() != user_src_) {
+    user_src_ = memory(user_src, cpu_engine(), DNNL_MEMORY_NONE);
+    user_dst_ = memory(user_dst, cpu_engine(), DNNL_MEMORY_NONE);
+    weights_ = memory(pd_.weights_desc(), cpu_engine(), DNNL_MEMORY_NONE);
+    if (pd_.src_desc() != user_src) {
       src_ = memory(pd_.src_desc(), cpu_engine());
-      src_reorder_ = dnnl::reorder(dnnl::reorder::primitive_desc(cpu_engine(), user_src_,
-                                                                 cpu_engine(), pd_.src_desc()));
+      src_reorder_ = dnnl::reorder(
+          dnnl::reorder::primitive_desc(cpu_engine(), user_src, cpu_engine(), pd_.src_desc()));
     }
-    if (pd_.dst_desc() != user_dst_) {
+    if (pd_.dst_desc() != user_dst) {
       dst_ = memory(pd_.dst_desc(), cpu_engine());
-      dst_reorder_ = dnnl::reorder(dnnl::reorder::primitive_desc(cpu_engine(), pd_.dst_desc(),
-                                                                 cpu_engine(), user_dst_));
+      dst_reorder_ = dnnl::reorder(
+          dnnl::reorder::primitive_desc(cpu_engine(), pd_.dst_desc(), cpu_engine(), user_dst));
+    }
+    args_ = {{DNNL_ARG_SRC, src_ ? src_ : user_src_},
+             {DNNL_ARG_WEIGHTS, weights_},
+             {DNNL_ARG_DST, dst_ ? dst_ : user_dst_}};
+    if (src_zero_point) {
+      zero_point_ = memory(zero_point_md(), cpu_engine(), DNNL_MEMORY_NONE);
+      args_[DNNL_ARG_ATTR_ZERO_POINTS | DNNL_ARG_SRC] = zero_point_;
     }
   }
 
@@ -254,33 +262,26 @@ class Conv2dInt8 : public Op {
   void run(void* const* args) override {
     std::lock_guard<std::mutex> lock(mutex_);
     dnnl::stream& stream = cpu_stream();
-    memory user_src(user_src_, cpu_engine(), args[0]);
-    memory src = user_src;
-    if (src_) {
-      src_reorder_.execute(stream, user_src, src_);
-      src = src_;
-    }
-    void* packed = packed_.get(user_weights_, pd_.weights_desc(), args[1]);
-    std::unordered_map<int, memory> inputs = {
-        {DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, memory(pd_.weights_desc(), cpu_engine(), packed)}};
-    if (src_zero_point_)
-      inputs[DNNL_ARG_ATTR_ZERO_POINTS | DNNL_ARG_SRC] =
-          memory(zero_point_md(), cpu_engine(), args[2]);
-    memory user_dst(user_dst_, cpu_engine(), args[src_zero_point_ ? 3 : 2]);
-    inputs[DNNL_ARG_DST] = dst_ ? dst_ : user_dst;
-    primitive_.execute(stream, inputs);
-    if (dst_) dst_reorder_.execute(stream, dst_, user_dst);
+    user_src_.set_data_handle(args[0]);
+    weights_.set_data_handle(packed_.get(user_weights_, pd_.weights_desc(), args[1]));
+    if (zero_point_) zero_point_.set_data_handle(args[2]);
+    user_dst_.set_data_handle(args[zero_point_ ? 3 : 2]);
+    if (src_) src_reorder_.execute(stream, user_src_, src_);
+    primitive_.execute(stream, args_);
+    if (dst_) dst_reorder_.execute(stream, dst_, user_dst_);
     stream.wait();
   }
 
  private:
   std::mutex mutex_;
-  memory::desc user_src_, user_weights_, user_dst_;
-  bool src_zero_point_;
+  memory::desc user_weights_;
   dnnl::convolution_forward::primitive_desc pd_;
   dnnl::primitive primitive_;
-  memory src_, dst_;  // in the primitive's layouts, when the caller's differ
+  // The caller's buffers (handles set per call), and the primitive's own src/dst when
+  // its layouts differ from the caller's.
+  memory user_src_, weights_, zero_point_, user_dst_, src_, dst_;
   dnnl::reorder src_reorder_, dst_reorder_;
+  std::unordered_map<int, memory> args_;
   PackedWeights packed_;
 };
 
