@@ -5,7 +5,7 @@ pattern checks saw: an op that went into a composite function is placed on the
 external target (with the pattern's name), any other op stays on TVM with the
 reasons the target's checks gave, or with "no <target> pattern" when no row matched.
 
-Cost model: FLOPs count a multiply-add as 2 (conv2d, matmul), a pooling window
+Cost model: FLOPs count a multiply-add as 2 (convolutions, matmul), a pooling window
 element as 1, and 1 per output element for every other op; bytes are the sizes of
 the op's tensor inputs plus its output.
 """
@@ -96,14 +96,14 @@ def op_cost(call: relax.Call) -> tuple[int, int]:
     n_out = math.prod(out)
     name = call.op.name if isinstance(call.op, tvm.ir.Op) else ""
     weight = static_shape(call.args[1]) if len(call.args) > 1 else None
-    if name == "relax.nn.conv2d" and weight is not None:
+    if name in ("relax.nn.conv1d", "relax.nn.conv2d", "relax.nn.conv3d") and weight is not None:
         layout = str(call.attrs.kernel_layout)
         per_output = math.prod(weight) // weight[layout.index("O")]
         return 2 * n_out * per_output, moved
     if name == "relax.matmul":
         a = static_shape(call.args[0])
         return (2 * n_out * a[-1] if a else 0), moved
-    if name in ("relax.nn.max_pool2d", "relax.nn.avg_pool2d"):
+    if name.startswith(("relax.nn.max_pool", "relax.nn.avg_pool")):
         return n_out * math.prod(int(k) for k in call.attrs.pool_size), moved
     return n_out, moved
 

@@ -43,13 +43,18 @@ def _add_common(parser: argparse.ArgumentParser, plugins: bool = True) -> None:
         )
 
 
-def _add_model_args(parser: argparse.ArgumentParser) -> None:
+def _add_model_args(parser: argparse.ArgumentParser, default_target: str | None) -> None:
     parser.add_argument("model", help="ONNX model file")
     parser.add_argument(
         "--target",
-        default="llvm",
+        default=default_target,
         help='tvmc-style target, external targets first: "llvm", "dnnl, llvm", '
-        '"llvm -mcpu=znver4" (default: llvm for this host CPU)',
+        '"llvm -mcpu=znver4" (default: '
+        + (
+            default_target + " for this host CPU)"
+            if default_target
+            else 'the fastest this host has, "dnnl, llvm" on x86-64 with oneDNN, else llvm)'
+        ),
     )
     parser.add_argument(
         "--input-shapes",
@@ -75,7 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     compile_cmd = commands.add_parser("compile", help="compile a model into one .so")
-    _add_model_args(compile_cmd)
+    _add_model_args(compile_cmd, None)
     compile_cmd.add_argument("-o", "--output", default=None, help="artifact (default MODEL.so)")
     compile_cmd.add_argument("--dump-ir", default=None, metavar="DIR", help="IR after each stage")
     compile_cmd.add_argument("--tuning-records", default=None, metavar="FILE")
@@ -142,7 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
         "tune",
         help="tune the model's schedules with MetaSchedule; write (or resume) tuning records",
     )
-    _add_model_args(tune_cmd)
+    _add_model_args(tune_cmd, "llvm")
     tune_cmd.add_argument(
         "--trials", type=_positive, default=64, help="candidates to measure, all tasks together"
     )
@@ -194,6 +199,13 @@ def _compile(args: argparse.Namespace) -> None:
         from tvmext.deploy.app import check_app_folder
 
         check_app_folder(args.emit_app)  # before compiling, not after
+    if args.target is None:
+        from tvmext.target.host_default import default_target
+
+        chosen = default_target()
+        print(chosen.announcement(), flush=True)
+        args.target = chosen.target
+        args.fallback_to_tvm = args.fallback_to_tvm or chosen.target != "llvm"
     start = time.perf_counter()
     module = tvmext.compile(
         args.model,

@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -42,6 +43,7 @@ from tvmext.pass_registry import PHASES, passes_for
 from tvmext.plugins import load_plugins
 from tvmext.runtime.module import InputSpec, Module, signature_function
 from tvmext.target.external import Partitioned, get_target, link_options
+from tvmext.target.host_default import default_target
 from tvmext.target.report import everything_on_tvm
 from tvmext.target.spec import TargetSpec, parse_target
 from tvmext.tuning.rpc import RpcTracker, remote_cpu, require_servers
@@ -313,9 +315,24 @@ def compile_state(
     )
 
 
+def resolve_default_target(
+    target: Any, options: CompileOptions | None, option_values: dict[str, Any]
+) -> Any:
+    """``target``, or when it is None the host's fastest (:mod:`tvmext.target.host_default`),
+    announced on stderr; a default with an external target falls back to TVM where its
+    generated code fails to build, unless the caller chose ``fallback_to_tvm``."""
+    if target is not None:
+        return target
+    chosen = default_target()
+    print(chosen.announcement(), file=sys.stderr, flush=True)
+    if chosen.target != "llvm" and options is None:
+        option_values.setdefault("fallback_to_tvm", True)
+    return chosen.target
+
+
 def compile(
     model: Any,
-    target: Any = "llvm",
+    target: Any = None,
     *,
     plugins: Iterable[str] = (),
     options: CompileOptions | None = None,
@@ -325,11 +342,14 @@ def compile(
 
     ``target`` is a tvmc-style string (``"llvm"``, ``"llvm -mcpu=znver4"``,
     ``"dnnl, llvm"``), a dict or a ``tvm.target.Target``; the host CPU's features are
-    used unless ``-mcpu`` says otherwise. With external targets, the module's
+    used unless ``-mcpu`` says otherwise. Without one, the host's fastest correct
+    configuration (``"dnnl, llvm"`` on x86-64 with oneDNN, else ``"llvm"``), said on
+    stderr. With external targets, the module's
     ``reports`` say where each op went and why. ``plugins`` are module names or ``.py`` files
     to import first. Options are :class:`CompileOptions` fields, given as ``options=``
     or as keywords (``input_shapes`` also as a tvmc string ``"x:[1,3,224,224]"``).
     """
+    target = resolve_default_target(target, options, option_values)
     state = compile_state(
         model, target, plugins=plugins, options=options, option_values=option_values
     )

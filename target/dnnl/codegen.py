@@ -191,24 +191,27 @@ def _post_ops(
     return bias, f"post, {len(entries)}"
 
 
-def _conv2d(c: Composite, setup: _Setup) -> None:
+def _conv(c: Composite, setup: _Setup) -> None:
+    """A 1-D, 2-D or 3-D convolution (``padding`` holds the leading pads, then the
+    trailing ones)."""
     _, call = c.bindings[0]
     attrs = call.attrs
     data, weight = call.args
     c.arg(data)
     c.arg(weight)
-    view = layouts.conv2d_view(call)
-    src = setup.desc(layouts.in_layout(_shape(data), str(attrs.data_layout), "NCHW"))
+    view = layouts.conv_view(call)
+    src = setup.desc(layouts.in_layout(_shape(data), str(attrs.data_layout), view.logical))
     wei = setup.desc(
-        layouts.conv2d_weights(_shape(weight), str(attrs.kernel_layout), int(attrs.groups))
+        layouts.conv_weights(_shape(weight), str(attrs.kernel_layout), int(attrs.groups))
     )
     dst = setup.desc(view.out())
     pad = [int(p) for p in attrs.padding]
-    stride, pad_l = setup.ints(attrs.strides), setup.ints(pad[:2])
-    pad_r, dilation = setup.ints(pad[2:]), setup.ints(attrs.dilation)
+    n = len(pad) // 2
+    stride, pad_l = setup.ints(attrs.strides), setup.ints(pad[:n])
+    pad_r, dilation = setup.ints(pad[n:]), setup.ints(attrs.dilation)
     bias, post = _post_ops(c, setup, view)
     setup.ret(
-        f"tvmext_dnnl::conv2d({src}, {wei}, {bias}, {dst}, {stride}, {pad_l}, {pad_r}, "
+        f"tvmext_dnnl::convolution({src}, {wei}, {bias}, {dst}, {stride}, {pad_l}, {pad_r}, "
         f"{dilation}, {post})"
     )
 
@@ -271,9 +274,9 @@ def _int8_product(c: Composite, setup: _Setup) -> None:
     )
     src = setup.desc(layouts.reordered(buffer, str(attrs.data_layout), "NCHW"))
     wei = setup.desc(
-        layouts.conv2d_weights(_shape(weights), str(attrs.kernel_layout), int(attrs.groups))
+        layouts.conv_weights(_shape(weights), str(attrs.kernel_layout), int(attrs.groups))
     )
-    dst = setup.desc(layouts.conv2d_view(call).out())
+    dst = setup.desc(layouts.conv_view(call).out())
     pad = [int(p) for p in attrs.padding]
     stride, pad_l = setup.ints(attrs.strides), setup.ints(pad[:2])
     pad_r, dilation = setup.ints(pad[2:]), setup.ints(attrs.dilation)
@@ -283,28 +286,34 @@ def _int8_product(c: Composite, setup: _Setup) -> None:
     )
 
 
-def _pool2d(c: Composite, setup: _Setup) -> None:
+def _pool(c: Composite, setup: _Setup) -> None:
+    """1-D, 2-D or 3-D max or average pooling; a ``ceil_mode`` window past the end is a
+    larger trailing pad."""
     _, call = c.bindings[0]
     attrs = call.attrs
     (data,) = call.args
     c.arg(data)
     layout = str(attrs.layout)
     in_shape, out_shape = _shape(data), _shape(call)
-    src = setup.desc(layouts.in_layout(in_shape, layout, "NCHW"))
-    dst = setup.desc(layouts.in_layout(out_shape, layout, "NCHW"))
+    axes = layouts.spatial_axes(len(in_shape))
+    src = setup.desc(layouts.in_layout(in_shape, layout, "NC" + axes))
+    dst = setup.desc(layouts.in_layout(out_shape, layout, "NC" + axes))
     kernel = [int(k) for k in attrs.pool_size]
     strides = [int(s) for s in attrs.strides]
     dilation = [int(d) for d in attrs.dilation]
     pad = [int(p) for p in attrs.padding]
-    spatial = [layout.index("H"), layout.index("W")]
+    n = len(axes)
     pad_r = [
-        max(pad[2 + i], (out_shape[ax] - 1) * strides[i] + (kernel[i] - 1) * dilation[i] + 1
+        max(pad[n + i], (out_shape[ax] - 1) * strides[i] + (kernel[i] - 1) * dilation[i] + 1
             - in_shape[ax] - pad[i])
-        for i, ax in enumerate(spatial)
+        for i, ax in enumerate(layout.index(a) for a in axes)
     ]  # fmt: skip
-    kind = 0 if call.op.name == "relax.nn.max_pool2d" else 1 if bool(attrs.count_include_pad) else 2
-    args = [setup.ints(v) for v in (kernel, strides, pad[:2], pad_r, dilation)]
-    setup.ret(f"tvmext_dnnl::pool2d({kind}, {src}, {dst}, {', '.join(args)})")
+    if call.op.name.startswith("relax.nn.max_pool"):
+        kind = "kMaxPool"
+    else:
+        kind = "kAvgPoolWithPadding" if bool(attrs.count_include_pad) else "kAvgPoolWithoutPadding"
+    args = [setup.ints(v) for v in (kernel, strides, pad[:n], pad_r, dilation)]
+    setup.ret(f"tvmext_dnnl::pooling(tvmext_dnnl::{kind}, {src}, {dst}, {', '.join(args)})")
 
 
 def _mean(c: Composite, setup: _Setup) -> None:
@@ -318,7 +327,8 @@ def _mean(c: Composite, setup: _Setup) -> None:
         src = setup.desc(layouts.in_layout(shape, "NHWC", "NCHW"))
         dst = setup.desc(layouts.in_layout((n, 1, 1, ch), "NHWC", "NCHW"))
         args = [setup.ints(v) for v in ((h, w), (1, 1), (0, 0), (0, 0), (1, 1))]
-        setup.ret(f"tvmext_dnnl::pool2d(2, {src}, {dst}, {', '.join(args)})")
+        kind = "tvmext_dnnl::kAvgPoolWithoutPadding"
+        setup.ret(f"tvmext_dnnl::pooling({kind}, {src}, {dst}, {', '.join(args)})")
         return
     rank = len(shape)
     axes = range(rank) if call.attrs.axis is None else [int(a) % rank for a in call.attrs.axis]
@@ -368,9 +378,8 @@ def _layer_norm(c: Composite, setup: _Setup) -> None:
 
 
 _EMITTERS = {
-    "relax.nn.conv2d": _conv2d,
-    "relax.nn.max_pool2d": _pool2d,
-    "relax.nn.avg_pool2d": _pool2d,
+    **dict.fromkeys(patterns.CONVOLUTIONS, _conv),
+    **dict.fromkeys(patterns.POOLS, _pool),
     "relax.mean": _mean,
     "relax.nn.softmax": _softmax,
     "relax.permute_dims": _transpose,

@@ -67,13 +67,21 @@ def reordered(desc: Desc, layout: str, logical: str) -> Desc:
     return Desc(tuple(desc.dims[i] for i in order), tuple(desc.strides[i] for i in order))
 
 
-def conv2d_weights(shape: Sequence[int], layout: str, groups: int) -> Desc:
-    """Convolution weights in ``layout`` as oneDNN's (G,) O, I, H, W."""
-    desc = in_layout(shape, layout, "OIHW")
+SPATIAL = {1: "W", 2: "HW", 3: "DHW"}  # a 1-D, 2-D or 3-D convolution's spatial dims
+
+
+def spatial_axes(rank: int) -> str:
+    """The spatial dims of a rank-``rank`` convolution or pooling tensor (``"HW"``)."""
+    return SPATIAL[rank - 2]
+
+
+def conv_weights(shape: Sequence[int], layout: str, groups: int) -> Desc:
+    """Convolution weights in ``layout`` as oneDNN's (G,) O, I, spatial dims."""
+    desc = in_layout(shape, layout, "OI" + spatial_axes(len(shape)))
     if groups == 1:
         return desc
-    (o, i, h, w), (so, si, sh, sw) = desc.dims, desc.strides
-    return Desc((groups, o // groups, i, h, w), ((o // groups) * so, so, si, sh, sw))
+    (o, *rest), (so, *rest_strides) = desc.dims, desc.strides
+    return Desc((groups, o // groups, *rest), ((o // groups) * so, so, *rest_strides))
 
 
 def permute_axes(call: relax.Call) -> list[int]:
@@ -190,9 +198,10 @@ def _shape(expr: relax.Expr) -> tuple[int, ...]:
     return shape
 
 
-def conv2d_view(call: relax.Call) -> View:
-    """A conv2d's output in its ``out_layout``, logical NCHW."""
-    return View(_shape(call), str(call.attrs.out_layout), "NCHW")
+def conv_view(call: relax.Call) -> View:
+    """A convolution's output in its ``out_layout``, logical N, C, spatial dims."""
+    shape = _shape(call)
+    return View(shape, str(call.attrs.out_layout), "NC" + spatial_axes(len(shape)))
 
 
 def dense_view(call: relax.Call) -> View:

@@ -128,15 +128,28 @@ class RootOp:
     max_post_ops: int
 
 
-def _check_conv2d(call: relax.Call) -> str | None:
+CONVOLUTIONS = ("relax.nn.conv1d", "relax.nn.conv2d", "relax.nn.conv3d")
+POOLS = tuple(f"relax.nn.{kind}_pool{n}d" for kind in ("max", "avg") for n in (1, 2, 3))
+
+
+def _channel_layouts(rank: int) -> tuple[str, str]:
+    """The layouts oneDNN reads without a reorder: channels first or last (NCHW, NHWC)."""
+    spatial = layouts.spatial_axes(rank)
+    return f"NC{spatial}", f"N{spatial}C"
+
+
+def _check_conv(call: relax.Call) -> str | None:
     attrs = call.attrs
-    if str(attrs.data_layout) not in ("NCHW", "NHWC") or str(attrs.out_layout) not in (
-        "NCHW",
-        "NHWC",
-    ):
-        return f"conv2d layout {attrs.data_layout}->{attrs.out_layout} is not NCHW or NHWC"
-    if sorted(str(attrs.kernel_layout)) != sorted("OIHW"):
-        return f"conv2d kernel layout {attrs.kernel_layout} is not a permutation of OIHW"
+    what = call.op.name.removeprefix("relax.nn.")
+    rank = len(static_shape(call.args[0]) or ())
+    if rank not in (3, 4, 5):
+        return f"{what} of a rank-{rank} tensor"
+    wanted = _channel_layouts(rank)
+    if str(attrs.data_layout) not in wanted or str(attrs.out_layout) not in wanted:
+        return f"{what} layout {attrs.data_layout}->{attrs.out_layout} is not {' or '.join(wanted)}"
+    weights = "OI" + layouts.spatial_axes(rank)
+    if sorted(str(attrs.kernel_layout)) != sorted(weights):
+        return f"{what} kernel layout {attrs.kernel_layout} is not a permutation of {weights}"
     return None
 
 
@@ -163,9 +176,10 @@ def _check_matmul(call: relax.Call) -> str | None:
 
 def _check_pool(call: relax.Call) -> str | None:
     attrs = call.attrs
-    if str(attrs.layout) not in ("NCHW", "NHWC") or str(attrs.out_layout) != str(attrs.layout):
-        return f"pooling layout {attrs.layout}->{attrs.out_layout} is not NCHW or NHWC"
-    if bool(attrs.ceil_mode) and call.op.name == "relax.nn.avg_pool2d":
+    wanted = _channel_layouts(len(static_shape(call.args[0]) or "NCW"))
+    if str(attrs.layout) not in wanted or str(attrs.out_layout) != str(attrs.layout):
+        return f"pooling layout {attrs.layout}->{attrs.out_layout} is not {' or '.join(wanted)}"
+    if bool(attrs.ceil_mode) and call.op.name.startswith("relax.nn.avg_pool"):
         return "average pooling with ceil_mode counts padding differently in oneDNN"
     return None
 
@@ -220,7 +234,16 @@ def _check_binary(call: relax.Call) -> str | None:
             f"operands of shapes {[list(s) for s in shapes if s]} both broadcast: oneDNN's "
             f"binary needs one of the output's shape {list(out)}"
         )
-    return None
+    other = shapes[1] if shapes[0] == out else shapes[0]
+    assert other is not None
+    padded = (1,) * (len(out) - len(other)) + tuple(other)
+    if padded[-1] == 1 < out[-1] and sum(d != 1 for d in padded) > 1:
+        return (
+            f"an operand of shape {list(other)} is broadcast along the last dim of "
+            f"{list(out)} while varying over several others: oneDNN has only its reference "
+            f"kernel for that, and TVM fuses it into its neighbours"
+        )
+    return binary_view(call).broadcast_reason(other)
 
 
 def _binary(name: str) -> DFPattern:
@@ -236,14 +259,22 @@ def _check_nothing(call: relax.Call) -> str | None:
     return None
 
 
-ROOTS = (
-    RootOp(
-        "conv2d",
-        lambda: is_op("relax.nn.conv2d")(wildcard(), is_const()),
-        _check_conv2d,
-        layouts.conv2d_view,
+def _conv_row(op: str) -> RootOp:
+    return RootOp(
+        op.removeprefix("relax.nn."),
+        lambda: is_op(op)(wildcard(), is_const()),
+        _check_conv,
+        layouts.conv_view,
         MAX_POST_OPS,
-    ),
+    )
+
+
+def _pool_row(op: str) -> RootOp:
+    return RootOp(op.removeprefix("relax.nn."), lambda: is_op(op)(wildcard()), _check_pool, None, 0)
+
+
+ROOTS = (
+    *(_conv_row(op) for op in CONVOLUTIONS),
     RootOp(
         "dense",
         lambda: is_op("relax.matmul")(wildcard(), is_const()),
@@ -258,8 +289,7 @@ ROOTS = (
         layouts.matmul_view,
         MAX_POST_OPS,
     ),
-    RootOp("max_pool2d", lambda: is_op("relax.nn.max_pool2d")(wildcard()), _check_pool, None, 0),
-    RootOp("avg_pool2d", lambda: is_op("relax.nn.avg_pool2d")(wildcard()), _check_pool, None, 0),
+    *(_pool_row(op) for op in POOLS),
     RootOp("mean", lambda: is_op("relax.mean")(wildcard()), _check_mean, None, 0),
     RootOp("softmax", lambda: is_op("relax.nn.softmax")(wildcard()), _check_nothing, None, 0),
     RootOp(
@@ -352,7 +382,7 @@ def _int8_reason(ctx: PatternCheckContext) -> str | None:
         )
     if static_shape(operand.data) is None or static_shape(call) is None:
         return f"integer {what} has a symbolic or unknown shape; oneDNN needs static shapes"
-    return _check_conv2d(call) if what == "nn.conv2d" else _check_dense(call)
+    return _check_conv(call) if what == "nn.conv2d" else _check_dense(call)
 
 
 def _int8_row(name: str, op: str) -> PatternRow:

@@ -30,7 +30,13 @@ from tvmext.deploy.libraries import (
     loaded_libraries,
 )
 from tvmext.errors import CompileError, TvmextError
-from tvmext.opdef.native_build import cache_dir, produce_file, tool_version, tvm_include_dirs
+from tvmext.opdef.native_build import (
+    cache_dir,
+    cxx_compiler,
+    produce_file,
+    tool_version,
+    tvm_include_dirs,
+)
 
 RUNNER_DIR = os.path.join(os.path.dirname(__file__), "runner")
 RUNNER_FILES = ("run.cc", "npy.h")
@@ -58,7 +64,7 @@ def runner_executable() -> str:
     import tvm
     import tvm_ffi
 
-    compiler = os.environ.get("CXX", "g++")
+    compiler = cxx_compiler()
     lib_dirs = [os.path.dirname(p) for p in runtime_libraries()]
     command = [
         compiler,

@@ -60,13 +60,18 @@ class BuildFlags:
     libraries: tuple[str, ...] = ()
 
 
+def cxx_compiler() -> str:
+    """The C++ compiler native code is built with: ``$CXX``, else ``g++``."""
+    return os.environ.get("CXX", "g++")
+
+
 def _compiler_for(source: str) -> tuple[str, tuple[str, ...]]:
     if source.endswith(".cu"):
         nvcc = shutil.which("nvcc")
         if nvcc is None:
             raise NativeBuildError(f"{source!r} is CUDA but nvcc is not on PATH")
         return nvcc, _CUDA_FLAGS
-    return os.environ.get("CXX", "g++"), _CXX_FLAGS
+    return cxx_compiler(), _CXX_FLAGS
 
 
 def compile_object(source: str, flags: BuildFlags) -> str:
@@ -175,7 +180,7 @@ def link_shared(
     if os.path.isfile(path):
         return path
     command = [
-        os.environ.get("CXX", "g++"),
+        cxx_compiler(),
         "-shared",
         *objects,
         f"-L{lib_dir}",

@@ -24,7 +24,8 @@ from tvmext.pass_registry import function_pass, register_pass
 
 
 def _patterns() -> tuple[dict[str, DFPattern], DFPattern]:
-    parts = {"conv": is_op("relax.nn.conv2d")(wildcard(), is_const())}
+    convolutions = [is_op(f"relax.nn.conv{n}d")(wildcard(), is_const()) for n in (1, 2, 3)]
+    parts = {"conv": convolutions[0] | convolutions[1] | convolutions[2]}
     parts["bias"] = is_const()
     biased = is_op("relax.add")(parts["conv"], parts["bias"])
     stats = [is_const() for _ in range(4)]
@@ -40,7 +41,8 @@ def _array(const: relax.Expr) -> np.ndarray:
 def _fold(expr: relax.Expr, matches: dict[DFPattern, relax.Expr], parts: dict[str, Any]) -> Any:
     conv, bn = matches[parts["conv"]], matches[parts["bn"]]
     out_layout = str(conv.attrs.out_layout)
-    if int(bn.attrs.axis) % 4 != out_layout.index("C"):
+    rank = len(out_layout)
+    if int(bn.attrs.axis) % rank != out_layout.index("C"):
         return expr
     value = {k: _array(matches[parts[k]]) for k in ("gamma", "beta", "mean", "var")}
     gamma = value["gamma"] if bool(bn.attrs.scale) else np.ones_like(value["gamma"])
@@ -53,7 +55,7 @@ def _fold(expr: relax.Expr, matches: dict[DFPattern, relax.Expr], parts: dict[st
     shape[axis] = -1
     new_weight = (weight * scale.reshape(shape)).astype(weight.dtype)
     new_bias = ((bias - value["mean"]) * scale + beta).astype(weight.dtype)
-    bias_shape = [1] * 4
+    bias_shape = [1] * rank
     bias_shape[out_layout.index("C")] = -1
     folded = relax.Call(conv.op, [conv.args[0], relax.const(new_weight)], conv.attrs)
     return relax.op.add(folded, relax.const(new_bias.reshape(bias_shape)))
@@ -61,7 +63,8 @@ def _fold(expr: relax.Expr, matches: dict[DFPattern, relax.Expr], parts: dict[st
 
 @register_pass("tvmext.fold_batch_norm", phase="prepare", targets=("dnnl",), inference_only=True)
 def fold_batch_norm() -> tvm.transform.Pass:
-    """Rewrite conv2d (+bias) + BatchNorm with constant parameters into conv2d + bias."""
+    """Rewrite a convolution (+bias) + BatchNorm with constant parameters into the
+    convolution + bias (1-D, 2-D and 3-D)."""
     parts, pattern = _patterns()
 
     return function_pass(

@@ -6,6 +6,7 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <unordered_map>
@@ -68,6 +69,13 @@ memory::desc any_md(const Desc& d, dt type = dt::f32) {
 
 memory::dims two(const int64_t v[2]) { return {v[0], v[1]}; }
 
+// The first n values of v, or of v minus one (oneDNN counts dilation from 0).
+memory::dims spatial(const int64_t* v, int n, int64_t minus = 0) {
+  memory::dims out(n);
+  for (int i = 0; i < n; ++i) out[i] = v[i] - minus;
+  return out;
+}
+
 dnnl::algorithm eltwise_algorithm(int kind) {
   switch (kind) {
     case kRelu: return dnnl::algorithm::eltwise_relu;
@@ -111,6 +119,41 @@ bool starts_with(const std::string& text, const char* prefix) {
   return text.rfind(prefix, 0) == 0;
 }
 
+// oneDNN's reference implementations ("ref:any", ...) are plain loops, 10 to 100 times
+// slower than its jit and brgemm kernels: a primitive never runs one where avoidable.
+bool is_reference(const std::string& implementation) {
+  return starts_with(implementation, "ref");
+}
+
+// Said once per primitive that has no other implementation left (after its post-ops
+// were split off), so a slow call is visible without ONEDNN_VERBOSE.
+void warn_if_reference(const char* what, const std::string& implementation,
+                       const memory::desc& dst) {
+  if (!is_reference(implementation)) return;
+  std::string dims;
+  for (auto d : dst.get_dims()) dims += (dims.empty() ? "" : "x") + std::to_string(d);
+  std::fprintf(stderr, "tvmext: oneDNN has only its reference kernel (%s) for %s -> %s\n",
+               implementation.c_str(), what, dims.c_str());
+}
+
+// The primitive descriptor ``make(attr)`` with the post-ops fused, unless oneDNN then
+// picks its reference kernel and has a faster one without them: that one is returned
+// and ``*apart`` says the post-ops must run as primitives of their own.
+template <class Make>
+auto fused_unless_reference(Make make, const dnnl::primitive_attr& attr, int n_post,
+                            bool* apart) {
+  auto pd = make(attr);
+  *apart = false;
+  if (n_post > 0 && is_reference(pd.impl_info_str())) {
+    auto plain = make(dnnl::primitive_attr());
+    if (!is_reference(plain.impl_info_str())) {
+      *apart = true;
+      return plain;
+    }
+  }
+  return pd;
+}
+
 // A src zero point (one value for the whole tensor) as oneDNN's attribute; its value
 // is an input of the call, a one-element s32 buffer.
 dnnl::primitive_attr zero_point_attr(bool src_zero_point) {
@@ -149,7 +192,41 @@ class PackedWeights {
   std::unordered_map<void*, memory> packed_;
 };
 
-// A primitive with its memories; run() points them at the call's buffers.
+// dst = src0 (+ or *) src1 over f32 tensors of any strides, src1 broadcast (its dims
+// of 1): for a binary post-op whose broadcast oneDNN has only its reference kernel for
+// (e.g. along the last dim of a result while varying over several others), a plain
+// strided loop is several times faster than that kernel.
+class BroadcastLoop {
+ public:
+  BroadcastLoop(int kind, const memory::desc& dst, const memory::desc& src1)
+      : add_(kind == kAdd), dims_(dst.get_dims()), dst_strides_(dst.get_strides()) {
+    memory::dims src1_dims = src1.get_dims(), src1_strides = src1.get_strides();
+    src1_strides_.resize(dims_.size());
+    for (size_t i = 0; i < dims_.size(); ++i)
+      src1_strides_[i] = src1_dims[i] == 1 ? 0 : src1_strides[i];
+  }
+
+  void run(const float* src0, const float* src1, float* dst) const {
+    loop(0, src0, src1, dst);
+  }
+
+ private:
+  void loop(size_t dim, const float* a, const float* b, float* d) const {
+    int64_t n = dims_[dim], sd = dst_strides_[dim], sb = src1_strides_[dim];
+    if (dim + 1 == dims_.size()) {
+      for (int64_t i = 0; i < n; ++i) d[i * sd] = add_ ? a[i * sd] + b[i * sb] : a[i * sd] * b[i * sb];
+      return;
+    }
+    for (int64_t i = 0; i < n; ++i) loop(dim + 1, a + i * sd, b + i * sb, d + i * sd);
+  }
+
+  bool add_;
+  memory::dims dims_, dst_strides_, src1_strides_;
+};
+
+// A primitive with its memories; run() points them at the call's buffers. Post-ops
+// that oneDNN could fuse only into its reference kernel run after it as eltwise and
+// binary primitives of their own, in place on its dst (the last argument).
 class PrimitiveOp : public Op {
  public:
   void run(void* const* args) override {
@@ -160,9 +237,24 @@ class PrimitiveOp : public Op {
       slots_[i].second.set_data_handle(data);
     }
     execute_args_.clear();
-    for (auto& slot : slots_) execute_args_.insert(slot);
-    primitive_.execute(cpu_stream(), execute_args_);
-    cpu_stream().wait();
+    for (auto& slot : slots_)
+      if (slot.first != kApart) execute_args_.insert(slot);
+    dnnl::stream& stream = cpu_stream();
+    primitive_.execute(stream, execute_args_);
+    memory& dst = slots_.back().second;
+    for (auto& post : apart_) {
+      if (post.loop) {
+        auto* out = static_cast<float*>(dst.get_data_handle());
+        post.loop->run(out, static_cast<const float*>(args[post.src1_slot]), out);
+      } else if (post.src1_slot < 0) {
+        post.primitive.execute(stream, {{DNNL_ARG_SRC, dst}, {DNNL_ARG_DST, dst}});
+      } else {
+        post.primitive.execute(stream, {{DNNL_ARG_SRC_0, dst},
+                                        {DNNL_ARG_SRC_1, slots_[post.src1_slot].second},
+                                        {DNNL_ARG_DST, dst}});
+      }
+    }
+    stream.wait();
   }
 
  protected:
@@ -174,8 +266,36 @@ class PrimitiveOp : public Op {
     packed_slot_ = slot;
     packed_user_ = user;
   }
-  void add_post_op_inputs(const BinaryInputs& inputs) {
-    for (const auto& [arg, desc] : inputs) add(arg, desc);
+  // The post-ops' inputs: fused, arguments of the primitive; apart, each post-op
+  // becomes its own primitive on ``dst``.
+  void add_post_ops(const PostOp* post, int n_post, const BinaryInputs& inputs, bool apart,
+                    const memory::desc& dst) {
+    if (!apart) {
+      for (const auto& [arg, desc] : inputs) add(arg, desc);
+      return;
+    }
+    auto prop = dnnl::prop_kind::forward_inference;
+    size_t next_input = 0;
+    for (int i = 0; i < n_post; ++i) {
+      const PostOp& p = post[i];
+      Apart step;
+      if (p.kind == kAdd || p.kind == kMul) {
+        auto alg = p.kind == kAdd ? dnnl::algorithm::binary_add : dnnl::algorithm::binary_mul;
+        const memory::desc& src1 = inputs[next_input++].second;
+        dnnl::binary::primitive_desc pd(cpu_engine(), alg, dst, src1, dst);
+        step.src1_slot = static_cast<int>(slots_.size());
+        if (is_reference(pd.impl_info_str()))
+          step.loop = std::make_shared<BroadcastLoop>(p.kind, dst, src1);
+        else
+          step.primitive = dnnl::binary(pd);
+        add(kApart, src1);
+      } else {
+        dnnl::eltwise_forward::primitive_desc pd(cpu_engine(), prop, eltwise_algorithm(p.kind),
+                                                 dst, dst, p.alpha, p.beta);
+        step.primitive = dnnl::eltwise_forward(pd);
+      }
+      apart_.push_back(step);
+    }
   }
   void add_src_zero_point(bool src_zero_point) {
     if (src_zero_point)
@@ -184,37 +304,51 @@ class PrimitiveOp : public Op {
   dnnl::primitive primitive_;
 
  private:
+  // The argument id of a slot that only a post-op run apart reads.
+  static constexpr int kApart = -1;
+  struct Apart {
+    dnnl::primitive primitive;
+    int src1_slot = -1;  // the binary post-op's input, -1 for an eltwise one
+    std::shared_ptr<BroadcastLoop> loop;  // instead of a binary reference kernel
+  };
   std::mutex mutex_;
   std::vector<std::pair<int, memory>> slots_;
+  std::vector<Apart> apart_;
   std::unordered_map<int, memory> execute_args_;
   size_t packed_slot_ = static_cast<size_t>(-1);
   memory::desc packed_user_;
   PackedWeights packed_;
 };
 
-class Conv2d : public PrimitiveOp {
+class Convolution : public PrimitiveOp {
  public:
-  Conv2d(const Desc& src, const Desc& weights, const Desc* bias, const Desc& dst,
-         const int64_t stride[2], const int64_t pad_l[2], const int64_t pad_r[2],
-         const int64_t dilation[2], const PostOp* post, int n_post) {
+  Convolution(const Desc& src, const Desc& weights, const Desc* bias, const Desc& dst,
+              const int64_t* stride, const int64_t* pad_l, const int64_t* pad_r,
+              const int64_t* dilation, const PostOp* post, int n_post) {
     BinaryInputs binary;
     auto attr = attr_with(post, n_post, &binary);
-    memory::dims dil = {dilation[0] - 1, dilation[1] - 1};
+    int n = src.ndim - 2;
+    memory::dims strides = spatial(stride, n), dil = spatial(dilation, n, 1);
+    memory::dims left = spatial(pad_l, n), right = spatial(pad_r, n);
     auto prop = dnnl::prop_kind::forward_inference;
     auto alg = dnnl::algorithm::convolution_direct;
-    dnnl::convolution_forward::primitive_desc pd =
-        bias ? dnnl::convolution_forward::primitive_desc(
-                   cpu_engine(), prop, alg, md(src), any_md(weights), md(*bias), md(dst),
-                   two(stride), dil, two(pad_l), two(pad_r), attr)
-             : dnnl::convolution_forward::primitive_desc(
-                   cpu_engine(), prop, alg, md(src), any_md(weights), md(dst), two(stride), dil,
-                   two(pad_l), two(pad_r), attr);
+    auto make = [&](const dnnl::primitive_attr& a) {
+      return bias ? dnnl::convolution_forward::primitive_desc(
+                        cpu_engine(), prop, alg, md(src), any_md(weights), md(*bias), md(dst),
+                        strides, dil, left, right, a)
+                  : dnnl::convolution_forward::primitive_desc(cpu_engine(), prop, alg, md(src),
+                                                              any_md(weights), md(dst), strides,
+                                                              dil, left, right, a);
+    };
+    bool apart;
+    auto pd = fused_unless_reference(make, attr, n_post, &apart);
+    warn_if_reference("a convolution", pd.impl_info_str(), pd.dst_desc());
     primitive_ = dnnl::convolution_forward(pd);
     add(DNNL_ARG_SRC, pd.src_desc());
     add(DNNL_ARG_WEIGHTS, pd.weights_desc());
     pack(1, md(weights));
     if (bias) add(DNNL_ARG_BIAS, md(*bias));
-    add_post_op_inputs(binary);
+    add_post_ops(post, n_post, binary, apart, pd.dst_desc());
     add(DNNL_ARG_DST, pd.dst_desc());
   }
 };
@@ -312,13 +446,15 @@ dnnl::matmul::primitive_desc matmul_pd(const Desc& src, const Desc& weights, con
 class MatMul : public PrimitiveOp {
  public:
   MatMul(const dnnl::matmul::primitive_desc& pd, const Desc& weights, const Desc* bias,
-         bool const_weights, const BinaryInputs& binary) {
+         bool const_weights, const PostOp* post, int n_post, const BinaryInputs& binary,
+         bool apart) {
+    warn_if_reference("a matmul", pd.impl_info_str(), pd.dst_desc());
     primitive_ = dnnl::matmul(pd);
     add(DNNL_ARG_SRC, pd.src_desc());
     add(DNNL_ARG_WEIGHTS, pd.weights_desc());
     if (const_weights) pack(1, md(weights));
     if (bias) add(DNNL_ARG_BIAS, md(*bias));
-    add_post_op_inputs(binary);
+    add_post_ops(post, n_post, binary, apart, pd.dst_desc());
     add(DNNL_ARG_DST, pd.dst_desc());
   }
 };
@@ -354,24 +490,27 @@ memory::desc pixels_md(int64_t rows, int64_t row_stride, int64_t channels, int64
 class DenseAsConv : public PrimitiveOp {
  public:
   DenseAsConv(const memory::desc& src, const memory::desc& weights, const memory::desc* bias,
-              const memory::desc& dst, const dnnl::primitive_attr& attr,
-              const BinaryInputs& binary) {
+              const memory::desc& dst, const dnnl::primitive_attr& attr, const PostOp* post,
+              int n_post, const BinaryInputs& binary) {
     auto prop = dnnl::prop_kind::forward_inference;
     auto alg = dnnl::algorithm::convolution_direct;
     auto wanted = memory::desc(weights.get_dims(), dt::f32, memory::format_tag::any);
     memory::dims one = {1, 1}, zero = {0, 0};
-    dnnl::convolution_forward::primitive_desc pd =
-        bias ? dnnl::convolution_forward::primitive_desc(cpu_engine(), prop, alg, src, wanted,
-                                                         *bias, dst, one, zero, zero, zero, attr)
-             : dnnl::convolution_forward::primitive_desc(cpu_engine(), prop, alg, src, wanted,
-                                                         dst, one, zero, zero, zero, attr);
+    auto make = [&](const dnnl::primitive_attr& a) {
+      return bias ? dnnl::convolution_forward::primitive_desc(
+                        cpu_engine(), prop, alg, src, wanted, *bias, dst, one, zero, zero, zero, a)
+                  : dnnl::convolution_forward::primitive_desc(cpu_engine(), prop, alg, src,
+                                                              wanted, dst, one, zero, zero, zero, a);
+    };
+    bool apart;
+    auto pd = fused_unless_reference(make, attr, n_post, &apart);
     implementation_ = pd.impl_info_str();
     primitive_ = dnnl::convolution_forward(pd);
     add(DNNL_ARG_SRC, pd.src_desc());
     add(DNNL_ARG_WEIGHTS, pd.weights_desc());
     pack(1, weights);
     if (bias) add(DNNL_ARG_BIAS, *bias);
-    add_post_op_inputs(binary);
+    add_post_ops(post, n_post, binary, apart, pd.dst_desc());
     add(DNNL_ARG_DST, pd.dst_desc());
   }
 
@@ -415,7 +554,8 @@ std::unique_ptr<DenseAsConv> dense_as_conv(const Desc& src, const Desc& weights,
   try {
     return std::make_unique<DenseAsConv>(pixels_md(m, src_stride, k, 1), wei,
                                          bias ? &bias_md : nullptr,
-                                         pixels_md(m, dst_stride, n, 1), attr, binary);
+                                         pixels_md(m, dst_stride, n, 1), attr, post, n_post,
+                                         binary);
   } catch (const dnnl::error&) {
     return nullptr;
   }
@@ -440,18 +580,20 @@ DenseChoice dense_choice() {
   return choice;
 }
 
-class Pool2d : public PrimitiveOp {
+class Pooling : public PrimitiveOp {
  public:
-  Pool2d(int kind, const Desc& src, const Desc& dst, const int64_t kernel[2],
-         const int64_t stride[2], const int64_t pad_l[2], const int64_t pad_r[2],
-         const int64_t dilation[2]) {
-    auto alg = kind == 0   ? dnnl::algorithm::pooling_max
-               : kind == 1 ? dnnl::algorithm::pooling_avg_include_padding
-                           : dnnl::algorithm::pooling_avg_exclude_padding;
-    memory::dims dil = {dilation[0] - 1, dilation[1] - 1};
+  Pooling(PoolKind kind, const Desc& src, const Desc& dst, const int64_t* kernel,
+          const int64_t* stride, const int64_t* pad_l, const int64_t* pad_r,
+          const int64_t* dilation) {
+    auto alg = kind == kMaxPool                ? dnnl::algorithm::pooling_max
+               : kind == kAvgPoolWithPadding ? dnnl::algorithm::pooling_avg_include_padding
+                                             : dnnl::algorithm::pooling_avg_exclude_padding;
+    int n = src.ndim - 2;
     dnnl::pooling_forward::primitive_desc pd(
-        cpu_engine(), dnnl::prop_kind::forward_inference, alg, md(src), md(dst), two(stride),
-        two(kernel), dil, two(pad_l), two(pad_r));
+        cpu_engine(), dnnl::prop_kind::forward_inference, alg, md(src), md(dst),
+        spatial(stride, n), spatial(kernel, n), spatial(dilation, n, 1), spatial(pad_l, n),
+        spatial(pad_r, n));
+    warn_if_reference("a pooling", pd.impl_info_str(), pd.dst_desc());
     primitive_ = dnnl::pooling_forward(pd);
     add(DNNL_ARG_SRC, pd.src_desc());
     add(DNNL_ARG_DST, pd.dst_desc());
@@ -463,6 +605,7 @@ class ReduceMean : public PrimitiveOp {
   ReduceMean(const Desc& src, const Desc& dst) {
     dnnl::reduction::primitive_desc pd(cpu_engine(), dnnl::algorithm::reduction_mean, md(src),
                                        md(dst), 0.f, 0.f);
+    warn_if_reference("a reduction", pd.impl_info_str(), pd.dst_desc());
     primitive_ = dnnl::reduction(pd);
     add(DNNL_ARG_SRC, pd.src_desc());
     add(DNNL_ARG_DST, pd.dst_desc());
@@ -476,11 +619,16 @@ class Binary : public PrimitiveOp {
     BinaryInputs binary;
     auto attr = attr_with(post, n_post, &binary);
     auto alg = kind == kAdd ? dnnl::algorithm::binary_add : dnnl::algorithm::binary_mul;
-    dnnl::binary::primitive_desc pd(cpu_engine(), alg, md(src0), md(src1), md(dst), attr);
+    auto make = [&](const dnnl::primitive_attr& a) {
+      return dnnl::binary::primitive_desc(cpu_engine(), alg, md(src0), md(src1), md(dst), a);
+    };
+    bool apart;
+    auto pd = fused_unless_reference(make, attr, n_post, &apart);
+    warn_if_reference("a binary", pd.impl_info_str(), pd.dst_desc());
     primitive_ = dnnl::binary(pd);
     add(DNNL_ARG_SRC_0, pd.src0_desc());
     add(DNNL_ARG_SRC_1, pd.src1_desc());
-    add_post_op_inputs(binary);
+    add_post_ops(post, n_post, binary, apart, pd.dst_desc());
     add(DNNL_ARG_DST, pd.dst_desc());
   }
 };
@@ -501,6 +649,7 @@ class Softmax : public PrimitiveOp {
     dnnl::softmax_forward::primitive_desc pd(cpu_engine(), dnnl::prop_kind::forward_inference,
                                              dnnl::algorithm::softmax_accurate, md(src), md(dst),
                                              axis);
+    warn_if_reference("a softmax", pd.impl_info_str(), pd.dst_desc());
     primitive_ = dnnl::softmax_forward(pd);
     add(DNNL_ARG_SRC, pd.src_desc());
     add(DNNL_ARG_DST, pd.dst_desc());
@@ -513,6 +662,7 @@ class LayerNorm : public PrimitiveOp {
     auto flags = dnnl::normalization_flags::use_scale | dnnl::normalization_flags::use_shift;
     dnnl::layer_normalization_forward::primitive_desc pd(
         cpu_engine(), dnnl::prop_kind::forward_inference, md(src), md(dst), epsilon, flags);
+    warn_if_reference("a layer norm", pd.impl_info_str(), pd.dst_desc());
     primitive_ = dnnl::layer_normalization_forward(pd);
     memory::desc channel({src.dims[src.ndim - 1]}, dt::f32, memory::format_tag::a);
     add(DNNL_ARG_SRC, pd.src_desc());
@@ -524,19 +674,24 @@ class LayerNorm : public PrimitiveOp {
 
 }  // namespace
 
-std::unique_ptr<Op> conv2d(const Desc& src, const Desc& weights, const Desc* bias,
-                           const Desc& dst, const int64_t stride[2], const int64_t pad_l[2],
-                           const int64_t pad_r[2], const int64_t dilation[2],
-                           const PostOp* post, int n_post) {
-  return std::make_unique<Conv2d>(src, weights, bias, dst, stride, pad_l, pad_r, dilation, post,
-                                  n_post);
+std::unique_ptr<Op> convolution(const Desc& src, const Desc& weights, const Desc* bias,
+                                const Desc& dst, const int64_t* stride, const int64_t* pad_l,
+                                const int64_t* pad_r, const int64_t* dilation,
+                                const PostOp* post, int n_post) {
+  return std::make_unique<Convolution>(src, weights, bias, dst, stride, pad_l, pad_r, dilation,
+                                       post, n_post);
 }
 
 std::unique_ptr<Op> matmul(const Desc& src, const Desc& weights, const Desc* bias, const Desc& dst,
                            bool const_weights, const PostOp* post, int n_post) {
   BinaryInputs binary;
   auto attr = attr_with(post, n_post, &binary);
-  auto pd = matmul_pd(src, weights, bias, dst, const_weights, attr);
+  bool apart;
+  auto pd = fused_unless_reference(
+      [&](const dnnl::primitive_attr& a) {
+        return matmul_pd(src, weights, bias, dst, const_weights, a);
+      },
+      attr, n_post, &apart);
   DenseChoice choice = dense_choice();
   bool forced = choice == DenseChoice::kConvolution;
   bool gemm = starts_with(pd.impl_info_str(), "gemm");
@@ -544,7 +699,7 @@ std::unique_ptr<Op> matmul(const Desc& src, const Desc& weights, const Desc* bia
     auto conv = dense_as_conv(src, weights, bias, dst, post, n_post);
     if (conv && (forced || starts_with(conv->implementation(), "brg"))) return conv;
   }
-  return std::make_unique<MatMul>(pd, weights, bias, const_weights, binary);
+  return std::make_unique<MatMul>(pd, weights, bias, const_weights, post, n_post, binary, apart);
 }
 
 std::unique_ptr<Op> conv2d_int8(const Desc& src, bool src_signed, bool src_zero_point,
@@ -560,10 +715,10 @@ std::unique_ptr<Op> dense_int8(const Desc& src, bool src_signed, bool src_zero_p
   return std::make_unique<DenseInt8>(src, src_signed, src_zero_point, weights, dst);
 }
 
-std::unique_ptr<Op> pool2d(int kind, const Desc& src, const Desc& dst, const int64_t kernel[2],
-                           const int64_t stride[2], const int64_t pad_l[2],
-                           const int64_t pad_r[2], const int64_t dilation[2]) {
-  return std::make_unique<Pool2d>(kind, src, dst, kernel, stride, pad_l, pad_r, dilation);
+std::unique_ptr<Op> pooling(PoolKind kind, const Desc& src, const Desc& dst,
+                            const int64_t* kernel, const int64_t* stride, const int64_t* pad_l,
+                            const int64_t* pad_r, const int64_t* dilation) {
+  return std::make_unique<Pooling>(kind, src, dst, kernel, stride, pad_l, pad_r, dilation);
 }
 
 std::unique_ptr<Op> reduce_mean(const Desc& src, const Desc& dst) {

@@ -35,11 +35,12 @@ class Op {
   virtual void run(void* const* args) = 0;
 };
 
-// inputs: src, weights, [bias]
-std::unique_ptr<Op> conv2d(const Desc& src, const Desc& weights, const Desc* bias,
-                           const Desc& dst, const int64_t stride[2], const int64_t pad_l[2],
-                           const int64_t pad_r[2], const int64_t dilation[2],
-                           const PostOp* post, int n_post);
+// A 1-D, 2-D or 3-D convolution (src.ndim - 2 spatial dims, each of the int64 arrays
+// one value per spatial dim; dilation 1 is dense). inputs: src, weights, [bias]
+std::unique_ptr<Op> convolution(const Desc& src, const Desc& weights, const Desc* bias,
+                                const Desc& dst, const int64_t* stride, const int64_t* pad_l,
+                                const int64_t* pad_r, const int64_t* dilation,
+                                const PostOp* post, int n_post);
 // inputs: src, weights, [bias]; const_weights: reorder the weights once into the layout
 // oneDNN prefers (the buffer must stay the same constant across calls).
 std::unique_ptr<Op> matmul(const Desc& src, const Desc& weights, const Desc* bias, const Desc& dst,
@@ -54,10 +55,11 @@ std::unique_ptr<Op> conv2d_int8(const Desc& src, bool src_signed, bool src_zero_
 // src [M, K] rows (any strides), weights [K, N].
 std::unique_ptr<Op> dense_int8(const Desc& src, bool src_signed, bool src_zero_point,
                                const Desc& weights, const Desc& dst);
-// inputs: src. kind: 0 max, 1 average including padding, 2 average excluding padding.
-std::unique_ptr<Op> pool2d(int kind, const Desc& src, const Desc& dst, const int64_t kernel[2],
-                           const int64_t stride[2], const int64_t pad_l[2],
-                           const int64_t pad_r[2], const int64_t dilation[2]);
+// 1-D, 2-D or 3-D pooling (arrays: one value per spatial dim). inputs: src.
+enum PoolKind : int { kMaxPool = 0, kAvgPoolWithPadding, kAvgPoolWithoutPadding };
+std::unique_ptr<Op> pooling(PoolKind kind, const Desc& src, const Desc& dst,
+                            const int64_t* kernel, const int64_t* stride, const int64_t* pad_l,
+                            const int64_t* pad_r, const int64_t* dilation);
 // inputs: src; dst has the reduced dims as 1.
 std::unique_ptr<Op> reduce_mean(const Desc& src, const Desc& dst);
 // inputs: src0, src1 (broadcast to dst, which has src0's dims); kind: kAdd or kMul.

@@ -1,0 +1,175 @@
+"""oneDNN by capability: convolutions and pooling of every rank, and never a reference
+kernel (post-ops that oneDNN fuses only into its reference kernel run apart, and
+broadcasts that only its reference kernel takes stay on TVM)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from onednn_verbose import executions
+from tvm import relax
+
+import tvmext
+
+pytestmark = pytest.mark.library
+
+
+def _module(shapes, build):
+    bb = relax.BlockBuilder()
+    params = [relax.Var(f"x{i}", relax.TensorType(s, "float32")) for i, s in enumerate(shapes)]
+    with bb.function("main", params):
+        with bb.dataflow():
+            out = bb.emit_output(build(bb, params))
+        bb.emit_func_output(out)
+    return bb.get()
+
+
+def _weights(*shape, seed=0):
+    return np.random.default_rng(seed).standard_normal(shape).astype(np.float32)
+
+
+W1 = _weights(16, 2, 5)
+B1 = _weights(16, seed=1)
+W_POS = _weights(16, 2, 16, seed=2)  # wav2vec2's positional convolution, scaled down
+W3 = _weights(6, 3, 3, 3, 3, seed=3)
+
+# name: (input shapes, Relax body, PyTorch reference)
+CASES = {
+    "conv1d grouped, strided, asymmetric pads, bias and GELU": (
+        [(2, 8, 50)],
+        lambda bb, p: relax.op.nn.gelu(
+            relax.op.add(
+                relax.op.nn.conv1d(p[0], relax.const(W1), strides=2, padding=(2, 1), groups=4),
+                relax.const(B1.reshape(1, 16, 1)),
+            )
+        ),
+        lambda x: F.gelu(
+            F.conv1d(
+                F.pad(x, (2, 1)), torch.from_numpy(W1), torch.from_numpy(B1), stride=2, groups=4
+            )
+        ),
+    ),
+    "conv1d with a large kernel in 8 groups, residual add": (
+        [(1, 16, 40)],
+        lambda bb, p: relax.op.add(
+            p[0],
+            relax.op.strided_slice(
+                relax.op.nn.conv1d(p[0], relax.const(W_POS), padding=(8, 8), groups=8),
+                axes=[2],
+                begin=[0],
+                end=[40],
+            ),
+        ),
+        lambda x: x + F.conv1d(x, torch.from_numpy(W_POS), padding=8, groups=8)[:, :, :40],
+    ),
+    "conv3d dilated with ReLU": (
+        [(1, 3, 6, 10, 10)],
+        lambda bb, p: relax.op.nn.relu(
+            relax.op.nn.conv3d(p[0], relax.const(W3), padding=1, dilation=(1, 2, 1))
+        ),
+        lambda x: F.relu(F.conv3d(x, torch.from_numpy(W3), padding=1, dilation=(1, 2, 1))),
+    ),
+    "max_pool1d": (
+        [(2, 8, 50)],
+        lambda bb, p: relax.op.nn.max_pool1d(p[0], 3, strides=2, padding=(1, 1)),
+        lambda x: F.max_pool1d(x, 3, 2, 1),
+    ),
+    "avg_pool3d": (
+        [(1, 3, 6, 10, 10)],
+        lambda bb, p: relax.op.nn.avg_pool3d(p[0], 2, strides=2),
+        lambda x: F.avg_pool3d(x, 2, 2),
+    ),
+}
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_convolution_and_pooling_of_every_rank_run_on_onednn(name):
+    shapes, build, reference = CASES[name]
+    module = tvmext.compile(_module(shapes, build), "dnnl, llvm")
+    rng = np.random.default_rng(0)
+    inputs = [rng.standard_normal(s).astype(np.float32) for s in shapes]
+    want = reference(*map(torch.from_numpy, inputs)).numpy()
+    np.testing.assert_allclose(module.run(*inputs)[0], want, rtol=1e-4, atol=1e-4)
+    (report,) = module.reports
+    heavy = [o for o in report.ops if o.op.startswith(("relax.nn.conv", "relax.nn.max_pool",
+                                                       "relax.nn.avg_pool"))]  # fmt: skip
+    assert heavy and all(o.placement == "dnnl" for o in heavy), str(report)
+
+
+def _attention_scores(mask_shape):
+    """Attention scores plus a mask, then softmax: the windowed-attention pattern."""
+    return _module(
+        [(64, 3, 49, 32), (64, 3, 32, 49), mask_shape],
+        lambda bb, p: relax.op.nn.softmax(relax.op.add(relax.op.matmul(p[0], p[1]), p[2]), axis=-1),
+    )
+
+
+def _scores_reference(a, b, mask):
+    s = a @ b + mask
+    e = np.exp(s - s.max(-1, keepdims=True))
+    return e / e.sum(-1, keepdims=True)
+
+
+# name: (mask shape, the primitives that run). Broadcast over the leading dim only,
+# oneDNN 3.2's matmul has only its reference kernel for the add as a post-op, but a jit
+# binary primitive for the add alone; along the last dim only, no jit binary either:
+# tvmext's own loop adds it after the matmul.
+MASKS = {
+    "apart": ((1, 3, 49, 49), ["matmul", "binary", "softmax"]),
+    "loop": ((64, 3, 49, 1), ["matmul", "softmax"]),
+}
+
+
+def run_split_cases() -> None:
+    """Child process (ONEDNN_VERBOSE=1): compile and check each mask case, printing a
+    marker before its run so that the test reads each run's log."""
+    rng = np.random.default_rng(0)
+    a, b = (rng.standard_normal(s).astype(np.float32) for s in ((64, 3, 49, 32), (64, 3, 32, 49)))
+    for name, (shape, _) in MASKS.items():
+        mask = rng.standard_normal(shape).astype(np.float32)
+        module = tvmext.compile(_attention_scores(shape), "dnnl, llvm")
+        print(f"=== {name}", flush=True)
+        got = module.run(a, b, mask)[0]
+        np.testing.assert_allclose(got, _scores_reference(a, b, mask), rtol=1e-5, atol=1e-6)
+        (report,) = module.reports
+        assert {o.placement for o in report.ops} == {"dnnl"}, str(report)
+
+
+def test_post_ops_fusable_only_into_a_reference_kernel_run_apart():
+    env = {**os.environ, "ONEDNN_VERBOSE": "1"}
+    script = (
+        "import sys; sys.path.insert(0, sys.argv[1]); "
+        "import test_dnnl_capabilities as t; t.run_split_cases()"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script, os.path.dirname(__file__)],
+        capture_output=True, text=True, env=env, timeout=600,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-4000:]
+    _, *runs = ("\n" + done.stdout).split("\n=== ")
+    logs = {name: log for name, _, log in (run.partition("\n") for run in runs)}
+    assert set(logs) == set(MASKS)
+    for name, (_, kinds) in MASKS.items():
+        ran = executions(logs[name])
+        assert [kind for kind, _ in ran] == kinds, (name, ran)
+        assert not [impl for _, impl in ran if impl.startswith("ref")], (name, ran)
+    assert "reference kernel" not in done.stderr
+
+
+def test_a_binary_only_the_reference_kernel_takes_stays_on_tvm(rng):
+    """An add of two inputs, one broadcast along the last dim only: TVM fuses it."""
+    shapes = [(64, 3, 49, 49), (64, 3, 49, 1)]
+    module = tvmext.compile(
+        _module(shapes, lambda bb, p: relax.op.nn.relu(relax.op.add(p[0], p[1]))), "dnnl, llvm"
+    )
+    (report,) = module.reports
+    add = next(o for o in report.ops if o.op == "relax.add")
+    assert add.placement == "tvm" and "reference kernel" in add.detail, str(report)
+    x, y = (rng.standard_normal(s).astype(np.float32) for s in shapes)
+    np.testing.assert_allclose(module.run(x, y)[0], np.maximum(x + y, 0), rtol=1e-6)
