@@ -1,9 +1,9 @@
-"""The oneDNN target: ``--target "dnnl, llvm"`` runs convolutions, dense layers, batched
-matmuls (with the reshapes/transposes around them as strided views), pooling, means,
-softmax, layer norm, transposes and element-wise adds/multiplies between them on oneDNN
-(Intel's and Arm's CPU library), with bias, activations, residual adds and scales fused
-as post-ops, and integer convolutions and dense layers as int8 primitives; the rest
-stays on TVM.
+"""The oneDNN target: ``--target "dnnl, llvm"`` runs convolutions (1-D to 3-D), dense
+layers, batched matmuls (with the reshapes/transposes around them as strided views),
+pooling, means, softmax, layer norm, transposes and element-wise adds/multiplies between
+them on oneDNN (Intel's and Arm's CPU library), with bias, activations, residual adds and
+scales fused as post-ops, and integer convolutions and dense layers as int8 primitives;
+the rest stays on TVM.
 See ``tutorials/05_hardware_target.ipynb``.
 
 Parts: :mod:`.patterns` (the table and its checks), :mod:`.layouts` (Relax tensors as
