@@ -80,6 +80,11 @@ CASES = {
         lambda bb, p: relax.op.nn.max_pool1d(p[0], 3, strides=2, padding=(1, 1)),
         lambda x: F.max_pool1d(x, 3, 2, 1),
     ),
+    "log_softmax": (
+        [(4, 10)],
+        lambda bb, p: relax.op.nn.log_softmax(p[0], axis=-1),
+        lambda x: F.log_softmax(x, dim=-1),
+    ),
     "avg_pool3d": (
         [(1, 3, 6, 10, 10)],
         lambda bb, p: relax.op.nn.avg_pool3d(p[0], 2, strides=2),
@@ -88,8 +93,11 @@ CASES = {
 }
 
 
+HEAVY = ("relax.nn.conv", "relax.nn.max_pool", "relax.nn.avg_pool", "relax.nn.log_softmax")
+
+
 @pytest.mark.parametrize("name", list(CASES))
-def test_convolution_and_pooling_of_every_rank_run_on_onednn(name):
+def test_every_rank_of_convolution_and_pooling_runs_on_onednn(name):
     shapes, build, reference = CASES[name]
     module = tvmext.compile(_module(shapes, build), "dnnl, llvm")
     rng = np.random.default_rng(0)
@@ -97,8 +105,7 @@ def test_convolution_and_pooling_of_every_rank_run_on_onednn(name):
     want = reference(*map(torch.from_numpy, inputs)).numpy()
     np.testing.assert_allclose(module.run(*inputs)[0], want, rtol=1e-4, atol=1e-4)
     (report,) = module.reports
-    heavy = [o for o in report.ops if o.op.startswith(("relax.nn.conv", "relax.nn.max_pool",
-                                                       "relax.nn.avg_pool"))]  # fmt: skip
+    heavy = [o for o in report.ops if o.op.startswith(HEAVY)]
     assert heavy and all(o.placement == "dnnl" for o in heavy), str(report)
 
 
@@ -160,6 +167,19 @@ def test_post_ops_fusable_only_into_a_reference_kernel_run_apart():
         assert [kind for kind, _ in ran] == kinds, (name, ran)
         assert not [impl for _, impl in ran if impl.startswith("ref")], (name, ran)
     assert "reference kernel" not in done.stderr
+
+
+def test_softmax_over_an_inner_axis_stays_on_tvm(rng):
+    """oneDNN 3.2 has only its reference kernel for softmax over an axis but the last."""
+    module = tvmext.compile(
+        _module([(2, 8, 6, 6)], lambda bb, p: relax.op.nn.softmax(p[0], axis=1)), "dnnl, llvm"
+    )
+    (report,) = module.reports
+    (softmax,) = report.ops
+    assert softmax.placement == "tvm" and "reference kernel" in softmax.detail, str(report)
+    x = rng.standard_normal((2, 8, 6, 6)).astype(np.float32)
+    want = torch.softmax(torch.from_numpy(x), dim=1).numpy()
+    np.testing.assert_allclose(module.run(x)[0], want, rtol=1e-5, atol=1e-6)
 
 
 def test_a_binary_only_the_reference_kernel_takes_stays_on_tvm(rng):

@@ -366,7 +366,9 @@ def _softmax(c: Composite, setup: _Setup) -> None:
     c.arg(data)
     shape = _shape(data)
     desc = setup.desc(layouts.plain(shape))
-    setup.ret(f"tvmext_dnnl::softmax({desc}, {desc}, {int(call.attrs.axis) % len(shape)})")
+    log = "true" if call.op.name == "relax.nn.log_softmax" else "false"
+    axis = int(call.attrs.axis) % len(shape)
+    setup.ret(f"tvmext_dnnl::softmax({desc}, {desc}, {axis}, {log})")
 
 
 def _layer_norm(c: Composite, setup: _Setup) -> None:
@@ -382,6 +384,7 @@ _EMITTERS = {
     **dict.fromkeys(patterns.POOLS, _pool),
     "relax.mean": _mean,
     "relax.nn.softmax": _softmax,
+    "relax.nn.log_softmax": _softmax,
     "relax.permute_dims": _transpose,
     "relax.multiply": _binary,
     "relax.add": _binary,

@@ -214,6 +214,16 @@ def is_spatial_mean(call: relax.Call) -> bool:
     return rank == 4 and sorted(int(a) % rank for a in call.attrs.axis or ()) == [1, 2]
 
 
+def _check_softmax(call: relax.Call) -> str | None:
+    rank = len(static_shape(call.args[0]) or ())
+    if rank and int(call.attrs.axis) % rank != rank - 1:
+        return (
+            f"{call.op.name.removeprefix('relax.nn.')} over axis {int(call.attrs.axis)} of a "
+            f"rank-{rank} tensor: oneDNN has only its reference kernel for an axis but the last"
+        )
+    return None
+
+
 def _check_transpose(call: relax.Call) -> str | None:
     shape = static_shape(call.args[0]) or ()
     moved = [a for a in layouts.permute_axes(call) if shape[a] != 1]
@@ -255,10 +265,6 @@ def binary_view(call: relax.Call) -> layouts.View:
     return layouts.View(static_shape(call) or ())
 
 
-def _check_nothing(call: relax.Call) -> str | None:
-    return None
-
-
 def _conv_row(op: str) -> RootOp:
     return RootOp(
         op.removeprefix("relax.nn."),
@@ -291,7 +297,10 @@ ROOTS = (
     ),
     *(_pool_row(op) for op in POOLS),
     RootOp("mean", lambda: is_op("relax.mean")(wildcard()), _check_mean, None, 0),
-    RootOp("softmax", lambda: is_op("relax.nn.softmax")(wildcard()), _check_nothing, None, 0),
+    RootOp("softmax", lambda: is_op("relax.nn.softmax")(wildcard()), _check_softmax, None, 0),
+    RootOp(
+        "log_softmax", lambda: is_op("relax.nn.log_softmax")(wildcard()), _check_softmax, None, 0
+    ),
     RootOp(
         "layer_norm",
         lambda: is_op("relax.nn.layer_norm")(wildcard(), wildcard(), wildcard()),

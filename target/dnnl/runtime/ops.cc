@@ -645,10 +645,10 @@ class Reorder : public PrimitiveOp {
 
 class Softmax : public PrimitiveOp {
  public:
-  Softmax(const Desc& src, const Desc& dst, int axis) {
+  Softmax(const Desc& src, const Desc& dst, int axis, bool log) {
+    auto alg = log ? dnnl::algorithm::softmax_log : dnnl::algorithm::softmax_accurate;
     dnnl::softmax_forward::primitive_desc pd(cpu_engine(), dnnl::prop_kind::forward_inference,
-                                             dnnl::algorithm::softmax_accurate, md(src), md(dst),
-                                             axis);
+                                             alg, md(src), md(dst), axis);
     warn_if_reference("a softmax", pd.impl_info_str(), pd.dst_desc());
     primitive_ = dnnl::softmax_forward(pd);
     add(DNNL_ARG_SRC, pd.src_desc());
@@ -734,8 +734,8 @@ std::unique_ptr<Op> reorder(const Desc& src, const Desc& dst) {
   return std::make_unique<Reorder>(src, dst);
 }
 
-std::unique_ptr<Op> softmax(const Desc& src, const Desc& dst, int axis) {
-  return std::make_unique<Softmax>(src, dst, axis);
+std::unique_ptr<Op> softmax(const Desc& src, const Desc& dst, int axis, bool log) {
+  return std::make_unique<Softmax>(src, dst, axis, log);
 }
 
 std::unique_ptr<Op> layer_norm(const Desc& src, const Desc& dst, float epsilon) {

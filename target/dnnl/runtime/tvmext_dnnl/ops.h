@@ -67,8 +67,8 @@ std::unique_ptr<Op> binary(int kind, const Desc& src0, const Desc& src1, const D
                            const PostOp* post, int n_post);
 // inputs: src; copies src's elements into dst's layout (e.g. a transpose).
 std::unique_ptr<Op> reorder(const Desc& src, const Desc& dst);
-// inputs: src
-std::unique_ptr<Op> softmax(const Desc& src, const Desc& dst, int axis);
+// inputs: src; log: log-softmax
+std::unique_ptr<Op> softmax(const Desc& src, const Desc& dst, int axis, bool log);
 // inputs: src, scale, shift; normalizes over the last dim.
 std::unique_ptr<Op> layer_norm(const Desc& src, const Desc& dst, float epsilon);
 
