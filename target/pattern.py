@@ -15,12 +15,19 @@ in the table win), records every rejection's reason against the ops it covered,
 builds the :class:`~tvmext.target.report.PartitionReport` and runs the
 codegen. Patterns live in the target's own table, never in TVM's global pattern
 registry.
+
+A target may also say how its library runs each composite
+(:meth:`PatternTarget.implementations`, shown in the report) and refuse some for it
+(:meth:`PatternTarget.refusal`, e.g. oneDNN's reference kernels): partitioning then
+runs again with every match of the same signature (row, ops, attributes, shapes; see
+:func:`match_signature`) rejected for that reason, so those ops stay on TVM and the
+report says why.
 """
 
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,6 +40,11 @@ from tvm.relax.transform import FusionPattern, PatternCheckContext
 from tvmext.target.external import ExternalTarget, Partitioned
 
 Check = Callable[[PatternCheckContext], str | None]
+Signature = tuple[str, tuple[tuple[str, ...], ...]]
+
+# Refusals change the partition, which may bring up new matches to refuse; each round
+# refuses at least one new signature, and real models settle in one or two.
+MAX_REFUSAL_ROUNDS = 8
 
 
 @dataclass(frozen=True)
@@ -65,6 +77,27 @@ def leaked_intermediate(ctx: PatternCheckContext) -> str | None:
     return None
 
 
+def match_signature(row: str, calls: Iterable[relax.Call]) -> Signature:
+    """What decides how a library runs a match, values aside: its row and, per op, the
+    op, its attributes and the types of what it reads and writes."""
+    ops = (
+        (str(c.op.name), str(c.attrs), *(str(a.ty) for a in c.args), str(c.ty))
+        for c in calls
+        if isinstance(c.op, tvm.ir.Op)
+    )
+    return row, tuple(sorted(ops))
+
+
+def composite_signature(wrapper: relax.Function) -> Signature:
+    """:func:`match_signature` of the composite function that ``wrapper`` (a function
+    handed to the codegen) calls."""
+    values = {b.var: b.value for block in wrapper.body.blocks for b in block.bindings}
+    call = next(v for v in values.values() if isinstance(v, relax.Call))
+    inner = values.get(call.op, call.op)
+    calls = [b.value for block in inner.body.blocks for b in block.bindings]
+    return match_signature(str(inner.attrs["Composite"]), calls)
+
+
 class PatternTarget(ExternalTarget):
     """An external target defined by a pattern table and a codegen."""
 
@@ -81,22 +114,60 @@ class PatternTarget(ExternalTarget):
         """Options for linking the exported ``.so`` (libraries the codegen calls)."""
         return ()
 
+    def implementations(self, functions: Sequence[relax.Function]) -> Mapping[str, str]:
+        """{global symbol: how the library runs it} for the functions (as :meth:`codegen`
+        gets them), shown in the report; empty by default."""
+        return {}
+
+    def refusal(self, implementation: str) -> str | None:
+        """Why a function the library would run this way must stay on TVM after all
+        (e.g. a slow fallback kernel), or None; never by default."""
+        return None
+
     def partition(self, mod: tvm.IRModule, host: tvm.target.Target) -> Partitioned:
-        """Fuse what the table accepts, report every op's placement, run the codegen."""
+        """Fuse what the table accepts and the target does not refuse, report every op's
+        placement, run the codegen."""
         from tvmext.target.report import partition_report
 
-        accepted: dict[relax.Var, str] = {}
-        rejections: dict[relax.Var, list[str]] = {}
-        patterns = [
-            FusionPattern(
-                row.name, row.pattern, row.annotations, self._checker(row, accepted, rejections)
-            )
-            for row in self.pattern_table()
-        ]
-        fused = relax.transform.FuseOpsByPattern(
-            patterns, bind_constants=False, annotate_codegen=True
-        )(mod)
-        report = partition_report(mod, self.name, accepted, rejections)
+        refused: dict[Signature, str] = {}
+        for _ in range(MAX_REFUSAL_ROUNDS):
+            accepted: dict[relax.Var, Signature] = {}
+            rejections: dict[relax.Var, list[str]] = {}
+            patterns = [
+                FusionPattern(
+                    row.name,
+                    row.pattern,
+                    row.annotations,
+                    self._checker(row, accepted, rejections, refused),
+                )
+                for row in self.pattern_table()
+            ]
+            fused = relax.transform.FuseOpsByPattern(
+                patterns, bind_constants=False, annotate_codegen=True
+            )(mod)
+            functions = [
+                f
+                for _, f in fused.functions_items()
+                if isinstance(f, relax.Function)
+                and f.attrs is not None
+                and f.attrs.get("Codegen") == self.name
+            ]
+            found = self.implementations(functions)
+            runs = {
+                composite_signature(f): found.get(str(f.attrs["global_symbol"]), "")
+                for f in functions
+            }
+            new = {sig: reason for sig, how in runs.items() if (reason := self.refusal(how))}
+            if not new.keys() - refused.keys():
+                break
+            refused.update(new)
+        report = partition_report(
+            mod,
+            self.name,
+            {var: sig[0] for var, sig in accepted.items()},
+            rejections,
+            {var: runs.get(sig, "") for var, sig in accepted.items()},
+        )
         tvm_ffi.register_global_func(f"relax.ext.{self.name}", self._run_codegen, override=True)
         return Partitioned(relax.transform.RunCodegen()(fused), report, self.link_options())
 
@@ -105,12 +176,19 @@ class PatternTarget(ExternalTarget):
 
     @staticmethod
     def _checker(
-        row: PatternRow, accepted: dict[relax.Var, str], rejections: dict[relax.Var, list[str]]
+        row: PatternRow,
+        accepted: dict[relax.Var, Signature],
+        rejections: dict[relax.Var, list[str]],
+        refused: Mapping[Signature, str],
     ) -> Callable[..., bool]:
         def check(ctx: PatternCheckContext) -> bool:
             reason = leaked_intermediate(ctx) or row.check(ctx)
+            calls = [v for v in ctx.matched_bindings.values() if isinstance(v, relax.Call)]
+            signature = match_signature(row.name, calls)
             if reason is None:
-                accepted.update((var, row.name) for var in ctx.matched_bindings)
+                reason = refused.get(signature)
+            if reason is None:
+                accepted.update((var, signature) for var in ctx.matched_bindings)
                 return True
             root = ctx.value_to_bound_var.get(ctx.annotated_expr["root"])
             for var in ctx.matched_bindings:

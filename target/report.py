@@ -33,6 +33,7 @@ class OpPlacement:
     bytes: int
     placement: str
     detail: str
+    implementation: str = ""  # how the external target's library runs it, if it says
 
 
 @dataclass(frozen=True)
@@ -57,9 +58,10 @@ class PartitionReport:
         ]
         for o in self.ops:
             shape = "?" if o.shape is None else "x".join(map(str, o.shape))
+            how = f" [{o.implementation}]" if o.implementation else ""
             lines.append(
                 f"{o.var:14} {o.op:22} {shape:18} {o.flops / 1e6:9.3f} {o.bytes / 1024:8.1f}  "
-                f"{o.placement}: {o.detail}"
+                f"{o.placement}: {o.detail}{how}"
             )
         lines.append(
             f"{self.target} runs {sum(o.placement == self.target for o in self.ops)} of "
@@ -129,15 +131,18 @@ def partition_report(
     target: str,
     fused: Mapping[relax.Var, str],
     rejections: Mapping[relax.Var, Sequence[str]],
+    implementations: Mapping[relax.Var, str] | None = None,
 ) -> PartitionReport:
     """The report of ``mod``'s functions as they were before ``FuseOpsByPattern`` for
     ``target``: ``fused`` maps the bindings that went into composite functions to the
-    pattern's name, ``rejections`` maps bindings to the reasons checks gave."""
+    pattern's name, ``rejections`` maps bindings to the reasons checks gave,
+    ``implementations`` the fused ones to how the library runs them."""
     ops: list[OpPlacement] = []
     for var, call in _op_bindings(mod):
         if not isinstance(call.op, tvm.ir.Op):
             continue
         flops, moved = op_cost(call)
+        how = (implementations or {}).get(var, "")
         if var in fused:
             placement, detail = target, fused[var]
         else:
@@ -145,7 +150,9 @@ def partition_report(
             placement = "tvm"
             detail = "; ".join(reasons) if reasons else f"no {target} pattern matches it"
         ops.append(
-            OpPlacement(var.name, call.op.name, static_shape(call), flops, moved, placement, detail)
+            OpPlacement(
+                var.name, call.op.name, static_shape(call), flops, moved, placement, detail, how
+            )
         )
     return PartitionReport(target, tuple(ops))
 

@@ -4,6 +4,7 @@ broadcasts that only its reference kernel takes stay on TVM)."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import subprocess
 import sys
@@ -16,6 +17,7 @@ from onednn_verbose import executions
 from tvm import relax
 
 import tvmext
+from tvmext.target.dnnl import patterns
 
 pytestmark = pytest.mark.library
 
@@ -193,3 +195,38 @@ def test_a_binary_only_the_reference_kernel_takes_stays_on_tvm(rng):
     assert add.placement == "tvm" and "reference kernel" in add.detail, str(report)
     x, y = (rng.standard_normal(s).astype(np.float32) for s in shapes)
     np.testing.assert_allclose(module.run(x, y)[0], np.maximum(x + y, 0), rtol=1e-6)
+
+
+def test_what_onednn_runs_is_asked_at_compile_time_and_reference_kernels_are_refused(
+    monkeypatch, rng
+):
+    """Without the table's own rule for such a broadcast, the compiler asks oneDNN which
+    kernel it would run and keeps the add on TVM with oneDNN's answer as the reason."""
+    without_rule = tuple(
+        dataclasses.replace(row, check=lambda call: None) if row.name == "add" else row
+        for row in patterns.ROOTS
+    )
+    monkeypatch.setattr(patterns, "ROOTS", without_rule)
+    shapes = [(8, 3, 7, 49), (8, 1, 7, 1)]
+    module = tvmext.compile(
+        _module(shapes, lambda bb, p: relax.op.nn.relu(relax.op.add(p[0], p[1]))), "dnnl, llvm"
+    )
+    (report,) = module.reports
+    add = next(o for o in report.ops if o.op == "relax.add")
+    assert add.placement == "tvm", str(report)
+    assert "oneDNN has only its reference kernel (ref:" in add.detail, str(report)
+    x, y = (rng.standard_normal(s).astype(np.float32) for s in shapes)
+    np.testing.assert_allclose(module.run(x, y)[0], np.maximum(x + y, 0), rtol=1e-6)
+
+
+def test_the_report_names_the_implementation_of_every_primitive_an_op_runs():
+    """The mask cases: the matmul, then the add on its own (oneDNN's binary, or
+    tvmext's loop where oneDNN has only its reference kernel for it)."""
+    for name, second in (("apart", "binary "), ("loop", "binary tvmext:broadcast_loop")):
+        module = tvmext.compile(_attention_scores(MASKS[name][0]), "dnnl, llvm")
+        (report,) = module.reports
+        matmul = next(o for o in report.ops if o.op == "relax.matmul")
+        steps = matmul.implementation.split("; ")
+        assert steps[0].startswith("matmul ") and steps[1].startswith(second), steps
+        assert not any(s.split(" ", 1)[1].startswith("ref") for s in steps), steps
+        assert f"[{matmul.implementation}]" in str(report)

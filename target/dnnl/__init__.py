@@ -18,7 +18,7 @@ the host has cores.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from tvm import relax
@@ -45,6 +45,16 @@ class DnnlTarget(PatternTarget):
     def link_options(self) -> tuple[str, ...]:
         """Link ``libdnnl.so`` with an RPATH to its folder."""
         return find_onednn().link_options()
+
+    def implementations(self, functions: Sequence[relax.Function]) -> Mapping[str, str]:
+        """oneDNN's implementation of each primitive a composite runs, asked of oneDNN on
+        this CPU when the code is compiled (see :func:`.codegen.implementations`)."""
+        return codegen.implementations(functions)
+
+    def refusal(self, implementation: str) -> str | None:
+        """A reference kernel left after splitting off post-ops, or a primitive oneDNN
+        cannot create (see :func:`.codegen.refusal`)."""
+        return codegen.refusal(implementation)
 
 
 TARGET = register_target(DnnlTarget())

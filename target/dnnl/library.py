@@ -48,6 +48,10 @@ class OneDnn:
             f"-Wl,-rpath,{self.lib_dir}",
         )
 
+    def library(self) -> str:
+        """The path of ``libdnnl.so``."""
+        return os.path.join(self.lib_dir, "libdnnl.so")
+
     def _header(self, name: str) -> str:
         path = os.path.join(self.include_dir, "oneapi", "dnnl", name)
         if not os.path.isfile(path):

@@ -125,15 +125,16 @@ bool is_reference(const std::string& implementation) {
   return starts_with(implementation, "ref");
 }
 
-// Said once per primitive that has no other implementation left (after its post-ops
-// were split off), so a slow call is visible without ONEDNN_VERBOSE.
-void warn_if_reference(const char* what, const std::string& implementation,
-                       const memory::desc& dst) {
-  if (!is_reference(implementation)) return;
+// What an op that has only oneDNN's reference kernel says on its first call (the
+// compiler keeps such ops on TVM, but an artifact may run on another CPU than the one
+// it was compiled on); empty for any other implementation.
+std::string reference_warning(const char* kind, const std::string& implementation,
+                              const memory::desc& dst) {
+  if (!is_reference(implementation)) return "";
   std::string dims;
   for (auto d : dst.get_dims()) dims += (dims.empty() ? "" : "x") + std::to_string(d);
-  std::fprintf(stderr, "tvmext: oneDNN has only its reference kernel (%s) for %s -> %s\n",
-               implementation.c_str(), what, dims.c_str());
+  return "tvmext: oneDNN has only its reference kernel (" + implementation + ") for a " +
+         kind + " -> " + dims + " on this CPU\n";
 }
 
 // The primitive descriptor ``make(attr)`` with the post-ops fused, unless oneDNN then
@@ -231,6 +232,10 @@ class PrimitiveOp : public Op {
  public:
   void run(void* const* args) override {
     std::lock_guard<std::mutex> lock(mutex_);
+    if (!warning_.empty()) {
+      std::fputs(warning_.c_str(), stderr);
+      warning_.clear();
+    }
     for (size_t i = 0; i < slots_.size(); ++i) {
       void* data = args[i];
       if (i == packed_slot_) data = packed_.get(packed_user_, slots_[i].second.get_desc(), data);
@@ -284,15 +289,19 @@ class PrimitiveOp : public Op {
         const memory::desc& src1 = inputs[next_input++].second;
         dnnl::binary::primitive_desc pd(cpu_engine(), alg, dst, src1, dst);
         step.src1_slot = static_cast<int>(slots_.size());
-        if (is_reference(pd.impl_info_str()))
+        if (is_reference(pd.impl_info_str())) {
           step.loop = std::make_shared<BroadcastLoop>(p.kind, dst, src1);
-        else
+          implementation_ += "; binary tvmext:broadcast_loop";
+        } else {
           step.primitive = dnnl::binary(pd);
+          implementation_ += std::string("; binary ") + pd.impl_info_str();
+        }
         add(kApart, src1);
       } else {
         dnnl::eltwise_forward::primitive_desc pd(cpu_engine(), prop, eltwise_algorithm(p.kind),
                                                  dst, dst, p.alpha, p.beta);
         step.primitive = dnnl::eltwise_forward(pd);
+        implementation_ += std::string("; eltwise ") + pd.impl_info_str();
       }
       apart_.push_back(step);
     }
@@ -300,6 +309,11 @@ class PrimitiveOp : public Op {
   void add_src_zero_point(bool src_zero_point) {
     if (src_zero_point)
       add(DNNL_ARG_ATTR_ZERO_POINTS | DNNL_ARG_SRC, zero_point_md());
+  }
+  // Record the primitive's implementation (a reference one is said on the first call).
+  void chose(const char* kind, const std::string& implementation, const memory::desc& dst) {
+    implementation_ = std::string(kind) + " " + implementation + implementation_;
+    warning_ += reference_warning(kind, implementation, dst);
   }
   dnnl::primitive primitive_;
 
@@ -312,6 +326,7 @@ class PrimitiveOp : public Op {
     std::shared_ptr<BroadcastLoop> loop;  // instead of a binary reference kernel
   };
   std::mutex mutex_;
+  std::string warning_;
   std::vector<std::pair<int, memory>> slots_;
   std::vector<Apart> apart_;
   std::unordered_map<int, memory> execute_args_;
@@ -342,7 +357,7 @@ class Convolution : public PrimitiveOp {
     };
     bool apart;
     auto pd = fused_unless_reference(make, attr, n_post, &apart);
-    warn_if_reference("a convolution", pd.impl_info_str(), pd.dst_desc());
+    chose("convolution", pd.impl_info_str(), pd.dst_desc());
     primitive_ = dnnl::convolution_forward(pd);
     add(DNNL_ARG_SRC, pd.src_desc());
     add(DNNL_ARG_WEIGHTS, pd.weights_desc());
@@ -369,6 +384,7 @@ class Conv2dInt8 : public Op {
         cpu_engine(), dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct,
         any_md(src, user_src.get_data_type()), any_md(weights, dt::s8), any_md(dst, dt::s32),
         two(stride), dil, two(pad_l), two(pad_r), zero_point_attr(src_zero_point));
+    implementation_ = std::string("convolution ") + pd_.impl_info_str();
     primitive_ = dnnl::convolution_forward(pd_);
     user_src_ = memory(user_src, cpu_engine(), DNNL_MEMORY_NONE);
     user_dst_ = memory(user_dst, cpu_engine(), DNNL_MEMORY_NONE);
@@ -426,6 +442,7 @@ class DenseInt8 : public PrimitiveOp {
     dnnl::matmul::primitive_desc pd(cpu_engine(), md(src, src_signed ? dt::s8 : dt::u8),
                                     any_md(weights, dt::s8), md(dst, dt::s32),
                                     zero_point_attr(src_zero_point));
+    chose("matmul", pd.impl_info_str(), pd.dst_desc());
     primitive_ = dnnl::matmul(pd);
     add(DNNL_ARG_SRC, pd.src_desc());
     add(DNNL_ARG_WEIGHTS, pd.weights_desc());
@@ -448,7 +465,7 @@ class MatMul : public PrimitiveOp {
   MatMul(const dnnl::matmul::primitive_desc& pd, const Desc& weights, const Desc* bias,
          bool const_weights, const PostOp* post, int n_post, const BinaryInputs& binary,
          bool apart) {
-    warn_if_reference("a matmul", pd.impl_info_str(), pd.dst_desc());
+    chose("matmul", pd.impl_info_str(), pd.dst_desc());
     primitive_ = dnnl::matmul(pd);
     add(DNNL_ARG_SRC, pd.src_desc());
     add(DNNL_ARG_WEIGHTS, pd.weights_desc());
@@ -504,7 +521,8 @@ class DenseAsConv : public PrimitiveOp {
     };
     bool apart;
     auto pd = fused_unless_reference(make, attr, n_post, &apart);
-    implementation_ = pd.impl_info_str();
+    convolution_implementation_ = pd.impl_info_str();
+    chose("convolution", convolution_implementation_, pd.dst_desc());
     primitive_ = dnnl::convolution_forward(pd);
     add(DNNL_ARG_SRC, pd.src_desc());
     add(DNNL_ARG_WEIGHTS, pd.weights_desc());
@@ -515,10 +533,10 @@ class DenseAsConv : public PrimitiveOp {
   }
 
   // oneDNN's name for the convolution it chose, e.g. "brgconv_1x1:avx2".
-  const std::string& implementation() const { return implementation_; }
+  const std::string& convolution_implementation() const { return convolution_implementation_; }
 
  private:
-  std::string implementation_;
+  std::string convolution_implementation_;
 };
 
 // The convolution for a matmul by constant weights, or null when the tensors are not
@@ -593,7 +611,7 @@ class Pooling : public PrimitiveOp {
         cpu_engine(), dnnl::prop_kind::forward_inference, alg, md(src), md(dst),
         spatial(stride, n), spatial(kernel, n), spatial(dilation, n, 1), spatial(pad_l, n),
         spatial(pad_r, n));
-    warn_if_reference("a pooling", pd.impl_info_str(), pd.dst_desc());
+    chose("pooling", pd.impl_info_str(), pd.dst_desc());
     primitive_ = dnnl::pooling_forward(pd);
     add(DNNL_ARG_SRC, pd.src_desc());
     add(DNNL_ARG_DST, pd.dst_desc());
@@ -605,7 +623,7 @@ class ReduceMean : public PrimitiveOp {
   ReduceMean(const Desc& src, const Desc& dst) {
     dnnl::reduction::primitive_desc pd(cpu_engine(), dnnl::algorithm::reduction_mean, md(src),
                                        md(dst), 0.f, 0.f);
-    warn_if_reference("a reduction", pd.impl_info_str(), pd.dst_desc());
+    chose("reduction", pd.impl_info_str(), pd.dst_desc());
     primitive_ = dnnl::reduction(pd);
     add(DNNL_ARG_SRC, pd.src_desc());
     add(DNNL_ARG_DST, pd.dst_desc());
@@ -624,7 +642,7 @@ class Binary : public PrimitiveOp {
     };
     bool apart;
     auto pd = fused_unless_reference(make, attr, n_post, &apart);
-    warn_if_reference("a binary", pd.impl_info_str(), pd.dst_desc());
+    chose("binary", pd.impl_info_str(), pd.dst_desc());
     primitive_ = dnnl::binary(pd);
     add(DNNL_ARG_SRC_0, pd.src0_desc());
     add(DNNL_ARG_SRC_1, pd.src1_desc());
@@ -637,6 +655,7 @@ class Reorder : public PrimitiveOp {
  public:
   Reorder(const Desc& src, const Desc& dst) {
     dnnl::reorder::primitive_desc pd(cpu_engine(), md(src), cpu_engine(), md(dst));
+    chose("reorder", pd.impl_info_str(), md(dst));
     primitive_ = dnnl::reorder(pd);
     add(DNNL_ARG_FROM, md(src));
     add(DNNL_ARG_TO, md(dst));
@@ -649,7 +668,7 @@ class Softmax : public PrimitiveOp {
     auto alg = log ? dnnl::algorithm::softmax_log : dnnl::algorithm::softmax_accurate;
     dnnl::softmax_forward::primitive_desc pd(cpu_engine(), dnnl::prop_kind::forward_inference,
                                              alg, md(src), md(dst), axis);
-    warn_if_reference("a softmax", pd.impl_info_str(), pd.dst_desc());
+    chose("softmax", pd.impl_info_str(), pd.dst_desc());
     primitive_ = dnnl::softmax_forward(pd);
     add(DNNL_ARG_SRC, pd.src_desc());
     add(DNNL_ARG_DST, pd.dst_desc());
@@ -662,7 +681,7 @@ class LayerNorm : public PrimitiveOp {
     auto flags = dnnl::normalization_flags::use_scale | dnnl::normalization_flags::use_shift;
     dnnl::layer_normalization_forward::primitive_desc pd(
         cpu_engine(), dnnl::prop_kind::forward_inference, md(src), md(dst), epsilon, flags);
-    warn_if_reference("a layer norm", pd.impl_info_str(), pd.dst_desc());
+    chose("layer_norm", pd.impl_info_str(), pd.dst_desc());
     primitive_ = dnnl::layer_normalization_forward(pd);
     memory::desc channel({src.dims[src.ndim - 1]}, dt::f32, memory::format_tag::a);
     add(DNNL_ARG_SRC, pd.src_desc());
@@ -697,7 +716,7 @@ std::unique_ptr<Op> matmul(const Desc& src, const Desc& weights, const Desc* bia
   bool gemm = starts_with(pd.impl_info_str(), "gemm");
   if (const_weights && (forced || (choice == DenseChoice::kAuto && gemm))) {
     auto conv = dense_as_conv(src, weights, bias, dst, post, n_post);
-    if (conv && (forced || starts_with(conv->implementation(), "brg"))) return conv;
+    if (conv && (forced || starts_with(conv->convolution_implementation(), "brg"))) return conv;
   }
   return std::make_unique<MatMul>(pd, weights, bias, const_weights, post, n_post, binary, apart);
 }

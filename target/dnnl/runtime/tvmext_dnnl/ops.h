@@ -5,6 +5,7 @@
 #pragma once
 #include <cstdint>
 #include <memory>
+#include <string>
 
 namespace tvmext_dnnl {
 
@@ -33,6 +34,14 @@ class Op {
   // args: the op's inputs in the order its factory documents, then the extra inputs
   // of the post-ops, then the output.
   virtual void run(void* const* args) = 0;
+  // The primitives the op runs and oneDNN's name for each implementation, separated by
+  // "; ", e.g. "matmul brg:avx512_core; binary jit:uni" (a post-op run apart). The
+  // compiler reads it to keep ops that only have oneDNN's reference kernel ("ref...")
+  // on TVM.
+  const std::string& implementation() const { return implementation_; }
+
+ protected:
+  std::string implementation_;
 };
 
 // A 1-D, 2-D or 3-D convolution (src.ndim - 2 spatial dims, each of the int64 arrays
