@@ -1,23 +1,64 @@
 """Default schedules for PrimFuncs nobody scheduled: never TVM's naive loops.
 
-CPU: a register-tiled matmul (with its epilogue) where the function is one, then
-dlight's CPU rules (GEMV, row reductions such as softmax and norms), else a generic
-rule: inline injective producers, then parallelize the outer spatial loops and
-vectorize the innermost contiguous one. CUDA: dlight's GPU rules. A schedule that
-fails the size guard (:mod:`tvmext.lowering.schedules.limits`) gives way to the next rule.
+CPU rules, the first that applies wins:
+
+1. a register-tiled matmul (with its epilogue) where the function is one;
+2. row-wise functions (sums and maxima over the trailing, contiguous axes, softmax,
+   norms): rows in parallel, reductions in SIMD partial sums, the elementwise work on
+   each row vectorized;
+3. dlight's CPU rules (GEMV, reductions);
+4. a generic rule: inline injective producers, then per block
+   - elementwise and layout changes: parallel outer loops, vectorized innermost one;
+     an input read in another order than the output is written is walked in its own
+     order (permuted outer axes) or transposed in SIMD tiles through a local buffer
+     (its contiguous axis is not the output's), so that memory is read and written
+     in whole cache lines;
+   - reductions over leading axes (the contiguous axis is kept): whole rows added at
+     a time, in parallel partial sums over chunks of the reduced rows when the kept
+     axes are too few to share among threads.
+
+Then ``exp``/``erf``/``tanh``/``sigmoid`` become vectorizable arithmetic
+(:mod:`tvmext.lowering.schedules.vector_math`). CUDA: dlight's GPU rules. A schedule
+that fails the size guard (:mod:`tvmext.lowering.schedules.limits`) or a schedule
+primitive gives way to the next rule. Symbolic extents are parallelized, never
+vectorized.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import tvm
 from tvm import s_tir, tirx
 from tvm.s_tir import dlight
-from tvm.s_tir.dlight.analysis import normalize_prim_func
+from tvm.s_tir.dlight.analysis import SBlockInfo, normalize_prim_func
 from tvm.s_tir.dlight.base.common_schedules import try_inline
+from tvm.s_tir.schedule import LoopRV, SBlockRV
 
 from tvmext.lowering.schedules.cpu_matmul import schedule_matmul
-from tvmext.lowering.schedules.helpers import const_extent, parallel_vectorized_flat, vector_lanes
+from tvmext.lowering.schedules.helpers import (
+    const_extent,
+    parallel_rows_vectorized_cols,
+    parallel_vectorized_flat,
+    read_strides,
+    rfactor_simd,
+    tile_transpose,
+    vector_lanes,
+    vectorize_partial,
+    vectorized_row_reduction,
+)
 from tvmext.lowering.schedules.limits import size_violation
+from tvmext.lowering.schedules.vector_math import polynomial_math
+
+# Partial sums of a column reduction: at most this many chunks, and this many
+# elements in all (the partial buffer), else the kept axes alone are parallel.
+_MAX_CHUNKS = 16
+_MAX_PARTIAL_ELEMENTS = 1 << 22
+# Kept (outer) iterations a column reduction needs to share among threads without
+# splitting the reduced axis.
+_MIN_PARALLEL_ROWS = 8
+
+Rule = Callable[[s_tir.Schedule, tvm.target.Target], bool]
 
 
 def _cpu_rules() -> list[dlight.ScheduleRule]:
@@ -50,8 +91,94 @@ def _apply_rules(
     return None
 
 
+def _loop_strides(sch: s_tir.Schedule, info: SBlockInfo) -> list[list[int]]:
+    """:func:`read_strides` of ``info``'s block, one step per loop of ``info``."""
+    return read_strides(sch, info.block_rv, [it.var for it in info.iters])
+
+
+def _split_kinds(info: SBlockInfo) -> tuple[int, int] | None:
+    """(spatial, reduced) loop counts if ``info``'s loops are spatial ones followed by
+    reduced ones, else None."""
+    kinds = "".join(info.dom_kind())
+    n_spatial = len(kinds) - len(kinds.lstrip("S"))
+    if set(kinds[n_spatial:]) - {"R"}:
+        return None
+    return n_spatial, len(kinds) - n_spatial
+
+
+def _vectorize_tail(
+    sch: s_tir.Schedule, block: SBlockRV, depth: int, target: tvm.target.Target
+) -> None:
+    """Vectorize ``block``'s loops below the first ``depth`` (fused, in SIMD chunks)
+    where their extent is constant and divides the vector width."""
+    inner = sch.get_loops(block)[depth:]
+    if not inner:
+        return
+    loop = sch.fuse(*inner) if len(inner) > 1 else inner[0]
+    lanes = vector_lanes(target, str(sch.get(block).writes[0].source.dtype))
+    extent = const_extent(sch, loop)
+    if extent is not None and extent % lanes == 0:
+        _, lane = sch.split(loop, [None, lanes])
+        sch.vectorize(lane)
+
+
+def schedule_rows(sch: s_tir.Schedule, target: tvm.target.Target) -> bool:
+    """Row-wise functions: every reduction sums (or maxes) its trailing, contiguous
+    axes per row of the same leading axes, and the other blocks work on those rows
+    (softmax, layer and RMS norms, sums and maxima over the last axes, mean over
+    ``[0, 2, 3]`` of NCHW). Rows run in parallel; reductions in SIMD partial sums
+    (:func:`~tvmext.lowering.schedules.helpers.rfactor_simd`); elementwise work on a
+    row is vectorized. Returns False when the function is not of this form."""
+    infos = normalize_prim_func(sch)
+    if infos is None:
+        return False
+    infos = try_inline(sch, infos)
+    rows: set[int] = set()
+    for info in infos:
+        if not info.is_reduction():
+            continue
+        split = _split_kinds(info)
+        strides = _loop_strides(sch, info)
+        if split is None or split[0] == 0 or not strides:
+            return False
+        if any(s[-1] != 1 for s in strides):  # the reduced axes are not contiguous
+            return False
+        rows.add(split[0])
+    if len(rows) != 1:
+        return False
+    n_rows = rows.pop()
+    out = infos[-1]
+    block = out.block_rv
+    if out.is_reduction():
+        partial = rfactor_simd(sch, block, target)
+        loops = sch.get_loops(block)[:n_rows]
+        row = sch.fuse(*loops) if len(loops) > 1 else loops[0]
+        sch.parallel(row)
+        if partial is not None:
+            sch.compute_at(partial, row)
+            vectorize_partial(sch, partial)
+    else:
+        if set(out.dom_kind()) != {"S"} or len(out.iters) < n_rows:
+            return False
+        n_cols = len(out.iters) - n_rows
+        if n_cols:
+            row = parallel_rows_vectorized_cols(sch, block, target, n_cols)
+        else:
+            loops = sch.get_loops(block)
+            row = sch.fuse(*loops) if len(loops) > 1 else loops[0]
+            sch.parallel(row)
+    for info in reversed(infos[:-1]):
+        if info.is_reduction():
+            vectorized_row_reduction(sch, info.block_rv, row, target)
+        else:
+            sch.compute_at(info.block_rv, row)
+            _vectorize_tail(sch, info.block_rv, 1, target)
+    return True
+
+
 def schedule_parallel_vectorized(sch: s_tir.Schedule, target: tvm.target.Target) -> bool:
-    """Generic CPU rule: inline producers, parallel outer loops, vectorize inner.
+    """Generic CPU rule: inline producers, then schedule each block by its kind
+    (:func:`_schedule_injective`, :func:`_schedule_reduction`).
 
     Returns False when the function cannot be analysed (it is left unchanged).
     """
@@ -59,81 +186,174 @@ def schedule_parallel_vectorized(sch: s_tir.Schedule, target: tvm.target.Target)
     if infos is None:
         return False
     for info in try_inline(sch, infos):
-        block = info.block_rv
-        loops = sch.get_loops(block)
-        if not loops:
+        if not info.iters or "O" in info.dom_kind():
             continue
-        kinds = {"S": [], "R": [], "O": []}  # type: dict[str, list[s_tir.schedule.LoopRV]]
-        for loop, kind in zip(loops, info.dom_kind(), strict=False):
-            kinds[kind].append(loop)
-        spatial, reduce = kinds["S"], kinds["R"]
-        if not spatial or kinds["O"]:
+        split = _split_kinds(info)
+        if split is None or split[0] == 0:
             continue
-        sch.reorder(*spatial, *reduce)
-        lanes = vector_lanes(target, str(sch.get(block).writes[0].source.dtype))
-        strided = _reads_across_last_axis(sch, block)
-        last = const_extent(sch, spatial[-1])
-        if strided and last is not None and last % lanes == 0 and last > lanes:
-            _tile_last_axis(sch, block, spatial, reduce, lanes)
-            continue
-        if reduce:
-            sch.parallel(sch.fuse(*spatial) if len(spatial) > 1 else spatial[0])
-            sch.decompose_reduction(block, reduce[0])
-            continue
-        parallel_vectorized_flat(sch, block, target)
+        if split[1]:
+            _schedule_reduction(sch, info, split[0], target)
+        else:
+            _schedule_injective(sch, info, target)
     return True
 
 
-def _reads_across_last_axis(sch: s_tir.Schedule, block: s_tir.schedule.SBlockRV) -> bool:
-    """Whether an input's contiguous (last) index follows the block's last spatial
-    iterator while that iterator is not the output's last one in the loop order: a
-    column reduction (summing over leading axes) or a transpose, whose flat loop
-    strides through memory."""
-    stmt = sch.get(block)
-    spatial = [iv.var for iv in stmt.iter_vars if iv.iter_type == tirx.IterVar.DataPar]
-    reduce = [iv.var for iv in stmt.iter_vars if iv.iter_type == tirx.IterVar.CommReduce]
-    if not spatial:
+def _schedule_injective(sch: s_tir.Schedule, info: SBlockInfo, target: tvm.target.Target) -> None:
+    """Elementwise work and layout changes, by how the main inputs are laid out."""
+    block = info.block_rv
+    loops = sch.get_loops(block)
+    last = len(loops) - 1
+    strides = _loop_strides(sch, info) if last > 0 else []
+    straight = [s for s in strides if s[last] == 1]
+    transposed = [s for s in strides if s[last] != 1 and 1 in s[:last]]
+    inner = {s.index(1) for s in transposed}
+    if transposed and not straight and len(inner) == 1:
+        if tile_transpose(sch, block, inner.pop(), target, [it.var for it in info.iters]):
+            return
+        _tile_last_axis(sch, block, loops, loops[transposed[0].index(1)], target)
+        return
+    if transposed:
+        _tile_last_axis(sch, block, loops, loops[transposed[0].index(1)], target)
+        return
+    orders = {_input_order(s, last) for s in straight}
+    if len(orders) == 1:
+        order = orders.pop()
+        if list(order) != list(range(last)) and _permute_outer(sch, block, loops, order, target):
+            return
+    parallel_vectorized_flat(sch, block, target)
+
+
+def _input_order(strides: list[int], n: int) -> tuple[int, ...]:
+    """The first ``n`` loops by decreasing input step (stable): the input's order."""
+    return tuple(sorted(range(n), key=lambda i: -strides[i]))
+
+
+def _permute_outer(
+    sch: s_tir.Schedule,
+    block: SBlockRV,
+    loops: list[LoopRV],
+    order: tuple[int, ...],
+    target: tvm.target.Target,
+) -> bool:
+    """An input whose outer axes come in another order than the output's (an
+    attention-head split ``[B, S, H, D] -> [B, H, S, D]``) but whose contiguous axis is
+    the output's: walk the outer axes in the input's order, so that it is read
+    sequentially; each row is a contiguous, vectorized copy."""
+    lanes = vector_lanes(target, str(sch.get(block).writes[0].source.dtype))
+    extent = const_extent(sch, loops[-1])
+    if extent is None or extent % lanes:
         return False
-    for region in stmt.reads:
-        if len(region.region) < 2:
-            continue
-        used = tirx.analysis.undefined_vars(region.region[-1].min, [])
-        uses_last = any(v.same_as(spatial[-1]) for v in used)
-        uses_reduce = any(v.same_as(r) for v in used for r in reduce)
-        if reduce and uses_last and not uses_reduce:
-            return True  # column reduction
-        if not reduce and used and not uses_last:
-            return True  # transpose-like read
-    return False
+    outer = [loops[i] for i in order]
+    sch.reorder(*outer, loops[-1])
+    sch.parallel(sch.fuse(*outer) if len(outer) > 1 else outer[0])
+    _, lane = sch.split(loops[-1], [None, lanes])
+    sch.vectorize(lane)
+    return True
 
 
 def _tile_last_axis(
     sch: s_tir.Schedule,
-    block: s_tir.schedule.SBlockRV,
-    spatial: list[s_tir.schedule.LoopRV],
-    reduce: list[s_tir.schedule.LoopRV],
-    lanes: int,
+    block: SBlockRV,
+    loops: list[LoopRV],
+    row: LoopRV,
+    target: tvm.target.Target,
 ) -> None:
-    """Split the last spatial loop into SIMD lanes kept innermost: a column reduction then
-    reads whole vectors per row, and a transpose walks ``lanes`` x ``lanes`` tiles."""
-    outer, lane = sch.split(spatial[-1], [None, lanes])
-    if reduce:
-        sch.reorder(*spatial[:-1], outer, *reduce, lane)
-        sch.parallel(sch.fuse(*spatial[:-1], outer) if len(spatial) > 1 else outer)
+    """An input read transposed beside others read straight: walk ``lanes`` x ``lanes``
+    tiles of the output's last loop and ``row`` (the transposed input's contiguous
+    axis), vectorized along the output."""
+    lanes = vector_lanes(target, str(sch.get(block).writes[0].source.dtype))
+    last, row_extent = const_extent(sch, loops[-1]), const_extent(sch, row)
+    if last is None or last % lanes or last <= lanes:
+        parallel_vectorized_flat(sch, block, target)
+        return
+    outer, lane = sch.split(loops[-1], [None, lanes])
+    others = [loop for loop in loops[:-1] if not sch.get(loop).same_as(sch.get(row))]
+    if row_extent is not None and row_extent % lanes == 0:
+        row_outer, row_inner = sch.split(row, [None, lanes])
+        sch.reorder(*others, row_outer, outer, row_inner, lane)
+        sch.parallel(sch.fuse(*others, row_outer, outer))
+    else:
+        sch.parallel(sch.fuse(*loops[:-1], outer) if len(loops) > 1 else outer)
+    sch.vectorize(lane)
+
+
+def _schedule_reduction(
+    sch: s_tir.Schedule, info: SBlockInfo, n_spatial: int, target: tvm.target.Target
+) -> None:
+    """A reduction :func:`schedule_rows` did not take: over leading axes (the
+    contiguous axis kept) as :func:`_column_reduction`, else parallel outputs."""
+    block = info.block_rv
+    strides = _loop_strides(sch, info)
+    loops = sch.get_loops(block)
+    spatial, reduce = loops[:n_spatial], loops[n_spatial:]
+    contiguous_kept = bool(strides) and all(s[n_spatial - 1] == 1 for s in strides)
+    if contiguous_kept and _column_reduction(sch, block, spatial, reduce, target):
+        return
+    sch.parallel(sch.fuse(*spatial) if len(spatial) > 1 else spatial[0])
+    sch.decompose_reduction(block, reduce[0])
+
+
+def _column_reduction(
+    sch: s_tir.Schedule,
+    block: SBlockRV,
+    spatial: list[LoopRV],
+    reduce: list[LoopRV],
+    target: tvm.target.Target,
+) -> bool:
+    """Sum whole rows of the kept contiguous axis at a time (``x.sum(0)``, a sum over
+    the middle axis): loops ``kept outer, reduced, kept last`` with the last vectorized,
+    so the input is read sequentially. When the kept outer axes are too few to share
+    among threads, the first reduced axis is split into chunks summed in parallel
+    into partial rows (``rfactor``), then added up. Returns False (``sch`` unchanged)
+    when the kept last axis is symbolic or does not divide the vector width."""
+    lanes = vector_lanes(target, str(sch.get(block).writes[0].source.dtype))
+    width = const_extent(sch, spatial[-1])
+    if width is None or width % lanes:
+        return False
+    outer = spatial[:-1]
+    rows = 1
+    for loop in outer:
+        rows *= const_extent(sch, loop) or _MIN_PARALLEL_ROWS
+    chunks = _chunks(sch, reduce[0], rows * width)
+    sch.reorder(*outer, *reduce, spatial[-1])
+    if rows >= _MIN_PARALLEL_ROWS or chunks is None:
+        if not outer:
+            outer = [sch.add_unit_loop(block)]
+        sch.parallel(sch.fuse(*outer) if len(outer) > 1 else outer[0])
+        _, lane = sch.split(spatial[-1], [None, lanes])
         sch.vectorize(lane)
         sch.decompose_reduction(block, reduce[0])
-        return
-    elif (
-        len(spatial) >= 2
-        and const_extent(sch, spatial[-2]) is not None
-        and (const_extent(sch, spatial[-2]) or 0) % lanes == 0
-    ):
-        row_outer, row = sch.split(spatial[-2], [None, lanes])
-        sch.reorder(*spatial[:-2], row_outer, outer, row, lane)
-        sch.parallel(sch.fuse(*spatial[:-2], row_outer, outer))
-    else:
-        sch.parallel(sch.fuse(*spatial[:-1], outer) if len(spatial) > 1 else outer)
+        return True
+    chunk, _ = sch.split(reduce[0], [chunks, None])
+    partial = sch.rfactor(chunk, 0)
+    # the partial block: outer..., chunk, rest of the reduction..., last
+    ploops = sch.get_loops(partial)
+    n = len(outer)
+    sch.reorder(ploops[n], *ploops[:n])
+    sch.parallel(sch.fuse(ploops[n], *ploops[:n]) if n else ploops[n])
+    _, lane = sch.split(ploops[-1], [None, lanes])
     sch.vectorize(lane)
+    sch.decompose_reduction(partial, ploops[n + 1])
+    # the total: outer..., chunk (reduced), last
+    tloops = sch.get_loops(block)
+    col, lane = sch.split(tloops[-1], [None, lanes])
+    sch.reorder(*tloops[:n], col, tloops[n], lane)
+    sch.parallel(sch.fuse(*tloops[:n], col) if n else col)
+    sch.vectorize(lane)
+    sch.decompose_reduction(block, tloops[n])
+    return True
+
+
+def _chunks(sch: s_tir.Schedule, loop: LoopRV, row_elements: int) -> int | None:
+    """How many chunks to split a reduced ``loop`` into for parallel partial sums of
+    ``row_elements`` each: the most that divide its constant extent, or None."""
+    extent = const_extent(sch, loop)
+    if extent is None:
+        return None
+    for chunks in (_MAX_CHUNKS, 8, 4, 2):
+        if extent % chunks == 0 and chunks * row_elements <= _MAX_PARTIAL_ELEMENTS:
+            return chunks
+    return None
 
 
 def try_matmul(sch: s_tir.Schedule, target: tvm.target.Target) -> bool:
@@ -145,23 +365,37 @@ def try_matmul(sch: s_tir.Schedule, target: tvm.target.Target) -> bool:
     return 1 <= len(remaining) <= 2 and schedule_matmul(sch, remaining[0].block_rv, target)
 
 
+def _applies(rule: Rule, func: tirx.PrimFunc, target: tvm.target.Target) -> tirx.PrimFunc | None:
+    """``func`` scheduled by ``rule``, if it applies and passes the size guard."""
+    sch = s_tir.Schedule(func)
+    try:
+        if not rule(sch, target):
+            return None
+    except s_tir.schedule.ScheduleError:  # a primitive the function does not allow
+        return None
+    scheduled = sch.mod["main"]
+    return scheduled if size_violation(scheduled, target) is None else None
+
+
 def default_schedule(func: tirx.PrimFunc, target: tvm.target.Target) -> tirx.PrimFunc:
-    """Schedule ``func`` for ``target``: tiled matmul, dlight,
-    else the generic CPU rule; each only if it passes the size guard
-    (:mod:`tvmext.lowering.schedules.limits`), else the next. Unchanged if none applies."""
+    """Schedule ``func`` for ``target`` by the first rule that applies (see the module
+    docstring); each only if it passes the size guard
+    (:mod:`tvmext.lowering.schedules.limits`), else the next. Unchanged if none applies.
+    On CPUs, ``exp``/``erf``/``tanh``/``sigmoid`` then become vectorizable arithmetic
+    (:mod:`tvmext.lowering.schedules.vector_math`)."""
     if target.kind.name in ("cuda", "rocm", "vulkan", "metal", "opencl"):
         gpu = _apply_rules(func, target, _gpu_rules())
         return func if gpu is None else gpu.mod["main"]
-    sch = s_tir.Schedule(func)
-    if try_matmul(sch, target) and size_violation(sch.mod["main"], target) is None:
-        return sch.mod["main"]
+    return polynomial_math(_cpu_schedule(func, target))
+
+
+def _cpu_schedule(func: tirx.PrimFunc, target: tvm.target.Target) -> tirx.PrimFunc:
+    for rule in (try_matmul, schedule_rows):
+        scheduled = _applies(rule, func, target)
+        if scheduled is not None:
+            return scheduled
     dlight_sch = _apply_rules(func, target, _cpu_rules())
     if dlight_sch is not None:
         return dlight_sch.mod["main"]
-    sch = s_tir.Schedule(func)
-    if (
-        schedule_parallel_vectorized(sch, target)
-        and size_violation(sch.mod["main"], target) is None
-    ):
-        return sch.mod["main"]
-    return func
+    scheduled = _applies(schedule_parallel_vectorized, func, target)
+    return func if scheduled is None else scheduled

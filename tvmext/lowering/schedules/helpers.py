@@ -1,4 +1,5 @@
-"""Building blocks for CPU schedules of row-wise ops (norms, moments, activations).
+"""Building blocks for CPU schedules of row-wise ops (norms, moments, activations) and
+of layout changes (transposes).
 
 Op schedules in :mod:`tvmext.ops` are written with these; user schedules may use
 them too. Each helper leaves the function correct when shapes are symbolic or do
@@ -8,9 +9,10 @@ not divide the vector width: it then parallelizes without vectorizing.
 from __future__ import annotations
 
 import tvm
-from tvm import s_tir, tirx
+from tvm import s_tir, sym, tirx
 from tvm.s_tir.schedule import LoopRV
 from tvm.s_tir.schedule import SBlockRV as BlockRV
+from tvm.sym.analyzer import Analyzer
 
 
 def vector_lanes(target: tvm.target.Target, dtype: str) -> int:
@@ -124,3 +126,106 @@ def vectorized_row_reduction(
     if partial is not None:
         sch.compute_at(partial, row)
         vectorize_partial(sch, partial)
+
+
+def read_strides(
+    sch: s_tir.Schedule, block: BlockRV, iters: list[tirx.Var] | None = None
+) -> list[list[int]]:
+    """For each main input of ``block`` (the reads indexed by the most block iterators;
+    broadcast operands are left out), the step of its flat row-major index per unit of
+    each block iterator, in the order of ``iters`` (default: the block's): 1 marks the
+    iterator that walks the input's contiguous axis, 0 one the input does not use.
+    Reads whose index is not linear in the iterators with constant steps (gathers,
+    symbolic inner dims) are left out."""
+    stmt = sch.get(block)
+    if iters is None:
+        iters = [iv.var for iv in stmt.iter_vars]
+    analyzer = Analyzer()
+    for iv in stmt.iter_vars:
+        analyzer.bind(iv.var, iv.dom)
+    found: list[tuple[int, list[int]]] = []
+    for region in stmt.reads:
+        buf = region.source
+        flat: tirx.PrimExpr = tirx.const(0, "int64")
+        for dim, rng in zip(buf.shape, region.region, strict=True):
+            flat = flat * tirx.Cast("int64", dim) + tirx.Cast("int64", rng.min)
+        coefficients = sym.detect_linear_equation(analyzer.simplify(flat), iters)
+        if not coefficients or not all(isinstance(c, tirx.IntImm) for c in coefficients):
+            continue
+        used = sum(int(c) != 0 for c in coefficients[:-1])
+        found.append((used, [int(c) for c in coefficients[:-1]]))
+    most = max((used for used, _ in found), default=0)
+    return [steps for used, steps in found if used == most and most > 0]
+
+
+def _written_dims(sch: s_tir.Schedule, block: BlockRV, iters: list[tirx.Var]) -> list[int] | None:
+    """The dimension of ``block``'s output that each of the block iterators ``iters``
+    indexes alone, or None if one indexes none."""
+    region = sch.get(block).writes[0].region
+    dims = []
+    for var in iters:
+        found = [i for i, r in enumerate(region) if r.min.same_as(var)]
+        if len(found) != 1:
+            return None
+        dims.append(found[0])
+    return dims
+
+
+def tile_transpose(
+    sch: s_tir.Schedule,
+    block: BlockRV,
+    inner: int,
+    target: tvm.target.Target,
+    iters: list[tirx.Var] | None = None,
+) -> bool:
+    """Transpose in SIMD tiles: the injective ``block`` (loops in output order, its
+    inputs contiguous along loop ``inner`` rather than along the last loop) computes a
+    tile of ``lanes`` x up to ``4 * lanes`` elements into a local buffer, vectorized
+    along ``inner`` (contiguous loads), and the tile is written back vectorized along
+    the output's last axis (contiguous stores). No hardware gather or scatter, which are
+    slow on many x86 CPUs; the local tile stays in L1.
+
+    Returns False (``sch`` unchanged) unless both axes have constant extents that
+    divide the vector width. ``iters`` are the block iterators of its loops, in loop
+    order (default: the block's own, one per loop).
+    """
+    loops = sch.get_loops(block)
+    stmt = sch.get(block)
+    if iters is None:
+        iters = [iv.var for iv in stmt.iter_vars]
+    lanes = vector_lanes(target, str(stmt.writes[0].source.dtype))
+    last = len(loops) - 1
+    inner_extent, last_extent = const_extent(sch, loops[inner]), const_extent(sch, loops[last])
+    if inner_extent is None or last_extent is None:
+        return False
+    if inner_extent % lanes or last_extent % lanes or inner == last:
+        return False
+    dims = _written_dims(sch, block, [iters[inner], iters[last]])
+    if dims is None or dims[1] != len(stmt.writes[0].region) - 1:
+        return False
+    width = next(w for w in (4 * lanes, 2 * lanes, lanes) if last_extent % w == 0)
+    write_back = sch.cache_write(block, 0, "local")
+    wl = sch.get_loops(write_back)  # one per output dimension
+    if len(wl) != len(stmt.writes[0].region):
+        raise s_tir.schedule.ScheduleError("the write-back does not follow the output")
+    in_outer, in_lane = sch.split(wl[dims[0]], [None, lanes])
+    out_outer, out_tile = sch.split(wl[dims[1]], [None, width])
+    others = [loop for i, loop in enumerate(wl) if i not in dims]
+    sch.reorder(*others, in_outer, out_outer, in_lane, out_tile)
+    tile = sch.fuse(*others, in_outer, out_outer)
+    sch.parallel(tile)
+    _, out_lane = sch.split(out_tile, [None, lanes])
+    sch.vectorize(out_lane)
+    sch.compute_at(block, tile)
+    row, col = sch.get_loops(block)[-2:]  # the tile's `inner` and last axes, output order
+    sch.reorder(col, row)
+    sch.vectorize(row)
+    rank = len(stmt.writes[0].region)
+
+    def swap(*index: tirx.PrimExpr) -> list[tirx.PrimExpr]:
+        order = list(index)
+        order[dims[0]], order[dims[1]] = order[dims[1]], order[dims[0]]
+        return order
+
+    sch.transform_layout(block, ("write", 0), tirx.IndexMap.from_func(swap, ndim=rank))
+    return True
