@@ -238,12 +238,12 @@ def test_mean_softmax_and_layer_norm(rng):
 
     def build(bb, p):
         m = bb.emit(relax.op.mean(p[0], axis=[2], keepdims=False))
-        s = bb.emit(relax.op.nn.softmax(m, axis=0))
+        s = bb.emit(relax.op.nn.softmax(m, axis=-1))
         return relax.op.nn.layer_norm(s, relax.const(gamma), relax.const(beta), axes=[-1])
 
     module, report = _compile([(3, 5, 6)], build)
     x = rng.standard_normal((3, 5, 6)).astype(np.float32)
-    t = torch.softmax(_t(x).mean(2), 0)
+    t = torch.softmax(_t(x).mean(2), -1)
     expected = F.layer_norm(t, (5,), _t(gamma), _t(beta), 1e-5).numpy()
     np.testing.assert_allclose(module(x)[0], expected, rtol=1e-4, atol=1e-5)
     assert [o.detail for o in report.ops] == ["dnnl.mean", "dnnl.softmax", "dnnl.layer_norm"]
