@@ -71,7 +71,9 @@ def test_default_schedule_for_a_reduction_is_parallel(rng):
     script = next(iter(_prim_funcs(_stage_ir(mod, "schedule")).values())).script()
     assert "T.parallel" in script
     x = rng.standard_normal((32, 48)).astype("float32")
-    np.testing.assert_allclose(run_module(mod, x).numpy(), x.sum(0), rtol=1e-5)
+    # summed in parallel chunks: float32 rounding of another order, bounded by sum |x|
+    bound = 1e-6 * np.abs(x).sum(0).max()
+    np.testing.assert_allclose(run_module(mod, x).numpy(), x.sum(0, dtype=np.float64), atol=bound)
 
 
 def test_user_schedule_receives_attributes_and_target():

@@ -122,6 +122,30 @@ def _vectorize_tail(
         sch.vectorize(lane)
 
 
+def _inline_single_use(sch: s_tir.Schedule, infos: list[SBlockInfo]) -> list[SBlockInfo]:
+    """dlight's ``try_inline``, except that a producer read by several blocks stays: its
+    row is computed once (softmax's ``exp``) rather than once per reader."""
+
+    def trial(inline: Callable[[SBlockRV], None], single_use: bool) -> int | None:
+        for i, info in enumerate(infos):
+            if single_use and len(sch.get_consumers(info.block_rv)) > 1:
+                continue
+            try:
+                inline(info.block_rv)
+            except s_tir.schedule.ScheduleError:
+                continue
+            return i
+        return None
+
+    while True:
+        found = trial(sch.compute_inline, True)
+        if found is None:
+            found = trial(sch.reverse_compute_inline, False)
+        if found is None:
+            return infos
+        infos.pop(found)
+
+
 def schedule_rows(sch: s_tir.Schedule, target: tvm.target.Target) -> bool:
     """Row-wise functions: every reduction sums (or maxes) its trailing, contiguous
     axes per row of the same leading axes, and the other blocks work on those rows
@@ -132,7 +156,7 @@ def schedule_rows(sch: s_tir.Schedule, target: tvm.target.Target) -> bool:
     infos = normalize_prim_func(sch)
     if infos is None:
         return False
-    infos = try_inline(sch, infos)
+    infos = _inline_single_use(sch, infos)
     rows: set[int] = set()
     for info in infos:
         if not info.is_reduction():
@@ -207,10 +231,14 @@ def _schedule_injective(sch: s_tir.Schedule, info: SBlockInfo, target: tvm.targe
     straight = [s for s in strides if s[last] == 1]
     transposed = [s for s in strides if s[last] != 1 and 1 in s[:last]]
     inner = {s.index(1) for s in transposed}
-    if transposed and not straight and len(inner) == 1:
-        if tile_transpose(sch, block, inner.pop(), target, [it.var for it in info.iters]):
-            return
-        _tile_last_axis(sch, block, loops, loops[transposed[0].index(1)], target)
+    iters = [it.var for it in info.iters]
+    if (
+        transposed
+        and not straight
+        and len(inner) == 1
+        and not _is_copy(sch, block)
+        and tile_transpose(sch, block, inner.pop(), target, iters)
+    ):
         return
     if transposed:
         _tile_last_axis(sch, block, loops, loops[transposed[0].index(1)], target)
@@ -221,6 +249,16 @@ def _schedule_injective(sch: s_tir.Schedule, info: SBlockInfo, target: tvm.targe
         if list(order) != list(range(last)) and _permute_outer(sch, block, loops, order, target):
             return
     parallel_vectorized_flat(sch, block, target)
+
+
+def _is_copy(sch: s_tir.Schedule, block: SBlockRV) -> bool:
+    """Whether ``block`` stores a value it loads (perhaps cast): a pure layout change,
+    which LLVM transposes well from strided loads without a local tile."""
+    body = sch.get(block).body
+    value = getattr(body, "value", None)
+    if isinstance(value, tirx.Cast):
+        value = value.value
+    return isinstance(value, tvm.ir.TensorLoad)
 
 
 def _input_order(strides: list[int], n: int) -> tuple[int, ...]:

@@ -211,8 +211,10 @@ def tile_transpose(
     in_outer, in_lane = sch.split(wl[dims[0]], [None, lanes])
     out_outer, out_tile = sch.split(wl[dims[1]], [None, width])
     others = [loop for i, loop in enumerate(wl) if i not in dims]
-    sch.reorder(*others, in_outer, out_outer, in_lane, out_tile)
-    tile = sch.fuse(*others, in_outer, out_outer)
+    # consecutive tiles step along the input's contiguous axis: each thread reads
+    # `width` sequential streams, which the hardware prefetchers follow
+    sch.reorder(*others, out_outer, in_outer, in_lane, out_tile)
+    tile = sch.fuse(*others, out_outer, in_outer)
     sch.parallel(tile)
     _, out_lane = sch.split(out_tile, [None, lanes])
     sch.vectorize(out_lane)
