@@ -1,21 +1,74 @@
 """Real architectures from the ``transformers`` library, exported with ``torch.onnx``.
 
 Small configurations with random weights (no download). Convolutions are
-re-initialized He-style and norms get non-trivial affine parameters, so that outputs
-are O(1): with the library's default initialization deep CNN outputs vanish and a
-comparison would mean nothing. ``full=True`` gives the published sizes (for
-benchmarks and the compile-time bound), the default a configuration small enough
-for the test suite that keeps every kind of block (depthwise, squeeze-excitation,
-asymmetric "same" padding, attention with a mask, causal decoding).
+re-initialized He-style, norms get non-trivial affine parameters, and constant
+parameters (layer scales, zero-initialized gates) random ones, so that outputs are
+O(1) and every block contributes: with the library's default initialization deep CNN
+outputs vanish and a comparison would mean nothing. ``full=True`` gives the published
+sizes (for benchmarks and the compile-time bound), the default a configuration small
+enough for the test suite that keeps every kind of block.
+
+The zoo, by family (``ZooModel.family``), and what each model brings:
+
+- ``cnn``: ``resnet`` (residual bottlenecks; full: ResNet-50), ``mobilenet_v1``
+  (depthwise separable, ReLU6, TensorFlow "same" padding), ``mobilenet_v2`` (inverted
+  residuals, asymmetric "same" pads), ``efficientnet`` (squeeze-excitation, SiLU;
+  full: B0), ``regnet`` (grouped convolutions with squeeze-excitation; full:
+  RegNetY-400MF), ``bit`` (weight-standardized convolutions, group norm,
+  pre-activation; full: BiT-S-R50x1), ``convnext`` (7×7 depthwise, channels-last
+  LayerNorm, layer scale; full: ConvNeXt-T), ``convnextv2`` (global response norm;
+  full: ConvNeXt V2-T).
+- ``vision transformer``: ``vit`` (plain; full: 6 layers, 384 wide), ``deit``
+  (distillation token, teacher head; full: DeiT-S), ``swin`` (shifted windows,
+  relative position bias, patch merging; full: Swin-T), ``swinv2`` (cosine
+  attention, log-spaced continuous position bias; full: Swin V2-T, 256², window 8),
+  ``pvt_v2`` (spatial-reduction attention, depthwise conv in the MLP; full: PVTv2-B0),
+  ``mobilevit`` (convolutions unfolded into patches for attention; full:
+  MobileViT-XXS, 256²), ``levit`` (attention with learned biases, batch-normed
+  linear layers, hardswish; full: LeViT-128S), ``cvt`` (convolutional token
+  embedding and depthwise-conv q/k/v projections; full: CvT-13).
+- ``detection/segmentation``: ``segformer`` (MiT encoder and all-MLP decoder,
+  semantic logits at 1/4 resolution; full: MiT-B0 at 512²), ``upernet`` (UperNet
+  head, pyramid pooling with adaptive average pools and bilinear upsampling, on a
+  ConvNeXt backbone; full: ConvNeXt-T at 256², not the published 512²), ``dpt``
+  (dense prediction transformer for depth: ViT, reassembly with transposed
+  convolutions, fusion; full: 4 layers of ViT-S at 384²), ``detr`` (object
+  detection: ResNet backbone, sine position encodings, transformer encoder and
+  decoder with learned queries; class logits and boxes in one output; full:
+  ResNet-50, 6+6 layers, at 512², not the published 800×1333).
+- ``text encoder`` (batch 2, the second sequence half padding: the mask must
+  matter): ``bert`` (absolute positions), ``roberta`` (positions from the padding
+  token), ``distilbert``, ``electra`` (embedding projection), ``albert`` (factorized
+  embedding, one layer's weights shared by all), ``deberta_v2`` (disentangled
+  relative attention with log buckets), ``t5_encoder`` (relative position buckets,
+  RMSNorm, gated-GELU MLP). Full: 4 layers, width 256, 2×128 tokens.
+- ``text decoder`` (batch 1, causal): ``gpt2`` (learned positions, GELU MLP),
+  ``llama`` (rotary positions, RMSNorm, SiLU-gated MLP, grouped-query attention),
+  ``mistral`` (grouped-query attention with a sliding window shorter than the
+  sequence), ``qwen2`` (multi-query attention with q/k/v biases), ``phi`` (partial
+  rotary, parallel attention and MLP, LayerNorm), ``gpt_neox`` (partial rotary,
+  parallel residual), ``gemma`` (GELU-gated MLP, RMSNorm around 1, scaled embedding,
+  one key/value head). Full: 4 layers, width 256 (the published ones are 7B-class),
+  1×128 tokens.
+- ``speech``: ``wav2vec2`` (conv1d feature encoder with group norm, convolutional
+  position embedding, post-norm transformer), ``hubert`` (layer-normed conv1d feature
+  encoder, pre-norm transformer), ``whisper`` (the encoder: log-mel conv1d stem,
+  sinusoidal positions). Full: 1 s of 16 kHz audio with the published 7-layer feature
+  encoder and 4 layers 768 wide (published: 12); Whisper-tiny's encoder (4 layers, 384)
+  on its 80×3000 log-mel window.
 """
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
+
+Inputs = dict[str, np.ndarray]
 
 
 @dataclass(frozen=True)
@@ -23,43 +76,97 @@ class ZooModel:
     """A model of the zoo: how to build it and its example inputs."""
 
     name: str
-    build: Callable[[bool], tuple[object, dict[str, np.ndarray]]]
-    dynamo: bool = False  # GPT-2 exports only with the dynamo exporter
+    family: str  # "cnn", "vision transformer", "detection/segmentation", ...
+    build: Callable[[bool], tuple[object, Inputs]]
+    dynamo: bool = False  # some decoders export only with the dynamo exporter
+    # The one tensor to compare, from the model's output (default: logits, else the
+    # predicted depth, else the last hidden state).
+    output: Callable[[Any], Any] | None = None
+
+
+FAMILIES = (
+    "cnn",
+    "vision transformer",
+    "detection/segmentation",
+    "text encoder",
+    "text decoder",
+    "speech",
+)
 
 
 def _reinit(model: object, inputs: dict[str, object], seed: int) -> None:
     """He-style weights, then batch-norm statistics taken from ``inputs`` (one pass,
     layer by layer), so that activations keep unit scale through residual sums."""
     import torch
+    from torch.nn.utils import parametrize
 
     torch.manual_seed(seed)
-    for module in model.modules():  # type: ignore[attr-defined]
-        if isinstance(module, torch.nn.Conv2d):
-            fan_in = module.in_channels // module.groups * module.kernel_size[0] ** 2
-            torch.nn.init.normal_(module.weight, std=(2.0 / fan_in) ** 0.5)
-            if module.bias is not None:
-                torch.nn.init.normal_(module.bias, std=0.1)
-        elif isinstance(module, torch.nn.BatchNorm2d | torch.nn.LayerNorm | torch.nn.GroupNorm):
-            if module.weight is not None:
-                torch.nn.init.uniform_(module.weight, 0.5, 1.5)
-                torch.nn.init.normal_(module.bias, std=0.1)
-            if isinstance(module, torch.nn.BatchNorm2d):
-                module.running_mean.normal_(std=0.1)
-                module.running_var.uniform_(0.5, 1.5)
-        elif isinstance(module, torch.nn.Linear):
-            torch.nn.init.normal_(module.weight, std=module.in_features**-0.5)
-            if module.bias is not None:
-                torch.nn.init.normal_(module.bias, std=0.1)
+    done: set[int] = set()
+
+    def put(module: torch.nn.Module, name: str, value: torch.Tensor) -> None:
+        # A weight-normed convolution (wav2vec2's position embedding) takes the new
+        # value through its parametrization.
+        if parametrize.is_parametrized(module, name):
+            setattr(module, name, value)
+            for p in module.parametrizations[name].parameters():
+                done.add(id(p))
+        else:
+            getattr(module, name).copy_(value)
+            done.add(id(getattr(module, name)))
+
+    with torch.no_grad():
+        for module in model.modules():  # type: ignore[attr-defined]
+            if isinstance(module, torch.nn.modules.conv._ConvNd):
+                kernel = math.prod(module.kernel_size)
+                if module.transposed:  # each output sees kernel/stride taps per input
+                    kernel = max(1, kernel // math.prod(module.stride))
+                fan_in = module.in_channels // module.groups * kernel
+                weight = torch.randn(module.weight.shape) * (2.0 / fan_in) ** 0.5
+                put(module, "weight", weight)
+                if module.bias is not None:
+                    put(module, "bias", torch.randn(module.bias.shape) * 0.1)
+            elif isinstance(module, torch.nn.Linear):
+                put(module, "weight", torch.randn(module.weight.shape) * module.in_features**-0.5)
+                if module.bias is not None:
+                    put(module, "bias", torch.randn(module.bias.shape) * 0.1)
+            elif _is_norm(module):
+                weight = getattr(module, "weight", None)
+                if isinstance(weight, torch.Tensor):  # a buffer in frozen batch norms
+                    # Gemma's RMSNorm scales by (1 + weight): keep the scale in 0.5..1.5
+                    offset = 1.0 if float(weight.abs().max()) == 0 else 0.0
+                    put(module, "weight", torch.rand(weight.shape) + 0.5 - offset)
+                bias = getattr(module, "bias", None)
+                if isinstance(bias, torch.Tensor):
+                    put(module, "bias", torch.randn(bias.shape) * 0.1)
+        # What is left constant (layer scales of 1e-6, zero gates, zero biases of
+        # attention tables) would hide the block it scales: random values instead.
+        for param in model.parameters():  # type: ignore[attr-defined]
+            if id(param) in done or param.numel() < 2:
+                continue
+            if float(param.max()) == float(param.min()):
+                if float(param.max()) == 0:
+                    param.copy_(torch.randn(param.shape) * 0.5)
+                else:
+                    param.copy_(torch.rand(param.shape) * 0.5 + 0.5)
     model.eval()  # type: ignore[attr-defined]
 
-    def calibrate(module: torch.nn.BatchNorm2d, args: tuple[torch.Tensor, ...]) -> None:
+    def calibrate(module: torch.nn.Module, args: tuple) -> None:
         x = args[0]
-        # One variance per layer, not per channel: whitening nearly constant channels
-        # would amplify rounding differences between runtimes.
-        module.running_mean.copy_(x.mean((0, 2, 3)))
-        module.running_var.fill_(float(x.var((0, 2, 3), unbiased=False).mean()) + 1e-3)
+        dims = (0, *range(2, x.dim()))
+        mean, var = module.running_mean, module.running_var
+        assert isinstance(mean, torch.Tensor) and isinstance(var, torch.Tensor)
+        if x.numel() < 16 * x.shape[1]:  # few samples per channel (a pooled vector, a
+            # 2×2 map): only scaled, subtracting their mean would cancel the signal
+            # and amplify rounding differences between runtimes
+            mean.zero_()
+            var.fill_(float(x.pow(2).mean()) + 1e-3)
+        else:
+            # One variance per layer, not per channel: whitening nearly constant
+            # channels would amplify rounding differences between runtimes.
+            mean.copy_(x.mean(dims))
+            var.fill_(float(x.var(dims, unbiased=False).mean()) + 1e-3)
 
-    norms = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]  # type: ignore[attr-defined]
+    norms = [m for m in model.modules() if _is_batch_norm(m)]  # type: ignore[attr-defined]
     hooks = [m.register_forward_pre_hook(calibrate) for m in norms]
     with torch.no_grad():
         model(**inputs)  # type: ignore[operator]
@@ -67,12 +174,68 @@ def _reinit(model: object, inputs: dict[str, object], seed: int) -> None:
         hook.remove()
 
 
-def _image(size: int, seed: int = 0) -> dict[str, np.ndarray]:
+def _is_batch_norm(module: object) -> bool:
+    """Batch norms, frozen ones (DETR's backbone: statistics and affine as buffers)
+    included."""
+    import torch
+
+    return _is_norm(module) and isinstance(getattr(module, "running_var", None), torch.Tensor)
+
+
+def _is_norm(module: object) -> bool:
+    """Batch, layer, group and RMS norms, the library's own classes included."""
+    import torch
+
+    if isinstance(
+        module,
+        torch.nn.modules.batchnorm._BatchNorm
+        | torch.nn.LayerNorm
+        | torch.nn.GroupNorm
+        | torch.nn.RMSNorm,
+    ):
+        return True
+    name = type(module).__name__
+    return name.endswith(("LayerNorm", "RMSNorm", "GroupNorm", "BatchNorm2d"))
+
+
+# -- inputs
+
+
+def _image(size: int, seed: int = 0) -> Inputs:
     rng = np.random.default_rng(seed)
     return {"pixel_values": rng.standard_normal((1, 3, size, size)).astype(np.float32)}
 
 
-def _resnet(full: bool) -> tuple[object, dict[str, np.ndarray]]:
+def _text(batch: int, seq: int, seed: int, vocab: int = 1000) -> Inputs:
+    """Token ids and an attention mask whose second sequence is half padding."""
+    rng = np.random.default_rng(seed)
+    mask = np.ones((batch, seq), np.int64)
+    mask[1, seq // 2 :] = 0  # the second sequence is padded: the mask must matter
+    # ids from 5: clear of the special tokens (RoBERTa's padding id 1 shifts positions)
+    return {
+        "input_ids": rng.integers(5, vocab, (batch, seq)).astype(np.int64),
+        "attention_mask": mask,
+    }
+
+
+def _tokens(seq: int, seed: int, vocab: int = 1000) -> Inputs:
+    """Token ids and an all-ones attention mask (as ``generate`` passes; without one
+    the library looks for packed sequences with ``torch.diff``, which the TorchScript
+    exporter lacks)."""
+    rng = np.random.default_rng(seed)
+    ids = rng.integers(5, vocab, (1, seq)).astype(np.int64)
+    return {"input_ids": ids, "attention_mask": np.ones_like(ids)}
+
+
+def _audio(samples: int, seed: int) -> Inputs:
+    rng = np.random.default_rng(seed)
+    return {"input_values": rng.standard_normal((1, samples)).astype(np.float32)}
+
+
+# -- cnn
+
+
+def _resnet(full: bool) -> tuple[object, Inputs]:
     import transformers as tf
 
     if full:
@@ -84,7 +247,16 @@ def _resnet(full: bool) -> tuple[object, dict[str, np.ndarray]]:
     return tf.ResNetForImageClassification(config), _image(224 if full else 64)
 
 
-def _mobilenet_v2(full: bool) -> tuple[object, dict[str, np.ndarray]]:
+def _mobilenet_v1(full: bool) -> tuple[object, Inputs]:
+    import transformers as tf
+
+    config = tf.MobileNetV1Config(
+        depth_multiplier=1.0 if full else 0.25, image_size=224, num_labels=16
+    )
+    return tf.MobileNetV1ForImageClassification(config), _image(224 if full else 64)
+
+
+def _mobilenet_v2(full: bool) -> tuple[object, Inputs]:
     import transformers as tf
 
     # tf_padding (the default) writes TensorFlow's "same" padding as explicit,
@@ -95,7 +267,7 @@ def _mobilenet_v2(full: bool) -> tuple[object, dict[str, np.ndarray]]:
     return tf.MobileNetV2ForImageClassification(config), _image(224 if full else 96)
 
 
-def _efficientnet(full: bool) -> tuple[object, dict[str, np.ndarray]]:
+def _efficientnet(full: bool) -> tuple[object, Inputs]:
     import transformers as tf
 
     if full:
@@ -113,7 +285,31 @@ def _efficientnet(full: bool) -> tuple[object, dict[str, np.ndarray]]:
     return tf.EfficientNetForImageClassification(config), _image(224 if full else 96)
 
 
-def _convnext(full: bool) -> tuple[object, dict[str, np.ndarray]]:
+def _regnet(full: bool) -> tuple[object, Inputs]:
+    import transformers as tf
+
+    if full:  # RegNetY-400MF
+        config = tf.RegNetConfig(embedding_size=32, hidden_sizes=[48, 104, 208, 440],
+                                 depths=[1, 3, 6, 6], groups_width=8, num_labels=16)  # fmt: skip
+    else:
+        config = tf.RegNetConfig(embedding_size=16, hidden_sizes=[16, 32], depths=[1, 2],
+                                 groups_width=8, num_labels=16)  # fmt: skip
+    return tf.RegNetForImageClassification(config), _image(224 if full else 64)
+
+
+def _bit(full: bool) -> tuple[object, Inputs]:
+    import transformers as tf
+
+    if full:  # BiT-S-R50x1
+        config = tf.BitConfig(layer_type="preactivation", global_padding="SAME", num_labels=16)
+    else:
+        config = tf.BitConfig(layer_type="preactivation", global_padding="SAME",
+                              embedding_size=16, hidden_sizes=[32, 64], depths=[1, 1],
+                              num_groups=8, num_labels=16)  # fmt: skip
+    return tf.BitForImageClassification(config), _image(224 if full else 64)
+
+
+def _convnext(full: bool) -> tuple[object, Inputs]:
     import transformers as tf
 
     if full:
@@ -125,7 +321,22 @@ def _convnext(full: bool) -> tuple[object, dict[str, np.ndarray]]:
     return tf.ConvNextForImageClassification(config), _image(224 if full else 64)
 
 
-def _vit(full: bool) -> tuple[object, dict[str, np.ndarray]]:
+def _convnextv2(full: bool) -> tuple[object, Inputs]:
+    import transformers as tf
+
+    if full:
+        config = tf.ConvNextV2Config(num_labels=16)  # ConvNeXt V2-T
+    else:
+        config = tf.ConvNextV2Config(
+            num_stages=2, hidden_sizes=[16, 32], depths=[1, 1], num_labels=16
+        )
+    return tf.ConvNextV2ForImageClassification(config), _image(224 if full else 64)
+
+
+# -- vision transformers
+
+
+def _vit(full: bool) -> tuple[object, Inputs]:
     import transformers as tf
 
     if full:
@@ -140,7 +351,176 @@ def _vit(full: bool) -> tuple[object, dict[str, np.ndarray]]:
     return tf.ViTForImageClassification(config), _image(size)
 
 
-def _bert(full: bool) -> tuple[object, dict[str, np.ndarray]]:
+def _deit(full: bool) -> tuple[object, Inputs]:
+    import transformers as tf
+
+    if full:  # DeiT-S
+        config = tf.DeiTConfig(hidden_size=384, num_hidden_layers=12, num_attention_heads=6,
+                               intermediate_size=1536, num_labels=16)  # fmt: skip
+    else:
+        config = tf.DeiTConfig(hidden_size=64, num_hidden_layers=1, num_attention_heads=4,
+                               intermediate_size=128, image_size=64, patch_size=16,
+                               num_labels=16)  # fmt: skip
+    return tf.DeiTForImageClassificationWithTeacher(config), _image(224 if full else 64)
+
+
+def _swin(full: bool) -> tuple[object, Inputs]:
+    import transformers as tf
+
+    if full:
+        config = tf.SwinConfig(num_labels=16)  # Swin-T
+    else:
+        # 64 px, patches of 4: a 16×16 grid, windows of 4, shifted in the second block
+        config = tf.SwinConfig(image_size=64, embed_dim=32, depths=[2, 1], num_heads=[2, 4],
+                               window_size=4, num_labels=16)  # fmt: skip
+    return tf.SwinForImageClassification(config), _image(224 if full else 64)
+
+
+def _swinv2(full: bool) -> tuple[object, Inputs]:
+    import transformers as tf
+
+    if full:
+        config = tf.Swinv2Config(image_size=256, window_size=8, num_labels=16)  # Swin V2-T
+    else:
+        config = tf.Swinv2Config(image_size=64, embed_dim=32, depths=[2, 1],
+                                 num_heads=[2, 4], window_size=4, num_labels=16)  # fmt: skip
+    return tf.Swinv2ForImageClassification(config), _image(256 if full else 64)
+
+
+def _pvt_v2(full: bool) -> tuple[object, Inputs]:
+    import transformers as tf
+
+    if full:
+        config = tf.PvtV2Config(num_labels=16)  # B0
+    else:
+        config = tf.PvtV2Config(**_two_mit_stages(), num_labels=16)
+    return tf.PvtV2ForImageClassification(config), _image(224 if full else 64)
+
+
+def _mobilevit(full: bool) -> tuple[object, Inputs]:
+    import transformers as tf
+
+    if full:  # MobileViT-XXS
+        config = tf.MobileViTConfig(hidden_sizes=[64, 80, 96], expand_ratio=2.0,
+                                    neck_hidden_sizes=[16, 16, 24, 48, 64, 80, 320],
+                                    num_labels=16)  # fmt: skip
+    else:
+        config = tf.MobileViTConfig(image_size=64, hidden_sizes=[32, 32, 48], expand_ratio=2.0,
+                                    neck_hidden_sizes=[8, 8, 16, 24, 32, 40, 64],
+                                    num_labels=16)  # fmt: skip
+    return tf.MobileViTForImageClassification(config), _image(256 if full else 64)
+
+
+def _levit(full: bool) -> tuple[object, Inputs]:
+    import transformers as tf
+
+    if full:  # LeViT-128S
+        config = tf.LevitConfig(hidden_sizes=[128, 256, 384], num_attention_heads=[4, 6, 8],
+                                depths=[2, 3, 4], key_dim=[16, 16, 16], num_labels=16)  # fmt: skip
+    else:
+        config = tf.LevitConfig(image_size=64, hidden_sizes=[32, 48], num_attention_heads=[2, 3],
+                                depths=[1, 1], key_dim=[8, 8], mlp_ratio=[2, 2],
+                                attention_ratio=[2, 2], num_labels=16)  # fmt: skip
+        config.down_ops = config.down_ops[:1]  # one subsampling for two stages
+    return tf.LevitForImageClassificationWithTeacher(config), _image(224 if full else 64)
+
+
+def _cvt(full: bool) -> tuple[object, Inputs]:
+    import transformers as tf
+
+    if full:
+        config = tf.CvtConfig(num_labels=16)  # CvT-13
+    else:
+        # Two stages, the second with the class token (stage i needs more than i
+        # blocks: the library indexes its drop-path rates so).
+        two = {k: v[1:] for k, v in tf.CvtConfig().to_dict().items()
+               if isinstance(v, list) and len(v) == 3}  # fmt: skip
+        config = tf.CvtConfig(**{**two, "embed_dim": [16, 32], "num_heads": [1, 2],
+                                 "depth": [1, 2]}, num_labels=16)  # fmt: skip
+    return tf.CvtForImageClassification(config), _image(224 if full else 64)
+
+
+# -- detection and segmentation
+
+
+def _two_mit_stages() -> dict[str, list[int]]:
+    """Two stages of the Mix Transformer (PVTv2's and Segformer's encoder): one with
+    spatial-reduction attention, one without."""
+    return {"num_encoder_blocks": 2, "hidden_sizes": [16, 32], "depths": [1, 1],
+            "sr_ratios": [2, 1], "num_attention_heads": [1, 2], "patch_sizes": [7, 3],
+            "strides": [4, 2], "mlp_ratios": [4, 4]}  # fmt: skip
+
+
+def _segformer(full: bool) -> tuple[object, Inputs]:
+    import transformers as tf
+
+    if full:
+        config = tf.SegformerConfig(num_labels=16)  # MiT-B0 encoder, decoder 256 wide
+    else:
+        config = tf.SegformerConfig(**_two_mit_stages(), decoder_hidden_size=32, num_labels=8)
+    return tf.SegformerForSemanticSegmentation(config), _image(512 if full else 64)
+
+
+def _upernet(full: bool) -> tuple[object, Inputs]:
+    import transformers as tf
+
+    stages = ["stage1", "stage2", "stage3", "stage4"]
+    if full:
+        backbone = tf.ConvNextConfig(out_features=stages)  # ConvNeXt-T
+        config = tf.UperNetConfig(backbone_config=backbone, hidden_size=512,
+                                  use_auxiliary_head=False, num_labels=16)  # fmt: skip
+    else:
+        backbone = tf.ConvNextConfig(num_stages=2, hidden_sizes=[16, 32], depths=[1, 1],
+                                     out_features=stages[:2])  # fmt: skip
+        config = tf.UperNetConfig(backbone_config=backbone, hidden_size=32,
+                                  use_auxiliary_head=False, num_labels=8)  # fmt: skip
+    return tf.UperNetForSemanticSegmentation(config), _image(256 if full else 64)
+
+
+def _dpt(full: bool) -> tuple[object, Inputs]:
+    import transformers as tf
+
+    if full:
+        config = tf.DPTConfig(hidden_size=384, num_hidden_layers=4, num_attention_heads=6,
+                              intermediate_size=1536, image_size=384,
+                              backbone_out_indices=[0, 1, 2, 3],
+                              neck_hidden_sizes=[48, 96, 192, 384],
+                              fusion_hidden_size=128)  # fmt: skip
+    else:
+        config = tf.DPTConfig(hidden_size=32, num_hidden_layers=4, num_attention_heads=2,
+                              intermediate_size=64, image_size=64,
+                              backbone_out_indices=[0, 1, 2, 3],
+                              neck_hidden_sizes=[8, 16, 32, 32],
+                              fusion_hidden_size=16)  # fmt: skip
+    return tf.DPTForDepthEstimation(config), _image(384 if full else 64)
+
+
+def _detr(full: bool) -> tuple[object, Inputs]:
+    import transformers as tf
+
+    if full:  # DETR-R50 (the published input is 800×1333)
+        backbone = tf.ResNetConfig(out_features=["stage4"])
+        config = tf.DetrConfig(backbone_config=backbone, num_labels=16)
+    else:
+        backbone = tf.ResNetConfig(embedding_size=16, hidden_sizes=[16, 32, 48, 64],
+                                   depths=[1, 1, 1, 1], out_features=["stage4"])  # fmt: skip
+        config = tf.DetrConfig(backbone_config=backbone, d_model=32, encoder_layers=1,
+                               decoder_layers=1, encoder_attention_heads=2,
+                               decoder_attention_heads=2, encoder_ffn_dim=64,
+                               decoder_ffn_dim=64, num_queries=8, num_labels=8)  # fmt: skip
+    return tf.DetrForObjectDetection(config), _image(512 if full else 64)
+
+
+def _detr_output(out: Any) -> Any:
+    import torch
+
+    return torch.cat([out.logits, out.pred_boxes], dim=-1)
+
+
+# -- text encoders
+
+
+def _bert(full: bool) -> tuple[object, Inputs]:
     import transformers as tf
 
     layers, width, batch, seq = (4, 256, 2, 128) if full else (2, 64, 2, 16)
@@ -158,7 +538,83 @@ def _bert(full: bool) -> tuple[object, dict[str, np.ndarray]]:
     return tf.BertModel(config, add_pooling_layer=False), inputs
 
 
-def _gpt2(full: bool) -> tuple[object, dict[str, np.ndarray]]:
+def _encoder_size(full: bool) -> tuple[int, int, int]:
+    """(layers, width, tokens per sequence); batch 2."""
+    return (4, 256, 128) if full else (1, 64, 16)
+
+
+def _roberta(full: bool) -> tuple[object, Inputs]:
+    import transformers as tf
+
+    layers, width, seq = _encoder_size(full)
+    config = tf.RobertaConfig(vocab_size=1000, hidden_size=width, num_hidden_layers=layers,
+                              num_attention_heads=4, intermediate_size=4 * width,
+                              max_position_embeddings=514)  # fmt: skip
+    return tf.RobertaModel(config, add_pooling_layer=False), _text(2, seq, 3)
+
+
+def _distilbert(full: bool) -> tuple[object, Inputs]:
+    import transformers as tf
+
+    layers, width, seq = _encoder_size(full)
+    config = tf.DistilBertConfig(vocab_size=1000, dim=width, n_layers=layers, n_heads=4,
+                                 hidden_dim=4 * width)  # fmt: skip
+    return tf.DistilBertModel(config), _text(2, seq, 4)
+
+
+def _electra(full: bool) -> tuple[object, Inputs]:
+    import transformers as tf
+
+    layers, width, seq = _encoder_size(full)
+    config = tf.ElectraConfig(vocab_size=1000, embedding_size=width // 2, hidden_size=width,
+                              num_hidden_layers=layers, num_attention_heads=4,
+                              intermediate_size=4 * width)  # fmt: skip
+    return tf.ElectraModel(config), _text(2, seq, 5)
+
+
+def _albert(full: bool) -> tuple[object, Inputs]:
+    import transformers as tf
+
+    layers, width, seq = _encoder_size(full)
+    config = tf.AlbertConfig(vocab_size=1000, embedding_size=width // 2, hidden_size=width,
+                             num_hidden_layers=max(2, layers), num_attention_heads=4,
+                             intermediate_size=4 * width)  # fmt: skip
+    return tf.AlbertModel(config, add_pooling_layer=False), _text(2, seq, 6)
+
+
+def _deberta_v2(full: bool) -> tuple[object, Inputs]:
+    import transformers as tf
+
+    layers, width, seq = _encoder_size(full)
+    config = tf.DebertaV2Config(  # DeBERTa-v3's attention
+        vocab_size=1000, hidden_size=width, num_hidden_layers=layers, num_attention_heads=4,
+        intermediate_size=4 * width, relative_attention=True, position_buckets=32 if full else 8,
+        max_relative_positions=-1, position_biased_input=False, pos_att_type=["p2c", "c2p"],
+        norm_rel_ebd="layer_norm", share_att_key=True,
+    )  # fmt: skip
+    return tf.DebertaV2Model(config), _text(2, seq, 7)
+
+
+def _t5_encoder(full: bool) -> tuple[object, Inputs]:
+    import transformers as tf
+
+    layers, width, seq = _encoder_size(full)
+    config = tf.T5Config(vocab_size=1000, d_model=width, d_kv=width // 4, d_ff=2 * width,
+                         num_layers=layers, num_heads=4, feed_forward_proj="gated-gelu",
+                         relative_attention_num_buckets=32 if full else 8,
+                         use_cache=False)  # fmt: skip
+    return tf.T5EncoderModel(config), _text(2, seq, 8)
+
+
+# -- text decoders
+
+
+def _decoder_size(full: bool) -> tuple[int, int, int]:
+    """(layers, width, tokens); batch 1."""
+    return (4, 256, 128) if full else (1, 64, 16)
+
+
+def _gpt2(full: bool) -> tuple[object, Inputs]:
     import transformers as tf
 
     layers, width, seq = (4, 256, 128) if full else (2, 64, 16)
@@ -170,18 +626,165 @@ def _gpt2(full: bool) -> tuple[object, dict[str, np.ndarray]]:
     }
 
 
+def _llama(full: bool) -> tuple[object, Inputs]:
+    import transformers as tf
+
+    layers, width, seq = _decoder_size(full)
+    config = tf.LlamaConfig(vocab_size=1000, hidden_size=width, intermediate_size=2 * width,
+                            num_hidden_layers=layers, num_attention_heads=4,
+                            num_key_value_heads=2, max_position_embeddings=512,
+                            use_cache=False)  # fmt: skip
+    return tf.LlamaForCausalLM(config), _tokens(seq, 10)
+
+
+def _mistral(full: bool) -> tuple[object, Inputs]:
+    import transformers as tf
+
+    layers, width, seq = _decoder_size(full)
+    config = tf.MistralConfig(vocab_size=1000, hidden_size=width, intermediate_size=2 * width,
+                              num_hidden_layers=layers, num_attention_heads=4,
+                              num_key_value_heads=2, max_position_embeddings=512,
+                              sliding_window=seq // 2, use_cache=False)  # fmt: skip
+    return tf.MistralForCausalLM(config), _tokens(seq, 11)
+
+
+def _qwen2(full: bool) -> tuple[object, Inputs]:
+    import transformers as tf
+
+    layers, width, seq = _decoder_size(full)
+    config = tf.Qwen2Config(vocab_size=1000, hidden_size=width, intermediate_size=2 * width,
+                            num_hidden_layers=layers, num_attention_heads=4,
+                            num_key_value_heads=1, max_position_embeddings=512,
+                            use_cache=False)  # fmt: skip
+    return tf.Qwen2ForCausalLM(config), _tokens(seq, 12)
+
+
+def _phi(full: bool) -> tuple[object, Inputs]:
+    import transformers as tf
+
+    layers, width, seq = _decoder_size(full)
+    config = tf.PhiConfig(vocab_size=1000, hidden_size=width, intermediate_size=4 * width,
+                          num_hidden_layers=layers, num_attention_heads=4,
+                          max_position_embeddings=512, use_cache=False)  # fmt: skip
+    return tf.PhiForCausalLM(config), _tokens(seq, 13)
+
+
+def _gpt_neox(full: bool) -> tuple[object, Inputs]:
+    import transformers as tf
+
+    layers, width, seq = _decoder_size(full)
+    config = tf.GPTNeoXConfig(vocab_size=1000, hidden_size=width, intermediate_size=4 * width,
+                              num_hidden_layers=layers, num_attention_heads=4,
+                              max_position_embeddings=512, use_cache=False)  # fmt: skip
+    return tf.GPTNeoXForCausalLM(config), _tokens(seq, 14)
+
+
+def _gemma(full: bool) -> tuple[object, Inputs]:
+    import transformers as tf
+
+    layers, width, seq = _decoder_size(full)
+    config = tf.GemmaConfig(vocab_size=1000, hidden_size=width, intermediate_size=2 * width,
+                            num_hidden_layers=layers, num_attention_heads=4,
+                            num_key_value_heads=1, head_dim=width // 4,
+                            max_position_embeddings=512, use_cache=False)  # fmt: skip
+    return tf.GemmaForCausalLM(config), _tokens(seq, 15)
+
+
+# -- speech
+
+
+def _wav2vec2_config(full: bool, **kw: Any) -> Any:
+    import transformers as tf
+
+    if full:  # the published feature encoder, 4 of the 12 transformer layers
+        return tf.Wav2Vec2Config(num_hidden_layers=4, **kw)
+    return tf.Wav2Vec2Config(
+        hidden_size=64, num_hidden_layers=1, num_attention_heads=4, intermediate_size=128,
+        conv_dim=(32, 32, 32), conv_stride=(5, 2, 2), conv_kernel=(10, 3, 3),
+        num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=4, **kw,
+    )  # fmt: skip
+
+
+def _wav2vec2(full: bool) -> tuple[object, Inputs]:
+    import transformers as tf
+
+    config = _wav2vec2_config(full)
+    return tf.Wav2Vec2Model(config), _audio(16000 if full else 1600, 20)
+
+
+def _hubert(full: bool) -> tuple[object, Inputs]:
+    import transformers as tf
+
+    # The large models' variant: layer-normed feature encoder, pre-norm transformer.
+    config = _wav2vec2_config(full, feat_extract_norm="layer", do_stable_layer_norm=True)
+    hubert = tf.HubertConfig(**config.to_dict())
+    return tf.HubertModel(hubert), _audio(16000 if full else 1600, 21)
+
+
+def _whisper(full: bool) -> tuple[object, Inputs]:
+    import transformers as tf
+    from transformers.models.whisper.modeling_whisper import WhisperEncoder
+
+    if full:
+        config = tf.WhisperConfig()  # Whisper-tiny: 4 layers, 384 wide, 80×3000 log-mel
+    else:
+        config = tf.WhisperConfig(d_model=64, encoder_layers=1, encoder_attention_heads=4,
+                                  encoder_ffn_dim=128, max_source_positions=50)  # fmt: skip
+    frames = 2 * config.max_source_positions
+    rng = np.random.default_rng(22)
+    mel = rng.standard_normal((1, config.num_mel_bins, frames)).astype(np.float32)
+    return WhisperEncoder(config), {"input_features": mel}
+
+
 MODELS: dict[str, ZooModel] = {
     m.name: m
     for m in (
-        ZooModel("resnet", _resnet),
-        ZooModel("mobilenet_v2", _mobilenet_v2),
-        ZooModel("efficientnet", _efficientnet),
-        ZooModel("convnext", _convnext),
-        ZooModel("vit", _vit),
-        ZooModel("bert", _bert),
-        ZooModel("gpt2", _gpt2, dynamo=True),
+        ZooModel("resnet", "cnn", _resnet),
+        ZooModel("mobilenet_v1", "cnn", _mobilenet_v1),
+        ZooModel("mobilenet_v2", "cnn", _mobilenet_v2),
+        ZooModel("efficientnet", "cnn", _efficientnet),
+        ZooModel("regnet", "cnn", _regnet),
+        ZooModel("bit", "cnn", _bit),
+        ZooModel("convnext", "cnn", _convnext),
+        ZooModel("convnextv2", "cnn", _convnextv2),
+        ZooModel("vit", "vision transformer", _vit),
+        ZooModel("deit", "vision transformer", _deit),
+        ZooModel("swin", "vision transformer", _swin),
+        ZooModel("swinv2", "vision transformer", _swinv2),
+        ZooModel("pvt_v2", "vision transformer", _pvt_v2),
+        ZooModel("mobilevit", "vision transformer", _mobilevit),
+        ZooModel("levit", "vision transformer", _levit),
+        ZooModel("cvt", "vision transformer", _cvt),
+        ZooModel("segformer", "detection/segmentation", _segformer),
+        ZooModel("upernet", "detection/segmentation", _upernet, dynamo=True),
+        ZooModel("dpt", "detection/segmentation", _dpt),
+        ZooModel("detr", "detection/segmentation", _detr, output=_detr_output),
+        ZooModel("bert", "text encoder", _bert),
+        ZooModel("roberta", "text encoder", _roberta),
+        ZooModel("distilbert", "text encoder", _distilbert),
+        ZooModel("electra", "text encoder", _electra),
+        ZooModel("albert", "text encoder", _albert),
+        ZooModel("deberta_v2", "text encoder", _deberta_v2),
+        ZooModel("t5_encoder", "text encoder", _t5_encoder),
+        ZooModel("gpt2", "text decoder", _gpt2, dynamo=True),
+        ZooModel("llama", "text decoder", _llama),
+        ZooModel("mistral", "text decoder", _mistral),
+        ZooModel("qwen2", "text decoder", _qwen2),
+        ZooModel("phi", "text decoder", _phi),
+        ZooModel("gpt_neox", "text decoder", _gpt_neox),
+        ZooModel("gemma", "text decoder", _gemma),
+        ZooModel("wav2vec2", "speech", _wav2vec2),
+        ZooModel("hubert", "speech", _hubert),
+        ZooModel("whisper", "speech", _whisper),
     )
 }
+
+
+def _default_output(out: Any) -> Any:
+    for field in ("logits", "predicted_depth", "last_hidden_state"):
+        if getattr(out, field, None) is not None:
+            return getattr(out, field)
+    raise TypeError(f"no logits, predicted_depth or last_hidden_state in {type(out).__name__}")
 
 
 def torch_model(name: str, *, full: bool = False, seed: int = 0):
@@ -193,6 +796,7 @@ def torch_model(name: str, *, full: bool = False, seed: int = 0):
     torch.manual_seed(seed)  # weights that the re-initialization leaves (embeddings)
     model, inputs = zoo.build(full)
     _reinit(model, {k: torch.from_numpy(v) for k, v in inputs.items()}, seed)
+    select = zoo.output or _default_output
 
     class Wrapped(torch.nn.Module):
         def __init__(self) -> None:
@@ -201,8 +805,7 @@ def torch_model(name: str, *, full: bool = False, seed: int = 0):
 
         def forward(self, *args: torch.Tensor) -> torch.Tensor:
             """The model's logits (or last hidden state) as one plain tensor."""
-            out = self.inner(**dict(zip(inputs, args, strict=True)))
-            return out.logits if hasattr(out, "logits") else out.last_hidden_state
+            return select(self.inner(**dict(zip(inputs, args, strict=True))))
 
     return Wrapped().eval(), inputs
 
