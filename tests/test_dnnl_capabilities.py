@@ -1,4 +1,5 @@
-"""oneDNN by capability: convolutions and pooling of every rank, and never a reference
+"""oneDNN by capability: convolutions and pooling of every rank, resampling, log-softmax,
+and never a reference
 kernel (post-ops that oneDNN fuses only into its reference kernel run apart, and
 broadcasts that only its reference kernel takes stay on TVM)."""
 
@@ -85,6 +86,37 @@ CASES = {
         lambda bb, p: relax.op.nn.log_softmax(p[0], axis=-1),
         lambda x: F.log_softmax(x, dim=-1),
     ),
+    "bilinear upsampling, half-pixel centres (NCHW)": (
+        [(1, 4, 7, 9)],
+        lambda bb, p: relax.op.image.resize2d(
+            p[0], (14, 27), method="linear", coordinate_transformation_mode="pytorch_half_pixel"
+        ),
+        lambda x: F.interpolate(x, size=(14, 27), mode="bilinear", align_corners=False),
+    ),
+    "bilinear downsampling, half-pixel centres (NHWC)": (
+        [(1, 12, 10, 3)],
+        lambda bb, p: relax.op.image.resize2d(
+            p[0],
+            (5, 4),
+            layout="NHWC",
+            method="linear",
+            coordinate_transformation_mode="half_pixel",
+        ),
+        lambda x: F.interpolate(
+            x.permute(0, 3, 1, 2), size=(5, 4), mode="bilinear", align_corners=False
+        ).permute(0, 2, 3, 1),
+    ),
+    "nearest upsampling by 2 and 3": (
+        [(2, 3, 5, 4)],
+        lambda bb, p: relax.op.image.resize2d(
+            p[0],
+            (10, 12),
+            method="nearest_neighbor",
+            coordinate_transformation_mode="asymmetric",
+            rounding_method="floor",
+        ),
+        lambda x: F.interpolate(x, size=(10, 12), mode="nearest"),
+    ),
     "avg_pool3d": (
         [(1, 3, 6, 10, 10)],
         lambda bb, p: relax.op.nn.avg_pool3d(p[0], 2, strides=2),
@@ -93,11 +125,17 @@ CASES = {
 }
 
 
-HEAVY = ("relax.nn.conv", "relax.nn.max_pool", "relax.nn.avg_pool", "relax.nn.log_softmax")
+HEAVY = (
+    "relax.nn.conv",
+    "relax.nn.max_pool",
+    "relax.nn.avg_pool",
+    "relax.nn.log_softmax",
+    "relax.image.resize2d",
+)
 
 
 @pytest.mark.parametrize("name", list(CASES))
-def test_every_rank_of_convolution_and_pooling_runs_on_onednn(name):
+def test_each_capability_runs_on_onednn(name):
     shapes, build, reference = CASES[name]
     module = tvmext.compile(_module(shapes, build), "dnnl, llvm")
     rng = np.random.default_rng(0)
@@ -167,6 +205,21 @@ def test_post_ops_fusable_only_into_a_reference_kernel_run_apart():
         assert [kind for kind, _ in ran] == kinds, (name, ran)
         assert not [impl for _, impl in ran if impl.startswith("ref")], (name, ran)
     assert "reference kernel" not in done.stderr
+
+
+def test_resize_with_aligned_corners_stays_on_tvm(rng):
+    module = tvmext.compile(
+        _module([(1, 2, 5, 5)], lambda bb, p: relax.op.image.resize2d(
+            p[0], (9, 9), method="linear", coordinate_transformation_mode="align_corners"
+        )),
+        "dnnl, llvm",
+    )  # fmt: skip
+    (report,) = module.reports
+    (resize,) = report.ops
+    assert resize.placement == "tvm" and "align_corners" in resize.detail, str(report)
+    x = rng.standard_normal((1, 2, 5, 5)).astype(np.float32)
+    want = F.interpolate(torch.from_numpy(x), size=(9, 9), mode="bilinear", align_corners=True)
+    np.testing.assert_allclose(module.run(x)[0], want.numpy(), rtol=1e-5, atol=1e-5)
 
 
 def test_softmax_over_an_inner_axis_stays_on_tvm(rng):

@@ -354,6 +354,17 @@ def _mean(c: Composite, setup: _Setup) -> None:
     setup.ret(f"tvmext_dnnl::reduce_mean({src}, {dst})")
 
 
+def _resize(c: Composite, setup: _Setup) -> None:
+    _, call = c.bindings[0]
+    data = call.args[0]
+    c.arg(data)
+    layout = str(call.attrs.layout)
+    src = setup.desc(layouts.in_layout(_shape(data), layout, "NCHW"))
+    dst = setup.desc(layouts.in_layout(_shape(call), layout, "NCHW"))
+    linear = "true" if str(call.attrs.method) == "linear" else "false"
+    setup.ret(f"tvmext_dnnl::resampling({linear}, {src}, {dst})")
+
+
 def _binary(c: Composite, setup: _Setup) -> None:
     """An add or multiply; the operand of the output's shape is oneDNN's src0."""
     _, call = c.bindings[0]
@@ -400,6 +411,7 @@ _EMITTERS = {
     **dict.fromkeys(patterns.CONVOLUTIONS, _conv),
     **dict.fromkeys(patterns.POOLS, _pool),
     "relax.mean": _mean,
+    "relax.image.resize2d": _resize,
     "relax.nn.softmax": _softmax,
     "relax.nn.log_softmax": _softmax,
     "relax.permute_dims": _transpose,

@@ -214,6 +214,34 @@ def is_spatial_mean(call: relax.Call) -> bool:
     return rank == 4 and sorted(int(a) % rank for a in call.attrs.axis or ()) == [1, 2]
 
 
+def _check_resize(call: relax.Call) -> str | None:
+    """oneDNN resamples linearly with half-pixel centres (PyTorch's align_corners=False)
+    and to the nearest pixel as PyTorch's "nearest" does at integer upscales."""
+    attrs = call.attrs
+    layout, method = str(attrs.layout), str(attrs.method)
+    mode = str(attrs.coordinate_transformation_mode)
+    if layout not in ("NCHW", "NHWC"):
+        return f"resize2d layout {layout} is not NCHW or NHWC"
+    src, dst = static_shape(call.args[0]), static_shape(call)
+    if src is None or dst is None:
+        return None  # reported by the dtype/shape check
+    axes = [layout.index("H"), layout.index("W")]
+    if method == "linear":
+        half_pixel = mode == "half_pixel" or (
+            mode == "pytorch_half_pixel" and all(dst[a] > 1 for a in axes)
+        )
+        return None if half_pixel else f"linear resize2d with {mode} coordinates"
+    upscale = all(dst[a] % src[a] == 0 for a in axes)
+    floor = mode == "asymmetric" and str(attrs.rounding_method) == "floor"
+    if method == "nearest_neighbor" and floor and upscale:
+        return None
+    return (
+        f"resize2d {method} ({mode}, rounding {attrs.rounding_method}) from {list(src)} to "
+        f"{list(dst)}: oneDNN takes linear with half-pixel centres, and nearest at integer "
+        f"upscales with asymmetric coordinates rounded down"
+    )
+
+
 def _accept(call: relax.Call) -> str | None:
     return None
 
@@ -282,6 +310,13 @@ ROOTS = (
     ),
     *(_pool_row(op) for op in POOLS),
     RootOp("mean", lambda: is_op("relax.mean")(wildcard()), _check_mean, None, 0),
+    RootOp(
+        "resize2d",
+        lambda: is_op("relax.image.resize2d")(wildcard(), wildcard()),
+        _check_resize,
+        None,
+        0,
+    ),
     # over an axis but the last oneDNN 3.2 has only its reference kernel: the compile-time
     # check of its implementation (codegen.refusal) keeps those on TVM
     RootOp("softmax", lambda: is_op("relax.nn.softmax")(wildcard()), _accept, None, 0),

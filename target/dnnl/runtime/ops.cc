@@ -618,6 +618,19 @@ class Pooling : public PrimitiveOp {
   }
 };
 
+class Resampling : public PrimitiveOp {
+ public:
+  Resampling(bool linear, const Desc& src, const Desc& dst) {
+    auto alg = linear ? dnnl::algorithm::resampling_linear : dnnl::algorithm::resampling_nearest;
+    dnnl::resampling_forward::primitive_desc pd(
+        cpu_engine(), dnnl::prop_kind::forward_inference, alg, md(src), md(dst));
+    chose("resampling", pd.impl_info_str(), pd.dst_desc());
+    primitive_ = dnnl::resampling_forward(pd);
+    add(DNNL_ARG_SRC, pd.src_desc());
+    add(DNNL_ARG_DST, pd.dst_desc());
+  }
+};
+
 class ReduceMean : public PrimitiveOp {
  public:
   ReduceMean(const Desc& src, const Desc& dst) {
@@ -738,6 +751,10 @@ std::unique_ptr<Op> pooling(PoolKind kind, const Desc& src, const Desc& dst,
                             const int64_t* kernel, const int64_t* stride, const int64_t* pad_l,
                             const int64_t* pad_r, const int64_t* dilation) {
   return std::make_unique<Pooling>(kind, src, dst, kernel, stride, pad_l, pad_r, dilation);
+}
+
+std::unique_ptr<Op> resampling(bool linear, const Desc& src, const Desc& dst) {
+  return std::make_unique<Resampling>(linear, src, dst);
 }
 
 std::unique_ptr<Op> reduce_mean(const Desc& src, const Desc& dst) {

@@ -69,6 +69,9 @@ enum PoolKind : int { kMaxPool = 0, kAvgPoolWithPadding, kAvgPoolWithoutPadding 
 std::unique_ptr<Op> pooling(PoolKind kind, const Desc& src, const Desc& dst,
                             const int64_t* kernel, const int64_t* stride, const int64_t* pad_l,
                             const int64_t* pad_r, const int64_t* dilation);
+// Resizing N, C, spatial dims to dst's spatial size: linear with half-pixel centers, or
+// nearest. inputs: src.
+std::unique_ptr<Op> resampling(bool linear, const Desc& src, const Desc& dst);
 // inputs: src; dst has the reduced dims as 1.
 std::unique_ptr<Op> reduce_mean(const Desc& src, const Desc& dst);
 // inputs: src0, src1 (broadcast to dst, which has src0's dims); kind: kAdd or kMul.
