@@ -68,6 +68,38 @@ def test_fold_batch_norm_keeps_values_and_removes_batch_norm(rng, with_bias):
     )
 
 
+@pytest.mark.parametrize("with_bias", [False, True])
+def test_fold_batch_norm_after_a_dense_layer_through_the_token_reshape(rng, with_bias):
+    """LeViT's linear + BatchNorm1d: [B, N, K] @ [K, C] flattened to [B*N, C]."""
+
+    def build(bb, x):
+        y = bb.emit(relax.op.matmul(x, _const(rng, 12, 6)))
+        if with_bias:
+            y = bb.emit(relax.op.add(y, _const(rng, 6)))
+        y = bb.emit(relax.op.reshape(y, (10, 6)))
+        stats = [_const(rng, 6, low=0.5), _const(rng, 6), _const(rng, 6), _const(rng, 6, low=0.5)]
+        bn = bb.emit(relax.op.nn.batch_norm(y, *stats, axis=1, epsilon=1e-5))
+        return relax.op.reshape(bb.emit(relax.TupleGetItem(bn, 0)), (2, 5, 6))
+
+    mod = _module((2, 5, 12), build)
+    folded = fold_batch_norm()(mod)
+    assert _ops(folded) == ["relax.matmul", "relax.add", "relax.reshape", "relax.reshape"]
+    x = rng.standard_normal((2, 5, 12)).astype(np.float32)
+    reference = relax.transform.DecomposeOpsForInference()(mod)
+    np.testing.assert_allclose(
+        run_module(folded, x).numpy(), run_module(reference, x).numpy(), rtol=1e-4, atol=1e-5
+    )
+
+
+def test_batch_norm_over_another_axis_than_the_features_is_not_folded(rng):
+    def build(bb, x):
+        y = bb.emit(relax.op.matmul(x, _const(rng, 12, 6)))
+        stats = [_const(rng, 5, low=0.5), _const(rng, 5), _const(rng, 5), _const(rng, 5, low=0.5)]
+        return relax.TupleGetItem(bb.emit(relax.op.nn.batch_norm(y, *stats, axis=1)), 0)
+
+    assert "relax.nn.batch_norm" in _ops(fold_batch_norm()(_module((2, 5, 12), build)))
+
+
 def test_nhwc_layout_then_folding_leaves_constant_nhwc_weights(rng):
     def build(bb, x):
         y = bb.emit(relax.op.nn.conv2d(x, _const(rng, 4, 3, 3, 3), padding=1))

@@ -82,10 +82,15 @@ def passes_for(phase: str, *targets: str) -> list[PassEntry]:
     return sorted(found, key=lambda e: e.priority)
 
 
-def _each_function(mod: tvm.IRModule, rewrite: Callable[[relax.Function], Any]) -> None:
+def _each_function(mod: tvm.IRModule, rewrite: Callable[[relax.Function], Any]) -> tvm.IRModule:
+    """A copy of ``mod`` with every Relax function rewritten: assigning into the module
+    a pass was given would change the caller's module too (a test's reference, the
+    input of an earlier ``--dump-ir`` stage)."""
+    out = mod.clone()
     for gv, func in list(mod.functions_items()):
         if isinstance(func, relax.Function):
-            mod[gv] = rewrite(func)
+            out[gv] = rewrite(func)
+    return out
 
 
 def function_pass(
@@ -95,8 +100,7 @@ def function_pass(
 
     @tvm.transform.module_pass(opt_level=0, name=name)
     def run(mod: tvm.IRModule, _ctx: Any) -> tvm.IRModule:
-        _each_function(mod, rewrite)
-        return mod
+        return _each_function(mod, rewrite)
 
     return run
 
@@ -107,7 +111,7 @@ def mutator_pass(name: str, mutator: Callable[[tvm.IRModule], Any]) -> tvm.trans
 
     @tvm.transform.module_pass(opt_level=0, name=name)
     def run(mod: tvm.IRModule, _ctx: Any) -> tvm.IRModule:
-        _each_function(mod, lambda func: mutator(mod).visit_expr(func))
-        return relax.transform.DeadCodeElimination()(mod)
+        rewritten = _each_function(mod, lambda func: mutator(mod).visit_expr(func))
+        return relax.transform.DeadCodeElimination()(rewritten)
 
     return run

@@ -17,13 +17,12 @@ not in NCHW with the convolution's result transposed back and forth around it.
 from __future__ import annotations
 
 from collections import Counter
-from typing import Any
 
 import tvm
 from tvm import relax
 from tvm.relax.expr_functor import PyExprMutator, mutator
 
-from tvmext.pass_registry import register_pass
+from tvmext.pass_registry import function_pass, register_pass
 
 _COMMUTATIVE = ("relax.add", "relax.multiply")
 
@@ -66,11 +65,6 @@ class _Swapper(PyExprMutator):
 def post_op_operand_order() -> tvm.transform.Pass:
     """Swap operands of add/multiply so that the single-use producer comes first."""
 
-    @tvm.transform.module_pass(opt_level=0, name="tvmext.PostOpOperandOrder")
-    def run(mod: tvm.IRModule, _ctx: Any) -> tvm.IRModule:
-        for gv, func in list(mod.functions_items()):
-            if isinstance(func, relax.Function):
-                mod[gv] = _Swapper(_uses(func)).visit_expr(func)
-        return mod
-
-    return run
+    return function_pass(
+        "tvmext.PostOpOperandOrder", lambda func: _Swapper(_uses(func)).visit_expr(func)
+    )
