@@ -6,15 +6,32 @@ Run: .venv/bin/python benchmarks/real_models.py [--models resnet,vit] [--threads
      (OpenVINO is a benchmark-only dependency: pip install -e '.[bench]')
 
 For each ``transformers`` model of ``tests/model_zoo.py`` at its published size
-(``full=True``: 224² images; BERT 2×128, GPT-2 1×128 tokens), and for two small models
-of our own shapes (a 2-block residual CNN at 64×56², an MLP 64×512→1024→64), it exports
-the ONNX file and times, with the same thread count: tvmext ``"dnnl, llvm"`` and ``"llvm"``, ONNX
-Runtime, PyTorch eager (the module the ONNX file was exported from) and OpenVINO with
-``INFERENCE_PRECISION_HINT: f32`` (its default on CPUs with AMX or AVX512-BF16 is bf16,
-a different accuracy contract). Each runtime's output is checked against ONNX
-Runtime's first. Runtimes are timed in interleaved rounds, each after the previous
-one's threads settled; a runtime's time is the median of its round medians. Ratios are
-ORT time / runtime time (above 1: faster than ONNX Runtime), with their geometric mean.
+(``full=True``), and for two small models of our own shapes (a 2-block residual CNN at
+64×56², an MLP 64×512→1024→64), it exports the ONNX file and times, with the same
+thread count: tvmext ``"dnnl, llvm"`` and ``"llvm"``, ONNX Runtime, PyTorch eager (the
+module the ONNX file was exported from) and OpenVINO with ``INFERENCE_PRECISION_HINT:
+f32`` (its default on CPUs with AMX or AVX512-BF16 is bf16, a different accuracy
+contract). Each runtime's output is checked against ONNX Runtime's first. Runtimes are
+timed in interleaved rounds, each after the previous one's threads settled; a
+runtime's time is the median of its round medians. Ratios are ORT time / runtime time
+(above 1: faster than ONNX Runtime). After the per-model table comes one per family:
+the geometric mean of each ratio over the family's models, overall too, and the
+family's worst model (lowest ratio of the first tvmext runtime timed).
+
+The zoo (``tests/model_zoo.py`` says what each brings and its exact sizes):
+
+- cnn: resnet (ResNet-50), mobilenet_v1, mobilenet_v2, efficientnet (B0), regnet
+  (RegNetY-400MF), bit (BiT-S-R50x1), convnext (ConvNeXt-T), convnextv2 (V2-T); 224²
+- vision transformer: vit (6 layers, 384 wide), deit (DeiT-S), swin (Swin-T), swinv2
+  (V2-T, 256²), pvt_v2 (B0), mobilevit (XXS, 256²), levit (128S), cvt (CvT-13); 224²
+- detection/segmentation: segformer (MiT-B0, 512²), upernet (ConvNeXt-T, 256²), dpt
+  (depth; 4 ViT-S layers, 384²), detr (ResNet-50, 6+6 layers, 512²)
+- text encoder (4 layers, 256 wide, 2×128 tokens): bert, roberta, distilbert, electra,
+  albert, deberta_v2, t5_encoder
+- text decoder (4 layers, 256 wide, 1×128 tokens): gpt2, llama, mistral, qwen2, phi,
+  gpt_neox, gemma
+- speech: wav2vec2, hubert (1 s at 16 kHz; published feature encoder, 4 layers 768
+  wide), whisper (Whisper-tiny's encoder, 80×3000 log-mel)
 """
 
 from __future__ import annotations
@@ -184,24 +201,48 @@ def main() -> None:
     print(f"{'model':13}" + "".join(f"{r:>11}" for r in RUNTIMES)
           + "".join(f"{'ORT/' + r:>13}" for r in RUNTIMES if r != "ORT"))  # fmt: skip
     peers = [r for r in RUNTIMES if r != "ORT"]
-    ratios: dict[str, dict[str, list[float]]] = {"zoo": {}, "small": {}}
+    rows: dict[str, dict[str, float]] = {}  # model: runtime: ORT/runtime
     for name in args.models.split(","):
         calls, want = runners(name, folder, args.threads, wanted)
         check(name, calls, want)
         times = timed(calls, args.repeat, args.rounds)
-        group = ratios["zoo" if name in MODELS else "small"]
-        row = {r: times["ORT"] / times[r] for r in peers if r in times}
-        for runtime, ratio in row.items():
-            group.setdefault(runtime, []).append(ratio)
+        rows[name] = {r: times["ORT"] / times[r] for r in peers if r in times}
         print(f"{name:13}" + "".join(_cell(times.get(r), 1e3, 11) for r in RUNTIMES)
-              + "".join(_cell(row.get(r), 1, 13) for r in peers), flush=True)  # fmt: skip
-    for group, by_runtime in ratios.items():
-        if by_runtime:
-            geomean = {
-                r: math.exp(statistics.fmean(map(math.log, v))) for r, v in by_runtime.items()
-            }
-            print(f"{'geomean ' + group:13}" + " " * 11 * len(RUNTIMES)
-                  + "".join(_cell(geomean.get(r), 1, 13) for r in peers))  # fmt: skip
+              + "".join(_cell(rows[name].get(r), 1, 13) for r in peers), flush=True)  # fmt: skip
+    print_families(rows, peers)
+
+
+def family(name: str) -> str:
+    """The zoo family of model ``name``; "ours (small)" for our own shapes."""
+    return MODELS[name].family if name in MODELS else "ours (small)"
+
+
+def print_families(rows: dict[str, dict[str, float]], peers: Sequence[str]) -> None:
+    """Per family, then over the zoo: the geometric mean of each ORT/runtime ratio, and
+    the worst model by the first tvmext runtime timed."""
+    timed_peers = [r for r in peers if any(r in row for row in rows.values())]
+    if not timed_peers:
+        return
+    key = next((r for r in ("dnnl", "llvm") if r in timed_peers), timed_peers[0])
+    groups: dict[str, list[str]] = {}
+    for name in rows:
+        groups.setdefault(family(name), []).append(name)
+    zoo = [name for name in rows if name in MODELS]
+    if zoo:
+        groups["overall (zoo)"] = zoo
+    print()
+    print(f"{'family':24}{'models':>7}" + "".join(f"{'ORT/' + r:>13}" for r in timed_peers)
+          + f"   worst by ORT/{key}")  # fmt: skip
+    for group, names in groups.items():
+        means = {r: geomean([rows[n][r] for n in names if r in rows[n]]) for r in timed_peers}
+        ranked = sorted((rows[n][key], n) for n in names if key in rows[n])
+        worst = f"{ranked[0][1]} {ranked[0][0]:.2f}" if ranked else "n/a"
+        print(f"{group:24}{len(names):7}" + "".join(_cell(means[r], 1, 13) for r in timed_peers)
+              + f"   {worst}", flush=True)  # fmt: skip
+
+
+def geomean(values: Sequence[float]) -> float | None:
+    return math.exp(statistics.fmean(map(math.log, values))) if values else None
 
 
 def _cell(value: float | None, scale: float, width: int) -> str:

@@ -155,8 +155,8 @@ def _reinit(model: object, inputs: dict[str, object], seed: int) -> None:
         dims = (0, *range(2, x.dim()))
         mean, var = module.running_mean, module.running_var
         assert isinstance(mean, torch.Tensor) and isinstance(var, torch.Tensor)
-        if x.numel() < 16 * x.shape[1]:  # few samples per channel (a pooled vector, a
-            # 2×2 map): only scaled, subtracting their mean would cancel the signal
+        if x.numel() < 64 * x.shape[1]:  # few samples per channel (a pooled vector, a
+            # 7×7 map): only scaled, subtracting their mean would cancel the signal
             # and amplify rounding differences between runtimes
             mean.zero_()
             var.fill_(float(x.pow(2).mean()) + 1e-3)
@@ -466,7 +466,9 @@ def _upernet(full: bool) -> tuple[object, Inputs]:
 
     stages = ["stage1", "stage2", "stage3", "stage4"]
     if full:
-        backbone = tf.ConvNextConfig(out_features=stages)  # ConvNeXt-T
+        # ConvNeXt-T (lists: the backbone concatenates hidden_sizes to a list)
+        backbone = tf.ConvNextConfig(hidden_sizes=[96, 192, 384, 768], depths=[3, 3, 9, 3],
+                                     out_features=stages)  # fmt: skip
         config = tf.UperNetConfig(backbone_config=backbone, hidden_size=512,
                                   use_auxiliary_head=False, num_labels=16)  # fmt: skip
     else:
