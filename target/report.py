@@ -102,6 +102,8 @@ def op_cost(call: relax.Call) -> tuple[int, int]:
         layout = str(call.attrs.kernel_layout)
         per_output = math.prod(weight) // weight[layout.index("O")]
         return 2 * n_out * per_output, moved
+    if name in ("relax.nn.conv1d_transpose", "relax.nn.conv2d_transpose") and weight is not None:
+        return 2 * math.prod(static_shape(call.args[0]) or ()) * math.prod(weight[1:]), moved
     if name == "relax.matmul":
         a = static_shape(call.args[0])
         return (2 * n_out * a[-1] if a else 0), moved

@@ -39,6 +39,8 @@ W1 = _weights(16, 2, 5)
 B1 = _weights(16, seed=1)
 W_POS = _weights(16, 2, 16, seed=2)  # wav2vec2's positional convolution, scaled down
 W3 = _weights(6, 3, 3, 3, 3, seed=3)
+WT2 = _weights(8, 3, 3, 3, seed=4)  # in 8, out 2 groups x 3, IOHW
+WT1 = _weights(4, 5, 4, seed=5)
 
 # name: (input shapes, Relax body, PyTorch reference)
 CASES = {
@@ -75,6 +77,33 @@ CASES = {
             relax.op.nn.conv3d(p[0], relax.const(W3), padding=1, dilation=(1, 2, 1))
         ),
         lambda x: F.relu(F.conv3d(x, torch.from_numpy(W3), padding=1, dilation=(1, 2, 1))),
+    ),
+    "conv2d_transpose grouped, strided, output padding, bias and ReLU": (
+        [(1, 8, 5, 6)],
+        lambda bb, p: relax.op.nn.relu(
+            relax.op.add(
+                relax.op.nn.conv2d_transpose(
+                    p[0], relax.const(WT2), strides=2, padding=1, output_padding=1, groups=2
+                ),
+                relax.const(B1[:6].reshape(1, 6, 1, 1)),
+            )
+        ),
+        lambda x: F.relu(
+            F.conv_transpose2d(
+                x,
+                torch.from_numpy(WT2),
+                torch.from_numpy(B1[:6]),
+                stride=2,
+                padding=1,
+                output_padding=1,
+                groups=2,
+            )
+        ),
+    ),
+    "conv1d_transpose by 4 (an upsampling decoder)": (
+        [(2, 4, 9)],
+        lambda bb, p: relax.op.nn.conv1d_transpose(p[0], relax.const(WT1), strides=4),
+        lambda x: F.conv_transpose1d(x, torch.from_numpy(WT1), stride=4),
     ),
     "max_pool1d": (
         [(2, 8, 50)],

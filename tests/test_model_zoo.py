@@ -37,11 +37,7 @@ VERIFIED = ("resnet", "mobilenet_v2", "efficientnet", "convnext", "vit", "bert",
 FULL = os.environ.get("TVMEXT_FULL_ZOO") == "1"
 # (model, target): why tvmext gets it wrong. strict: a fix makes the test fail until
 # the entry goes.
-KNOWN_BUGS: dict[tuple[str, str], str] = {
-    ("dpt", "dnnl, llvm"): "oneDNN target: DPT's ConvTranspose (stride 4) is converted to "
-    "NHWC/IOHW, then neither offloaded nor legalized: CodeGenVM cannot emit "
-    "R.nn.conv2d_transpose",
-}
+KNOWN_BUGS: dict[tuple[str, str], str] = {}
 
 
 def _cases() -> list:

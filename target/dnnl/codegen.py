@@ -209,8 +209,9 @@ def _post_ops(
 
 
 def _conv(c: Composite, setup: _Setup) -> None:
-    """A 1-D, 2-D or 3-D convolution (``padding`` holds the leading pads, then the
-    trailing ones)."""
+    """A 1-D, 2-D or 3-D convolution, or a transposed one (``padding`` holds the leading
+    pads, then the trailing ones; a transposed convolution's ``output_padding`` extends
+    its output, i.e. takes from its trailing pads)."""
     _, call = c.bindings[0]
     attrs = call.attrs
     data, weight = call.args
@@ -218,17 +219,21 @@ def _conv(c: Composite, setup: _Setup) -> None:
     c.arg(weight)
     view = layouts.conv_view(call)
     src = setup.desc(layouts.in_layout(_shape(data), str(attrs.data_layout), view.logical))
-    wei = setup.desc(
-        layouts.conv_weights(_shape(weight), str(attrs.kernel_layout), int(attrs.groups))
-    )
+    transposed = call.op.name in patterns.TRANSPOSED_CONVOLUTIONS
+    weights = layouts.conv_transpose_weights if transposed else layouts.conv_weights
+    wei = setup.desc(weights(_shape(weight), str(attrs.kernel_layout), int(attrs.groups)))
     dst = setup.desc(view.out())
     pad = [int(p) for p in attrs.padding]
     n = len(pad) // 2
+    trailing = pad[n:]
+    if transposed:
+        trailing = [p - int(e) for p, e in zip(trailing, attrs.output_padding, strict=True)]
     stride, pad_l = setup.ints(attrs.strides), setup.ints(pad[:n])
-    pad_r, dilation = setup.ints(pad[n:]), setup.ints(attrs.dilation)
+    pad_r, dilation = setup.ints(trailing), setup.ints(attrs.dilation)
     bias, post = _post_ops(c, setup, view)
+    primitive = "deconvolution" if transposed else "convolution"
     setup.ret(
-        f"tvmext_dnnl::convolution({src}, {wei}, {bias}, {dst}, {stride}, {pad_l}, {pad_r}, "
+        f"tvmext_dnnl::{primitive}({src}, {wei}, {bias}, {dst}, {stride}, {pad_l}, {pad_r}, "
         f"{dilation}, {post})"
     )
 
@@ -408,7 +413,7 @@ def _layer_norm(c: Composite, setup: _Setup) -> None:
 
 
 _EMITTERS = {
-    **dict.fromkeys(patterns.CONVOLUTIONS, _conv),
+    **dict.fromkeys((*patterns.CONVOLUTIONS, *patterns.TRANSPOSED_CONVOLUTIONS), _conv),
     **dict.fromkeys(patterns.POOLS, _pool),
     "relax.mean": _mean,
     "relax.image.resize2d": _resize,

@@ -84,6 +84,16 @@ def conv_weights(shape: Sequence[int], layout: str, groups: int) -> Desc:
     return Desc((groups, o // groups, *rest), ((o // groups) * so, so, *rest_strides))
 
 
+def conv_transpose_weights(shape: Sequence[int], layout: str, groups: int) -> Desc:
+    """Transposed-convolution weights in ``layout`` (``"IOHW"``: input channels, then the
+    output channels of one group) as oneDNN's deconvolution weights (G,) O, I, spatial."""
+    desc = in_layout(shape, layout, "OI" + spatial_axes(len(shape)))
+    if groups == 1:
+        return desc
+    (o, i, *rest), (so, si, *rest_strides) = desc.dims, desc.strides
+    return Desc((groups, o, i // groups, *rest), ((i // groups) * si, so, si, *rest_strides))
+
+
 def permute_axes(call: relax.Call) -> list[int]:
     """The axes of a ``permute_dims`` call (reversed when not given)."""
     rank = len(_shape(call))

@@ -129,6 +129,7 @@ class RootOp:
 
 
 CONVOLUTIONS = ("relax.nn.conv1d", "relax.nn.conv2d", "relax.nn.conv3d")
+TRANSPOSED_CONVOLUTIONS = ("relax.nn.conv1d_transpose", "relax.nn.conv2d_transpose")
 POOLS = tuple(f"relax.nn.{kind}_pool{n}d" for kind in ("max", "avg") for n in (1, 2, 3))
 
 
@@ -150,6 +151,12 @@ def _check_conv(call: relax.Call) -> str | None:
     weights = "OI" + layouts.spatial_axes(rank)
     if sorted(str(attrs.kernel_layout)) != sorted(weights):
         return f"{what} kernel layout {attrs.kernel_layout} is not a permutation of {weights}"
+    if call.op.name in TRANSPOSED_CONVOLUTIONS:
+        pads = [int(p) for p in attrs.padding]
+        trailing = pads[len(pads) // 2 :]
+        extra = [int(p) for p in attrs.output_padding]
+        if any(p < e for p, e in zip(trailing, extra, strict=True)):
+            return f"{what} with output_padding {extra} beyond its trailing padding {trailing}"
     return None
 
 
@@ -293,7 +300,7 @@ def _pool_row(op: str) -> RootOp:
 
 
 ROOTS = (
-    *(_conv_row(op) for op in CONVOLUTIONS),
+    *(_conv_row(op) for op in (*CONVOLUTIONS, *TRANSPOSED_CONVOLUTIONS)),
     RootOp(
         "dense",
         lambda: is_op("relax.matmul")(wildcard(), is_const()),

@@ -27,5 +27,9 @@ def nhwc_layout() -> tvm.transform.Pass:
             "relax.nn.conv1d": ["NWC", "OWI"],
             "relax.nn.conv2d": ["NHWC", "OHWI"],
             "relax.nn.conv3d": ["NDHWC", "ODHWI"],
+            # kept as they are: TVM legalizes transposed convolutions in NCHW only, and
+            # ConvertLayout would otherwise carry NHWC into them
+            "relax.nn.conv1d_transpose": ["NCW", "IOW"],
+            "relax.nn.conv2d_transpose": ["NCHW", "IOHW"],
         }
     )

@@ -335,30 +335,32 @@ class PrimitiveOp : public Op {
   PackedWeights packed_;
 };
 
-class Convolution : public PrimitiveOp {
+// A convolution or a transposed convolution (oneDNN's deconvolution), with post-ops.
+template <class Forward>
+class ConvolutionLike : public PrimitiveOp {
  public:
-  Convolution(const Desc& src, const Desc& weights, const Desc* bias, const Desc& dst,
-              const int64_t* stride, const int64_t* pad_l, const int64_t* pad_r,
-              const int64_t* dilation, const PostOp* post, int n_post) {
+  ConvolutionLike(const char* kind, dnnl::algorithm alg, const Desc& src, const Desc& weights,
+                  const Desc* bias, const Desc& dst, const int64_t* stride,
+                  const int64_t* pad_l, const int64_t* pad_r, const int64_t* dilation,
+                  const PostOp* post, int n_post) {
     BinaryInputs binary;
     auto attr = attr_with(post, n_post, &binary);
     int n = src.ndim - 2;
     memory::dims strides = spatial(stride, n), dil = spatial(dilation, n, 1);
     memory::dims left = spatial(pad_l, n), right = spatial(pad_r, n);
     auto prop = dnnl::prop_kind::forward_inference;
-    auto alg = dnnl::algorithm::convolution_direct;
     auto make = [&](const dnnl::primitive_attr& a) {
-      return bias ? dnnl::convolution_forward::primitive_desc(
-                        cpu_engine(), prop, alg, md(src), any_md(weights), md(*bias), md(dst),
-                        strides, dil, left, right, a)
-                  : dnnl::convolution_forward::primitive_desc(cpu_engine(), prop, alg, md(src),
-                                                              any_md(weights), md(dst), strides,
-                                                              dil, left, right, a);
+      return bias ? typename Forward::primitive_desc(cpu_engine(), prop, alg, md(src),
+                                                     any_md(weights), md(*bias), md(dst),
+                                                     strides, dil, left, right, a)
+                  : typename Forward::primitive_desc(cpu_engine(), prop, alg, md(src),
+                                                     any_md(weights), md(dst), strides, dil,
+                                                     left, right, a);
     };
     bool apart;
     auto pd = fused_unless_reference(make, attr, n_post, &apart);
-    chose("convolution", pd.impl_info_str(), pd.dst_desc());
-    primitive_ = dnnl::convolution_forward(pd);
+    chose(kind, pd.impl_info_str(), pd.dst_desc());
+    primitive_ = Forward(pd);
     add(DNNL_ARG_SRC, pd.src_desc());
     add(DNNL_ARG_WEIGHTS, pd.weights_desc());
     pack(1, md(weights));
@@ -710,8 +712,18 @@ std::unique_ptr<Op> convolution(const Desc& src, const Desc& weights, const Desc
                                 const Desc& dst, const int64_t* stride, const int64_t* pad_l,
                                 const int64_t* pad_r, const int64_t* dilation,
                                 const PostOp* post, int n_post) {
-  return std::make_unique<Convolution>(src, weights, bias, dst, stride, pad_l, pad_r, dilation,
-                                       post, n_post);
+  return std::make_unique<ConvolutionLike<dnnl::convolution_forward>>(
+      "convolution", dnnl::algorithm::convolution_direct, src, weights, bias, dst, stride, pad_l,
+      pad_r, dilation, post, n_post);
+}
+
+std::unique_ptr<Op> deconvolution(const Desc& src, const Desc& weights, const Desc* bias,
+                                  const Desc& dst, const int64_t* stride, const int64_t* pad_l,
+                                  const int64_t* pad_r, const int64_t* dilation,
+                                  const PostOp* post, int n_post) {
+  return std::make_unique<ConvolutionLike<dnnl::deconvolution_forward>>(
+      "deconvolution", dnnl::algorithm::deconvolution_direct, src, weights, bias, dst, stride,
+      pad_l, pad_r, dilation, post, n_post);
 }
 
 std::unique_ptr<Op> matmul(const Desc& src, const Desc& weights, const Desc* bias, const Desc& dst,

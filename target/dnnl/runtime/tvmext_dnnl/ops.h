@@ -54,6 +54,12 @@ std::unique_ptr<Op> convolution(const Desc& src, const Desc& weights, const Desc
 // oneDNN prefers (the buffer must stay the same constant across calls).
 std::unique_ptr<Op> matmul(const Desc& src, const Desc& weights, const Desc* bias, const Desc& dst,
                            bool const_weights, const PostOp* post, int n_post);
+// A 1-D or 2-D transposed convolution (oneDNN's deconvolution), arguments as for
+// convolution; weights as (G,) O, I, spatial dims.
+std::unique_ptr<Op> deconvolution(const Desc& src, const Desc& weights, const Desc* bias,
+                                  const Desc& dst, const int64_t* stride, const int64_t* pad_l,
+                                  const int64_t* pad_r, const int64_t* dilation,
+                                  const PostOp* post, int n_post);
 // Integer products, exact: src u8 (or s8 with src_signed), minus its zero point when
 // src_zero_point, times weights given as an s32 constant of s8 values (reordered into
 // s8 once), summed into an s32 dst. inputs: src, weights, [zero point: one s32].
