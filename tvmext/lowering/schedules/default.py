@@ -29,6 +29,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import tvm
+import tvm_ffi
 from tvm import s_tir, tirx
 from tvm.s_tir import dlight
 from tvm.s_tir.dlight.analysis import SBlockInfo, normalize_prim_func
@@ -59,6 +60,9 @@ _MAX_PARTIAL_ELEMENTS = 1 << 22
 _MIN_PARALLEL_ROWS = 8
 
 Rule = Callable[[s_tir.Schedule, tvm.target.Target], bool]
+# What a schedule primitive raises on a function it does not fit (ScheduleError, or
+# an internal check such as transform_layout's).
+_SCHEDULE_ERRORS = (s_tir.schedule.ScheduleError, tvm.error.InternalError)
 
 
 def _cpu_rules() -> list[dlight.ScheduleRule]:
@@ -146,6 +150,16 @@ def _inline_single_use(sch: s_tir.Schedule, infos: list[SBlockInfo]) -> list[SBl
         infos.pop(found)
 
 
+def _same_rows(info: SBlockInfo, out: SBlockInfo, n_rows: int) -> bool:
+    """Whether ``info``'s first ``n_rows`` loops are spatial and span ``out``'s."""
+    if len(info.iters) < n_rows or len(out.iters) < n_rows:
+        return False
+    return all(
+        a.kind == "S" and tvm_ffi.structural_equal(a.dom, b.dom)
+        for a, b in zip(info.iters[:n_rows], out.iters[:n_rows], strict=True)
+    )
+
+
 def schedule_rows(sch: s_tir.Schedule, target: tvm.target.Target) -> bool:
     """Row-wise functions: every reduction sums (or maxes) its trailing, contiguous
     axes per row of the same leading axes, and the other blocks work on those rows
@@ -172,6 +186,8 @@ def schedule_rows(sch: s_tir.Schedule, target: tvm.target.Target) -> bool:
         return False
     n_rows = rows.pop()
     out = infos[-1]
+    if not all(_same_rows(info, out, n_rows) for info in infos):
+        return False  # a block that is not per row (computed under each row, it repeats)
     block = out.block_rv
     if out.is_reduction():
         partial = rfactor_simd(sch, block, target)
@@ -215,10 +231,13 @@ def schedule_parallel_vectorized(sch: s_tir.Schedule, target: tvm.target.Target)
         split = _split_kinds(info)
         if split is None or split[0] == 0:
             continue
-        if split[1]:
-            _schedule_reduction(sch, info, split[0], target)
-        else:
-            _schedule_injective(sch, info, target)
+        try:  # every primitive keeps the function correct: a block may stop half-way
+            if split[1]:
+                _schedule_reduction(sch, info, split[0], target)
+            else:
+                _schedule_injective(sch, info, target)
+        except _SCHEDULE_ERRORS:
+            continue
     return True
 
 
@@ -409,7 +428,7 @@ def _applies(rule: Rule, func: tirx.PrimFunc, target: tvm.target.Target) -> tirx
     try:
         if not rule(sch, target):
             return None
-    except s_tir.schedule.ScheduleError:  # a primitive the function does not allow
+    except _SCHEDULE_ERRORS:  # a primitive the function does not allow
         return None
     scheduled = sch.mod["main"]
     return scheduled if size_violation(scheduled, target) is None else None
