@@ -19,8 +19,9 @@ each within a few float32 ulp:
 - ``sigmoid(x) = 1 / (1 + exp(-x))`` with the ``exp`` above.
 
 float16 calls compute in float32; float64, bfloat16 (whose legalization copies
-expressions) and vector-typed calls are left alone. The rewrite runs after scheduling, on every CPU PrimFunc the default schedule
-handles (:func:`tvmext.lowering.schedules.default.default_schedule`).
+expressions) and vector-typed calls are left alone. The rewrite runs after scheduling,
+on every CPU PrimFunc the default schedule handles
+(:func:`tvmext.lowering.schedules.default.default_schedule`).
 """
 
 from __future__ import annotations
