@@ -90,6 +90,14 @@ KERNELS = [
         ['scope="local"'],  # transposed in tiles through a local buffer
     ),
     (
+        "nhwc_to_nchw_gelu",
+        lambda x: op.nn.gelu(op.permute_dims(x, [0, 3, 1, 2])),
+        [_f32(2, 16, 16, 32)],
+        [(2, 16, 16, 32)],
+        lambda x: _gelu(x.transpose(0, 3, 1, 2)),
+        ['scope="local"'],
+    ),
+    (
         "nchw_to_nhwc",
         lambda x: op.permute_dims(x, [0, 2, 3, 1]),
         [_f32(2, 32, 16, 16)],
@@ -303,3 +311,12 @@ def test_other_float_math_is_left_to_tvm(dtype):
     func = _math_func("exp", dtype, 64)
     assert math_calls(func) == ["tirx.exp"]
     tvm.tirx.build(func.with_attr("global_symbol", "f"), HOST)  # builds as before
+
+
+@pytest.mark.parametrize("shape", [(4, 4, 1, 1), (4, 1)])
+def test_softmax_over_a_length_one_axis(rng, shape):
+    # TVM folds a consumer into a reduction's init once a length-1 reduced axis is
+    # gone: exp(x - max) became NaN (MobileViT's last stage attends over one patch)
+    vm, _ = _compile(lambda x: op.nn.softmax(x, -1), _f32(*shape))
+    x = rng.standard_normal(shape).astype("float32")
+    np.testing.assert_array_equal(_run(vm, x), np.ones(shape, "float32"))

@@ -33,7 +33,6 @@ import tvm_ffi
 from tvm import s_tir, tirx
 from tvm.s_tir import dlight
 from tvm.s_tir.dlight.analysis import SBlockInfo, normalize_prim_func
-from tvm.s_tir.dlight.base.common_schedules import try_inline
 from tvm.s_tir.schedule import LoopRV, SBlockRV
 
 from tvmext.lowering.schedules.cpu_matmul import schedule_matmul
@@ -126,25 +125,34 @@ def _vectorize_tail(
         sch.vectorize(lane)
 
 
-def _inline_single_use(sch: s_tir.Schedule, infos: list[SBlockInfo]) -> list[SBlockInfo]:
-    """dlight's ``try_inline``, except that a producer read by several blocks stays: its
-    row is computed once (softmax's ``exp``) rather than once per reader."""
+def _inline(sch: s_tir.Schedule, infos: list[SBlockInfo], *, keep_shared: bool) -> list[SBlockInfo]:
+    """dlight's ``try_inline`` (the blocks left), except that a consumer is never folded
+    into a reduction: TVM folds it into the reduction's ``init`` too once a length-1
+    reduced axis is gone (softmax over such an axis gave NaN). With ``keep_shared``, a
+    producer read by several blocks stays, so its row is computed once (softmax's
+    ``exp``) rather than once per reader."""
 
-    def trial(inline: Callable[[SBlockRV], None], single_use: bool) -> int | None:
+    def into_reduction(block: SBlockRV) -> bool:
+        return any(sch.get(p).init is not None for p in sch.get_producers(block))
+
+    def trial(inline: Callable[[SBlockRV], None], reverse: bool) -> int | None:
         for i, info in enumerate(infos):
-            if single_use and len(sch.get_consumers(info.block_rv)) > 1:
+            block = info.block_rv
+            if reverse and into_reduction(block):
+                continue
+            if not reverse and keep_shared and len(sch.get_consumers(block)) > 1:
                 continue
             try:
-                inline(info.block_rv)
+                inline(block)
             except s_tir.schedule.ScheduleError:
                 continue
             return i
         return None
 
     while True:
-        found = trial(sch.compute_inline, True)
+        found = trial(sch.compute_inline, False)
         if found is None:
-            found = trial(sch.reverse_compute_inline, False)
+            found = trial(sch.reverse_compute_inline, True)
         if found is None:
             return infos
         infos.pop(found)
@@ -170,7 +178,7 @@ def schedule_rows(sch: s_tir.Schedule, target: tvm.target.Target) -> bool:
     infos = normalize_prim_func(sch)
     if infos is None:
         return False
-    infos = _inline_single_use(sch, infos)
+    infos = _inline(sch, infos, keep_shared=True)
     rows: set[int] = set()
     for info in infos:
         if not info.is_reduction():
@@ -225,7 +233,7 @@ def schedule_parallel_vectorized(sch: s_tir.Schedule, target: tvm.target.Target)
     infos = normalize_prim_func(sch)
     if infos is None:
         return False
-    for info in try_inline(sch, infos):
+    for info in _inline(sch, infos, keep_shared=False):
         if not info.iters or "O" in info.dom_kind():
             continue
         split = _split_kinds(info)
@@ -418,7 +426,7 @@ def try_matmul(sch: s_tir.Schedule, target: tvm.target.Target) -> bool:
     infos = normalize_prim_func(sch)
     if infos is None:
         return False
-    remaining = try_inline(sch, infos)
+    remaining = _inline(sch, infos, keep_shared=False)
     return 1 <= len(remaining) <= 2 and schedule_matmul(sch, remaining[0].block_rv, target)
 
 

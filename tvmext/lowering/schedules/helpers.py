@@ -219,7 +219,10 @@ def tile_transpose(
     _, out_lane = sch.split(out_tile, [None, lanes])
     sch.vectorize(out_lane)
     sch.compute_at(block, tile)
-    row, col = sch.get_loops(block)[-2:]  # the tile's `inner` and last axes, output order
+    tile_loops = sch.get_loops(block)[1:]  # the tile's `inner` and last axes (unit ones go)
+    if len(tile_loops) != 2:
+        raise s_tir.schedule.ScheduleError("the tile is not two-dimensional")
+    row, col = tile_loops
     sch.reorder(col, row)
     sch.vectorize(row)
     rank = len(stmt.writes[0].region)
