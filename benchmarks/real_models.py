@@ -24,7 +24,7 @@ The zoo (``tests/model_zoo.py`` says what each brings and its exact sizes):
   (RegNetY-400MF), bit (BiT-S-R50x1), convnext (ConvNeXt-T), convnextv2 (V2-T); 224²
 - vision transformer: vit (6 layers, 384 wide), deit (DeiT-S), swin (Swin-T), swinv2
   (V2-T, 256²), pvt_v2 (B0), mobilevit (XXS, 256²), levit (128S), cvt (CvT-13); 224²
-- detection/segmentation: segformer (MiT-B0, 512²), upernet (ConvNeXt-T, 256²), dpt
+- detection/segmentation: segformer (MiT-B0, 512²), upernet (ConvNeXt-T, 192²), dpt
   (depth; 4 ViT-S layers, 384²), detr (ResNet-50, 6+6 layers, 512²)
 - text encoder (4 layers, 256 wide, 2×128 tokens): bert, roberta, distilbert, electra,
   albert, deberta_v2, t5_encoder

@@ -30,7 +30,7 @@ The zoo, by family (``ZooModel.family``), and what each model brings:
 - ``detection/segmentation``: ``segformer`` (MiT encoder and all-MLP decoder,
   semantic logits at 1/4 resolution; full: MiT-B0 at 512²), ``upernet`` (UperNet
   head, pyramid pooling with adaptive average pools and bilinear upsampling, on a
-  ConvNeXt backbone; full: ConvNeXt-T at 256², not the published 512²), ``dpt``
+  ConvNeXt backbone; full: ConvNeXt-T at 192², not the published 512²), ``dpt``
   (dense prediction transformer for depth: ViT, reassembly with transposed
   convolutions, fusion; full: 4 layers of ViT-S at 384²), ``detr`` (object
   detection: ResNet backbone, sine position encodings, transformer encoder and
@@ -78,7 +78,7 @@ class ZooModel:
     name: str
     family: str  # "cnn", "vision transformer", "detection/segmentation", ...
     build: Callable[[bool], tuple[object, Inputs]]
-    dynamo: bool = False  # some decoders export only with the dynamo exporter
+    dynamo: bool = False  # GPT-2 exports only with the dynamo exporter
     # The one tensor to compare, from the model's output (default: logits, else the
     # predicted depth, else the last hidden state).
     output: Callable[[Any], Any] | None = None
@@ -476,7 +476,9 @@ def _upernet(full: bool) -> tuple[object, Inputs]:
                                      out_features=stages[:2])  # fmt: skip
         config = tf.UperNetConfig(backbone_config=backbone, hidden_size=32,
                                   use_auxiliary_head=False, num_labels=8)  # fmt: skip
-    return tf.UperNetForSemanticSegmentation(config), _image(256 if full else 64)
+    # The last feature map is 6×6 (full: 6×6 too): the pyramid's adaptive pools of 1,
+    # 2, 3 and 6 cells then tile it exactly, which the TorchScript exporter needs.
+    return tf.UperNetForSemanticSegmentation(config), _image(192 if full else 48)
 
 
 def _dpt(full: bool) -> tuple[object, Inputs]:
@@ -758,7 +760,7 @@ MODELS: dict[str, ZooModel] = {
         ZooModel("levit", "vision transformer", _levit),
         ZooModel("cvt", "vision transformer", _cvt),
         ZooModel("segformer", "detection/segmentation", _segformer),
-        ZooModel("upernet", "detection/segmentation", _upernet, dynamo=True),
+        ZooModel("upernet", "detection/segmentation", _upernet),
         ZooModel("dpt", "detection/segmentation", _dpt),
         ZooModel("detr", "detection/segmentation", _detr, output=_detr_output),
         ZooModel("bert", "text encoder", _bert),
