@@ -37,11 +37,7 @@ VERIFIED = ("resnet", "mobilenet_v2", "efficientnet", "convnext", "vit", "bert",
 FULL = os.environ.get("TVMEXT_FULL_ZOO") == "1"
 # (model, target): why tvmext gets it wrong. strict: a fix makes the test fail until
 # the entry goes.
-KNOWN_BUGS: dict[tuple[str, str], str] = {
-    ("mobilevit", "llvm"): "default schedule of a softmax over an axis of length 1 (MobileViT's "
-    "last stage attends over one patch) gives NaN; verify_schedules: softmax2 [4, 4, 1, 1] "
-    "relative error inf",
-}
+KNOWN_BUGS: dict[tuple[str, str], str] = {}
 
 
 def _cases() -> list:
