@@ -95,7 +95,9 @@ def composite_signature(wrapper: relax.Function) -> Signature:
     call = next(v for v in values.values() if isinstance(v, relax.Call))
     inner = values.get(call.op, call.op)
     calls = [b.value for block in inner.body.blocks for b in block.bindings]
-    return match_signature(str(inner.attrs["Composite"]), calls)
+    return match_signature(
+        str(inner.attrs["Composite"]), (c for c in calls if isinstance(c, relax.Call))
+    )
 
 
 class PatternTarget(ExternalTarget):
