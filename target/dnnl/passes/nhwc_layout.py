@@ -18,11 +18,30 @@ from tvm import relax
 
 from tvmext.pass_registry import register_pass
 
+_CONVOLUTIONS = ("relax.nn.conv1d", "relax.nn.conv2d", "relax.nn.conv3d")
+
+
+def _has_convolution(mod: tvm.IRModule) -> bool:
+    found = []
+
+    def visit(expr: relax.Expr) -> None:
+        if isinstance(expr, relax.Call) and getattr(expr.op, "name", "") in _CONVOLUTIONS:
+            found.append(expr)
+
+    for _, func in mod.functions_items():
+        if isinstance(func, relax.Function):
+            relax.analysis.post_order_visit(func, visit)
+    return bool(found)
+
 
 @register_pass("tvmext.nhwc_layout", phase="layout", targets=("dnnl",))
 def nhwc_layout() -> tvm.transform.Pass:
-    """ConvertLayout with convolutions channels-last: NWC/OWI, NHWC/OHWI, NDHWC/ODHWI."""
-    return relax.transform.ConvertLayout(
+    """ConvertLayout with convolutions channels-last: NWC/OWI, NHWC/OHWI, NDHWC/ODHWI.
+
+    Only for modules with convolutions; where ConvertLayout cannot handle the graph
+    (it fails on some ops of symbolic shape), the module stays as it was, convolutions
+    in their own layout (oneDNN reads them with strides)."""
+    convert = relax.transform.ConvertLayout(
         {
             "relax.nn.conv1d": ["NWC", "OWI"],
             "relax.nn.conv2d": ["NHWC", "OHWI"],
@@ -33,3 +52,14 @@ def nhwc_layout() -> tvm.transform.Pass:
             "relax.nn.conv2d_transpose": ["NCHW", "IOHW"],
         }
     )
+
+    @tvm.transform.module_pass(opt_level=0, name="tvmext.NhwcLayout")
+    def run(mod: tvm.IRModule, _ctx: object) -> tvm.IRModule:
+        if not _has_convolution(mod):
+            return mod
+        try:
+            return convert(mod)
+        except tvm.error.TVMError:
+            return mod
+
+    return run
