@@ -171,7 +171,9 @@ class PatternTarget(ExternalTarget):
             {var: runs.get(sig, "") for var, sig in accepted.items()},
         )
         tvm_ffi.register_global_func(f"relax.ext.{self.name}", self._run_codegen, override=True)
-        return Partitioned(relax.transform.RunCodegen()(fused), report, self.link_options())
+        # a model with nothing offloaded needs none of the library's link options
+        options = self.link_options() if functions else ()
+        return Partitioned(relax.transform.RunCodegen()(fused), report, options)
 
     def _run_codegen(self, functions: Sequence[relax.Function], *_: Any) -> list[Any]:
         return self.codegen(list(functions))
