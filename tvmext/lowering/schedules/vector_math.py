@@ -200,9 +200,27 @@ def _rewrite_call(call: tvm.ir.Call) -> tirx.PrimExpr:
     return call
 
 
+# Ops whose LLVM lowering takes vectors (``llvm.nearbyint``, ``fcmp uno``) but which
+# TVM 0.27 does not mark vectorizable.
+_VECTORIZABLE = ("tirx.nearbyint", "tirx.isnan")
+
+
+def _mark_vectorizable() -> None:
+    """Let TVM vectorize :data:`_VECTORIZABLE`.
+
+    Unmarked, a vectorized loop that quantizes (``nearbyint``) or uses the NaN checks
+    below is scalarized statement by statement, and scalarizing a statement that holds
+    one of the ``Let`` expressions below can fail ("Let cannot bind the same var to two
+    different values")."""
+    for name in _VECTORIZABLE:
+        if tvm.ir.Op.get(name).get_attr("TVectorizable") is None:
+            tvm.ir.register_op_attr(name, "TVectorizable", True)
+
+
 def polynomial_math(func: tirx.PrimFunc) -> tirx.PrimFunc:
     """``func`` with its scalar float32/float16 ``exp``, ``erf``, ``tanh`` and
     ``sigmoid`` calls replaced by :data:`REWRITES` (``func`` itself if it has none)."""
+    _mark_vectorizable()
     return tvm_ffi.structural_map(func, (tvm.ir.Call, _rewrite_call), order="post")
 
 
