@@ -5,7 +5,9 @@ On x86-64 with oneDNN installed and a C++ compiler to build its calls, that is
 times faster than plain ``"llvm"`` on real architectures (``benchmarks/real_models.py``);
 anywhere else it is ``"llvm"`` for the host CPU. A compile without a target may also
 fall back to TVM when oneDNN's generated code fails to build, so that the default never
-fails where ``"llvm"`` would succeed. ``target="llvm"`` keeps plain TVM.
+fails where ``"llvm"`` would succeed. ``target="llvm"`` keeps plain TVM. A compile given
+tuning records uses ``"llvm"``: ``tvmext tune`` tunes TVM's own kernels, which oneDNN
+would otherwise take over.
 """
 
 from __future__ import annotations
@@ -34,9 +36,16 @@ class DefaultTarget:
         return f"tvmext: no target given, using {self.target!r} ({self.reason}{plain})"
 
 
+def default_target(*, tuned: bool = False) -> DefaultTarget:
+    """The fastest correct configuration of this host, or with ``tuned`` (tuning records
+    given) the target the records were tuned for (see the module docstring)."""
+    if tuned:
+        return DefaultTarget("llvm", "tuning records given; they tune TVM's own kernels")
+    return _host_default()
+
+
 @functools.cache
-def default_target() -> DefaultTarget:
-    """The fastest correct configuration of this host (see the module docstring)."""
+def _host_default() -> DefaultTarget:
     machine = platform.machine().lower()
     if machine not in _X86_64:
         return DefaultTarget("llvm", f"oneDNN's target supports x86-64, this host is {machine}")

@@ -30,13 +30,18 @@ def test_the_default_on_x86_64_with_onednn_and_a_compiler_is_dnnl():
 
 def test_without_a_compiler_the_default_is_llvm_and_says_why(monkeypatch):
     monkeypatch.setenv("CXX", "/nonexistent/c++")
-    host_default.default_target.cache_clear()
+    host_default._host_default.cache_clear()
     try:
         chosen = host_default.default_target()
     finally:
-        host_default.default_target.cache_clear()
+        host_default._host_default.cache_clear()
     assert chosen.target == "llvm"
     assert "'/nonexistent/c++' is missing" in chosen.announcement()
+
+
+def test_with_tuning_records_the_default_is_the_tuned_llvm():
+    chosen = host_default.default_target(tuned=True)
+    assert chosen.target == "llvm" and "tuning records given" in chosen.announcement()
 
 
 def test_compile_without_a_target_offloads_to_onednn_and_says_so(tmp_path, capsys, rng):

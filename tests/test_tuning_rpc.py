@@ -62,9 +62,9 @@ def test_two_servers_tune_a_cnn_and_one_killed_mid_run_does_not_stop_it(pool, tm
         assert '"num-cores":1' in target.replace(" ", "")  # each server has one core
 
     x = rng.standard_normal((1, 3, 32, 32)).astype("float32")
-    naive = tvmext.compile(model, schedule=False)
-    default = tvmext.compile(model)
-    tuned = tvmext.compile(model, tuning_records=records, verify_schedules=True)
+    naive = tvmext.compile(model, "llvm", schedule=False)
+    default = tvmext.compile(model, "llvm")
+    tuned = tvmext.compile(model, "llvm", tuning_records=records, verify_schedules=True)
     np.testing.assert_allclose(tuned(x)[0], naive(x)[0], rtol=1e-4, atol=1e-5)
     # Measured 2.4x faster than naive loops and 4x than the default schedules: the
     # check leaves room for a busy machine.

@@ -202,7 +202,7 @@ def _compile(args: argparse.Namespace) -> None:
     if args.target is None:
         from tvmext.target.host_default import default_target
 
-        chosen = default_target()
+        chosen = default_target(tuned=bool(args.tuning_records))
         print(chosen.announcement(), flush=True)
         args.target = chosen.target
         args.fallback_to_tvm = args.fallback_to_tvm or chosen.target != "llvm"

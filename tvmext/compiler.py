@@ -318,12 +318,13 @@ def compile_state(
 def resolve_default_target(
     target: Any, options: CompileOptions | None, option_values: dict[str, Any]
 ) -> Any:
-    """``target``, or when it is None the host's fastest (:mod:`tvmext.target.host_default`),
-    announced on stderr; a default with an external target falls back to TVM where its
+    """``target``, or when it is None the host's fastest (:mod:`tvmext.target.host_default`;
+    ``"llvm"`` where tuning records are given), announced on stderr; a default with an external target falls back to TVM where its
     generated code fails to build, unless the caller chose ``fallback_to_tvm``."""
     if target is not None:
         return target
-    chosen = default_target()
+    records = options.tuning_records if options is not None else None
+    chosen = default_target(tuned=bool(records or option_values.get("tuning_records")))
     print(chosen.announcement(), file=sys.stderr, flush=True)
     if chosen.target != "llvm" and options is None:
         option_values.setdefault("fallback_to_tvm", True)
