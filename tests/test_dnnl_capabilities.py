@@ -5,15 +5,11 @@ broadcasts that only its reference kernel takes stay on TVM)."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from onednn_verbose import executions
+from onednn_verbose import executions, run_logged
 from tvm import relax
 
 import tvmext
@@ -216,24 +212,13 @@ def run_split_cases() -> None:
 
 
 def test_post_ops_fusable_only_into_a_reference_kernel_run_apart():
-    env = {**os.environ, "ONEDNN_VERBOSE": "1"}
-    script = (
-        "import sys; sys.path.insert(0, sys.argv[1]); "
-        "import test_dnnl_capabilities as t; t.run_split_cases()"
-    )
-    done = subprocess.run(
-        [sys.executable, "-c", script, os.path.dirname(__file__)],
-        capture_output=True, text=True, env=env, timeout=600,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-4000:]
-    _, *runs = ("\n" + done.stdout).split("\n=== ")
-    logs = {name: log for name, _, log in (run.partition("\n") for run in runs)}
+    logs, stderr = run_logged("test_dnnl_capabilities", "run_split_cases")
     assert set(logs) == set(MASKS)
     for name, (_, kinds) in MASKS.items():
         ran = executions(logs[name])
         assert [kind for kind, _ in ran] == kinds, (name, ran)
         assert not [impl for _, impl in ran if impl.startswith("ref")], (name, ran)
-    assert "reference kernel" not in done.stderr
+    assert "reference kernel" not in stderr
 
 
 def test_resize_with_aligned_corners_stays_on_tvm(rng):

@@ -10,13 +10,9 @@ binary primitive, the last case)."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-
 import numpy as np
 import pytest
-from onednn_verbose import executions
+from onednn_verbose import executions, run_logged
 from tvm import relax
 
 pytestmark = pytest.mark.library
@@ -103,21 +99,8 @@ def run_cases() -> None:
 def _primitives(mode: str) -> tuple[dict[str, set[str]], str]:
     """{case: oneDNN primitive kinds executed} in a child process with ``mode``, and
     the child's stderr."""
-    env = {**os.environ, "ONEDNN_VERBOSE": "1", "TVMEXT_ONEDNN_DENSE": mode}
-    script = (
-        "import sys; sys.path.insert(0, sys.argv[1]); import test_dnnl_dense as t; t.run_cases()"
-    )
-    done = subprocess.run(
-        [sys.executable, "-c", script, os.path.dirname(__file__)],
-        capture_output=True, text=True, env=env, timeout=600,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-4000:]
-    _, *runs = ("\n" + done.stdout).split("\n=== ")
-    kinds = {
-        name: {kind for kind, _ in executions(log)}
-        for name, _, log in (run.partition("\n") for run in runs)
-    }
-    return kinds, done.stderr
+    logs, stderr = run_logged("test_dnnl_dense", "run_cases", TVMEXT_ONEDNN_DENSE=mode)
+    return {name: {kind for kind, _ in executions(log)} for name, log in logs.items()}, stderr
 
 
 def test_matmul_and_convolution_give_the_same_numbers():
