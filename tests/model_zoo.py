@@ -630,68 +630,26 @@ def _gpt2(full: bool) -> tuple[object, Inputs]:
     }
 
 
-def _llama(full: bool) -> tuple[object, Inputs]:
-    import transformers as tf
+def _decoder(
+    family: str, seed: int, mlp: int, **config: Any
+) -> Callable[[bool], tuple[object, Inputs]]:
+    """A ``transformers`` causal LM ``<family>Config`` / ``<family>ForCausalLM`` of
+    :func:`_decoder_size`, four heads and an MLP ``mlp`` times the width; ``config`` adds
+    the family's own settings (``seq`` in a value is replaced by the token count)."""
 
-    layers, width, seq = _decoder_size(full)
-    config = tf.LlamaConfig(vocab_size=1000, hidden_size=width, intermediate_size=2 * width,
-                            num_hidden_layers=layers, num_attention_heads=4,
-                            num_key_value_heads=2, max_position_embeddings=512,
-                            use_cache=False)  # fmt: skip
-    return tf.LlamaForCausalLM(config), _tokens(seq, 10)
+    def build(full: bool) -> tuple[object, Inputs]:
+        import transformers as tf
 
+        layers, width, seq = _decoder_size(full)
+        extra = {k: v(seq, width) if callable(v) else v for k, v in config.items()}
+        settings = getattr(tf, f"{family}Config")(
+            vocab_size=1000, hidden_size=width, intermediate_size=mlp * width,
+            num_hidden_layers=layers, num_attention_heads=4, max_position_embeddings=512,
+            use_cache=False, **extra,
+        )  # fmt: skip
+        return getattr(tf, f"{family}ForCausalLM")(settings), _tokens(seq, seed)
 
-def _mistral(full: bool) -> tuple[object, Inputs]:
-    import transformers as tf
-
-    layers, width, seq = _decoder_size(full)
-    config = tf.MistralConfig(vocab_size=1000, hidden_size=width, intermediate_size=2 * width,
-                              num_hidden_layers=layers, num_attention_heads=4,
-                              num_key_value_heads=2, max_position_embeddings=512,
-                              sliding_window=seq // 2, use_cache=False)  # fmt: skip
-    return tf.MistralForCausalLM(config), _tokens(seq, 11)
-
-
-def _qwen2(full: bool) -> tuple[object, Inputs]:
-    import transformers as tf
-
-    layers, width, seq = _decoder_size(full)
-    config = tf.Qwen2Config(vocab_size=1000, hidden_size=width, intermediate_size=2 * width,
-                            num_hidden_layers=layers, num_attention_heads=4,
-                            num_key_value_heads=1, max_position_embeddings=512,
-                            use_cache=False)  # fmt: skip
-    return tf.Qwen2ForCausalLM(config), _tokens(seq, 12)
-
-
-def _phi(full: bool) -> tuple[object, Inputs]:
-    import transformers as tf
-
-    layers, width, seq = _decoder_size(full)
-    config = tf.PhiConfig(vocab_size=1000, hidden_size=width, intermediate_size=4 * width,
-                          num_hidden_layers=layers, num_attention_heads=4,
-                          max_position_embeddings=512, use_cache=False)  # fmt: skip
-    return tf.PhiForCausalLM(config), _tokens(seq, 13)
-
-
-def _gpt_neox(full: bool) -> tuple[object, Inputs]:
-    import transformers as tf
-
-    layers, width, seq = _decoder_size(full)
-    config = tf.GPTNeoXConfig(vocab_size=1000, hidden_size=width, intermediate_size=4 * width,
-                              num_hidden_layers=layers, num_attention_heads=4,
-                              max_position_embeddings=512, use_cache=False)  # fmt: skip
-    return tf.GPTNeoXForCausalLM(config), _tokens(seq, 14)
-
-
-def _gemma(full: bool) -> tuple[object, Inputs]:
-    import transformers as tf
-
-    layers, width, seq = _decoder_size(full)
-    config = tf.GemmaConfig(vocab_size=1000, hidden_size=width, intermediate_size=2 * width,
-                            num_hidden_layers=layers, num_attention_heads=4,
-                            num_key_value_heads=1, head_dim=width // 4,
-                            max_position_embeddings=512, use_cache=False)  # fmt: skip
-    return tf.GemmaForCausalLM(config), _tokens(seq, 15)
+    return build
 
 
 # -- speech
@@ -771,12 +729,22 @@ MODELS: dict[str, ZooModel] = {
         ZooModel("deberta_v2", "text encoder", _deberta_v2),
         ZooModel("t5_encoder", "text encoder", _t5_encoder),
         ZooModel("gpt2", "text decoder", _gpt2, dynamo=True),
-        ZooModel("llama", "text decoder", _llama),
-        ZooModel("mistral", "text decoder", _mistral),
-        ZooModel("qwen2", "text decoder", _qwen2),
-        ZooModel("phi", "text decoder", _phi),
-        ZooModel("gpt_neox", "text decoder", _gpt_neox),
-        ZooModel("gemma", "text decoder", _gemma),
+        ZooModel("llama", "text decoder", _decoder("Llama", 10, 2, num_key_value_heads=2)),
+        ZooModel(
+            "mistral",
+            "text decoder",
+            _decoder(
+                "Mistral", 11, 2, num_key_value_heads=2, sliding_window=lambda seq, _: seq // 2
+            ),
+        ),
+        ZooModel("qwen2", "text decoder", _decoder("Qwen2", 12, 2, num_key_value_heads=1)),
+        ZooModel("phi", "text decoder", _decoder("Phi", 13, 4)),
+        ZooModel("gpt_neox", "text decoder", _decoder("GPTNeoX", 14, 4)),
+        ZooModel(
+            "gemma",
+            "text decoder",
+            _decoder("Gemma", 15, 2, num_key_value_heads=1, head_dim=lambda _, width: width // 4),
+        ),
         ZooModel("wav2vec2", "speech", _wav2vec2),
         ZooModel("hubert", "speech", _hubert),
         ZooModel("whisper", "speech", _whisper),
