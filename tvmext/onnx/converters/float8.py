@@ -68,9 +68,22 @@ def _decode(bits: tirx.PrimExpr, fmt: Float8) -> tirx.PrimExpr:
     return tirx.Select((bits & 0x7F) == 0x7F, nan, value)
 
 
+def _bound(value: tirx.PrimExpr, name: str, body: Any) -> tirx.PrimExpr:
+    """``body(v)`` with ``v`` bound to ``value`` once: the encoding reads its input a
+    dozen times, and as a tree of copies (an inlined producer in each) TVM's simplifier
+    takes minutes over one cast. (A float: TVM's integer bound analysis rejects an
+    integer ``Let`` that a loop's tail copies.)"""
+    var = tirx.Var(name, str(value.ty.dtype))
+    return tirx.Let(var, value, body(var))
+
+
 def _encode(x: tirx.PrimExpr, fmt: Float8, saturate: bool) -> tirx.PrimExpr:
     """float8 code (int32) of the float32 ``x``: round to nearest even, then ONNX's
     saturate rule."""
+    return _bound(x, "f8_x", lambda v: _encode_value(v, fmt, saturate))
+
+
+def _encode_value(x: tirx.Var, fmt: Float8, saturate: bool) -> tirx.PrimExpr:
     m_bits, shift = fmt.mantissa, 23 - fmt.mantissa
     xb = tirx.reinterpret("uint32", x)
     sign = (xb >> tirx.const(31, "uint32")).astype("int32")
@@ -95,7 +108,7 @@ def _encode(x: tirx.PrimExpr, fmt: Float8, saturate: bool) -> tirx.PrimExpr:
     else:
         overflow = nan_code
     code = tirx.Select(code > fmt.max_code, overflow, code)
-    if fmt.fnuz:
+    if fmt.fnuz:  # no negative zero, and NaN is 0x80 alone
         signed = tirx.Select(tirx.Or(code == 0, code == 0x80), code, code | (sign << 7))
     else:
         signed = code | (sign << 7)
