@@ -33,4 +33,6 @@ fi
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
 .venv/bin/mypy
-exec .venv/bin/python -m pytest -n 2 --dist loadgroup "${@:2}"
+# One worker per core; each test file runs on one worker, so that a file's module-scoped
+# fixtures (an exported zoo, a built documentation site) are made once.
+exec .venv/bin/python -m pytest -n 2 --dist loadfile "${@:2}"

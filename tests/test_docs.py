@@ -20,8 +20,6 @@ import tvmext.training
 ROOT = pathlib.Path(__file__).parent.parent
 DOCS = ROOT / "docs"
 
-pytestmark = [pytest.mark.xdist_group("docs")]
-
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> pathlib.Path:

@@ -13,8 +13,8 @@ takes those seven and one model per kind of block oneDNN took over since
 model with a cold cache, and the zoo must fit the suite's time.
 ``TVMEXT_FULL_ZOO=1`` runs every model on both targets (about 20 minutes).
 
-They run in one xdist group: each compile uses both cores' worth of work, and the
-group keeps one worker on them while the other runs the rest of the suite.
+The suite runs each file on one worker (``--dist loadfile``): the zoo is exported once,
+and one worker compiles it while the other runs the rest of the suite.
 """
 
 from __future__ import annotations
@@ -27,8 +27,6 @@ import pytest
 from model_zoo import MODELS, export
 
 import tvmext
-
-pytestmark = [pytest.mark.xdist_group("model_zoo")]
 
 RTOL = 1e-4
 TARGETS = ("llvm", "dnnl, llvm")

@@ -23,8 +23,6 @@ from tvmext.tuning.rpc import CPU_CORES_FUNC, RpcTracker, server_count, with_dea
 
 BIN = pathlib.Path(sys.executable).parent
 KEY = "tvmext-test"
-# Every RPC test shares one xdist worker: each starts its own tracker and servers.
-pytestmark = pytest.mark.xdist_group("rpc")
 
 
 @pytest.fixture

@@ -30,7 +30,7 @@ import zipfile
 import numpy as np
 import pytest
 
-pytestmark = [pytest.mark.xdist_group("wheel"), pytest.mark.library]
+pytestmark = [pytest.mark.library]
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 NATIVE_SOURCES = (".h", ".hh", ".hpp", ".c", ".cc", ".cpp", ".cu", ".cuh")
