@@ -319,8 +319,9 @@ def resolve_default_target(
     target: Any, options: CompileOptions | None, option_values: dict[str, Any]
 ) -> Any:
     """``target``, or when it is None the host's fastest (:mod:`tvmext.target.host_default`;
-    ``"llvm"`` where tuning records are given), announced on stderr; a default with an external target falls back to TVM where its
-    generated code fails to build, unless the caller chose ``fallback_to_tvm``."""
+    ``"llvm"`` where tuning records are given), announced on stderr; a default with an
+    external target falls back to TVM where its generated code fails to build, unless
+    the caller chose ``fallback_to_tvm``."""
     if target is not None:
         return target
     records = options.tuning_records if options is not None else None
