@@ -68,19 +68,14 @@ def _decode(bits: tirx.PrimExpr, fmt: Float8) -> tirx.PrimExpr:
     return tirx.Select((bits & 0x7F) == 0x7F, nan, value)
 
 
-def _bound(value: tirx.PrimExpr, name: str, body: Any) -> tirx.PrimExpr:
-    """``body(v)`` with ``v`` bound to ``value`` once: the encoding reads its input a
-    dozen times, and as a tree of copies (an inlined producer in each) TVM's simplifier
-    takes minutes over one cast. (A float: TVM's integer bound analysis rejects an
-    integer ``Let`` that a loop's tail copies.)"""
-    var = tirx.Var(name, str(value.ty.dtype))
-    return tirx.Let(var, value, body(var))
-
-
 def _encode(x: tirx.PrimExpr, fmt: Float8, saturate: bool) -> tirx.PrimExpr:
     """float8 code (int32) of the float32 ``x``: round to nearest even, then ONNX's
     saturate rule."""
-    return _bound(x, "f8_x", lambda v: _encode_value(v, fmt, saturate))
+    # ``x`` is read a dozen times: bound once, not copied with an inlined producer in
+    # each copy, which TVM's simplifier takes minutes over. (Only ``x``, a float: TVM's
+    # integer bound analysis rejects an integer Let that a loop's tail copies.)
+    var = tirx.Var("f8_x", "float32")
+    return tirx.Let(var, x, _encode_value(var, fmt, saturate))
 
 
 def _encode_value(x: tirx.Var, fmt: Float8, saturate: bool) -> tirx.PrimExpr:
