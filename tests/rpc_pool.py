@@ -3,8 +3,10 @@ tests and the tuning benchmark."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pathlib
+import signal
 import socket
 import subprocess
 import sys
@@ -67,8 +69,10 @@ class Pool:
     def _start(self, name: str, command: list[str], core: int | None = None):
         log = open(self.folder / f"{name}.log", "w")  # noqa: SIM115 (open while it runs)
         pin = (lambda: os.sched_setaffinity(0, {core})) if core is not None else None
+        # Its own process group: TVM's tracker runs in a PopenWorker child of the
+        # process started here, which close() must take down too.
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
-                                   preexec_fn=pin)  # fmt: skip
+                                   preexec_fn=pin, start_new_session=True)  # fmt: skip
         self.processes.append(process)
         return process
 
@@ -84,6 +88,6 @@ class Pool:
 
     def close(self) -> None:
         for process in reversed(self.processes):
-            if process.poll() is None:
-                process.kill()
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
             process.wait(10)
