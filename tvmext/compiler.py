@@ -324,8 +324,8 @@ def resolve_default_target(
     the caller chose ``fallback_to_tvm``."""
     if target is not None:
         return target
-    records = options.tuning_records if options is not None else None
-    chosen = default_target(tuned=bool(records or option_values.get("tuning_records")))
+    records = options.tuning_records if options is not None else option_values.get("tuning_records")
+    chosen = default_target(tuned=bool(records))
     print(chosen.announcement(), file=sys.stderr, flush=True)
     if chosen.target != "llvm" and options is None:
         option_values.setdefault("fallback_to_tvm", True)

@@ -26,6 +26,7 @@ on every CPU PrimFunc the default schedule handles
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 
 import tvm
@@ -205,6 +206,7 @@ def _rewrite_call(call: tvm.ir.Call) -> tirx.PrimExpr:
 _VECTORIZABLE = ("tirx.nearbyint", "tirx.isnan")
 
 
+@functools.cache  # once a process: it sets TVM's op registry
 def _mark_vectorizable() -> None:
     """Let TVM vectorize :data:`_VECTORIZABLE`.
 
