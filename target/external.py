@@ -36,6 +36,11 @@ class Partitioned:
     link_options: tuple[str, ...] = field(default=())
 
 
+# The compile's reduced precision (``"bf16"``), an attribute of the module a target
+# partitions and of each function a pattern target hands its codegen; absent for fp32.
+PRECISION_ATTR = "tvmext_precision"
+
+
 class ExternalTarget(abc.ABC):
     """Base class of external targets: ``name`` and :meth:`partition`."""
 
@@ -44,6 +49,13 @@ class ExternalTarget(abc.ABC):
     @abc.abstractmethod
     def partition(self, mod: tvm.IRModule, host: tvm.target.Target) -> Partitioned:
         """Offload what this target supports; return the module for the host to lower."""
+
+    def precision_refusal(self, precision: str) -> str | None:
+        """Why this target cannot compute in ``precision`` on this machine, or None.
+        Only fp32 by default."""
+        if precision == "fp32":
+            return None
+        return f"target {self.name!r} computes only in fp32"
 
 
 TARGETS: Registry[ExternalTarget] = Registry(

@@ -37,7 +37,7 @@ from tvm import relax
 from tvm.relax.dpl import DFPattern
 from tvm.relax.transform import FusionPattern, PatternCheckContext
 
-from tvmext.target.external import ExternalTarget, Partitioned
+from tvmext.target.external import PRECISION_ATTR, ExternalTarget, Partitioned
 
 Check = Callable[[PatternCheckContext], str | None]
 Signature = tuple[str, tuple[tuple[str, ...], ...]]
@@ -144,9 +144,12 @@ class PatternTarget(ExternalTarget):
                 )
                 for row in self.pattern_table()
             ]
-            fused = relax.transform.FuseOpsByPattern(
-                patterns, bind_constants=False, annotate_codegen=True
-            )(mod)
+            fused = _with_precision(
+                relax.transform.FuseOpsByPattern(
+                    patterns, bind_constants=False, annotate_codegen=True
+                )(mod),
+                self.name,
+            )
             functions = [
                 f
                 for _, f in fused.functions_items()
@@ -205,3 +208,15 @@ class PatternTarget(ExternalTarget):
             return False
 
         return check
+
+
+def _with_precision(mod: tvm.IRModule, codegen: str) -> tvm.IRModule:
+    """``mod`` with its precision attribute (if any) copied onto the functions handed to
+    ``codegen``, where the codegen reads it."""
+    precision = mod.attrs.get(PRECISION_ATTR) if mod.attrs is not None else None
+    if precision is None:
+        return mod
+    for gv, f in mod.functions_items():
+        if isinstance(f, relax.Function) and f.attrs and f.attrs.get("Codegen") == codegen:
+            mod[gv] = f.with_attr(PRECISION_ATTR, precision)
+    return mod

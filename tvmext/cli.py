@@ -2,9 +2,10 @@
 
     tvmext compile MODEL [--target T] [-o OUT.so] [--input-shapes S] [--report] [--plugin P ...]
                          [--keep-params-in-input]   (also writes OUT.params.npz)
+                         [--precision bf16 [--calibration-inputs in.npz] [--max-rel-error E]]
                          [--emit-app DIR]           (DIR/run runs it without Python)
     tvmext run ARTIFACT [--inputs in.npz] [--params w.npz] [--outputs out.npz]
-                        [--print-time] [--print-top K]
+                        [--print-time] [--print-top K] [--report]
     tvmext tune MODEL [--target T] [--trials N] -o records.json
                       [--rpc-tracker HOST:PORT --rpc-key KEY]
     tvmext rpc-server --tracker HOST:PORT --key KEY [--host 127.0.0.1] [--port P]
@@ -108,6 +109,26 @@ def build_parser() -> argparse.ArgumentParser:
         "'run --params' binds them",
     )
     compile_cmd.add_argument(
+        "--precision",
+        choices=("fp32", "bf16"),
+        default="fp32",
+        help="what the external target's convolutions and matmuls compute in (bf16: oneDNN "
+        "on CPUs with AVX512-BF16 or AMX); a reduced precision prints its error against fp32",
+    )
+    compile_cmd.add_argument(
+        "--calibration-inputs",
+        default=None,
+        metavar="in.npz",
+        help="inputs the reduced-precision error is measured on (default: random inputs)",
+    )
+    compile_cmd.add_argument(
+        "--max-rel-error",
+        type=float,
+        default=None,
+        metavar="E",
+        help="fail (and write nothing) when an output's error relative to fp32 exceeds E",
+    )
+    compile_cmd.add_argument(
         "--emit-app",
         default=None,
         metavar="DIR",
@@ -140,6 +161,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="print the time of every kernel and external call, slowest first (--repeat runs)",
     )
     run_cmd.add_argument("--print-top", type=int, default=None, metavar="K")
+    run_cmd.add_argument(
+        "--report",
+        action="store_true",
+        help="print the artifact's accuracy report (reduced-precision artifacts)",
+    )
     run_cmd.add_argument("--device", default="cpu", help="cpu (default), cuda or cuda:N")
     _add_common(run_cmd, plugins=False)
 
@@ -218,6 +244,9 @@ def _compile(args: argparse.Namespace) -> None:
         fallback_to_tvm=args.fallback_to_tvm,
         keep_params_in_input=args.keep_params_in_input,
         verify_schedules=args.verify_schedules,
+        precision=args.precision,
+        calibration_inputs=args.calibration_inputs,
+        max_rel_error=args.max_rel_error,
     )
     module.export(output)
     inputs = ", ".join(map(str, module.inputs))
@@ -260,31 +289,6 @@ def _write_weights(weights: dict[str, Any], path: str) -> None:
         np.savez(f, **weights)
 
 
-def _read_inputs(path: str, names: Sequence[str], what: str = "input") -> dict[str, Any]:
-    """Arrays ``names`` from an .npz file; ``what`` (input or weight) words the errors."""
-    import numpy as np
-
-    if not os.path.isfile(path):
-        raise TvmextError(f"{what}s file {path!r} does not exist")
-    try:
-        data = np.load(path)
-    except Exception as err:
-        raise TvmextError(f"{what}s file {path!r} is not an .npz archive: {err}") from err
-    if not isinstance(data, np.lib.npyio.NpzFile):
-        raise TvmextError(
-            f"{what}s file {path!r} holds one array; expected an .npz archive with one "
-            f"array per {what} name ({', '.join(names)})"
-        )
-    with data:
-        missing = [n for n in names if n not in data.files]
-        if missing:
-            raise TvmextError(
-                f"{what}s file {path!r} lacks {what}(s) {', '.join(missing)}; it holds "
-                f"{', '.join(data.files) or 'nothing'}"
-            )
-        return {n: data[n] for n in names}
-
-
 def _write_outputs(path: str, outputs: Sequence[Any]) -> None:
     import numpy as np
 
@@ -297,7 +301,7 @@ def _write_outputs(path: str, outputs: Sequence[Any]) -> None:
 def _run(args: argparse.Namespace) -> None:
     import numpy as np
 
-    from tvmext.runtime.module import load, random_inputs
+    from tvmext.runtime.module import load, random_inputs, read_arrays
 
     module = load(args.artifact, args.device)
     if module.params and not args.params:
@@ -306,15 +310,17 @@ def _run(args: argparse.Namespace) -> None:
             f"pass them with --params FILE.npz (compile wrote one next to the artifact)"
         )
     if args.params:
-        module.set_params(**_read_inputs(args.params, module.param_names, "weight"))
+        module.set_params(**read_arrays(args.params, module.param_names, "weight"))
     if args.inputs:
-        inputs = _read_inputs(args.inputs, module.input_names)
+        inputs = read_arrays(args.inputs, module.input_names)
     else:
         arrays = random_inputs(module.inputs)
         fill = {"ones": np.ones_like, "zeros": np.zeros_like}.get(args.fill_mode)
         inputs = {
             spec.name: fill(a) if fill else a for spec, a in zip(module.inputs, arrays, strict=True)
         }
+    if args.report:
+        print(module.accuracy or f"{args.artifact} computes in fp32: no accuracy report")
     outputs = module.run(**inputs)
     if args.outputs:
         _write_outputs(args.outputs, outputs)

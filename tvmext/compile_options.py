@@ -9,6 +9,9 @@ from dataclasses import dataclass, field
 
 from tvmext.errors import CompileError
 
+# What external targets' convolutions and matmuls may compute in.
+PRECISIONS = ("fp32", "bf16")
+
 
 @dataclass(frozen=True)
 class CompileOptions:
@@ -27,6 +30,13 @@ class CompileOptions:
     fails naming the function, its shapes and the error; ``schedule=False`` lowers
     with TVM's plain rules (no op or default schedules: naive loops), the baseline a
     training mode is compared against.
+
+    ``precision`` is what an external target's convolutions and matmuls compute in:
+    ``"fp32"`` (the default), or ``"bf16"`` (oneDNN on CPUs with AVX512-BF16 or AMX;
+    the rest stays fp32). A reduced-precision compile also compiles the model in fp32,
+    runs both on ``calibration_inputs`` (an ``.npz`` file with one array per input, or
+    random inputs) and reports the error of each output (``Module.accuracy``);
+    ``max_rel_error`` makes a larger relative error fail the compile.
     """
 
     input_shapes: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
@@ -38,10 +48,24 @@ class CompileOptions:
     keep_params_in_input: bool = False
     verify_schedules: bool = False
     schedule: bool = True
+    precision: str = "fp32"
+    calibration_inputs: str | None = None
+    max_rel_error: float | None = None
 
     def __post_init__(self) -> None:
         if not 0 <= self.opt_level <= 4:
             raise CompileError(f"opt_level must be in 0..4, got {self.opt_level}")
+        if self.precision not in PRECISIONS:
+            raise CompileError(
+                f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}"
+            )
+        if self.precision == "fp32" and (self.calibration_inputs or self.max_rel_error):
+            raise CompileError(
+                "calibration_inputs and max_rel_error check a reduced precision; "
+                "give precision='bf16' with them"
+            )
+        if self.max_rel_error is not None and not self.max_rel_error >= 0:
+            raise CompileError(f"max_rel_error must be >= 0, got {self.max_rel_error}")
         for name, shape in self.input_shapes.items():
             if not all(isinstance(d, int) and d >= 0 for d in shape):
                 raise CompileError(

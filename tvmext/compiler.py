@@ -41,8 +41,9 @@ from tvmext.opdef.native_build import shared_library_link_options
 from tvmext.opdef.native_layer import native_shared_libraries
 from tvmext.pass_registry import PHASES, passes_for
 from tvmext.plugins import load_plugins
-from tvmext.runtime.module import InputSpec, Module, signature_function
-from tvmext.target.external import Partitioned, get_target, link_options
+from tvmext.runtime.accuracy import AccuracyReport, compare
+from tvmext.runtime.module import InputSpec, Module, random_inputs, read_arrays, signature_function
+from tvmext.target.external import PRECISION_ATTR, Partitioned, get_target, link_options
 from tvmext.target.host_default import default_target
 from tvmext.target.report import everything_on_tvm
 from tvmext.target.spec import TargetSpec, parse_target
@@ -172,6 +173,8 @@ def _phase(phase: str) -> Callable[[CompileState], None]:
 
 def _partition(state: CompileState) -> None:
     assert state.mod is not None
+    if state.options.precision != "fp32":
+        state.mod = state.mod.with_attr(PRECISION_ATTR, state.options.precision)
     for name in state.spec.externals:
         try:
             partitioned = get_target(name).partition(state.mod, state.spec.host)
@@ -208,6 +211,7 @@ def pipeline(spec: TargetSpec, options: CompileOptions) -> list[Stage]:
     """The stages that compile a model for ``spec`` with ``options``, in order."""
     if options.verify_schedules:
         lowering.check_verifiable(spec.host)
+    _check_precision(spec, options.precision)
     records = None
     if options.tuning_records:
         records = TuningRecords.load(options.tuning_records)
@@ -223,6 +227,23 @@ def pipeline(spec: TargetSpec, options: CompileOptions) -> list[Stage]:
         Stage("partition", _partition),
         *(Stage(s.name, _lowering(s)) for s in lowering_stages),
     ]
+
+
+def _check_precision(spec: TargetSpec, precision: str) -> None:
+    """A CompileError unless every external target of ``spec`` computes in ``precision``
+    on this machine (TVM's own kernels stay fp32, so a reduced precision needs one)."""
+    if precision == "fp32":
+        return
+    if not spec.externals:
+        raise CompileError(
+            f"precision {precision!r} is computed by an external target's kernels, and "
+            f"target {spec.kind!r} has none (TVM's kernels compute in fp32): use e.g. "
+            f'target "dnnl, llvm"'
+        )
+    for name in spec.externals:
+        reason = get_target(name).precision_refusal(precision)
+        if reason is not None:
+            raise CompileError(f"precision {precision!r} on target {name!r}: {reason}")
 
 
 def run_pipeline(state: CompileState, through: str | None = None) -> CompileState:
@@ -355,6 +376,36 @@ def compile(
     state = compile_state(
         model, target, plugins=plugins, options=options, option_values=option_values
     )
+    module = _module(state)
+    if state.options.precision != "fp32":
+        reference = _module(compile_state(model, target, options=_fp32_reference(state.options)))
+        module.accuracy = _accuracy(module, reference, state.options)
+        print(module.accuracy, file=sys.stderr, flush=True)
+        module.accuracy.check(state.options.max_rel_error)
+    return module
+
+
+def _fp32_reference(options: CompileOptions) -> CompileOptions:
+    """The options of the fp32 artifact a reduced-precision one is measured against."""
+    return dataclasses.replace(
+        options, precision="fp32", calibration_inputs=None, max_rel_error=None, dump_ir=None
+    )
+
+
+def _accuracy(module: Module, reference: Module, options: CompileOptions) -> AccuracyReport:
+    """``module``'s outputs against the fp32 ``reference``'s on the calibration inputs."""
+    path = options.calibration_inputs
+    if path is None:
+        inputs = dict(zip(module.input_names, random_inputs(module.inputs), strict=True))
+        source = "random inputs"
+    else:
+        inputs = read_arrays(path, module.input_names, "calibration input")
+        source = os.path.basename(path)
+    return compare(options.precision, source, reference.run(**inputs), module.run(**inputs))
+
+
+def _module(state: CompileState) -> Module:
+    """The module of ``state`` compiled through the whole pipeline, weights bound."""
     executable = codegen(run_pipeline(state))
     device = tvm.cuda(0) if state.spec.kind == "cuda" else tvm.cpu()
     module = Module(

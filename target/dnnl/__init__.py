@@ -23,14 +23,14 @@ from typing import Any
 
 from tvm import relax
 
-from tvmext.target.dnnl import codegen, passes, patterns
+from tvmext.target.dnnl import codegen, library, passes, patterns
 from tvmext.target.dnnl.library import find_onednn
 from tvmext.target.external import register_target
 from tvmext.target.pattern import PatternRow, PatternTarget
 
 
 class DnnlTarget(PatternTarget):
-    """oneDNN as an external target (fp32, and int8 integer products; CPU)."""
+    """oneDNN as an external target (fp32 or bf16, and int8 integer products; CPU)."""
 
     name = "dnnl"
 
@@ -55,6 +55,19 @@ class DnnlTarget(PatternTarget):
         """A reference kernel left after splitting off post-ops, or a primitive oneDNN
         cannot create (see :func:`.codegen.refusal`)."""
         return codegen.refusal(implementation)
+
+    def precision_refusal(self, precision: str) -> str | None:
+        """fp32 anywhere; bf16 where oneDNN has bf16 kernels (AVX512-BF16, and AMX on
+        CPUs that have it): elsewhere it would emulate bf16, slower than fp32."""
+        if precision != "bf16":
+            return super().precision_refusal(precision)
+        isa = find_onednn().cpu_isa()
+        if library.isa_includes(isa, "avx512_core_bf16"):
+            return None
+        return (
+            f"bf16 needs a CPU with AVX512-BF16 (or AMX); oneDNN's instruction set here is "
+            f"{library.isa_name(isa)}"
+        )
 
 
 TARGET = register_target(DnnlTarget())

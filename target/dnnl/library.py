@@ -17,6 +17,7 @@ also covers libdnnl's own dependencies there), so a loaded artifact finds it wit
 
 from __future__ import annotations
 
+import ctypes
 import functools
 import hashlib
 import os
@@ -75,8 +76,39 @@ class OneDnn:
         numbers = ".".join(m.group(1) if m else "?" for m in parts)
         return f"{numbers} {runtime.group(1) if runtime else 'unknown runtime'}"
 
+    def cpu_isa(self) -> int:
+        """The instruction set oneDNN's kernels use on this CPU (``dnnl_cpu_isa_t``, capped
+        by ``$ONEDNN_MAX_CPU_ISA``)."""
+        library = ctypes.CDLL(self.library())
+        return int(library.dnnl_get_effective_cpu_isa())
+
 
 _PARTS = ("MAJOR", "MINOR", "PATCH")
+
+# oneDNN's instruction sets (``dnnl_cpu_isa_t``), widest first; each value is a bit set
+# that contains the values of the sets it includes.
+CPU_ISAS = {
+    "avx512_core_amx": 0xFEF,
+    "avx512_core_fp16": 0x1EF,
+    "avx512_core_bf16": 0xE7,
+    "avx512_core_vnni": 0x67,
+    "avx512_core": 0x27,
+    "avx2_vnni_2": 0x1F,
+    "avx2_vnni": 0xF,
+    "avx2": 0x7,
+    "avx": 0x3,
+    "sse41": 0x1,
+}
+
+
+def isa_includes(isa: int, name: str) -> bool:
+    """Whether the instruction set ``isa`` includes ``CPU_ISAS[name]``."""
+    return isa & CPU_ISAS[name] == CPU_ISAS[name]
+
+
+def isa_name(isa: int) -> str:
+    """The widest named instruction set ``isa`` includes (``"avx2"``, ...)."""
+    return next((name for name in CPU_ISAS if isa_includes(isa, name)), "no vector ISA")
 
 
 ROOT_VARIABLE = "TVMEXT_ONEDNN_ROOT"

@@ -13,10 +13,12 @@ results, which every later call passes to ``main``.
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import re
 import statistics
+import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -27,6 +29,8 @@ from tvm import relax
 
 from tvmext.atomic_file import atomic_output, check_folder
 from tvmext.errors import CompileError, ShapeError
+from tvmext.opdef.native_build import BuildFlags, compile_object
+from tvmext.runtime.accuracy import ARTIFACT_SYMBOL, AccuracyReport
 from tvmext.runtime.cpu_threads import configure_thread_pool
 from tvmext.runtime.packed_dtypes import from_carrier, numpy_dtype, to_carrier
 from tvmext.runtime.profiling import Profile, profile_vm
@@ -117,7 +121,9 @@ class Module:
     ``set_params`` for a model compiled with ``keep_params_in_input``.
 
     ``reports`` holds one partition report per external target (where each op went
-    and why); ``link_options`` are what the external targets' code needs linked.
+    and why); ``link_options`` are what the external targets' code needs linked;
+    ``accuracy`` is the report of a reduced-precision artifact against fp32 (None for
+    fp32), kept in the exported artifact.
     """
 
     def __init__(
@@ -132,6 +138,7 @@ class Module:
         self.device = device if device is not None else tvm.cpu()
         self.link_options = tuple(link_options)
         self.reports: tuple[PartitionReport, ...] = tuple(reports)
+        self.accuracy: AccuracyReport | None = None
         if self.link_options:
             executable.jit(options=list(self.link_options))  # the VM then uses this library
         self._vm = relax.VirtualMachine(executable, self.device)
@@ -220,12 +227,13 @@ class Module:
         path = os.fspath(path)
         folder = check_folder(path)
         options = _artifact_options(self.link_options, folder, rpath)
+        addons = [_accuracy_object(self.accuracy)] if self.accuracy is not None else None
         with atomic_output(path, executable=True) as tmp, filtered_tvm_log():
             try:
                 if options:
-                    self._executable.export_library(tmp, options=options)
+                    self._executable.export_library(tmp, options=options, addons=addons)
                 else:
-                    self._executable.export_library(tmp)
+                    self._executable.export_library(tmp, addons=addons)
             except Exception as err:
                 raise CompileError(
                     f"exporting {path!r} failed: {type(err).__name__}: {err}"
@@ -386,6 +394,29 @@ def random_inputs(inputs: Sequence[InputSpec], seed: int = 0) -> list[np.ndarray
     return arrays
 
 
+def read_arrays(path: str, names: Sequence[str], what: str = "input") -> dict[str, np.ndarray]:
+    """Arrays ``names`` from an .npz file; ``what`` (input or weight) words the errors."""
+    if not os.path.isfile(path):
+        raise CompileError(f"{what}s file {path!r} does not exist")
+    try:
+        data = np.load(path)
+    except Exception as err:
+        raise CompileError(f"{what}s file {path!r} is not an .npz archive: {err}") from err
+    if not isinstance(data, np.lib.npyio.NpzFile):
+        raise CompileError(
+            f"{what}s file {path!r} holds one array; expected an .npz archive with one "
+            f"array per {what} name ({', '.join(names)})"
+        )
+    with data:
+        missing = [n for n in names if n not in data.files]
+        if missing:
+            raise CompileError(
+                f"{what}s file {path!r} lacks {what}(s) {', '.join(missing)}; it holds "
+                f"{', '.join(data.files) or 'nothing'}"
+            )
+        return {n: data[n] for n in names}
+
+
 def load(
     path: str | os.PathLike[str], device: str = "cpu", params: Mapping[str, Any] | None = None
 ) -> Module:
@@ -417,6 +448,28 @@ def load(
         raise CompileError(
             f"{path!r} is not a tvmext artifact: {type(err).__name__}: {err}"
         ) from err
+    module.accuracy = _embedded_accuracy(path)
     if params is not None:
         module.set_params(**params)
     return module
+
+
+def _accuracy_object(report: AccuracyReport) -> str:
+    """An object file defining the artifact's accuracy symbol: the report as JSON."""
+    data = report.to_json().encode() + b"\0"
+    source = f'extern "C" const char {ARTIFACT_SYMBOL}[] = {{{",".join(map(str, data))}}};\n'
+    with tempfile.TemporaryDirectory() as folder:
+        path = os.path.join(folder, "accuracy_report.cc")
+        with open(path, "w") as f:
+            f.write(source)
+        return compile_object(path, BuildFlags())
+
+
+def _embedded_accuracy(path: str) -> AccuracyReport | None:
+    """The accuracy report an artifact holds, or None (an fp32 artifact)."""
+    library = ctypes.CDLL(os.path.abspath(path))
+    try:
+        text = ctypes.string_at(ctypes.addressof(ctypes.c_char.in_dll(library, ARTIFACT_SYMBOL)))
+    except ValueError:
+        return None
+    return AccuracyReport.from_json(text.decode())

@@ -236,15 +236,21 @@ class PrimitiveOp : public Op {
       std::fputs(warning_.c_str(), stderr);
       warning_.clear();
     }
+    dnnl::stream& stream = cpu_stream();
     for (size_t i = 0; i < slots_.size(); ++i) {
       void* data = args[i];
+      auto converted = converted_.find(i);
+      if (converted != converted_.end()) {
+        converted->second.user.set_data_handle(data);
+        converted->second.reorder.execute(stream, converted->second.user, slots_[i].second);
+        continue;
+      }
       if (i == packed_slot_) data = packed_.get(packed_user_, slots_[i].second.get_desc(), data);
       slots_[i].second.set_data_handle(data);
     }
     execute_args_.clear();
     for (auto& slot : slots_)
       if (slot.first != kApart) execute_args_.insert(slot);
-    dnnl::stream& stream = cpu_stream();
     primitive_.execute(stream, execute_args_);
     memory& dst = slots_.back().second;
     for (auto& post : apart_) {
@@ -270,6 +276,15 @@ class PrimitiveOp : public Op {
   void pack(size_t slot, const memory::desc& user) {
     packed_slot_ = slot;
     packed_user_ = user;
+  }
+  // The last slot added reads another data type or layout than the caller's buffer
+  // (``user``): each call reorders the buffer into memory the op owns.
+  void convert(const memory::desc& user) {
+    size_t slot = slots_.size() - 1;
+    memory& owned = slots_[slot].second;
+    owned = memory(owned.get_desc(), cpu_engine());
+    dnnl::reorder::primitive_desc pd(cpu_engine(), user, cpu_engine(), owned.get_desc());
+    converted_[slot] = {memory(user, cpu_engine(), DNNL_MEMORY_NONE), dnnl::reorder(pd)};
   }
   // The post-ops' inputs: fused, arguments of the primitive; apart, each post-op
   // becomes its own primitive on ``dst``.
@@ -320,6 +335,10 @@ class PrimitiveOp : public Op {
  private:
   // The argument id of a slot that only a post-op run apart reads.
   static constexpr int kApart = -1;
+  struct Converted {
+    memory user;
+    dnnl::reorder reorder;
+  };
   struct Apart {
     dnnl::primitive primitive;
     int src1_slot = -1;  // the binary post-op's input, -1 for an eltwise one
@@ -330,6 +349,7 @@ class PrimitiveOp : public Op {
   std::vector<std::pair<int, memory>> slots_;
   std::vector<Apart> apart_;
   std::unordered_map<int, memory> execute_args_;
+  std::unordered_map<size_t, Converted> converted_;
   size_t packed_slot_ = static_cast<size_t>(-1);
   memory::desc packed_user_;
   PackedWeights packed_;
@@ -342,26 +362,31 @@ class ConvolutionLike : public PrimitiveOp {
   ConvolutionLike(const char* kind, dnnl::algorithm alg, const Desc& src, const Desc& weights,
                   const Desc* bias, const Desc& dst, const int64_t* stride,
                   const int64_t* pad_l, const int64_t* pad_r, const int64_t* dilation,
-                  const PostOp* post, int n_post) {
+                  const PostOp* post, int n_post, Math math) {
     BinaryInputs binary;
     auto attr = attr_with(post, n_post, &binary);
+    bool bf16 = math == kBf16;
+    // bf16 activations are converted per call anyway: into the layout oneDNN prefers.
+    memory::desc src_md = bf16 ? any_md(src, dt::bf16) : md(src);
+    dt weights_type = bf16 ? dt::bf16 : dt::f32;
     int n = src.ndim - 2;
     memory::dims strides = spatial(stride, n), dil = spatial(dilation, n, 1);
     memory::dims left = spatial(pad_l, n), right = spatial(pad_r, n);
     auto prop = dnnl::prop_kind::forward_inference;
     auto make = [&](const dnnl::primitive_attr& a) {
-      return bias ? typename Forward::primitive_desc(cpu_engine(), prop, alg, md(src),
-                                                     any_md(weights), md(*bias), md(dst),
-                                                     strides, dil, left, right, a)
-                  : typename Forward::primitive_desc(cpu_engine(), prop, alg, md(src),
-                                                     any_md(weights), md(dst), strides, dil,
-                                                     left, right, a);
+      return bias ? typename Forward::primitive_desc(cpu_engine(), prop, alg, src_md,
+                                                     any_md(weights, weights_type), md(*bias),
+                                                     md(dst), strides, dil, left, right, a)
+                  : typename Forward::primitive_desc(cpu_engine(), prop, alg, src_md,
+                                                     any_md(weights, weights_type), md(dst),
+                                                     strides, dil, left, right, a);
     };
     bool apart;
     auto pd = fused_unless_reference(make, attr, n_post, &apart);
     chose(kind, pd.impl_info_str(), pd.dst_desc());
     primitive_ = Forward(pd);
     add(DNNL_ARG_SRC, pd.src_desc());
+    if (bf16) convert(md(src));
     add(DNNL_ARG_WEIGHTS, pd.weights_desc());
     pack(1, md(weights));
     if (bias) add(DNNL_ARG_BIAS, md(*bias));
@@ -454,24 +479,30 @@ class DenseInt8 : public PrimitiveOp {
   }
 };
 
+// In bf16, src and weights are converted (see PrimitiveOp::convert) into the layouts
+// oneDNN prefers; in f32 only constant weights are.
 dnnl::matmul::primitive_desc matmul_pd(const Desc& src, const Desc& weights, const Desc* bias,
-                                       const Desc& dst, bool const_weights,
+                                       const Desc& dst, bool const_weights, Math math,
                                        const dnnl::primitive_attr& attr) {
-  auto wei = const_weights ? any_md(weights) : md(weights);
-  return bias ? dnnl::matmul::primitive_desc(cpu_engine(), md(src), wei, md(*bias), md(dst), attr)
-              : dnnl::matmul::primitive_desc(cpu_engine(), md(src), wei, md(dst), attr);
+  bool bf16 = math == kBf16;
+  auto in = bf16 ? any_md(src, dt::bf16) : md(src);
+  auto wei = bf16 ? any_md(weights, dt::bf16) : const_weights ? any_md(weights) : md(weights);
+  return bias ? dnnl::matmul::primitive_desc(cpu_engine(), in, wei, md(*bias), md(dst), attr)
+              : dnnl::matmul::primitive_desc(cpu_engine(), in, wei, md(dst), attr);
 }
 
 class MatMul : public PrimitiveOp {
  public:
-  MatMul(const dnnl::matmul::primitive_desc& pd, const Desc& weights, const Desc* bias,
-         bool const_weights, const PostOp* post, int n_post, const BinaryInputs& binary,
-         bool apart) {
+  MatMul(const dnnl::matmul::primitive_desc& pd, const Desc& src, const Desc& weights,
+         const Desc* bias, bool const_weights, Math math, const PostOp* post, int n_post,
+         const BinaryInputs& binary, bool apart) {
     chose("matmul", pd.impl_info_str(), pd.dst_desc());
     primitive_ = dnnl::matmul(pd);
     add(DNNL_ARG_SRC, pd.src_desc());
+    if (math == kBf16) convert(md(src));
     add(DNNL_ARG_WEIGHTS, pd.weights_desc());
     if (const_weights) pack(1, md(weights));
+    else if (math == kBf16) convert(md(weights));
     if (bias) add(DNNL_ARG_BIAS, md(*bias));
     add_post_ops(post, n_post, binary, apart, pd.dst_desc());
     add(DNNL_ARG_DST, pd.dst_desc());
@@ -711,39 +742,41 @@ class LayerNorm : public PrimitiveOp {
 std::unique_ptr<Op> convolution(const Desc& src, const Desc& weights, const Desc* bias,
                                 const Desc& dst, const int64_t* stride, const int64_t* pad_l,
                                 const int64_t* pad_r, const int64_t* dilation,
-                                const PostOp* post, int n_post) {
+                                const PostOp* post, int n_post, Math math) {
   return std::make_unique<ConvolutionLike<dnnl::convolution_forward>>(
       "convolution", dnnl::algorithm::convolution_direct, src, weights, bias, dst, stride, pad_l,
-      pad_r, dilation, post, n_post);
+      pad_r, dilation, post, n_post, math);
 }
 
 std::unique_ptr<Op> deconvolution(const Desc& src, const Desc& weights, const Desc* bias,
                                   const Desc& dst, const int64_t* stride, const int64_t* pad_l,
                                   const int64_t* pad_r, const int64_t* dilation,
-                                  const PostOp* post, int n_post) {
+                                  const PostOp* post, int n_post, Math math) {
   return std::make_unique<ConvolutionLike<dnnl::deconvolution_forward>>(
       "deconvolution", dnnl::algorithm::deconvolution_direct, src, weights, bias, dst, stride,
-      pad_l, pad_r, dilation, post, n_post);
+      pad_l, pad_r, dilation, post, n_post, math);
 }
 
 std::unique_ptr<Op> matmul(const Desc& src, const Desc& weights, const Desc* bias, const Desc& dst,
-                           bool const_weights, const PostOp* post, int n_post) {
+                           bool const_weights, const PostOp* post, int n_post, Math math) {
   BinaryInputs binary;
   auto attr = attr_with(post, n_post, &binary);
   bool apart;
   auto pd = fused_unless_reference(
       [&](const dnnl::primitive_attr& a) {
-        return matmul_pd(src, weights, bias, dst, const_weights, a);
+        return matmul_pd(src, weights, bias, dst, const_weights, math, a);
       },
       attr, n_post, &apart);
+  // bf16 matmuls are brgemm-based wherever oneDNN has bf16 kernels (AVX512-BF16, AMX).
   DenseChoice choice = dense_choice();
   bool forced = choice == DenseChoice::kConvolution;
   bool gemm = starts_with(pd.impl_info_str(), "gemm");
-  if (const_weights && (forced || (choice == DenseChoice::kAuto && gemm))) {
+  if (math == kF32 && const_weights && (forced || (choice == DenseChoice::kAuto && gemm))) {
     auto conv = dense_as_conv(src, weights, bias, dst, post, n_post);
     if (conv && (forced || starts_with(conv->convolution_implementation(), "brg"))) return conv;
   }
-  return std::make_unique<MatMul>(pd, weights, bias, const_weights, post, n_post, binary, apart);
+  return std::make_unique<MatMul>(pd, src, weights, bias, const_weights, math, post, n_post,
+                                  binary, apart);
 }
 
 std::unique_ptr<Op> conv2d_int8(const Desc& src, bool src_signed, bool src_zero_point,

@@ -28,6 +28,11 @@ struct PostOp {
   Desc src1;  // for kAdd / kMul
 };
 
+// The data type the multiplications of a convolution or matmul run in. kBf16: inputs
+// converted to bf16 (constant weights once, activations per call), products summed in
+// f32, results and post-ops in f32 (oneDNN's AMX and AVX512-BF16 kernels).
+enum Math : int { kF32 = 0, kBf16 };
+
 class Op {
  public:
   virtual ~Op() = default;
@@ -49,17 +54,17 @@ class Op {
 std::unique_ptr<Op> convolution(const Desc& src, const Desc& weights, const Desc* bias,
                                 const Desc& dst, const int64_t* stride, const int64_t* pad_l,
                                 const int64_t* pad_r, const int64_t* dilation,
-                                const PostOp* post, int n_post);
+                                const PostOp* post, int n_post, Math math);
 // inputs: src, weights, [bias]; const_weights: reorder the weights once into the layout
 // oneDNN prefers (the buffer must stay the same constant across calls).
 std::unique_ptr<Op> matmul(const Desc& src, const Desc& weights, const Desc* bias, const Desc& dst,
-                           bool const_weights, const PostOp* post, int n_post);
+                           bool const_weights, const PostOp* post, int n_post, Math math);
 // A 1-D or 2-D transposed convolution (oneDNN's deconvolution), arguments as for
 // convolution; weights as (G,) O, I, spatial dims.
 std::unique_ptr<Op> deconvolution(const Desc& src, const Desc& weights, const Desc* bias,
                                   const Desc& dst, const int64_t* stride, const int64_t* pad_l,
                                   const int64_t* pad_r, const int64_t* dilation,
-                                  const PostOp* post, int n_post);
+                                  const PostOp* post, int n_post, Math math);
 // Integer products, exact: src u8 (or s8 with src_signed), minus its zero point when
 // src_zero_point, times weights given as an s32 constant of s8 values (reordered into
 // s8 once), summed into an s32 dst. inputs: src, weights, [zero point: one s32].
