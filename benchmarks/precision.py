@@ -98,7 +98,9 @@ def main() -> None:
     for name in args.models.split(","):
         calls, want = runners(name, folder, args.threads)
         scale = float(np.max(np.abs(want)))
-        errors = {r: float(np.max(np.abs(np.asarray(c()) - want))) / scale for r, c in calls.items()}
+        errors = {
+            r: float(np.max(np.abs(np.asarray(c()) - want))) / scale for r, c in calls.items()
+        }
         times = timed(calls, args.repeat, args.rounds)
         line = f"{name:13}"
         for runtime in RUNTIMES[1:]:

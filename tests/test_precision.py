@@ -12,8 +12,8 @@ import sys
 import numpy as np
 import onnxruntime as ort
 import pytest
-from model_zoo import export
 import tvm
+from model_zoo import export
 from tvm import relax
 
 import tvmext
@@ -66,7 +66,7 @@ def test_compare_recomputes_the_report() -> None:
 
 def test_reduced_precision_needs_an_external_target() -> None:
     mod = _conv_dense_model(np.random.default_rng(0))
-    with pytest.raises(CompileError, match="precision 'bf16'.*target 'llvm' has none"):
+    with pytest.raises(CompileError, match=r"precision 'bf16'.*target 'llvm' has none"):
         tvmext.compile(mod, "llvm", precision="bf16")
     with pytest.raises(CompileError, match="precision must be one of fp32, bf16"):
         tvmext.compile(mod, "dnnl, llvm", precision="fp16")

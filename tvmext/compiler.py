@@ -43,6 +43,7 @@ from tvmext.pass_registry import PHASES, passes_for
 from tvmext.plugins import load_plugins
 from tvmext.runtime.accuracy import AccuracyReport, compare
 from tvmext.runtime.module import InputSpec, Module, random_inputs, read_arrays, signature_function
+from tvmext.runtime.tvm_log import filtered_tvm_log
 from tvmext.target.external import PRECISION_ATTR, Partitioned, get_target, link_options
 from tvmext.target.host_default import default_target
 from tvmext.target.report import everything_on_tvm
@@ -376,11 +377,13 @@ def compile(
     state = compile_state(
         model, target, plugins=plugins, options=options, option_values=option_values
     )
-    module = _module(state)
-    if state.options.precision != "fp32":
-        reference = _module(compile_state(model, target, options=_fp32_reference(state.options)))
-        module.accuracy = _accuracy(module, reference, state.options)
-        print(module.accuracy, file=sys.stderr, flush=True)
+    with filtered_tvm_log():
+        module = _module(state)
+        if state.options.precision != "fp32":
+            fp32 = compile_state(model, target, options=_fp32_reference(state.options))
+            module.accuracy = _accuracy(module, _module(fp32), state.options)
+            print(module.accuracy, file=sys.stderr, flush=True)
+    if module.accuracy is not None:
         module.accuracy.check(state.options.max_rel_error)
     return module
 

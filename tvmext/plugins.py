@@ -8,6 +8,7 @@ each op, pass and target came from.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib
 import importlib.metadata
@@ -42,6 +43,13 @@ def _from_file(path: str) -> ModuleType:
 
 
 def _entry_points() -> dict[str, importlib.metadata.EntryPoint]:
+    return _entry_points_on(tuple(sys.path))
+
+
+@functools.lru_cache(maxsize=1)
+def _entry_points_on(path: tuple[str, ...]) -> dict[str, importlib.metadata.EntryPoint]:
+    """The plugins installed on the import path ``path``: scanning every distribution's
+    metadata costs about 10 ms, and each compile asks, so once per import path."""
     return {ep.name: ep for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)}
 
 
