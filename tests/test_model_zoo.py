@@ -11,15 +11,14 @@ and runs every kernel twice). On ``"dnnl, llvm"`` (the default target) the defau
 takes those seven and one model per kind of block oneDNN took over since
 (``ON_ONEDNN``): each oneDNN compile builds its generated C++ with g++, about 15 s a
 model with a cold cache, and the zoo must fit the suite's time.
-``TVMEXT_FULL_ZOO=1`` runs every model on both targets (about 20 minutes).
+The others on ``"dnnl, llvm"`` are marked ``full``: ``bash dev.sh test -m full``
+runs them (about 20 minutes).
 
 The suite runs each file on one worker (``--dist loadfile``): the zoo is exported once,
 and one worker compiles it while the other runs the rest of the suite.
 """
 
 from __future__ import annotations
-
-import os
 
 import numpy as np
 import onnxruntime as ort
@@ -37,7 +36,6 @@ VERIFIED = ("resnet", "mobilenet_v2", "efficientnet", "convnext", "vit", "bert",
 # broadcast mask, 1-D convolutions, transposed convolutions, resampling, BatchNorm after
 # dense layers, grouped-query attention with RMSNorm).
 ON_ONEDNN = (*VERIFIED, "swin", "wav2vec2", "dpt", "segformer", "levit", "llama")
-FULL = os.environ.get("TVMEXT_FULL_ZOO") == "1"
 # (model, target): why tvmext gets it wrong. strict: a fix makes the test fail until
 # the entry goes.
 KNOWN_BUGS: dict[tuple[str, str], str] = {}
@@ -50,7 +48,7 @@ def _cases() -> list:
             bug = KNOWN_BUGS.get((name, target))
             marks = [pytest.mark.xfail(reason=bug, strict=True)] if bug else []
             if target != "llvm" and name not in ON_ONEDNN:
-                marks.append(pytest.mark.skipif(not FULL, reason="TVMEXT_FULL_ZOO=1 runs it"))
+                marks.append(pytest.mark.full)
             cases.append(pytest.param(name, target, marks=marks, id=f"{name}-{target}"))
     return cases
 

@@ -239,6 +239,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--importer", choices=("tvmext", "tvm", "both"), default="tvmext")
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--only", default="", help="run only cases whose name contains this")
+    parser.add_argument("--exclude", default=None, help="skip cases whose name contains this")
     parser.add_argument("--record", default=None, help="write tvmext's passing cases here")
     parser.add_argument("--check", default=None, help="fail if a case listed here fails")
     parser.add_argument("--report", default=None, help="write every result as JSON here")
@@ -252,7 +253,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         with open(args.check) as f:
             names = [line.strip() for line in f if line.strip()]
     else:
-        names = [n for n in collect() if args.only in n]
+        names = list(collect())
+    names = [n for n in names if args.only in n and not (args.exclude and args.exclude in n)]
     importers = ["tvmext", "tvm"] if args.importer == "both" else [args.importer]
     all_results = {}
     for importer in importers:
