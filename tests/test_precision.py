@@ -12,8 +12,10 @@ import sys
 import numpy as np
 import onnxruntime as ort
 import pytest
+import torch
 import tvm
 from model_zoo import export
+from test_dnnl_capabilities import CASES
 from tvm import relax
 
 import tvmext
@@ -157,3 +159,40 @@ def test_zoo_models_in_bf16_stay_close_to_fp32(name, tmp_path) -> None:
     assert module.accuracy is not None
     assert module.accuracy.max_rel_error < BF16_REL_ERROR
     assert module.accuracy.outputs[0].cosine > 0.999
+
+
+@needs_bf16
+def test_every_convolution_kind_and_a_batched_matmul_run_in_bf16() -> None:
+    """The convolutions of test_dnnl_capabilities (1-D, grouped, 3-D, dilated,
+    transposed) and attention scores (a batched matmul of two activations plus a
+    broadcast mask), in one module: each within bf16's error of PyTorch's fp32."""
+    cases = {name: case for name, case in CASES.items() if "conv" in name}
+    rng = np.random.default_rng(0)
+    a, b = (rng.standard_normal(s).astype(np.float32) for s in ((8, 3, 49, 32), (8, 3, 32, 49)))
+    mask = rng.standard_normal((1, 3, 49, 49)).astype(np.float32)
+    inputs = [rng.standard_normal(shapes[0]).astype(np.float32) for shapes, _, _ in cases.values()]
+    bb = relax.BlockBuilder()
+    params = [
+        relax.Var(f"x{i}", relax.TensorType(x.shape, "float32")) for i, x in enumerate(inputs)
+    ]
+    q, k = (relax.Var(n, relax.TensorType(x.shape, "float32")) for n, x in (("q", a), ("k", b)))
+    with bb.function("main", [*params, q, k]):
+        with bb.dataflow():
+            outs = [
+                bb.emit(build(bb, [p]))
+                for p, (_, build, _) in zip(params, cases.values(), strict=True)
+            ]
+            outs.append(bb.emit(relax.op.add(relax.op.matmul(q, k), relax.const(mask))))
+            out = bb.emit_output(relax.Tuple(outs))
+        bb.emit_func_output(out)
+    module = tvmext.compile(bb.get(), "dnnl, llvm", precision="bf16")
+    (report,) = module.reports
+    heavy = [o for o in report.ops if o.op.startswith(("relax.nn.conv", "relax.matmul"))]
+    assert len(heavy) == len(outs) and all(o.placement == "dnnl" for o in heavy), str(report)
+    got = module.run(*inputs, a, b)
+    wants = [reference(torch.from_numpy(x)).numpy() for x, (_, _, reference) in
+             zip(inputs, cases.values(), strict=True)]  # fmt: skip
+    wants.append(a @ b + mask)
+    for name, g, w in zip([*cases, "attention scores"], got, wants, strict=True):
+        rel = float(np.max(np.abs(g - w)) / np.max(np.abs(w)))
+        assert rel < BF16_REL_ERROR, f"{name}: bf16 differs from fp32 by {rel:.2e}"
