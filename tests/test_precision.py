@@ -196,3 +196,22 @@ def test_every_convolution_kind_and_a_batched_matmul_run_in_bf16() -> None:
     for name, g, w in zip([*cases, "attention scores"], got, wants, strict=True):
         rel = float(np.max(np.abs(g - w)) / np.max(np.abs(w)))
         assert rel < BF16_REL_ERROR, f"{name}: bf16 differs from fp32 by {rel:.2e}"
+
+
+@needs_bf16
+def test_a_model_with_symbolic_inputs_needs_calibration_inputs(rng, tmp_path) -> None:
+    n = tvm.tirx.Var("n", "int64")
+    bb = relax.BlockBuilder()
+    x = relax.Var("x", relax.TensorType((n, 64), "float32"))
+    with bb.function("main", [x]):
+        with bb.dataflow():
+            w = relax.const(rng.standard_normal((64, 32)).astype("float32"))
+            out = bb.emit_output(relax.op.matmul(x, w))
+        bb.emit_func_output(out)
+    with pytest.raises(CompileError, match=r"accuracy report needs inputs: input x.*--calibr"):
+        tvmext.compile(bb.get(), "dnnl, llvm", precision="bf16")
+    np.savez(tmp_path / "in.npz", x=rng.standard_normal((5, 64)).astype("float32"))
+    module = tvmext.compile(
+        bb.get(), "dnnl, llvm", precision="bf16", calibration_inputs=str(tmp_path / "in.npz")
+    )
+    assert module.accuracy is not None and module.accuracy.max_rel_error < BF16_REL_ERROR

@@ -27,6 +27,7 @@ import traceback
 from collections.abc import Sequence
 from typing import Any
 
+from tvmext.compile_options import PRECISIONS
 from tvmext.errors import TvmextError
 
 EXIT_ERROR = 1
@@ -110,7 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     compile_cmd.add_argument(
         "--precision",
-        choices=("fp32", "bf16"),
+        choices=PRECISIONS,
         default="fp32",
         help="what the external target's convolutions and matmuls compute in (bf16: oneDNN "
         "on CPUs with AVX512-BF16 or AMX); a reduced precision prints its error against fp32",

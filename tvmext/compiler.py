@@ -32,7 +32,7 @@ import tvmext.passes  # noqa: F401  (registers the target-independent passes)
 from tvmext.atomic_file import check_folder
 from tvmext.compile_options import CompileOptions, shapes_from
 from tvmext.dims import dims
-from tvmext.errors import CompileError, ModelError, NativeBuildError, TvmextError
+from tvmext.errors import CompileError, ModelError, NativeBuildError, ShapeError, TvmextError
 from tvmext.lowering import pipeline as lowering
 from tvmext.lowering.tuning_records import TuningRecords
 from tvmext.onnx import importer as onnx_import
@@ -399,7 +399,14 @@ def _accuracy(module: Module, reference: Module, options: CompileOptions) -> Acc
     """``module``'s outputs against the fp32 ``reference``'s on the calibration inputs."""
     path = options.calibration_inputs
     if path is None:
-        inputs = dict(zip(module.input_names, random_inputs(module.inputs), strict=True))
+        try:
+            arrays = random_inputs(module.inputs)
+        except ShapeError as err:
+            raise CompileError(
+                f"the {options.precision} accuracy report needs inputs: {err}; give them "
+                f"as calibration_inputs (--calibration-inputs in.npz)"
+            ) from err
+        inputs = dict(zip(module.input_names, arrays, strict=True))
         source = "random inputs"
     else:
         inputs = read_arrays(path, module.input_names, "calibration input")

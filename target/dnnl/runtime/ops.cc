@@ -119,6 +119,22 @@ bool starts_with(const std::string& text, const char* prefix) {
   return text.rfind(prefix, 0) == 0;
 }
 
+// Attributes that let a primitive on f32 tensors multiply in bf16.
+dnnl::primitive_attr bf16_math() {
+  dnnl::primitive_attr attr;
+  attr.set_fpmath_mode(dnnl::fpmath_mode::bf16);
+  return attr;
+}
+
+// Whether oneDNN's implementation of a primitive allowed bf16 math (bf16_math()) is a
+// bf16 kernel: it names an ISA with bf16 instructions. Where it is not (depthwise
+// convolutions have no AMX kernel), bf16 tensors would only add conversions, 2 to 3
+// times the f32 time, so the primitive stays f32.
+bool has_bf16_kernel(const std::string& implementation) {
+  return implementation.find("bf16") != std::string::npos ||
+         implementation.find("amx") != std::string::npos;
+}
+
 // oneDNN's reference implementations ("ref:any", ...) are plain loops, 10 to 100 times
 // slower than its jit and brgemm kernels: a primitive never runs one where avoidable.
 bool is_reference(const std::string& implementation) {
@@ -365,10 +381,8 @@ class ConvolutionLike : public PrimitiveOp {
                   const PostOp* post, int n_post, Math math) {
     BinaryInputs binary;
     auto attr = attr_with(post, n_post, &binary);
-    bool bf16 = math == kBf16;
-    // bf16 activations are converted per call anyway: into the layout oneDNN prefers.
-    memory::desc src_md = bf16 ? any_md(src, dt::bf16) : md(src);
-    dt weights_type = bf16 ? dt::bf16 : dt::f32;
+    memory::desc src_md = md(src);
+    dt weights_type = dt::f32;
     int n = src.ndim - 2;
     memory::dims strides = spatial(stride, n), dil = spatial(dilation, n, 1);
     memory::dims left = spatial(pad_l, n), right = spatial(pad_r, n);
@@ -381,6 +395,12 @@ class ConvolutionLike : public PrimitiveOp {
                                                      any_md(weights, weights_type), md(dst),
                                                      strides, dil, left, right, a);
     };
+    bool bf16 = math == kBf16 && has_bf16_kernel(make(bf16_math()).impl_info_str());
+    if (bf16) {
+      // bf16 activations are converted per call anyway: into the layout oneDNN prefers.
+      src_md = any_md(src, dt::bf16);
+      weights_type = dt::bf16;
+    }
     bool apart;
     auto pd = fused_unless_reference(make, attr, n_post, &apart);
     chose(kind, pd.impl_info_str(), pd.dst_desc());
@@ -761,6 +781,10 @@ std::unique_ptr<Op> matmul(const Desc& src, const Desc& weights, const Desc* bia
                            bool const_weights, const PostOp* post, int n_post, Math math) {
   BinaryInputs binary;
   auto attr = attr_with(post, n_post, &binary);
+  if (math == kBf16 &&
+      !has_bf16_kernel(matmul_pd(src, weights, bias, dst, const_weights, kF32, bf16_math())
+                           .impl_info_str()))
+    math = kF32;
   bool apart;
   auto pd = fused_unless_reference(
       [&](const dnnl::primitive_attr& a) {

@@ -30,7 +30,8 @@ struct PostOp {
 
 // The data type the multiplications of a convolution or matmul run in. kBf16: inputs
 // converted to bf16 (constant weights once, activations per call), products summed in
-// f32, results and post-ops in f32 (oneDNN's AMX and AVX512-BF16 kernels).
+// f32, results and post-ops in f32 (oneDNN's AMX and AVX512-BF16 kernels), where oneDNN
+// has a bf16 kernel for the primitive; f32 where it has none (depthwise convolutions).
 enum Math : int { kF32 = 0, kBf16 };
 
 class Op {
