@@ -47,7 +47,7 @@ from tvmext.lowering.schedules.helpers import (
     vectorize_partial,
     vectorized_row_reduction,
 )
-from tvmext.lowering.schedules.limits import size_violation
+from tvmext.lowering.schedules.limits import child_statements, size_violation
 from tvmext.lowering.schedules.vector_math import polynomial_math
 
 # Partial sums of a column reduction: at most this many chunks, and this many
@@ -454,7 +454,25 @@ def default_schedule(func: tirx.PrimFunc, target: tvm.target.Target) -> tirx.Pri
     return polynomial_math(_cpu_schedule(func, target))
 
 
+def _has_reduction(func: tirx.PrimFunc) -> bool:
+    """Whether a block of ``func`` reduces: the matmul, row and dlight rules schedule
+    reductions only, and trying each on an elementwise function costs as much as
+    scheduling it."""
+    stack = [func.body]
+    while stack:
+        stmt = stack.pop()
+        if isinstance(stmt, s_tir.SBlock) and any(
+            iv.iter_type == tirx.IterVar.CommReduce for iv in stmt.iter_vars
+        ):
+            return True
+        stack.extend(child_statements(stmt))
+    return False
+
+
 def _cpu_schedule(func: tirx.PrimFunc, target: tvm.target.Target) -> tirx.PrimFunc:
+    if not _has_reduction(func):
+        scheduled = _applies(schedule_parallel_vectorized, func, target)
+        return func if scheduled is None else scheduled
     for rule in (try_matmul, schedule_rows):
         scheduled = _applies(rule, func, target)
         if scheduled is not None:

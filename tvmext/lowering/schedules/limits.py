@@ -40,7 +40,8 @@ def _extent(loop: tirx.For) -> int | None:
     return int(loop.extent) if isinstance(loop.extent, tirx.IntImm) else None
 
 
-def _children(stmt: object) -> list[object]:
+def child_statements(stmt: object) -> list[object]:
+    """The statements directly inside ``stmt`` (a block's init and body, a loop's body, ...)."""
     if isinstance(stmt, tirx.SeqStmt):
         return list(stmt.seq)
     if isinstance(stmt, s_tir.SBlockRealize):
@@ -80,7 +81,7 @@ def size_violation(func: tirx.PrimFunc, target: tvm.target.Target) -> SizeViolat
                 return SizeViolation(
                     name, f"unrolls to {unrolled} elements (limit {MAX_UNROLLED_ELEMENTS})"
                 )
-        for child in _children(stmt):
+        for child in child_statements(stmt):
             found = visit(child, unrolled, vectorized)
             if found is not None:
                 return found
