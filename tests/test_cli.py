@@ -191,3 +191,17 @@ def test_tune_writes_records_that_compile_uses(tmp_path):
     assert bad.returncode == 1 and "tuning records 'nope.json' cannot be read" in bad.stderr
     bad = cli("tune", path, "-o", "no/such/dir/rec.json", cwd=tmp_path)
     assert bad.returncode == 1 and "cannot write 'no/such/dir/rec.json'" in bad.stderr
+
+
+def test_native_flags_name_the_layer_header_and_tvm_ffi(tmp_path):
+    cflags = cli("native-flags", "--cflags", cwd=tmp_path).stdout.split()
+    includes = [f[2:] for f in cflags if f.startswith("-I")]
+    assert "-std=c++17" in cflags and "-fPIC" in cflags
+    assert any(os.path.isfile(os.path.join(d, "tvmext", "layer.h")) for d in includes)
+    assert any(os.path.isfile(os.path.join(d, "tvm", "ffi", "function.h")) for d in includes)
+    ldflags = cli("native-flags", "--ldflags", cwd=tmp_path).stdout.split()
+    assert "-ltvm_ffi" in ldflags
+    (lib_dir,) = [f[2:] for f in ldflags if f.startswith("-L")]
+    assert os.path.isfile(os.path.join(lib_dir, "libtvm_ffi.so"))
+    both = cli("native-flags", cwd=tmp_path).stdout.split()
+    assert both == cflags + ldflags

@@ -1,26 +1,25 @@
-"""A vendor's prebuilt shared library of a layer, built in a test from a C++ source."""
+"""A vendor's prebuilt shared library of a layer, built in a test from a C++ source
+with the flags ``tvmext native-flags`` prints, as a vendor's own build would."""
 
 from __future__ import annotations
 
 import os
 import pathlib
 import subprocess
-
-from tvmext.opdef.native_build import INCLUDE_DIR, tvm_include_dirs
+import sys
 
 NATIVE = pathlib.Path(__file__).parent / "native"
 
 
 def build_vendor_library(folder: pathlib.Path, source: str = "leaky_relu.cc") -> pathlib.Path:
-    """``folder/lib<name>.so`` built from ``tests/native/<source>`` with ``g++ -shared
-    -fPIC``, linked against tvm-ffi (with an RPATH to it) as a vendor would ship it."""
-    import tvm_ffi.libinfo
-
-    lib_dir = os.path.dirname(tvm_ffi.libinfo.find_libtvm_ffi())
+    """``folder/lib<name>.so`` built from ``tests/native/<source>`` with ``g++ -O2
+    -shared $(tvmext native-flags)``: linked against tvm-ffi with an RPATH to it."""
+    cli = os.path.join(os.path.dirname(sys.executable), "tvmext")
+    flags = subprocess.run(
+        [cli, "native-flags"], capture_output=True, text=True, check=True
+    ).stdout.split()
     folder.mkdir(parents=True, exist_ok=True)
     out = folder / f"lib{pathlib.Path(source).stem}.so"
-    includes = [f"-I{d}" for d in (INCLUDE_DIR, *tvm_include_dirs())]
-    subprocess.run(["g++", "-std=c++17", "-O2", "-shared", "-fPIC", *includes,
-                    str(NATIVE / source), "-o", str(out), f"-L{lib_dir}", "-ltvm_ffi",
-                    f"-Wl,-rpath,{lib_dir}"], check=True)  # fmt: skip
+    subprocess.run(["g++", "-O2", "-shared", str(NATIVE / source), "-o", str(out), *flags],
+                   check=True)  # fmt: skip
     return out

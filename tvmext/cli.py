@@ -10,6 +10,7 @@
                       [--rpc-tracker HOST:PORT --rpc-key KEY]
     tvmext rpc-server --tracker HOST:PORT --key KEY [--host 127.0.0.1] [--port P]
     tvmext ops [--plugin P ...]
+    tvmext native-flags [--cflags | --ldflags]   (to build a layer library outside tvmext)
 
 TVM is imported only once a command needs it, so ``--help`` and usage errors answer
 at once. A user error prints one line and exits 1 (``--verbose`` adds the
@@ -215,6 +216,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     ops_cmd = commands.add_parser("ops", help="list ops, passes, targets and plugins")
     _add_common(ops_cmd)
+
+    flags_cmd = commands.add_parser(
+        "native-flags",
+        help="compiler and linker flags for building a native layer library outside tvmext",
+    )
+    flags_cmd.add_argument("--cflags", action="store_true", help="only the compiler flags")
+    flags_cmd.add_argument("--ldflags", action="store_true", help="only the linker flags")
+    _add_common(flags_cmd, plugins=False)
     return parser
 
 
@@ -436,12 +445,26 @@ def _ops(args: argparse.Namespace) -> None:
     print("installed plugins:", ", ".join(installed_plugins()) or "none")
 
 
+def _native_flags(args: argparse.Namespace) -> None:
+    import shlex
+
+    from tvmext import native
+
+    both = not (args.cflags or args.ldflags)
+    flags = [
+        *(native.compile_flags() if args.cflags or both else []),
+        *(native.link_flags() if args.ldflags or both else []),
+    ]
+    print(shlex.join(flags))
+
+
 COMMANDS = {
     "compile": _compile,
     "run": _run,
     "tune": _tune,
     "rpc-server": _rpc_server,
     "ops": _ops,
+    "native-flags": _native_flags,
 }
 
 
