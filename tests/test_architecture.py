@@ -25,7 +25,7 @@ LAYERS: list[tuple[str, str]] = [
         r"tvmext\.(pass_registry|onnx\.registry|target\.report"
         r"|opdef\.(attrs|param_conversion|eager_runner|tvm_registration|call_args|primfunc_origin))$",
     ),
-    ("op definitions", r"tvmext\.opdef(\..*)?$"),
+    ("op definitions, native build flags", r"tvmext\.(opdef(\..*)?|native)$"),
     ("lowering", r"tvmext\.(lowering(\..*)?|target\.spec)$"),
     (
         "targets, passes, eager calls, runtime, tuning, deployment",
