@@ -44,12 +44,13 @@ def run_module(mod: tvm.IRModule, *arrays: np.ndarray, fn: str = "main"):
 
 
 # The files that take longest, slowest first (seconds on 2 cores). Each file runs on one
-# worker (--dist loadfile), handed out in collection order: started first, they run
-# beside the many short files instead of after them, and both workers end together.
+# worker (--dist loadfile), handed out in collection order (--no-loadscope-reorder in
+# dev.sh): started first, they run beside the many short files instead of after them,
+# and both workers end together.
 _SLOW_FILES = (
-    "test_onnx_conformance.py",  # ~300 s: 1,279 models compiled and run
+    "test_onnx_conformance.py",  # ~250 s: 1,279 models compiled and run
     "test_docs.py",  # ~105 s: the site built, tutorials executed
-    "test_tuning_rpc.py",  # ~130 s: MetaSchedule over RPC servers
+    "test_tuning_rpc.py",  # ~120 s: MetaSchedule over RPC servers
     "test_model_zoo.py",
     "test_tuning.py",
 )
