@@ -42,21 +42,3 @@ def run_module(mod: tvm.IRModule, *arrays: np.ndarray, fn: str = "main"):
     vm = relax.VirtualMachine(build(mod, parse_target("llvm").host), tvm.cpu())
     return vm[fn](*[tvm.runtime.tensor(a) for a in arrays])
 
-
-# The files that take longest, slowest first (seconds on 2 cores). Each file runs on one
-# worker (--dist loadfile), handed out in collection order (--no-loadscope-reorder in
-# dev.sh): started first, they run beside the many short files instead of after them,
-# and both workers end together.
-_SLOW_FILES = (
-    "test_onnx_conformance.py",  # ~250 s: 1,279 models compiled and run
-    "test_docs.py",  # ~105 s: the site built, tutorials executed
-    "test_tuning_rpc.py",  # ~120 s: MetaSchedule over RPC servers
-    "test_model_zoo.py",
-    "test_tuning.py",
-)
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Collect the slowest files first (see ``_SLOW_FILES``)."""
-    rank = {name: i for i, name in enumerate(_SLOW_FILES)}
-    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))
