@@ -34,7 +34,5 @@ fi
 .venv/bin/ruff format --check .
 .venv/bin/mypy
 # One worker per core; each test file runs on one worker, so that a file's module-scoped
-# fixtures (an exported zoo, a built documentation site) are made once. Files are handed
-# out in collection order (tests/conftest.py puts the slowest first), not xdist's
-# most-tests-first.
-exec .venv/bin/python -m pytest -n 2 --dist loadfile --no-loadscope-reorder "${@:2}"
+# fixtures (an exported zoo, a built documentation site) are made once.
+exec .venv/bin/python -m pytest -n 2 --dist loadfile "${@:2}"
