@@ -41,4 +41,3 @@ def run_module(mod: tvm.IRModule, *arrays: np.ndarray, fn: str = "main"):
     """Compile ``mod`` for the host CPU with tvmext's pipeline and run ``fn``."""
     vm = relax.VirtualMachine(build(mod, parse_target("llvm").host), tvm.cpu())
     return vm[fn](*[tvm.runtime.tensor(a) for a in arrays])
-
