@@ -12,25 +12,18 @@ the objects before them).
 
 from __future__ import annotations
 
-import os
-
-from tvmext.opdef.native_build import INCLUDE_DIR, tvm_include_dirs
-
-# The language level and code model tvmext compiles native layers with.
-COMPILE_FLAGS = ("-std=c++17", "-fPIC")
+from tvmext.opdef.native_build import LANGUAGE_FLAGS, layer_include_dirs, tvm_ffi_library_dir
 
 
 def include_dirs() -> list[str]:
     """The folders holding ``tvmext/layer.h`` and the tvm-ffi and DLPack headers it
     includes."""
-    return list(dict.fromkeys([INCLUDE_DIR, *tvm_include_dirs()]))
+    return layer_include_dirs()
 
 
 def library_dirs() -> list[str]:
     """The folder of ``libtvm_ffi.so``, which a layer library links."""
-    import tvm_ffi.libinfo
-
-    return [os.path.dirname(tvm_ffi.libinfo.find_libtvm_ffi())]
+    return [tvm_ffi_library_dir()]
 
 
 def libraries() -> list[str]:
@@ -40,7 +33,7 @@ def libraries() -> list[str]:
 
 def compile_flags() -> list[str]:
     """Compiler flags for a layer source: language level, ``-fPIC``, include folders."""
-    return [*COMPILE_FLAGS, *(f"-I{d}" for d in include_dirs())]
+    return [*LANGUAGE_FLAGS, *(f"-I{d}" for d in include_dirs())]
 
 
 def link_flags() -> list[str]:

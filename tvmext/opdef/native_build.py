@@ -21,7 +21,10 @@ from dataclasses import dataclass
 from tvmext.errors import NativeBuildError
 
 INCLUDE_DIR = os.path.join(os.path.dirname(__file__), "include")
-_CXX_FLAGS = ("-std=c++17", "-O3", "-fPIC")
+# The language level and code model of every native layer, here and in a vendor's build
+# (tvmext.native).
+LANGUAGE_FLAGS = ("-std=c++17", "-fPIC")
+_CXX_FLAGS = (*LANGUAGE_FLAGS, "-O3")
 _CUDA_FLAGS = ("-std=c++17", "-O3", "-Xcompiler", "-fPIC")
 
 
@@ -49,6 +52,19 @@ def tvm_include_dirs() -> list[str]:
     import tvm_ffi.libinfo
 
     return [tvm_ffi.libinfo.find_include_path(), tvm_ffi.libinfo.find_dlpack_include_path()]
+
+
+def layer_include_dirs() -> list[str]:
+    """The folders a layer source includes from: ``tvmext/layer.h`` and the tvm-ffi and
+    DLPack headers (once each; the wheel keeps both in one folder)."""
+    return list(dict.fromkeys([INCLUDE_DIR, *tvm_include_dirs()]))
+
+
+def tvm_ffi_library_dir() -> str:
+    """The folder of ``libtvm_ffi.so``, which a layer library links."""
+    import tvm_ffi.libinfo
+
+    return os.path.dirname(tvm_ffi.libinfo.find_libtvm_ffi())
 
 
 @dataclass(frozen=True)
@@ -81,8 +97,7 @@ def compile_object(source: str, flags: BuildFlags) -> str:
     with open(source, "rb") as f:
         content = f.read()
     compiler, base_flags = _compiler_for(source)
-    includes = [os.path.abspath(d) for d in flags.include_dirs] + [INCLUDE_DIR]
-    includes += tvm_include_dirs()
+    includes = [os.path.abspath(d) for d in flags.include_dirs] + layer_include_dirs()
     command = [compiler, *base_flags, *flags.extra_cflags, *(f"-I{d}" for d in includes), "-c"]
     import tvm
 
@@ -168,9 +183,7 @@ def link_shared(
 ) -> str:
     """Link ``objects`` into a cached shared library for in-process calls; it loads
     ``shared_libraries`` (absolute paths) with it."""
-    import tvm_ffi.libinfo
-
-    lib_dir = os.path.dirname(tvm_ffi.libinfo.find_libtvm_ffi())
+    lib_dir = tvm_ffi_library_dir()
     nvcc = shutil.which("nvcc")
     cuda_dirs = [os.path.join(os.path.dirname(os.path.dirname(nvcc)), "lib64")] if nvcc else []
     key_text = repr((sorted(objects), flags.libraries, list(shared_libraries)))
