@@ -74,6 +74,8 @@ def test_reduced_precision_needs_an_external_target() -> None:
         tvmext.compile(mod, "dnnl, llvm", precision="fp16")
     with pytest.raises(CompileError, match="give precision='bf16'"):
         tvmext.compile(mod, "dnnl, llvm", max_rel_error=0.1)
+    with pytest.raises(CompileError, match="max_rel_error must be >= 0, got -1"):
+        tvmext.compile(mod, "dnnl, llvm", precision="bf16", max_rel_error=-1)
 
 
 def test_bf16_is_refused_where_onednn_has_no_bf16_kernels() -> None:
@@ -210,6 +212,11 @@ def test_a_model_with_symbolic_inputs_needs_calibration_inputs(rng, tmp_path) ->
         bb.emit_func_output(out)
     with pytest.raises(CompileError, match=r"accuracy report needs inputs: input x.*--calibr"):
         tvmext.compile(bb.get(), "dnnl, llvm", precision="bf16")
+    np.savez(tmp_path / "wrong.npz", y=np.zeros(3, "float32"))
+    with pytest.raises(CompileError, match=r"calibration inputs file .*wrong.npz' lacks cali"):
+        tvmext.compile(
+            bb.get(), "dnnl, llvm", precision="bf16", calibration_inputs=str(tmp_path / "wrong.npz")
+        )
     np.savez(tmp_path / "in.npz", x=rng.standard_normal((5, 64)).astype("float32"))
     module = tvmext.compile(
         bb.get(), "dnnl, llvm", precision="bf16", calibration_inputs=str(tmp_path / "in.npz")
