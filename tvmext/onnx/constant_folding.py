@@ -49,7 +49,7 @@ def static_value(x: Any) -> np.ndarray | None:
             return None
         return np.array([int(d) for d in x.values], dtype=np.int64)
     if isinstance(x, tirx.IntImm | tirx.FloatImm):
-        return np.array(x.value, dtype=str(x.dtype))
+        return np.array(x.value, dtype=str(x.ty))
     return None
 
 

@@ -30,6 +30,7 @@ from tvm.relax.frontend.onnx import onnx_frontend
 import tvmext.onnx.converters  # noqa: F401  (registers the converters this importer uses)
 from tvmext.errors import ModelError, TvmextError
 from tvmext.onnx import registry as onnx_registry
+from tvmext.onnx import symbolic_values
 from tvmext.onnx.constant_folding import fold_node
 from tvmext.onnx.packed_types import carry_packed_types
 from tvmext.onnx.qdq_integer import integer_qdq
@@ -156,6 +157,8 @@ class _Importer(onnx_frontend.ONNXGraphImporter):
     def __init__(self, table: Mapping[str, _Node], *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._tvmext_table = table
+        # ONNX value name -> its value as a function of the input dimensions.
+        self._symbolic: dict[str, symbolic_values.SymbolicValue] = {}
 
     def _runtime_weights(self) -> list[relax.Var]:
         """Initializers kept as parameters of ``main`` (``keep_params_in_input``)."""
@@ -190,6 +193,20 @@ class _Importer(onnx_frontend.ONNXGraphImporter):
         folded = None if entry.packed else fold_node(entry.node, inputs, opset)
         if folded is not None:
             return folded
+        if not entry.packed:
+            known = [
+                self._symbolic.get(name) or symbolic_values.known_value(x)
+                for name, x in zip(entry.node.input, inputs, strict=False)
+            ]
+            value = symbolic_values.evaluate(entry.node, inputs, known)
+            if value is not None and value.is_constant:
+                return symbolic_values.as_relax(value)
+            if value is not None:
+                # Kept as a tensor between nodes (TVM's importer refuses shape values
+                # in most ops); a consumer that takes a shape gets the value itself.
+                self._symbolic[entry.node.output[0]] = value
+                return self.bb.normalize(symbolic_values.as_tensor(value))
+            inputs = self._with_shape_values(entry, inputs, known)
         mapping, label = entry.mapping, entry.label
         if mapping is None:
             return super()._convert_operator(op_name, inputs, attrs, opset)
@@ -215,6 +232,26 @@ class _Importer(onnx_frontend.ONNXGraphImporter):
             self.bb, mapping.op, list(inputs), op_attrs, label, self._runtime_weights()
         )
         return self.bb.normalize(mapping.op.call_relax(*inputs, **op_attrs))
+
+    def _with_shape_values(
+        self,
+        entry: _Node,
+        inputs: list[relax.Expr],
+        known: list[symbolic_values.SymbolicValue | None],
+    ) -> list[relax.Expr]:
+        """``inputs`` as the converter takes them: a known value as a shape value where
+        the node takes a shape, as a tensor everywhere else."""
+        domain = onnx_registry.normalize_domain(entry.node.domain)
+        takes_shapes = symbolic_values.SHAPE_INPUTS.get(entry.node.op_type, frozenset())
+        out = onnx_frontend.onnx_input(inputs)  # reads past the end as None, as TVM's
+        for i, (x, value) in enumerate(zip(inputs, known, strict=False)):
+            if value is None:
+                continue
+            if domain == "" and i in takes_shapes:
+                out[i] = self.bb.normalize(symbolic_values.as_relax(value))
+            elif symbolic_values.is_shape_value(x):
+                out[i] = self.bb.normalize(symbolic_values.as_tensor(value))
+        return out
 
 
 def from_onnx(

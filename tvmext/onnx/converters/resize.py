@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import tvm
 from tvm import relax, te, tirx
+from tvm.sym.analyzer import Analyzer
 
 from tvmext.errors import ModelError
 from tvmext.onnx.converters.helpers import const, runtime_shape, static_shape
@@ -107,6 +108,43 @@ def _runtime_plan(
         out = op.floor(op.multiply(factors, ins))
     factors = bb.emit(factors)
     return factors, _symbolic(bb, op.astype(out, "int64"), len(axes))
+
+
+def _symbolic_plan(
+    bb: relax.BlockBuilder,
+    data: relax.Expr,
+    axes: list[int],
+    sizes: list[tvm.ir.Expr],
+    mode: str,
+    antialias: bool,
+) -> tuple[list[int], relax.Expr | list[float], list[tvm.ir.Expr], list[Any]]:
+    """The plan for sizes that are functions of the input dimensions (a decoder
+    upsampling to a skip connection's ``Shape``): an axis whose size is its input's is
+    left alone, and where the other axes are static the plan is the static one."""
+    in_dims = [data.ty.shape.values[a] for a in axes]
+    analyzer = Analyzer()
+    kept = [
+        k
+        for k, (n, size) in enumerate(zip(in_dims, sizes, strict=True))
+        if not analyzer.can_prove_equal(n, size)
+    ]
+    if all(isinstance(d, tirx.IntImm) for k in kept for d in (in_dims[k], sizes[k])):
+        factors = [int(sizes[k]) / int(in_dims[k]) for k in kept]
+        taps = [_taps(mode, antialias, f) if mode != "nearest" else 1 for f in factors]
+        return kept, factors, [sizes[k] for k in kept], taps
+    op = relax.op
+
+    def as_f64(dims: list[tvm.ir.Expr]) -> relax.Expr:
+        return op.astype(op.shape_to_tensor(relax.ShapeExpr(dims)), "float64")
+
+    factor_arg = bb.emit(
+        op.divide(as_f64([sizes[k] for k in kept]), as_f64([in_dims[k] for k in kept]))
+    )
+    if mode != "nearest" and antialias:
+        taps = _runtime_taps(bb, factor_arg, mode, len(kept))
+    else:
+        taps = [2 * _SUPPORT.get(mode, 0) or 1] * len(kept)
+    return kept, factor_arg, [sizes[k] for k in kept], taps
 
 
 def _symbolic(bb: relax.BlockBuilder, values: relax.Expr, n: int) -> list[tvm.ir.Expr]:
@@ -358,7 +396,16 @@ def resize(
 
     shape = static_shape(data)
     given = _constant(scales if has_scales else sizes)
-    if given is not None and shape is not None:
+    if has_sizes and isinstance(sizes, relax.ShapeExpr) and policy == "stretch":
+        if len(sizes.values) != len(axes):
+            raise ModelError(
+                f"sizes holds {len(sizes.values)} values; expected one per resized axis "
+                f"({len(axes)})"
+            )
+        kept, factor_arg, sizes_arg, taps = _symbolic_plan(
+            bb, data, axes, list(sizes.values), mode, antialias
+        )
+    elif given is not None and shape is not None:
         given = given.reshape(-1)
         if given.size != len(axes):
             raise ModelError(

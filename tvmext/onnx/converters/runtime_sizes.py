@@ -23,7 +23,7 @@ from tvm import relax, te, tirx
 from tvm.relax.frontend.onnx.onnx_frontend import get_type
 
 from tvmext.errors import ModelError, ShapeError
-from tvmext.onnx.converters.helpers import const, runtime_shape
+from tvmext.onnx.converters.helpers import const, runtime_shape, simplify_dim
 from tvmext.onnx.registry import register_converter
 
 Fallback = Callable[[], relax.Expr]
@@ -251,6 +251,9 @@ def range_(
     ``stash_type`` for float16 and bfloat16), as NumPy's ``arange`` in the reference."""
     if all(_constant(x) is not None for x in inputs):
         return fallback()
+    symbolic = _symbolic_range(bb, inputs)
+    if symbolic is not None:
+        return symbolic
     names = ("input 0 (start)", "input 1 (limit)", "input 2 (delta)")
     dtype = str(_tensor_type(inputs[0], names[0]).dtype)
     for x, name in zip(inputs, names, strict=True):
@@ -289,6 +292,36 @@ def range_(
         )
 
     return bb.emit_te(compute, start, delta, primfunc_name_hint="range")
+
+
+def _prim_scalar(x: relax.Expr) -> tirx.PrimExpr | None:
+    """An integer scalar known at import, as a PrimExpr: a constant or a symbolic value
+    the importer derived from input dimensions; None for anything else."""
+    if tvm.ir.is_prim_expr(x):
+        return x if str(x.ty).startswith("int") else None
+    known = _constant(x)
+    if known is not None and known.size == 1 and known.dtype.kind in "iu":
+        return tirx.IntImm("int64", int(known.reshape(-1)[0]))
+    return None
+
+
+def _symbolic_range(bb: relax.BlockBuilder, inputs: list[relax.Expr]) -> relax.Expr | None:
+    """Range of integer bounds that are functions of input dimensions, with a constant
+    positive step (``Range(0, seq, 1)`` of position ids): its length is a symbolic
+    dimension, so the rest of the graph keeps symbolic shapes."""
+    start, limit, delta = (_prim_scalar(x) for x in inputs)
+    if start is None or limit is None or not isinstance(delta, tirx.IntImm) or delta.value <= 0:
+        return None
+    if not any(tvm.ir.is_prim_expr(x) for x in inputs):
+        return None
+    dtype = str(inputs[0].ty) if tvm.ir.is_prim_expr(inputs[0]) else str(inputs[0].ty.dtype)
+    start, limit = (tirx.Cast("int64", v) if str(v.ty) != "int64" else v for v in (start, limit))
+    length = simplify_dim(tirx.max(tirx.floordiv(limit - start + delta - 1, delta), 0))
+
+    def compute() -> te.Tensor:
+        return te.compute((length,), lambda i: tirx.Cast(dtype, start + i * delta), name="range")
+
+    return bb.emit_te(compute, primfunc_name_hint="range")
 
 
 def _fill_value(attrs: dict[str, Any]) -> np.ndarray:

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 import tvm
-from tvm import relax
+from tvm import relax, tirx
 
 from tvmext.onnx.converters.helpers import const, runtime_shape, static_shape
 from tvmext.onnx.registry import register_converter
@@ -25,6 +25,11 @@ def reshape(
     dimension, unless ``allowzero``) and -1 (infer) are resolved in Relax, then the
     tensor becomes a shape of symbolic dimensions."""
     data, target = inputs[0], inputs[1]
+    if isinstance(target, relax.ShapeExpr) and not attrs.get("allowzero", 0):
+        target = _copy_zero_dims(data, target)
+        if target is None:
+            return fallback()
+        return relax.op.reshape(data, target)
     if isinstance(target, tvm.ir.GenericConst | relax.ShapeExpr) or isinstance(
         data, relax.ShapeExpr
     ):
@@ -43,6 +48,26 @@ def reshape(
     total = const(np.int64(np.prod(in_shape, dtype=np.int64)))
     dims = op.where(inferred, op.floor_divide(total, known), dims)
     return op.reshape(data, runtime_shape(bb, dims, n, "reshape_dim"))
+
+
+def _copy_zero_dims(data: relax.Expr, target: relax.ShapeExpr) -> relax.ShapeExpr | None:
+    """A symbolic Reshape target with ONNX's 0 (copy the input's dimension) resolved;
+    Relax's reshape resolves the -1. None when a 0 has no input dimension to copy."""
+    dims = list(target.values)
+    if not any(isinstance(d, tirx.IntImm) and int(d) == 0 for d in dims):
+        return target
+    ty = data.ty
+    if not isinstance(ty, relax.TensorType) or not isinstance(ty.shape, relax.ShapeExpr):
+        return None
+    source = list(ty.shape.values)
+    resolved = []
+    for i, d in enumerate(dims):
+        if isinstance(d, tirx.IntImm) and int(d) == 0:
+            if i >= len(source):
+                return None
+            d = source[i]
+        resolved.append(d)
+    return relax.ShapeExpr(resolved)
 
 
 _SHAPE_USERS = {"Reshape", "Expand", "ConstantOfShape", "Resize", "Slice", "Gather"}
