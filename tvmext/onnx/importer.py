@@ -245,12 +245,13 @@ class _Importer(onnx_frontend.ONNXGraphImporter):
         takes_shapes = symbolic_values.SHAPE_INPUTS.get(entry.node.op_type, frozenset())
         out = onnx_frontend.onnx_input(inputs)  # reads past the end as None, as TVM's
         for i, (x, value) in enumerate(zip(inputs, known, strict=False)):
-            if value is None:
-                continue
             if domain == "" and i in takes_shapes:
-                out[i] = self.bb.normalize(symbolic_values.as_relax(value))
-            elif symbolic_values.is_shape_value(x):
+                if value is not None:
+                    out[i] = self.bb.normalize(symbolic_values.as_relax(value))
+            elif value is not None and symbolic_values.is_shape_value(x):
                 out[i] = self.bb.normalize(symbolic_values.as_tensor(value))
+            elif isinstance(getattr(x, "ty", None), relax.ShapeType):
+                out[i] = self.bb.normalize(relax.op.shape_to_tensor(x))  # read at run time
         return out
 
 

@@ -372,6 +372,7 @@ SHAPE_INPUTS: dict[str, frozenset[int]] = {
     "Range": frozenset({0, 1, 2}),
     "Slice": frozenset({1, 2, 3, 4}),
     "Resize": frozenset({3}),
+    "Tile": frozenset({1}),
 }
 
 

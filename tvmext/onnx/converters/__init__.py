@@ -34,6 +34,7 @@ from tvmext.onnx.converters import (
     sub_byte,
     tensor,
     tensor_scatter,
+    tile,
 )
 
 __all__ = [
@@ -69,4 +70,5 @@ __all__ = [
     "sub_byte",
     "tensor",
     "tensor_scatter",
+    "tile",
 ]

@@ -14,7 +14,8 @@ import numpy as np
 import tvm
 from tvm import relax
 
-from tvmext.onnx.converters.helpers import const, static_shape
+from tvmext.errors import ModelError
+from tvmext.onnx.converters.helpers import const
 from tvmext.onnx.registry import register_converter
 
 _Scan = Callable[..., relax.Expr]
@@ -36,10 +37,9 @@ def _cumulative(scan: _Scan, name: str) -> Callable[..., relax.Expr]:
     ) -> relax.Expr:
         data, axis = inputs[0], inputs[1]
         exclusive, reverse = bool(attrs.get("exclusive", 0)), bool(attrs.get("reverse", 0))
-        shape = static_shape(data)
-        if shape is None:
-            raise ValueError(f"{name} needs an input of static rank")
-        rank = len(shape)
+        rank = data.ty.ndim if isinstance(data.ty, relax.TensorType) else -1
+        if rank < 0:
+            raise ModelError("input 0 (x) has an unknown rank; expected a tensor of known rank")
         if isinstance(axis, tvm.ir.GenericConst):
             return _along(scan, data, int(axis.value.numpy().item()) % rank, exclusive, reverse)
         op = relax.op

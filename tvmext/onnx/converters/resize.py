@@ -110,6 +110,28 @@ def _runtime_plan(
     return factors, _symbolic(bb, op.astype(out, "int64"), len(axes))
 
 
+def _scaled_static_axes(
+    data: relax.Expr, axes: list[int], scales: np.ndarray, mode: str, antialias: bool
+) -> tuple[list[int], list[float], list[tvm.ir.Expr], list[int]] | None:
+    """The static plan for constant scales that resize only static axes of an input
+    whose other dimensions are symbolic (a dynamic batch); None otherwise."""
+    if scales.size != len(axes):
+        return None
+    dims = list(data.ty.shape.values) if isinstance(data.ty.shape, relax.ShapeExpr) else None
+    if dims is None:
+        return None
+    kept = [k for k, f in enumerate(scales) if not math.isclose(float(f), 1.0)]
+    if not all(isinstance(dims[axes[k]], tirx.IntImm) for k in kept):
+        return None
+    factors = [float(scales[k]) for k in kept]
+    sizes = [
+        tirx.IntImm("int64", int(f * int(dims[axes[k]])))
+        for f, k in zip(factors, kept, strict=True)
+    ]
+    taps = [_taps(mode, antialias, f) if mode != "nearest" else 1 for f in factors]
+    return kept, factors, sizes, taps
+
+
 def _symbolic_plan(
     bb: relax.BlockBuilder,
     data: relax.Expr,
@@ -405,6 +427,13 @@ def resize(
         kept, factor_arg, sizes_arg, taps = _symbolic_plan(
             bb, data, axes, list(sizes.values), mode, antialias
         )
+    elif (
+        has_scales
+        and given is not None
+        and shape is None
+        and (plan := _scaled_static_axes(data, axes, given.reshape(-1), mode, antialias))
+    ):
+        kept, factor_arg, sizes_arg, taps = plan
     elif given is not None and shape is not None:
         given = given.reshape(-1)
         if given.size != len(axes):
