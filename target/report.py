@@ -7,7 +7,8 @@ reasons the target's checks gave, or with "no <target> pattern" when no row matc
 
 Cost model: FLOPs count a multiply-add as 2 (convolutions, matmul), a pooling window
 element as 1, and 1 per output element for every other op; bytes are the sizes of
-the op's tensor inputs plus its output.
+the op's tensor inputs plus its output. Ops of symbolic shape count neither (their
+cost depends on the shapes of each run).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ class OpPlacement:
 
     var: str
     op: str
-    shape: tuple[int, ...] | None
+    shape: tuple[int | str, ...] | None  # symbolic dims by name ("batch", "seq * 4")
     flops: int
     bytes: int
     placement: str
@@ -57,7 +58,7 @@ class PartitionReport:
             f"{'binding':14} {'op':22} {'shape':18} {'MFLOP':>9} {'KiB':>8}  placement",
         ]
         for o in self.ops:
-            shape = "?" if o.shape is None else "x".join(map(str, o.shape))
+            shape = "?" if o.shape is None else "x".join(str(d).replace(" ", "") for d in o.shape)
             how = f" [{o.implementation}]" if o.implementation else ""
             lines.append(
                 f"{o.var:14} {o.op:22} {shape:18} {o.flops / 1e6:9.3f} {o.bytes / 1024:8.1f}  "
@@ -69,6 +70,15 @@ class PartitionReport:
             f"{sum(o.flops for o in self.ops) / 1e6:.2f} MFLOP"
         )
         return "\n".join(lines)
+
+
+def shown_shape(expr: relax.Expr) -> tuple[int | str, ...] | None:
+    """The shape of a tensor expression as the report shows it (symbolic dims by name),
+    or None when it is not known."""
+    ty = expr.ty
+    if not isinstance(ty, relax.TensorType) or not isinstance(ty.shape, relax.ShapeExpr):
+        return None
+    return tuple(dims(ty.shape.values))
 
 
 def static_shape(expr: relax.Expr) -> tuple[int, ...] | None:
@@ -145,17 +155,16 @@ def partition_report(
             continue
         flops, moved = op_cost(call)
         how = (implementations or {}).get(var, "")
+        shape = shown_shape(call)
         if var in fused:
             placement, detail = target, fused[var]
+            if shape is not None and any(isinstance(d, str) for d in shape):
+                detail += " (dynamic: made for each shape a run brings)"
         else:
             reasons = rejections.get(var)
             placement = "tvm"
             detail = "; ".join(reasons) if reasons else f"no {target} pattern matches it"
-        ops.append(
-            OpPlacement(
-                var.name, call.op.name, static_shape(call), flops, moved, placement, detail, how
-            )
-        )
+        ops.append(OpPlacement(var.name, call.op.name, shape, flops, moved, placement, detail, how))
     return PartitionReport(target, tuple(ops))
 
 

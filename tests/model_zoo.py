@@ -801,3 +801,76 @@ def export(name: str, folder: str, *, full: bool = False, seed: int = 0):
             )  # fmt: skip
         os.replace(tmp, path)
     return path, inputs, expected
+
+
+def dynamic_axes(name: str) -> dict[str, dict[int, str]]:
+    """The axes a serving export leaves dynamic: ``batch`` and ``seq`` for text models
+    (every input), ``batch`` for the others; the output's first axis is the batch."""
+    zoo = MODELS[name]
+    text = zoo.family.startswith("text")
+    _, inputs = zoo.build(False)
+    axes: dict[str, dict[int, str]] = {
+        k: ({0: "batch", 1: "seq"} if text else {0: "batch"}) for k in inputs
+    }
+    axes["output"] = {0: "batch"}
+    return axes
+
+
+def export_dynamic(name: str, folder: str, *, full: bool = False, seed: int = 0):
+    """Write ``folder/<name>_dynamic.onnx`` with :func:`dynamic_axes`; returns (path,
+    PyTorch module). The dynamo exporter specializes a dim whose example size is 1, so
+    its example inputs are doubled along the batch."""
+    import torch
+
+    wrapped, inputs = torch_model(name, full=full, seed=seed)
+    axes = dynamic_axes(name)
+    dynamo = MODELS[name].dynamo
+    if dynamo:
+        inputs = {k: np.concatenate([v, v]) for k, v in inputs.items()}
+    args = tuple(torch.from_numpy(v) for v in inputs.values())
+    path = os.path.join(folder, f"{name}{'_full' if full else ''}_dynamic.onnx")
+    if not os.path.exists(path):
+        tmp = path + ".tmp"
+        with torch.no_grad():
+            if dynamo:
+                from torch.export import Dim
+
+                shapes = tuple({i: Dim.AUTO for i in axes[k]} for k in inputs)
+                torch.onnx.export(
+                    wrapped, args, tmp, input_names=list(inputs), output_names=["output"],
+                    dynamo=True, opset_version=18, dynamic_shapes=(shapes,),
+                    external_data=False,
+                )  # fmt: skip
+            else:
+                torch.onnx.export(
+                    wrapped, args, tmp, input_names=list(inputs), output_names=["output"],
+                    dynamo=False, opset_version=17, dynamic_axes=axes,
+                )  # fmt: skip
+        os.replace(tmp, path)
+    return path, wrapped
+
+
+def resized_inputs(name: str, batch: int, seq: int, seed: int = 0) -> Inputs:
+    """Inputs of model ``name`` (small configuration) at another batch size, and for text
+    models another sequence length (as :func:`_text` and :func:`_tokens` make them: an
+    encoder's later sequences half padding, a decoder's mask all ones)."""
+    zoo = MODELS[name]
+    _, example = zoo.build(False)
+    rng = np.random.default_rng(seed)
+    out: Inputs = {}
+    for key, value in example.items():
+        if zoo.family.startswith("text"):
+            if key == "attention_mask":
+                mask = np.ones((batch, seq), value.dtype)
+                if zoo.family == "text encoder":
+                    mask[1:, seq // 2 :] = 0
+                out[key] = mask
+            elif key == "token_type_ids":
+                out[key] = np.zeros((batch, seq), value.dtype)
+            else:
+                out[key] = rng.integers(5, 1000, (batch, seq)).astype(value.dtype)
+        else:
+            scale = float(np.std(value)) or 1.0
+            noise = rng.standard_normal((batch, *value.shape[1:])) * scale
+            out[key] = noise.astype(value.dtype)
+    return out

@@ -16,17 +16,18 @@ from dataclasses import dataclass
 
 from tvm import relax
 
-from tvmext.target.report import static_shape
+from tvmext.target.dnnl.symbolic import Dim, known_shape
 
 MAX_RANK = 6
+Size = int | Dim  # a dimension or stride: static, or symbolic (see .symbolic)
 
 
 @dataclass(frozen=True)
 class Desc:
     """A oneDNN memory descriptor: logical dims and element strides."""
 
-    dims: tuple[int, ...]
-    strides: tuple[int, ...]
+    dims: tuple[Size, ...]
+    strides: tuple[Size, ...]
 
     def padded(self, rank: int) -> Desc:
         """With leading dims of 1 up to ``rank`` (broadcast batch dims)."""
@@ -42,7 +43,7 @@ class Desc:
         )
 
 
-def row_major(shape: Sequence[int]) -> tuple[int, ...]:
+def row_major(shape: Sequence[Size]) -> tuple[Size, ...]:
     """Element strides of a dense row-major buffer of ``shape``."""
     strides = [1] * len(shape)
     for i in range(len(shape) - 2, -1, -1):
@@ -50,12 +51,12 @@ def row_major(shape: Sequence[int]) -> tuple[int, ...]:
     return tuple(strides)
 
 
-def plain(shape: Sequence[int]) -> Desc:
+def plain(shape: Sequence[Size]) -> Desc:
     """A dense row-major tensor, dims as they are."""
     return Desc(tuple(shape), row_major(shape))
 
 
-def in_layout(shape: Sequence[int], layout: str, logical: str) -> Desc:
+def in_layout(shape: Sequence[Size], layout: str, logical: str) -> Desc:
     """A row-major buffer of ``shape`` in ``layout`` (``"NHWC"``), with dims reordered
     to ``logical`` (``"NCHW"``)."""
     return reordered(plain(shape), layout, logical)
@@ -75,7 +76,7 @@ def spatial_axes(rank: int) -> str:
     return SPATIAL[rank - 2]
 
 
-def conv_weights(shape: Sequence[int], layout: str, groups: int) -> Desc:
+def conv_weights(shape: Sequence[Size], layout: str, groups: int) -> Desc:
     """Convolution weights in ``layout`` as oneDNN's (G,) O, I, spatial dims."""
     desc = in_layout(shape, layout, "OI" + spatial_axes(len(shape)))
     if groups == 1:
@@ -84,7 +85,7 @@ def conv_weights(shape: Sequence[int], layout: str, groups: int) -> Desc:
     return Desc((groups, o // groups, *rest), ((o // groups) * so, so, *rest_strides))
 
 
-def conv_transpose_weights(shape: Sequence[int], layout: str, groups: int) -> Desc:
+def conv_transpose_weights(shape: Sequence[Size], layout: str, groups: int) -> Desc:
     """Transposed-convolution weights in ``layout`` (``"IOHW"``: input channels, then the
     output channels of one group) as oneDNN's deconvolution weights (G,) O, I, spatial."""
     desc = in_layout(shape, layout, "OI" + spatial_axes(len(shape)))
@@ -131,14 +132,14 @@ def input_view(
     return expr, permuted_in(buffer_shape, axes)
 
 
-def permuted_in(shape: Sequence[int], axes: Sequence[int]) -> Desc:
+def permuted_in(shape: Sequence[Size], axes: Sequence[int]) -> Desc:
     """``permute_dims(t, axes)`` of a contiguous ``t`` of ``shape``, as a strided
     descriptor of ``t``'s buffer."""
     strides = row_major(shape)
     return Desc(tuple(shape[a] for a in axes), tuple(strides[a] for a in axes))
 
 
-def permuted_out(shape: Sequence[int], axes: Sequence[int]) -> tuple[int, ...]:
+def permuted_out(shape: Sequence[Size], axes: Sequence[int]) -> tuple[Size, ...]:
     """Strides that write a result of ``shape`` straight into the contiguous buffer of
     ``permute_dims(result, axes)``."""
     dense = row_major([shape[a] for a in axes])
@@ -157,11 +158,11 @@ class View:
     and ``out_strides``, when given, are those of the buffer the output is written to.
     """
 
-    shape: tuple[int, ...]
+    shape: tuple[Size, ...]
     layout: str = ""
     logical: str = ""
     rows: bool = False
-    out_strides: tuple[int, ...] = ()
+    out_strides: tuple[Size, ...] = ()
 
     def out(self) -> Desc:
         """The output's descriptor."""
@@ -169,7 +170,7 @@ class View:
             return Desc(self.shape, self.out_strides)
         return self.desc(self.shape)
 
-    def broadcast_reason(self, shape: Sequence[int]) -> str | None:
+    def broadcast_reason(self, shape: Sequence[Size]) -> str | None:
         """Why a tensor of ``shape`` cannot be broadcast onto the output (None if it can)."""
         if len(shape) > len(self.shape):
             return f"shape {list(shape)} has more dims than the output {list(self.shape)}"
@@ -182,7 +183,7 @@ class View:
             return f"shape {list(shape)} broadcasts over part of the rows of {list(self.shape)}"
         return None
 
-    def desc(self, shape: Sequence[int]) -> Desc:
+    def desc(self, shape: Sequence[Size]) -> Desc:
         """The descriptor of a tensor of ``shape`` broadcast onto the output."""
         padded = (1,) * (len(self.shape) - len(shape)) + tuple(shape)
         if self.rows:
@@ -192,7 +193,7 @@ class View:
             return in_layout(padded, self.layout, self.logical)
         return plain(padded)
 
-    def is_bias(self, shape: Sequence[int]) -> bool:
+    def is_bias(self, shape: Sequence[Size]) -> bool:
         """Whether ``shape`` is one value per output channel (a native bias)."""
         padded = (1,) * (len(self.shape) - len(shape)) + tuple(shape)
         channel = self.layout.index("C") if self.layout else len(self.shape) - 1
@@ -201,10 +202,10 @@ class View:
         )
 
 
-def _shape(expr: relax.Expr) -> tuple[int, ...]:
-    shape = static_shape(expr)
+def _shape(expr: relax.Expr) -> tuple[int | Dim, ...]:
+    shape = known_shape(expr)
     if shape is None:
-        raise ValueError(f"{expr} has no static shape")
+        raise ValueError(f"{expr} has no known shape")
     return shape
 
 

@@ -39,8 +39,8 @@ from tvm.relax.dpl import DFPattern, is_const, is_op, wildcard
 from tvm.relax.transform import PatternCheckContext
 
 from tvmext.target.dnnl import layouts
+from tvmext.target.dnnl.symbolic import is_static, known_shape, variable_sources, variables
 from tvmext.target.pattern import PatternRow
-from tvmext.target.report import static_shape
 
 MAX_POST_OPS = 4
 INT8_TYPES = ("uint8", "int8")
@@ -70,30 +70,49 @@ def post_op(prev: DFPattern) -> DFPattern:
 
 
 def _tensor_reason(call: relax.Call, what: str) -> str | None:
-    """Why oneDNN cannot take the tensors of ``call`` (dtype, static shape), if it cannot."""
+    """Why oneDNN cannot take the tensors of ``call`` (dtype, known shape), if it cannot."""
     for expr in [call, *call.args]:
         if not isinstance(expr.ty, relax.TensorType):
             continue
         if str(expr.ty.dtype) != "float32":
             return f"{what} uses dtype {expr.ty.dtype}; the dnnl target takes float32 only"
-        if static_shape(expr) is None:
-            return f"{what} has a symbolic or unknown shape; oneDNN needs static shapes"
+        if known_shape(expr) is None:
+            return f"{what} has an unknown shape; oneDNN needs its dims (static or symbolic)"
     return None
 
 
 def _float32(ctx: PatternCheckContext, root: relax.Call) -> str | None:
-    """The root op first (the same reason for every row that tries it), then post-ops."""
+    """The root op first (the same reason for every row that tries it), then post-ops;
+    then the shape variables, which the generated code reads from the inputs' shapes."""
     reason = _tensor_reason(root, root.op.name.removeprefix("relax."))
-    for var, value in ctx.matched_bindings.items():
-        if reason is None and isinstance(value, relax.Call) and not value.same_as(root):
+    calls = {
+        var: value for var, value in ctx.matched_bindings.items() if isinstance(value, relax.Call)
+    }
+    for var, value in calls.items():
+        if reason is None and not value.same_as(root):
             kind = "view" if value.op.name in VIEWS else "post-op"
             reason = _tensor_reason(value, f"{kind} {value.op.name} {var.name}")
-    return reason
+    if reason is not None:
+        return reason
+    inputs = [
+        arg
+        for value in calls.values()
+        for arg in value.args
+        if isinstance(arg.ty, relax.TensorType)
+        and arg not in calls
+        and not any(arg.same_as(c) for c in calls.values())
+    ]
+    input_shapes = [known_shape(x) or () for x in inputs]
+    needed = variables([*input_shapes, *(known_shape(c) or () for c in calls.values())])
+    if needed and variable_sources(input_shapes, needed) is None:
+        names = ", ".join(str(v.name) for v in needed)
+        return f"its shape variables ({names}) are not all input dimensions by themselves"
+    return None
 
 
 def _post_ops(ctx: PatternCheckContext, root: relax.Expr, view: layouts.View) -> str | None:
     """Every binary post-op input must broadcast to the output in ``view``'s dims."""
-    out = static_shape(root)
+    out = known_shape(root)
     for var, value in ctx.matched_bindings.items():
         if not isinstance(value, relax.Call) or value.same_as(root):
             continue
@@ -108,7 +127,7 @@ def _post_ops(ctx: PatternCheckContext, root: relax.Expr, view: layouts.View) ->
         other = value.args[1] if first_in_chain else value.args[0]
         if other in ctx.matched_bindings:
             return f"{name} {var.name}: both operands come from the fused chain"
-        shape = static_shape(other)
+        shape = known_shape(other)
         if shape is None or out is None:
             return f"{name} {var.name}: the other operand's shape is not static"
         reason = view.broadcast_reason(shape)
@@ -142,7 +161,7 @@ def _channel_layouts(rank: int) -> tuple[str, str]:
 def _check_conv(call: relax.Call) -> str | None:
     attrs = call.attrs
     what = call.op.name.removeprefix("relax.nn.")
-    rank = len(static_shape(call.args[0]) or ())
+    rank = len(known_shape(call.args[0]) or ())
     if rank not in (3, 4, 5):
         return f"{what} of a rank-{rank} tensor"
     wanted = _channel_layouts(rank)
@@ -161,7 +180,7 @@ def _check_conv(call: relax.Call) -> str | None:
 
 
 def _check_dense(call: relax.Call) -> str | None:
-    a, b = (static_shape(x) for x in call.args)
+    a, b = (known_shape(x) for x in call.args)
     if a is None or b is None:
         return None  # reported by the dtype/shape check
     if len(b) != 2 or len(a) < 2:
@@ -170,7 +189,7 @@ def _check_dense(call: relax.Call) -> str | None:
 
 
 def _check_matmul(call: relax.Call) -> str | None:
-    a, b = (static_shape(x) for x in call.args)
+    a, b = (known_shape(x) for x in call.args)
     if a is None or b is None:
         return None
     if len(a) < 2 or len(b) < 2 or max(len(a), len(b)) > layouts.MAX_RANK:
@@ -181,11 +200,21 @@ def _check_matmul(call: relax.Call) -> str | None:
     return None
 
 
+def _spatial_static(call: relax.Call, layout: str) -> bool:
+    """Whether the spatial dims of ``call``'s input and output are static (pooling
+    windows and pads are computed from them)."""
+    shapes = [known_shape(call.args[0]) or (), known_shape(call) or ()]
+    axes = [i for i, axis in enumerate(layout) if axis not in "NC"]
+    return all(len(s) == len(layout) and is_static([s[i] for i in axes]) for s in shapes)
+
+
 def _check_pool(call: relax.Call) -> str | None:
     attrs = call.attrs
-    wanted = _channel_layouts(len(static_shape(call.args[0]) or "NCW"))
+    wanted = _channel_layouts(len(known_shape(call.args[0]) or "NCW"))
     if str(attrs.layout) not in wanted or str(attrs.out_layout) != str(attrs.layout):
         return f"pooling layout {attrs.layout}->{attrs.out_layout} is not {' or '.join(wanted)}"
+    if not _spatial_static(call, str(attrs.layout)):
+        return "pooling over symbolic spatial dims"
     if bool(attrs.ceil_mode) and call.op.name.startswith("relax.nn.avg_pool"):
         return "average pooling with ceil_mode counts padding differently in oneDNN"
     return None
@@ -193,7 +222,7 @@ def _check_pool(call: relax.Call) -> str | None:
 
 def _check_layer_norm(call: relax.Call) -> str | None:
     attrs = call.attrs
-    rank = len(static_shape(call.args[0]) or ())
+    rank = len(known_shape(call.args[0]) or ())
     axes = [int(a) % rank for a in attrs.axes] if rank else []
     if axes != [rank - 1]:
         return f"layer_norm over axes {list(attrs.axes)}; oneDNN normalizes the last axis only"
@@ -203,7 +232,7 @@ def _check_layer_norm(call: relax.Call) -> str | None:
 
 
 def _check_mean(call: relax.Call) -> str | None:
-    rank = len(static_shape(call.args[0]) or ())
+    rank = len(known_shape(call.args[0]) or ())
     axes = sorted(int(a) % rank for a in call.attrs.axis) if rank and call.attrs.axis else []
     if axes and axes != list(range(rank - len(axes), rank)) and not is_spatial_mean(call):
         return (
@@ -217,8 +246,12 @@ def _check_mean(call: relax.Call) -> str | None:
 def is_spatial_mean(call: relax.Call) -> bool:
     """A mean over H and W of an NHWC tensor (global average pooling), which oneDNN's
     pooling computes with its jit kernel."""
-    rank = len(static_shape(call.args[0]) or ())
-    return rank == 4 and sorted(int(a) % rank for a in call.attrs.axis or ()) == [1, 2]
+    rank = len(known_shape(call.args[0]) or ())
+    return (
+        rank == 4
+        and sorted(int(a) % rank for a in call.attrs.axis or ()) == [1, 2]
+        and _spatial_static(call, "NHWC")
+    )
 
 
 def _check_resize(call: relax.Call) -> str | None:
@@ -229,7 +262,7 @@ def _check_resize(call: relax.Call) -> str | None:
     mode = str(attrs.coordinate_transformation_mode)
     if layout not in ("NCHW", "NHWC"):
         return f"resize2d layout {layout} is not NCHW or NHWC"
-    src, dst = static_shape(call.args[0]), static_shape(call)
+    src, dst = known_shape(call.args[0]), known_shape(call)
     if src is None or dst is None:
         return None  # reported by the dtype/shape check
     axes = [layout.index("H"), layout.index("W")]
@@ -254,7 +287,7 @@ def _accept(call: relax.Call) -> str | None:
 
 
 def _check_transpose(call: relax.Call) -> str | None:
-    shape = static_shape(call.args[0]) or ()
+    shape = known_shape(call.args[0]) or ()
     moved = [a for a in layouts.permute_axes(call) if shape[a] != 1]
     if moved == sorted(moved):
         return "permute_dims moves only dims of size 1: a reshape, no data moves"
@@ -262,8 +295,8 @@ def _check_transpose(call: relax.Call) -> str | None:
 
 
 def _check_binary(call: relax.Call) -> str | None:
-    out = static_shape(call)
-    shapes = [static_shape(arg) for arg in call.args]
+    out = known_shape(call)
+    shapes = [known_shape(arg) for arg in call.args]
     if any(isinstance(arg, tvm.ir.expr.Constant) for arg in call.args):
         return "an operand is a constant: TVM fuses it into the kernel before or after"
     if out is None or None in shapes:
@@ -282,7 +315,7 @@ def _binary(name: str) -> DFPattern:
 
 def binary_view(call: relax.Call) -> layouts.View:
     """An add/multiply's output, dims as they are."""
-    return layouts.View(static_shape(call) or ())
+    return layouts.View(known_shape(call) or ())
 
 
 def _conv_row(op: str) -> RootOp:
@@ -400,7 +433,7 @@ def _int8_reason(ctx: PatternCheckContext) -> str | None:
             f"{operand.widened.attrs.dtype}; oneDNN takes uint8 or int8 widened to int32"
         )
     zero_point = operand.zero_point
-    zero_shape = static_shape(zero_point) if zero_point is not None else ()
+    zero_shape = known_shape(zero_point) if zero_point is not None else ()
     if zero_point is not None and (
         _dtype(zero_point) != "int32" or zero_shape is None or math.prod(zero_shape) != 1
     ):
@@ -408,7 +441,7 @@ def _int8_reason(ctx: PatternCheckContext) -> str | None:
     if operand.axes is not None and what == "matmul":
         return "integer matmul of a permuted operand"
     weights = call.args[1]
-    if _dtype(weights) != "int32" or static_shape(weights) is None:
+    if _dtype(weights) != "int32" or known_shape(weights) is None:
         return f"integer {what}: the weights are not an int32 constant"
     values = weights.value.numpy()
     if values.size and (values.min() < -128 or values.max() > 127):
@@ -416,8 +449,10 @@ def _int8_reason(ctx: PatternCheckContext) -> str | None:
             f"integer {what}: weights range over [{values.min()}, {values.max()}], not int8 "
             f"values; oneDNN's integer products take int8 weights"
         )
-    if static_shape(operand.data) is None or static_shape(call) is None:
-        return f"integer {what} has a symbolic or unknown shape; oneDNN needs static shapes"
+    if not is_static(known_shape(operand.data) or (0, None)) or not is_static(
+        known_shape(call) or (0, None)
+    ):
+        return f"integer {what} has a symbolic or unknown shape; it needs static shapes"
     return _check_conv(call) if what == "nn.conv2d" else _check_dense(call)
 
 
@@ -457,7 +492,7 @@ def _permuted_post_ops(
         if not isinstance(value, relax.Call) or value.op.name not in BINARY:
             continue
         first_in_chain = value.args[0] in ctx.matched_bindings or value.args[0].same_as(root)
-        other = static_shape(value.args[1] if first_in_chain else value.args[0]) or ()
+        other = known_shape(value.args[1] if first_in_chain else value.args[0]) or ()
         padded = (1,) * (len(shape) - len(other)) + tuple(other)
         if padded != shape and any(d != 1 for d in padded[:-1]):
             return (
@@ -473,7 +508,7 @@ def _check_views(ctx: PatternCheckContext, call: relax.Call, in_views: bool) -> 
     row needs a view to absorb."""
     out = ctx.annotated_expr.get("out")
     if out is not None:
-        shape = static_shape(call) or ()
+        shape = known_shape(call) or ()
         strides = layouts.permuted_out(shape, layouts.permute_axes(out))
         if strides[-1] != 1:
             return (
@@ -513,9 +548,9 @@ def _tvm_neighbour(ctx: PatternCheckContext, call: relax.Call) -> str | None:
             return f"its input comes from the TVM op {op.name}, which TVM fuses it into"
     result = next((var for value, var in bindings if value.same_as(call)), None)
     users = list(ctx.var_usages.get(result, [])) if result is not None else []
-    if users and all(static_shape(user) is None for user in users):
+    if users and all(known_shape(user) is None for user in users):
         names = ", ".join(user.name for user in users)
-        return f"its result goes only to {names}, of symbolic shape (TVM), which TVM fuses it into"
+        return f"its result goes only to {names}, of unknown shape (TVM), which TVM fuses it into"
     return None
 
 

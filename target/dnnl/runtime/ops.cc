@@ -189,8 +189,10 @@ class PackedWeights {
   void* get(const memory::desc& user, const memory::desc& wanted, void* data) {
     if (user == wanted) return data;
     std::lock_guard<std::mutex> lock(mutex_);
-    auto found = packed_.find(data);
-    if (found != packed_.end()) return found->second.get_data_handle();
+    auto& packings = packed_[data];
+    for (const auto& [desc, packed] : packings) {
+      if (desc == wanted) return packed.get_data_handle();
+    }
     memory src(user, cpu_engine(), data), dst(wanted, cpu_engine());
     if (user.get_data_type() != wanted.get_data_type()) {
       memory converted(memory::desc(user.get_dims(), wanted.get_data_type(), user.get_strides()),
@@ -200,14 +202,21 @@ class PackedWeights {
     }
     dnnl::reorder(src, dst).execute(cpu_stream(), src, dst);
     cpu_stream().wait();
-    packed_.emplace(data, dst);
+    packings.emplace_back(wanted, dst);
     return dst.get_data_handle();
   }
 
  private:
   std::mutex mutex_;
-  std::unordered_map<void*, memory> packed_;
+  std::unordered_map<void*, std::vector<std::pair<memory::desc, memory>>> packed_;
 };
+
+// One store for all ops of the library: the ops a dynamic composite creates per shape
+// (see OpCache) find the weights packed once, as long as oneDNN wants the same layout.
+PackedWeights& packed_weights() {
+  static PackedWeights* const store = new PackedWeights();  // outlives every op
+  return *store;
+}
 
 // dst = src0 (+ or *) src1 over f32 tensors of any strides, src1 broadcast (its dims
 // of 1): for a binary post-op whose broadcast oneDNN has only its reference kernel for
@@ -261,7 +270,7 @@ class PrimitiveOp : public Op {
         converted->second.reorder.execute(stream, converted->second.user, slots_[i].second);
         continue;
       }
-      if (i == packed_slot_) data = packed_.get(packed_user_, slots_[i].second.get_desc(), data);
+      if (i == packed_slot_) data = packed_weights().get(packed_user_, slots_[i].second.get_desc(), data);
       slots_[i].second.set_data_handle(data);
     }
     execute_args_.clear();
@@ -368,7 +377,6 @@ class PrimitiveOp : public Op {
   std::unordered_map<size_t, Converted> converted_;
   size_t packed_slot_ = static_cast<size_t>(-1);
   memory::desc packed_user_;
-  PackedWeights packed_;
 };
 
 // A convolution or a transposed convolution (oneDNN's deconvolution), with post-ops.
@@ -460,7 +468,7 @@ class Conv2dInt8 : public Op {
     std::lock_guard<std::mutex> lock(mutex_);
     dnnl::stream& stream = cpu_stream();
     user_src_.set_data_handle(args[0]);
-    weights_.set_data_handle(packed_.get(user_weights_, pd_.weights_desc(), args[1]));
+    weights_.set_data_handle(packed_weights().get(user_weights_, pd_.weights_desc(), args[1]));
     if (zero_point_) zero_point_.set_data_handle(args[2]);
     user_dst_.set_data_handle(args[zero_point_ ? 3 : 2]);
     if (src_) src_reorder_.execute(stream, user_src_, src_);
@@ -479,7 +487,6 @@ class Conv2dInt8 : public Op {
   memory user_src_, weights_, zero_point_, user_dst_, src_, dst_;
   dnnl::reorder src_reorder_, dst_reorder_;
   std::unordered_map<int, memory> args_;
-  PackedWeights packed_;
 };
 
 class DenseInt8 : public PrimitiveOp {
@@ -845,6 +852,27 @@ std::unique_ptr<Op> softmax(const Desc& src, const Desc& dst, int axis, bool log
 
 std::unique_ptr<Op> layer_norm(const Desc& src, const Desc& dst, float epsilon) {
   return std::make_unique<LayerNorm>(src, dst, epsilon);
+}
+
+OpCache::OpCache(int n_variables) : n_variables_(n_variables) {
+  const char* bound = std::getenv("TVMEXT_DNNL_OP_CACHE_SIZE");
+  capacity_ = bound != nullptr && std::atoi(bound) > 0 ? static_cast<size_t>(std::atoi(bound))
+                                                       : kDefaultOpCacheSize;
+}
+
+std::shared_ptr<Op> OpCache::get(const int64_t* values,
+                                 const std::function<std::unique_ptr<Op>()>& make) {
+  std::vector<int64_t> key(values, values + n_variables_);
+  std::lock_guard<std::mutex> lock(mutex_);
+  for (auto it = entries_.begin(); it != entries_.end(); ++it) {
+    if (it->first == key) {
+      entries_.splice(entries_.begin(), entries_, it);  // most recently used first
+      return entries_.front().second;
+    }
+  }
+  entries_.emplace_front(std::move(key), std::shared_ptr<Op>(make()));
+  if (entries_.size() > capacity_) entries_.pop_back();
+  return entries_.front().second;
 }
 
 }  // namespace tvmext_dnnl

@@ -1,11 +1,17 @@
 // oneDNN primitives behind a small C++ interface, so that generated code compiles
-// without oneDNN's headers. Every op is created once (static in the generated code);
+// without oneDNN's headers. Every op is created once (static in the generated code, or
+// per shape in an OpCache when the shapes are symbolic);
 // its primitive descriptor and primitive are built on the first call and reused, and
 // constant weights are reordered into oneDNN's preferred layout once.
 #pragma once
 #include <cstdint>
+#include <functional>
+#include <list>
 #include <memory>
+#include <mutex>
 #include <string>
+#include <utility>
+#include <vector>
 
 namespace tvmext_dnnl {
 
@@ -48,6 +54,27 @@ class Op {
 
  protected:
   std::string implementation_;
+};
+
+// The ops of one composite whose shapes are symbolic, one per value of its shape
+// variables (batch, sequence length, ...), created on the first call at those values.
+// At most TVMEXT_DNNL_OP_CACHE_SIZE of them are kept (kDefaultOpCacheSize when the
+// variable is unset), the least recently used dropped; constant weights are packed
+// once for all of them.
+constexpr size_t kDefaultOpCacheSize = 16;
+class OpCache {
+ public:
+  explicit OpCache(int n_variables);
+  // The op for ``values`` (one per variable), made by ``make`` if it is not cached
+  // (shared: a call that is running keeps its op when another call evicts it).
+  std::shared_ptr<Op> get(const int64_t* values,
+                          const std::function<std::unique_ptr<Op>()>& make);
+
+ private:
+  int n_variables_;
+  size_t capacity_;
+  std::mutex mutex_;
+  std::list<std::pair<std::vector<int64_t>, std::shared_ptr<Op>>> entries_;
 };
 
 // A 1-D, 2-D or 3-D convolution (src.ndim - 2 spatial dims, each of the int64 arrays

@@ -1,0 +1,194 @@
+"""Dimensions of a partition that are functions of its symbolic shape variables.
+
+A model compiled once for any batch size or sequence length hands oneDNN tensors of
+shape ``[batch, seq, 768]``. The layout code computes descriptors with ordinary Python
+arithmetic and comparisons on dims; :class:`Dim` lets a symbolic dimension take part
+(products, equality proved by TVM's arithmetic analyzer) and prints as the C++
+expression that computes it at run time from the values of the variables, which the
+generated code reads from its arguments' shapes (:func:`variable_sources`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+from tvm import relax, tirx
+from tvm.sym.analyzer import Analyzer, ConstIntBound
+
+from tvmext.errors import CompileError
+
+# While C++ is emitted: each shape variable -> the C++ expression holding its value.
+_CPP_NAMES: contextvars.ContextVar[Mapping[Any, str]] = contextvars.ContextVar("cpp_names")
+
+
+def _simplify(expr: tirx.PrimExpr) -> tirx.PrimExpr:
+    analyzer = Analyzer()
+    for var in tirx.analysis.undefined_vars(expr):
+        analyzer.update(var, ConstIntBound(0, ConstIntBound.POS_INF))
+    return analyzer.simplify(expr)
+
+
+def dim(expr: tirx.PrimExpr | int) -> int | Dim:
+    """A dimension: an int when it is a constant, else a :class:`Dim`."""
+    if isinstance(expr, int):
+        return expr
+    expr = _simplify(expr)
+    return int(expr.value) if isinstance(expr, tirx.IntImm) else Dim(expr)
+
+
+def _expr(value: int | Dim) -> tirx.PrimExpr:
+    return value.expr if isinstance(value, Dim) else tirx.IntImm("int64", int(value))
+
+
+class Dim:
+    """A symbolic dimension (``batch * 128``): arithmetic gives dims, ``==`` holds when
+    the analyzer proves it, ``str`` is its C++ expression (inside :func:`cpp_names`)."""
+
+    __slots__ = ("expr",)
+
+    def __init__(self, expr: tirx.PrimExpr) -> None:
+        self.expr = expr
+
+    def __add__(self, other: int | Dim) -> int | Dim:
+        return dim(self.expr + _expr(other))
+
+    __radd__ = __add__
+
+    def __sub__(self, other: int | Dim) -> int | Dim:
+        return dim(self.expr - _expr(other))
+
+    def __rsub__(self, other: int | Dim) -> int | Dim:
+        return dim(_expr(other) - self.expr)
+
+    def __mul__(self, other: int | Dim) -> int | Dim:
+        return dim(self.expr * _expr(other))
+
+    __rmul__ = __mul__
+
+    def __floordiv__(self, other: int | Dim) -> int | Dim:
+        return dim(tirx.floordiv(self.expr, _expr(other)))
+
+    def __mod__(self, other: int | Dim) -> int | Dim:
+        return dim(tirx.floormod(self.expr, _expr(other)))
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, int | Dim):
+            return NotImplemented
+        return Analyzer().can_prove_equal(_simplify(self.expr - _expr(other)), 0)
+
+    def __ne__(self, other: object) -> bool:
+        equal = self.__eq__(other)
+        return equal if equal is NotImplemented else not equal
+
+    def __hash__(self) -> int:
+        return hash(str(self.expr))
+
+    def _proved(self, condition: tirx.PrimExpr) -> bool:
+        analyzer = Analyzer()
+        for var in tirx.analysis.undefined_vars(condition):
+            analyzer.update(var, ConstIntBound(0, ConstIntBound.POS_INF))
+        return bool(analyzer.can_prove(condition))
+
+    # An order holds only where it is proved for every value of the variables.
+    def __lt__(self, other: int | Dim) -> bool:
+        return self._proved(self.expr < _expr(other))
+
+    def __le__(self, other: int | Dim) -> bool:
+        return self._proved(self.expr <= _expr(other))
+
+    def __gt__(self, other: int | Dim) -> bool:
+        return self._proved(self.expr > _expr(other))
+
+    def __ge__(self, other: int | Dim) -> bool:
+        return self._proved(self.expr >= _expr(other))
+
+    def __int__(self) -> int:
+        raise TypeError(f"dimension {self.expr} is symbolic; an integer is needed here")
+
+    def __repr__(self) -> str:
+        return str(self.expr)
+
+    def __str__(self) -> str:
+        names = _CPP_NAMES.get(None)
+        if names is None:
+            return str(self.expr)
+        return _cpp(self.expr, names)
+
+
+def known_shape(expr: relax.Expr) -> tuple[int | Dim, ...] | None:
+    """The shape of a tensor expression of known rank and dimensions (static or
+    symbolic), or None."""
+    ty = expr.ty
+    if not isinstance(ty, relax.TensorType) or not isinstance(ty.shape, relax.ShapeExpr):
+        return None
+    return tuple(dim(d) for d in ty.shape.values)
+
+
+def is_static(shape: Sequence[int | Dim]) -> bool:
+    return all(isinstance(d, int) for d in shape)
+
+
+def variables(shapes: Sequence[Sequence[int | Dim]]) -> list[tirx.Var]:
+    """The shape variables the dims of ``shapes`` read, in order of appearance."""
+    found: dict[str, tirx.Var] = {}
+    for shape in shapes:
+        for d in shape:
+            if isinstance(d, Dim):
+                for var in tirx.analysis.undefined_vars(d.expr):
+                    found.setdefault(str(var.name), var)
+    return list(found.values())
+
+
+def variable_sources(
+    params: Sequence[Sequence[int | Dim]], needed: Sequence[tirx.Var]
+) -> dict[str, tuple[int, int]] | None:
+    """For each variable of ``needed`` (by name), a (param, axis) whose dimension is
+    exactly that variable, where the generated code reads its value; None when one
+    appears in no param's shape by itself."""
+    sources: dict[str, tuple[int, int]] = {}
+    for index, shape in enumerate(params):
+        for axis, d in enumerate(shape):
+            if isinstance(d, Dim) and isinstance(d.expr, tirx.Var):
+                sources.setdefault(str(d.expr.name), (index, axis))
+    if any(str(var.name) not in sources for var in needed):
+        return None
+    return sources
+
+
+@contextlib.contextmanager
+def cpp_names(names: Mapping[str, str]) -> Iterator[None]:
+    """Print dims as C++ in this block, each variable (by name) as ``names[name]``."""
+    token = _CPP_NAMES.set(names)
+    try:
+        yield
+    finally:
+        _CPP_NAMES.reset(token)
+
+
+_CPP_BINARY = {
+    tirx.Add: "+",
+    tirx.Sub: "-",
+    tirx.Mul: "*",
+    tirx.FloorDiv: "/",  # dims and their divisors are never negative
+    tirx.FloorMod: "%",
+}
+
+
+def _cpp(expr: tirx.PrimExpr, names: Mapping[str, str]) -> str:
+    if isinstance(expr, tirx.IntImm):
+        return f"int64_t{{{int(expr.value)}}}"
+    if isinstance(expr, tirx.Var):
+        name = names.get(str(expr.name))
+        if name is None:
+            raise CompileError(f"dnnl codegen: shape variable {expr.name} is not an input dim")
+        return name
+    for kind, symbol in _CPP_BINARY.items():
+        if isinstance(expr, kind):
+            return f"({_cpp(expr.a, names)} {symbol} {_cpp(expr.b, names)})"
+    if isinstance(expr, tirx.Max | tirx.Min):
+        fn = "std::max" if isinstance(expr, tirx.Max) else "std::min"
+        return f"{fn}({_cpp(expr.a, names)}, {_cpp(expr.b, names)})"
+    raise CompileError(f"dnnl codegen: cannot compute dimension {expr} in C++")
