@@ -1,6 +1,7 @@
 """The ``tvmext`` command line, also installed as ``tvmc``, with tvmc's flag names.
 
     tvmext compile MODEL [--target T] [-o OUT.so] [--input-shapes S] [--report] [--plugin P ...]
+                         [--shape-bounds "batch=1..64 seq=1..512"]
                          [--keep-params-in-input]   (also writes OUT.params.npz)
                          [--precision bf16 [--calibration-inputs in.npz] [--max-rel-error E]]
                          [--emit-app DIR]           (DIR/run runs it without Python)
@@ -109,6 +110,13 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="keep the weights out of the artifact (written to OUT.params.npz); "
         "'run --params' binds them",
+    )
+    compile_cmd.add_argument(
+        "--shape-bounds",
+        default=None,
+        metavar="B",
+        help='bounds of symbolic dims, e.g. "batch=1..64 seq=1..512" (with --input-shapes '
+        '"input_ids:[batch,seq]" or the model\'s own names); a run outside one fails',
     )
     compile_cmd.add_argument(
         "--precision",
@@ -248,6 +256,7 @@ def _compile(args: argparse.Namespace) -> None:
         args.target,
         plugins=args.plugin,
         input_shapes=args.input_shapes,
+        shape_bounds=args.shape_bounds,
         dump_ir=args.dump_ir,
         tuning_records=args.tuning_records,
         opt_level=args.opt_level,

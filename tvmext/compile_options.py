@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ast
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -17,7 +16,11 @@ PRECISIONS = ("fp32", "bf16")
 class CompileOptions:
     """Everything besides the model, the target and the plugins.
 
-    ``input_shapes``/``input_dtypes`` fix inputs of dynamic models by name;
+    ``input_shapes``/``input_dtypes`` fix inputs of dynamic models by name; a dimension
+    given as a name (``{"input_ids": ("batch", "seq")}``) stays symbolic, one variable
+    per name across inputs; ``shape_bounds`` bounds such variables (``{"batch": (1,
+    64)}``): memory is planned for the largest shapes, and a run outside a bound is an
+    error naming the input and the dimension;
     ``keep_params_in_input`` keeps an ONNX model's weights out of the artifact, as
     parameters bound at run time (:meth:`tvmext.Module.set_params`); weight
     conversions declared in TE then run once, when the weights are bound;
@@ -39,7 +42,8 @@ class CompileOptions:
     ``max_rel_error`` makes a larger relative error fail the compile.
     """
 
-    input_shapes: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
+    input_shapes: Mapping[str, tuple[int | str, ...]] = field(default_factory=dict)
+    shape_bounds: Mapping[str, tuple[int, int]] = field(default_factory=dict)
     input_dtypes: Mapping[str, str] = field(default_factory=dict)
     opt_level: int = 3
     tuning_records: str | None = None
@@ -67,18 +71,49 @@ class CompileOptions:
         if self.max_rel_error is not None and not self.max_rel_error >= 0:
             raise CompileError(f"max_rel_error must be >= 0, got {self.max_rel_error}")
         for name, shape in self.input_shapes.items():
-            if not all(isinstance(d, int) and d >= 0 for d in shape):
+            if not all((isinstance(d, int) and d >= 0) or _is_name(d) for d in shape):
                 raise CompileError(
-                    f"input {name!r}: shape {list(shape)} must be non-negative integers"
+                    f"input {name!r}: shape {list(shape)} must hold non-negative integers "
+                    f"or names of symbolic dimensions"
+                )
+        for name, bound in self.shape_bounds.items():
+            if not (_is_name(name) and len(bound) == 2 and 0 <= bound[0] <= bound[1]):
+                raise CompileError(
+                    f"shape bound {name}={bound}: expected a dimension name and two "
+                    f"integers 0 <= low <= high"
                 )
 
 
 _ENTRY = re.compile(r"\s*([^:\s,][^:]*?)\s*:\s*(\[[^\]]*\])\s*")
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_BOUND = re.compile(r"\s*([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(\d+)\s*\.\.\s*(\d+)\s*")
 
 
-def parse_input_shapes(text: str) -> dict[str, tuple[int, ...]]:
-    """Parse tvmc's ``"x:[1,3,224,224] y:[10]"`` (entries separated by spaces or commas)."""
-    shapes: dict[str, tuple[int, ...]] = {}
+def _is_name(value: object) -> bool:
+    return isinstance(value, str) and _NAME.fullmatch(value) is not None
+
+
+def _dims(text: str, shape: str, input_name: str) -> tuple[int | str, ...]:
+    """``[1, seq, 768]``: integers and dimension names."""
+    inner = shape.strip()[1:-1].strip()
+    out: list[int | str] = []
+    for item in (part.strip() for part in inner.split(",")) if inner else []:
+        if item.isdigit():
+            out.append(int(item))
+        elif _is_name(item):
+            out.append(item)
+        else:
+            raise CompileError(
+                f"input shapes {text!r}: dimension {item!r} of {input_name!r} is neither a "
+                f"non-negative integer nor a name"
+            )
+    return tuple(out)
+
+
+def parse_input_shapes(text: str) -> dict[str, tuple[int | str, ...]]:
+    """Parse tvmc's ``"x:[1,3,224,224] y:[10]"`` (entries separated by spaces or commas);
+    a dimension may be a name (``"input_ids:[batch,seq]"``), which stays symbolic."""
+    shapes: dict[str, tuple[int | str, ...]] = {}
     pos = 0
     while pos < len(text):
         if text[pos] in " ,":
@@ -90,21 +125,56 @@ def parse_input_shapes(text: str) -> dict[str, tuple[int, ...]]:
                 f"input shapes {text!r}: cannot parse at {text[pos:]!r}; expected "
                 f"NAME:[d0,d1,...] entries such as 'x:[1,3,224,224]'"
             )
-        try:
-            dims = ast.literal_eval(match.group(2))
-        except (ValueError, SyntaxError) as err:
-            raise CompileError(f"input shapes {text!r}: bad shape {match.group(2)!r}") from err
-        if not isinstance(dims, list | tuple) or not all(isinstance(d, int) for d in dims):
-            raise CompileError(f"input shapes {text!r}: shape of {match.group(1)!r} must be ints")
-        shapes[match.group(1)] = tuple(dims)
+        shapes[match.group(1)] = _dims(text, match.group(2), match.group(1))
         pos = match.end()
     return shapes
 
 
-def shapes_from(value: Mapping[str, Sequence[int]] | str | None) -> dict[str, tuple[int, ...]]:
+def shapes_from(
+    value: Mapping[str, Sequence[int | str]] | str | None,
+) -> dict[str, tuple[int | str, ...]]:
     """Accept a mapping or a tvmc-style string."""
     if value is None:
         return {}
     if isinstance(value, str):
         return parse_input_shapes(value)
-    return {k: tuple(int(d) for d in v) for k, v in value.items()}
+    return {k: tuple(d if isinstance(d, str) else int(d) for d in v) for k, v in value.items()}
+
+
+def parse_shape_bounds(text: str) -> dict[str, tuple[int, int]]:
+    """Parse ``"batch=1..64 seq=1..512"`` (entries separated by spaces or commas)."""
+    bounds: dict[str, tuple[int, int]] = {}
+    pos = 0
+    while pos < len(text):
+        if text[pos] in " ,":
+            pos += 1
+            continue
+        match = _BOUND.match(text, pos)
+        if match is None:
+            raise CompileError(
+                f"shape bounds {text!r}: cannot parse at {text[pos:]!r}; expected "
+                f"NAME=LOW..HIGH entries such as 'batch=1..64'"
+            )
+        bounds[match.group(1)] = (int(match.group(2)), int(match.group(3)))
+        pos = match.end()
+    return bounds
+
+
+def bounds_from(
+    value: Mapping[str, Sequence[int]] | str | None,
+) -> dict[str, tuple[int, int]]:
+    """Accept a mapping of (low, high) pairs or a ``"batch=1..64"`` string."""
+    if value is None:
+        return {}
+    if isinstance(value, str):
+        return parse_shape_bounds(value)
+    bounds = {}
+    for name, bound in value.items():
+        try:
+            low, high = bound
+            bounds[name] = (int(low), int(high))
+        except (TypeError, ValueError) as err:
+            raise CompileError(
+                f"shape bound {name!r}: {bound!r} is not a (low, high) pair of integers"
+            ) from err
+    return bounds

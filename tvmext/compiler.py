@@ -19,18 +19,18 @@ import dataclasses
 import json
 import os
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import onnx
 import tvm
-from tvm import relax
+from tvm import relax, tirx
 
 import tvmext.passes  # noqa: F401  (registers the target-independent passes)
 from tvmext.atomic_file import check_folder
-from tvmext.compile_options import CompileOptions, shapes_from
+from tvmext.compile_options import CompileOptions, bounds_from, shapes_from
 from tvmext.dims import dims
 from tvmext.errors import CompileError, ModelError, NativeBuildError, ShapeError, TvmextError
 from tvmext.lowering import pipeline as lowering
@@ -105,7 +105,7 @@ def _model_source(model: Any) -> str:
 def _import(state: CompileState) -> None:
     model, options = state.model, state.options
     if isinstance(model, tvm.IRModule):
-        state.mod = model
+        state.mod = _with_shape_bounds(model, options.shape_bounds)
         if state.inference:  # a training step has no single 'main' to describe
             _split_params(state, None)
         return
@@ -119,6 +119,7 @@ def _import(state: CompileState) -> None:
     state.mod = onnx_import.from_onnx(
         proto, options.input_shapes, options.input_dtypes, options.keep_params_in_input, source
     )
+    state.mod = _with_shape_bounds(state.mod, options.shape_bounds)
     _split_params(state, [i.name for i in onnx_import.graph_inputs(proto)])
     # Sub-byte inputs and outputs are carried in byte types; callers use the real ones.
     packed_inputs, state.output_dtypes = boundary_dtypes(proto)
@@ -126,6 +127,34 @@ def _import(state: CompileState) -> None:
         dataclasses.replace(spec, dtype=packed_inputs.get(spec.name, spec.dtype))
         for spec in state.inputs or []
     ]
+
+
+def _with_shape_bounds(mod: tvm.IRModule, bounds: Mapping[str, tuple[int, int]]) -> tvm.IRModule:
+    """``main`` with ``bounds`` on its symbolic dims as Relax's ``tir_var_lower_bound`` /
+    ``tir_var_upper_bound`` (memory is then planned once for the largest shapes)."""
+    if not bounds:
+        return mod
+    main = mod["main"]
+    names = sorted(
+        {
+            str(d)
+            for p in main.params
+            if isinstance(p.ty, relax.TensorType) and isinstance(p.ty.shape, relax.ShapeExpr)
+            for d in p.ty.shape.values
+            if isinstance(d, tirx.Var)
+        }
+    )
+    unknown = [name for name in bounds if name not in names]
+    if unknown:
+        raise CompileError(
+            f"shape bound(s) {', '.join(unknown)} name no symbolic dimension of the inputs; "
+            f"they have {', '.join(names) if names else 'none'}"
+        )
+    main = main.with_attr("tir_var_lower_bound", {n: low for n, (low, _) in bounds.items()})
+    main = main.with_attr("tir_var_upper_bound", {n: high for n, (_, high) in bounds.items()})
+    mod = mod.clone()  # the caller's module stays as it was
+    mod["main"] = main
+    return mod
 
 
 def _split_params(state: CompileState, names: list[str] | None) -> None:
@@ -192,7 +221,9 @@ def _lowering(stage: lowering.Stage) -> Callable[[CompileState], None]:
     def run(state: CompileState) -> None:
         assert state.mod is not None
         if stage.name == lowering.FIRST_STAGE and state.inputs is not None:
-            signature = signature_function(state.inputs, state.params, state.output_dtypes)
+            signature = signature_function(
+                state.inputs, state.params, state.output_dtypes, state.options.shape_bounds
+            )
             state.mod[relax.GlobalVar("tvmext_signature")] = signature
         try:
             with tvm.transform.PassContext(opt_level=state.options.opt_level):
@@ -318,6 +349,8 @@ def compile_state(
     if options is None:
         if "input_shapes" in option_values:
             option_values["input_shapes"] = shapes_from(option_values["input_shapes"])
+        if "shape_bounds" in option_values:
+            option_values["shape_bounds"] = bounds_from(option_values["shape_bounds"])
         known = {f.name for f in dataclasses.fields(CompileOptions)}
         unknown = sorted(set(option_values) - known)
         if unknown:

@@ -200,12 +200,12 @@ def _check_matmul(call: relax.Call) -> str | None:
     return None
 
 
-def _spatial_static(call: relax.Call, layout: str) -> bool:
-    """Whether the spatial dims of ``call``'s input and output are static (pooling
+def _spatial_static(shapes: list[relax.Expr], layout: str) -> bool:
+    """Whether the spatial dims of ``shapes`` (tensors in ``layout``) are static (pooling
     windows and pads are computed from them)."""
-    shapes = [known_shape(call.args[0]) or (), known_shape(call) or ()]
     axes = [i for i, axis in enumerate(layout) if axis not in "NC"]
-    return all(len(s) == len(layout) and is_static([s[i] for i in axes]) for s in shapes)
+    known = [known_shape(x) or () for x in shapes]
+    return all(len(s) == len(layout) and is_static([s[i] for i in axes]) for s in known)
 
 
 def _check_pool(call: relax.Call) -> str | None:
@@ -213,7 +213,7 @@ def _check_pool(call: relax.Call) -> str | None:
     wanted = _channel_layouts(len(known_shape(call.args[0]) or "NCW"))
     if str(attrs.layout) not in wanted or str(attrs.out_layout) != str(attrs.layout):
         return f"pooling layout {attrs.layout}->{attrs.out_layout} is not {' or '.join(wanted)}"
-    if not _spatial_static(call, str(attrs.layout)):
+    if not _spatial_static([call.args[0], call], str(attrs.layout)):
         return "pooling over symbolic spatial dims"
     if bool(attrs.ceil_mode) and call.op.name.startswith("relax.nn.avg_pool"):
         return "average pooling with ceil_mode counts padding differently in oneDNN"
@@ -250,7 +250,7 @@ def is_spatial_mean(call: relax.Call) -> bool:
     return (
         rank == 4
         and sorted(int(a) % rank for a in call.attrs.axis or ()) == [1, 2]
-        and _spatial_static(call, "NHWC")
+        and _spatial_static([call.args[0]], "NHWC")
     )
 
 
@@ -537,20 +537,13 @@ def _check_views(ctx: PatternCheckContext, call: relax.Call, in_views: bool) -> 
 
 def _tvm_neighbour(ctx: PatternCheckContext, call: relax.Call) -> str | None:
     """Why a transpose or an element-wise add/multiply stays on TVM: an input comes from
-    a TVM op, or its result goes only to ops with symbolic shapes (which stay on TVM),
-    and TVM fuses it into them; between oneDNN calls (or after a model input, before a
-    oneDNN call) one more oneDNN call costs less than a TVM kernel, which also hands the
-    cores from oneDNN's threads to TVM's and back."""
-    bindings = list(ctx.value_to_bound_var.items())
-    for value, var in bindings:
+    a TVM op, and TVM fuses it into that op's kernel; between oneDNN calls (or after a
+    model input, before a oneDNN call) one more oneDNN call costs less than a TVM kernel,
+    which also hands the cores from oneDNN's threads to TVM's and back."""
+    for value, var in ctx.value_to_bound_var.items():
         op = getattr(value, "op", None)
         if any(var.same_as(arg) for arg in call.args) and isinstance(op, tvm.ir.Op):
             return f"its input comes from the TVM op {op.name}, which TVM fuses it into"
-    result = next((var for value, var in bindings if value.same_as(call)), None)
-    users = list(ctx.var_usages.get(result, [])) if result is not None else []
-    if users and all(known_shape(user) is None for user in users):
-        names = ", ".join(user.name for user in users)
-        return f"its result goes only to {names}, of unknown shape (TVM), which TVM fuses it into"
     return None
 
 

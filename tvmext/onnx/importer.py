@@ -257,7 +257,7 @@ class _Importer(onnx_frontend.ONNXGraphImporter):
 
 def from_onnx(
     model: onnx.ModelProto,
-    shapes: Mapping[str, Sequence[int]] | None = None,
+    shapes: Mapping[str, Sequence[int | str]] | None = None,
     dtypes: Mapping[str, str] | None = None,
     keep_params_in_input: bool = False,
     source: str = "the ONNX model",
@@ -278,7 +278,12 @@ def from_onnx(
                 f"{', '.join(names)}"
             )
     # Only what the user gave: everything else comes from the model, as in TVM's importer.
-    shape_dict = {name: list(shape) for name, shape in (shapes or {}).items()}
+    # A shape with named dims is written into the model's inputs, where TVM's importer
+    # makes one variable per name across all inputs (as for the model's own names).
+    named = {n: s for n, s in (shapes or {}).items() if any(isinstance(d, str) for d in s)}
+    if named:
+        renamed = _with_input_dims(renamed, named)
+    shape_dict = {name: list(shape) for name, shape in (shapes or {}).items() if name not in named}
     # TVM's importer reads a dimension of 0 as unknown; a declared 0 is a real 0.
     for spec in graph_inputs(model):
         declared = [d for d in spec.shape if isinstance(d, int)]
@@ -298,6 +303,31 @@ def from_onnx(
         raise
     except Exception as err:
         raise ModelError(f"importing {source} failed: {type(err).__name__}: {err}") from err
+
+
+def _with_input_dims(
+    model: onnx.ModelProto, shapes: Mapping[str, Sequence[int | str]]
+) -> onnx.ModelProto:
+    """A copy of ``model`` whose inputs in ``shapes`` have those dims: names as
+    ``dim_param``, sizes as ``dim_value``."""
+    out = onnx.ModelProto()
+    out.CopyFrom(model)
+    for value in out.graph.input:
+        if value.name not in shapes:
+            continue
+        dims = value.type.tensor_type.shape.dim
+        del dims[:]
+        for d in shapes[value.name]:
+            if isinstance(d, str):
+                dims.add().dim_param = d
+            elif d == 0:
+                raise ModelError(
+                    f"input {value.name!r}: a size 0 beside named dims is ambiguous (TVM reads "
+                    f"0 as unknown); give it by name or a positive size"
+                )
+            else:
+                dims.add().dim_value = int(d)
+    return out
 
 
 class GraphInput:

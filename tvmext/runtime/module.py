@@ -93,27 +93,42 @@ def signature_function(
     inputs: Sequence[InputSpec],
     params: Sequence[InputSpec] = (),
     output_dtypes: Sequence[str] = (),
+    shape_bounds: Mapping[str, tuple[int, int]] | None = None,
 ) -> relax.Function:
     """A Relax function returning the inputs (and runtime weights) as JSON, to embed in
     the artifact; ``output_dtypes`` name the outputs' sub-byte types ("" for others),
-    which the outputs' byte carriers become on the way out."""
+    which the outputs' byte carriers become on the way out; ``shape_bounds`` the
+    (low, high) bound of each bounded symbolic dimension."""
     text = json.dumps(
         {
             "inputs": [_spec_json(i) for i in inputs],
             "params": [_spec_json(p) for p in params],
             "output_dtypes": list(output_dtypes),
+            "shape_bounds": {k: list(v) for k, v in (shape_bounds or {}).items()},
         }
     )
     func = relax.Function([], tvm.ir.StringImm(text), tvm.ir.StringType())
     return func.with_attr("global_symbol", SIGNATURE_FUNCTION)
 
 
-def _read_signature(
-    vm: relax.VirtualMachine,
-) -> tuple[list[InputSpec], list[InputSpec], list[str]]:
+@dataclass(frozen=True)
+class Signature:
+    """What an artifact says of its inputs: see :func:`signature_function`."""
+
+    inputs: list[InputSpec]
+    params: list[InputSpec]
+    output_dtypes: list[str]
+    shape_bounds: dict[str, tuple[int, int]]
+
+
+def _read_signature(vm: relax.VirtualMachine) -> Signature:
     data = json.loads(str(vm[SIGNATURE_FUNCTION]()))
-    inputs, params = [_spec(i) for i in data["inputs"]], [_spec(p) for p in data.get("params", [])]
-    return inputs, params, list(data.get("output_dtypes", []))
+    return Signature(
+        [_spec(i) for i in data["inputs"]],
+        [_spec(p) for p in data.get("params", [])],
+        list(data.get("output_dtypes", [])),
+        {k: (int(v[0]), int(v[1])) for k, v in data.get("shape_bounds", {}).items()},
+    )
 
 
 class Module:
@@ -142,7 +157,11 @@ class Module:
         if self.link_options:
             executable.jit(options=list(self.link_options))  # the VM then uses this library
         self._vm = relax.VirtualMachine(executable, self.device)
-        self.inputs, self.params, self._output_dtypes = _read_signature(self._vm)
+        signature = _read_signature(self._vm)
+        self.inputs, self.params = signature.inputs, signature.params
+        self._output_dtypes = signature.output_dtypes
+        # Bounds of symbolic dims the artifact was compiled for: {"batch": (1, 64)}.
+        self.shape_bounds = signature.shape_bounds
         self._bound_params: list[Any] | None = None if self.params else []
 
     @property
@@ -175,7 +194,7 @@ class Module:
                 f"the model's weights are runtime parameters ({', '.join(self.param_names)}): "
                 f"bind them with set_params(...) before running it"
             )
-        bound = _check_arrays(self.inputs, arrays, named, "input")
+        bound = _check_arrays(self.inputs, arrays, named, "input", self.shape_bounds)
         return [to_tensor(to_carrier(a), self.device) for a in bound] + self._bound_params
 
     def run(self, *arrays: Any, **named: Any) -> list[np.ndarray]:
@@ -288,10 +307,15 @@ class Module:
 
 
 def _check_arrays(
-    specs: Sequence[InputSpec], arrays: Sequence[Any], named: dict[str, Any], what: str
+    specs: Sequence[InputSpec],
+    arrays: Sequence[Any],
+    named: dict[str, Any],
+    what: str,
+    bounds: Mapping[str, tuple[int, int]] | None = None,
 ) -> list[np.ndarray]:
     """``arrays`` (positional) or ``named`` checked against ``specs`` (``what`` says
-    input or weight in errors); C-contiguous arrays in ``specs`` order."""
+    input or weight in errors) and symbolic dims against ``bounds``; C-contiguous
+    arrays in ``specs`` order."""
     names = [s.name for s in specs]
     if arrays and named:
         raise ShapeError(f"pass {what}s either positionally or by name, not both")
@@ -327,6 +351,13 @@ def _check_arrays(
             expected = f"{spec.dtype or 'any dtype'} of {shape}"
             given = f"{array.dtype} of shape {list(array.shape)}"
             raise ShapeError(f"{what} {spec.name!r}: expected {expected}, got {given}")
+        for axis, (want, got) in enumerate(zip(spec.shape or (), array.shape, strict=False)):
+            low, high = (bounds or {}).get(str(want), (got, got))
+            if isinstance(want, str) and not low <= got <= high:
+                raise ShapeError(
+                    f"{what} {spec.name!r}: dim {axis} ({want}) is {got}, outside the bound "
+                    f"{want}={low}..{high} the model was compiled for"
+                )
         bound.append(array if array.flags.c_contiguous else array.copy(order="C"))
     return bound
 

@@ -122,10 +122,13 @@ const DType* DTypeByDescr(const std::string& descr, const std::string& where) {
   return nullptr;
 }
 
-// One dimension of a signature shape: a number, or a symbol shared between inputs.
+// One dimension of a signature shape: a number, or a symbol shared between inputs
+// (with the bound the model was compiled for, if any).
 struct Dim {
   int64_t value = -1;
   std::string symbol;
+  int64_t low = 0;
+  int64_t high = INT64_MAX;
 };
 
 // An input or weight of the model, from tvmext_signature.
@@ -161,6 +164,10 @@ std::string Join(const std::vector<std::string>& items) {
 std::vector<Spec> ReadSpecs(const ffi::json::Object& signature, const char* key) {
   std::vector<Spec> specs;
   if (signature.count(key) == 0) return specs;
+  ffi::json::Object bounds;
+  if (signature.count("shape_bounds") != 0) {
+    bounds = signature.at("shape_bounds").cast<ffi::json::Object>();
+  }
   for (const ffi::Any& item : signature.at(key).cast<ffi::json::Array>()) {
     ffi::json::Object obj = item.cast<ffi::json::Object>();
     Spec spec;
@@ -175,6 +182,11 @@ std::vector<Spec> ReadSpecs(const ffi::json::Object& signature, const char* key)
           dim.value = d.cast<int64_t>();
         } else {
           dim.symbol = d.cast<ffi::String>();
+          if (bounds.count(dim.symbol) != 0) {
+            ffi::json::Array bound = bounds.at(dim.symbol).cast<ffi::json::Array>();
+            dim.low = bound[0].cast<int64_t>();
+            dim.high = bound[1].cast<int64_t>();
+          }
         }
         spec.dims.push_back(dim);
       }
@@ -222,6 +234,15 @@ void Check(const Spec& spec, const DType* given, const std::string& given_descr,
                       " of shape " + ShapeText(shape);
     throw UserError(std::string(what) + " '" + spec.name + "': expected " + expected + ", got " +
                     got);
+  }
+  for (size_t i = 0; !spec.any_shape && i < shape.size(); ++i) {
+    const Dim& d = spec.dims[i];
+    if (!d.symbol.empty() && (shape[i] < d.low || shape[i] > d.high)) {
+      throw UserError(std::string(what) + " '" + spec.name + "': dim " + std::to_string(i) +
+                      " (" + d.symbol + ") is " + std::to_string(shape[i]) +
+                      ", outside the bound " + d.symbol + "=" + std::to_string(d.low) + ".." +
+                      std::to_string(d.high) + " the model was compiled for");
+    }
   }
 }
 
