@@ -60,6 +60,7 @@ The zoo, by family (``ZooModel.family``), and what each model brings:
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 from collections.abc import Callable
@@ -803,12 +804,18 @@ def export(name: str, folder: str, *, full: bool = False, seed: int = 0):
     return path, inputs, expected
 
 
+@functools.cache
+def example_inputs(name: str, full: bool = False) -> Inputs:
+    """The example inputs of model ``name`` (building the model once to get them)."""
+    return MODELS[name].build(full)[1]
+
+
 def dynamic_axes(name: str) -> dict[str, dict[int, str]]:
     """The axes a serving export leaves dynamic: ``batch`` and ``seq`` for text models
     (every input), ``batch`` for the others; the output's first axis is the batch."""
     zoo = MODELS[name]
     text = zoo.family.startswith("text")
-    _, inputs = zoo.build(False)
+    inputs = example_inputs(name)
     axes: dict[str, dict[int, str]] = {
         k: ({0: "batch", 1: "seq"} if text else {0: "batch"}) for k in inputs
     }
@@ -850,12 +857,13 @@ def export_dynamic(name: str, folder: str, *, full: bool = False, seed: int = 0)
     return path, wrapped
 
 
-def resized_inputs(name: str, batch: int, seq: int, seed: int = 0) -> Inputs:
-    """Inputs of model ``name`` (small configuration) at another batch size, and for text
-    models another sequence length (as :func:`_text` and :func:`_tokens` make them: an
-    encoder's later sequences half padding, a decoder's mask all ones)."""
+def resized_inputs(name: str, batch: int, seq: int, seed: int = 0, *, full: bool = False) -> Inputs:
+    """Inputs of model ``name`` at another batch size, and for text models another
+    sequence length (as :func:`_text` and :func:`_tokens` make them: an encoder's later
+    sequences half padding, a decoder's mask all ones); the others are random at the
+    example's scale."""
     zoo = MODELS[name]
-    _, example = zoo.build(False)
+    example = example_inputs(name, full)
     rng = np.random.default_rng(seed)
     out: Inputs = {}
     for key, value in example.items():

@@ -13,13 +13,14 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import TypeAlias
 
 from tvm import relax
 
 from tvmext.target.dnnl.symbolic import Dim, known_shape
 
 MAX_RANK = 6
-Size = int | Dim  # a dimension or stride: static, or symbolic (see .symbolic)
+Size: TypeAlias = int | Dim  # a dimension or stride: static, or symbolic (see .symbolic)
 
 
 @dataclass(frozen=True)

@@ -283,12 +283,14 @@ def from_onnx(
     named = {n: s for n, s in (shapes or {}).items() if any(isinstance(d, str) for d in s)}
     if named:
         renamed = _with_input_dims(renamed, named)
-    shape_dict = {name: list(shape) for name, shape in (shapes or {}).items() if name not in named}
+    shape_dict: dict[str, list[int | str]] = {
+        name: list(shape) for name, shape in (shapes or {}).items() if name not in named
+    }
     # TVM's importer reads a dimension of 0 as unknown; a declared 0 is a real 0.
     for spec in graph_inputs(model):
         declared = [d for d in spec.shape if isinstance(d, int)]
         if spec.name not in shape_dict and 0 in declared and len(declared) == len(spec.shape):
-            shape_dict[spec.name] = declared
+            shape_dict[spec.name] = list(declared)
     dtype_dict = dict(dtypes or {})
     importer = _Importer(
         table, shape_dict, dtype_dict, keep_params_in_input=keep_params_in_input, sanitize=True

@@ -92,7 +92,7 @@ def _simplified(values: np.ndarray) -> np.ndarray:
         if isinstance(value, bool | np.bool_):
             value = tirx.IntImm("bool", int(value))
         elif isinstance(value, int | np.integer):
-            value = _int(value)
+            value = _int(int(value))
         out[index] = simplify_dim(value)
     return out
 
@@ -348,13 +348,13 @@ def evaluate(
     present = [v for name, v in zip(node.input, known, strict=False) if name]
     if evaluator is None or not present or any(v is None for v in present):
         return None
-    if all(v.is_constant for v in present):
+    if all(v is not None and v.is_constant for v in present):
         return None  # constant folding's case
     if node.op_type == "Mod" and _attr(node, "fmod", 0):
         return None
-    values = [v if name else None for name, v in zip(node.input, known, strict=False)]
+    given = [v if name else None for name, v in zip(node.input, known, strict=False)]
     try:
-        result = evaluator(node, values)
+        result = evaluator(node, given)
     except (_NotKnown, ValueError, IndexError):
         return None
     values = np.asarray(result.values, dtype=object)  # np.take of a scalar index: an element

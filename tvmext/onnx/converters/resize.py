@@ -418,6 +418,7 @@ def resize(
 
     shape = static_shape(data)
     given = _constant(scales if has_scales else sizes)
+    factor_arg: relax.Expr | list[float]
     if has_sizes and isinstance(sizes, relax.ShapeExpr) and policy == "stretch":
         if len(sizes.values) != len(axes):
             raise ModelError(
@@ -456,7 +457,7 @@ def resize(
             if not (math.isclose(factors[k], 1.0) and out_sizes[k] == shape[a])
             or coord == "tf_crop_and_resize"
         ]
-        factor_arg: relax.Expr | list[float] = [factors[k] for k in kept]
+        factor_arg = [factors[k] for k in kept]
         sizes_arg = [tirx.IntImm("int64", out_sizes[k]) for k in kept]
         taps = [_taps(mode, antialias, factors[k]) if mode != "nearest" else 1 for k in kept]
     else:
