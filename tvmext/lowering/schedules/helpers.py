@@ -42,7 +42,10 @@ def parallel_vectorized_flat(
     sch: s_tir.Schedule, block: BlockRV, target: tvm.target.Target
 ) -> None:
     """Vectorize the trailing constant-extent loops of an injective ``block`` in SIMD
-    chunks and parallelize everything outside them (fused), symbolic dims included."""
+    chunks and parallelize everything outside them (fused), symbolic dims included.
+    When the last loop is symbolic, the loops outside it are the parallel rows and it
+    stays a plain inner loop, which LLVM vectorizes with a remainder: fusing it too
+    would cost a division by a symbolic extent per element."""
     loops = sch.get_loops(block)
     lanes = vector_lanes(target, str(sch.get(block).writes[0].source.dtype))
     n_const, size = 0, 1
@@ -51,6 +54,10 @@ def parallel_vectorized_flat(
         if extent is None:
             break
         n_const, size = n_const + 1, size * extent
+    if n_const == 0 and len(loops) > 1:
+        rows = loops[:-1]
+        sch.parallel(sch.fuse(*rows) if len(rows) > 1 else rows[0])
+        return
     if n_const == 0 or size % lanes != 0 or (size == lanes and n_const == len(loops)):
         sch.parallel(sch.fuse(*loops) if len(loops) > 1 else loops[0])
         return
@@ -128,6 +135,22 @@ def vectorized_row_reduction(
         vectorize_partial(sch, partial)
 
 
+# The size a symbolic dim is assumed to have where only the order of strides matters.
+TYPICAL_DIM = 128
+
+
+def _typical(step: tirx.PrimExpr) -> int | None:
+    """``step`` as an int, its symbolic dims at :data:`TYPICAL_DIM`; None if it reads
+    anything else (a loop variable, a buffer)."""
+    if isinstance(step, tirx.IntImm):
+        return int(step)
+    analyzer = Analyzer()
+    for var in tirx.analysis.undefined_vars(step):
+        analyzer.bind(var, tirx.IntImm(str(var.ty), TYPICAL_DIM))
+    value = analyzer.simplify(step)
+    return int(value) if isinstance(value, tirx.IntImm) else None
+
+
 def read_strides(
     sch: s_tir.Schedule, block: BlockRV, iters: list[tirx.Var] | None = None
 ) -> list[list[int]]:
@@ -135,8 +158,9 @@ def read_strides(
     broadcast operands are left out), the step of its flat row-major index per unit of
     each block iterator, in the order of ``iters`` (default: the block's): 1 marks the
     iterator that walks the input's contiguous axis, 0 one the input does not use.
-    Reads whose index is not linear in the iterators with constant steps (gathers,
-    symbolic inner dims) are left out."""
+    A step that depends on a symbolic dim (``seq * 256``) is counted with every such
+    dim at :data:`TYPICAL_DIM`: the order of the steps is what schedules use. Reads
+    whose index is not linear in the iterators (gathers) are left out."""
     stmt = sch.get(block)
     if iters is None:
         iters = [iv.var for iv in stmt.iter_vars]
@@ -150,10 +174,13 @@ def read_strides(
         for dim, rng in zip(buf.shape, region.region, strict=True):
             flat = flat * tirx.Cast("int64", dim) + tirx.Cast("int64", rng.min)
         coefficients = sym.detect_linear_equation(analyzer.simplify(flat), iters)
-        if not coefficients or not all(isinstance(c, tirx.IntImm) for c in coefficients):
+        if not coefficients:
             continue
-        used = sum(int(c) != 0 for c in coefficients[:-1])
-        found.append((used, [int(c) for c in coefficients[:-1]]))
+        steps = [_typical(c) for c in coefficients[:-1]]
+        if None in steps:
+            continue
+        used = sum(step != 0 for step in steps)
+        found.append((used, steps))
     most = max((used for used, _ in found), default=0)
     return [steps for used, steps in found if used == most and most > 0]
 
