@@ -93,12 +93,12 @@ extern "C" const char* {symbol}{implementation_suffix}() noexcept {{
 }}
 """
 
-# A composite whose shapes are symbolic: its ops are created per value of its shape
-# variables (read from the arguments' shapes) and kept in a bounded cache.
+# A composite whose shapes are symbolic: its ops are created per value of its symbolic
+# input dims (read from the arguments' shapes) and kept in a bounded cache.
 _DYNAMIC_FUNCTION = """
-// {composite}: {ops}; shapes symbolic in {variables}
+// {composite}: {ops}; symbolic input dims {dims}
 static std::shared_ptr<tvmext_dnnl::Op> {symbol}_op(const int64_t* v) {{
-  static tvmext_dnnl::OpCache cache({n_variables});
+  static tvmext_dnnl::OpCache cache({n_dims});
   return cache.get(v, [v]() -> std::unique_ptr<tvmext_dnnl::Op> {{
 {setup}
   }});
@@ -113,7 +113,7 @@ void {symbol}_impl({params}) {{
   }}
 }}
 TVM_FFI_DLL_EXPORT_TYPED_FUNC({symbol}, {symbol}_impl);
-// As for a static composite, with every shape variable at {probe_value}.
+// As for a static composite, with every symbolic input dim at {probe_value}.
 extern "C" const char* {symbol}{implementation_suffix}() noexcept {{
   static std::string text;
   try {{
@@ -125,7 +125,7 @@ extern "C" const char* {symbol}{implementation_suffix}() noexcept {{
   return text.c_str();
 }}
 """
-# The value each shape variable takes when the compiler asks oneDNN which kernels a
+# The value each symbolic input dim takes when the compiler asks oneDNN which kernels a
 # dynamic composite runs (a batch or a sequence of a typical size).
 PROBE_VALUE = 16
 IMPLEMENTATION_SUFFIX = "_implementation"
@@ -168,7 +168,13 @@ def _composite(func: relax.Function) -> Composite:
     math = _MATH.get(str(precision or "fp32"))
     if math is None:
         raise CompileError(f"dnnl codegen: {symbol} has an unknown precision {precision}")
-    shapes = [symbolic.known_shape(p) or () for p in outer]
+    # A shape param (TVM's ``tir_vars``) passes symbolic dims no tensor has by itself.
+    shapes = [
+        tuple(symbolic.dim(d) for d in p.ty.values)
+        if isinstance(p.ty, relax.ShapeType) and p.ty.values is not None
+        else symbolic.known_shape(p) or ()
+        for p in outer
+    ]
     return Composite(
         symbol, str(inner.attrs["Composite"]), bindings, index, len(outer), shapes, math
     )
@@ -195,10 +201,10 @@ def _ints(values: Sequence[int]) -> str:
 class _Setup:
     """The lines that build one op (inside its factory lambda)."""
 
-    def __init__(self) -> None:
+    def __init__(self, dynamic: bool = False) -> None:
         self.lines: list[str] = []
         self._count = 0
-        self.dynamic = False  # built per shape: nothing may be static
+        self.dynamic = dynamic  # built once per shape: no function-local statics
 
     def desc(self, desc: layouts.Desc) -> str:
         self._count += 1
@@ -487,19 +493,14 @@ def function_source(func: relax.Function) -> str:
         *c.param_shapes,
         *(symbolic.known_shape(call) or () for _, call in c.bindings),
     ]
-    variables = symbolic.variables(shapes)
-    sources = symbolic.variable_sources(c.param_shapes, variables)
-    if sources is None:
-        raise CompileError(
-            f"dnnl codegen: {c.name} ({c.symbol}) has shape variables "
-            f"{[str(v.name) for v in variables]} that no input dimension gives"
-        )
-    names = {str(v.name): f"v[{i}]" for i, v in enumerate(variables)}
-    setup = _Setup()
+    dynamic = not all(symbolic.is_static(shape) for shape in shapes)
+    sources = symbolic.dimension_sources(c.param_shapes)
+    names = [(expr, f"v[{i}]") for i, (_, _, expr) in enumerate(sources.values())]
+    setup = _Setup(dynamic=dynamic)
     with symbolic.cpp_names(names):
-        _emit(c, setup, dynamic=bool(variables))
+        _emit(c, setup)
     c.args.append(f"ptr(a{c.n_params})")  # the output
-    # A symbolic shape a view takes (a reshape's target) is passed as a shape, unused.
+    # Shape params: a reshape's target (unused), or TVM's symbolic dims (read).
     kinds = [
         "tvm::ffi::Shape" if isinstance(p.ty, relax.ShapeType) else "tvm::ffi::TensorView"
         for p in func.params
@@ -510,22 +511,24 @@ def function_source(func: relax.Function) -> str:
         composite=c.name, ops=ops, symbol=c.symbol, params=params, setup=setup.text(),
         args=", ".join(c.args), implementation_suffix=IMPLEMENTATION_SUFFIX,
     )  # fmt: skip
-    if not variables:
+    if not dynamic:
         return _FUNCTION.format(**common)
-    values = [f"a{sources[str(v.name)][0]}.shape()[{sources[str(v.name)][1]}]" for v in variables]
+    values = [
+        f"a{param}[{axis}]" if kinds[param] == "tvm::ffi::Shape" else f"a{param}.shape()[{axis}]"
+        for param, axis, _ in sources.values()
+    ]
     return _DYNAMIC_FUNCTION.format(
         **common,
-        variables=", ".join(str(v.name) for v in variables),
-        n_variables=len(variables),
+        dims=", ".join(sources),
+        n_dims=len(sources),
         values=", ".join(values),
         probe_value=PROBE_VALUE,
-        probe_values=", ".join([str(PROBE_VALUE)] * len(variables)),
+        probe_values=", ".join([str(PROBE_VALUE)] * len(sources)),
     )
 
 
-def _emit(c: Composite, setup: _Setup, dynamic: bool) -> None:
+def _emit(c: Composite, setup: _Setup) -> None:
     """The setup lines and arguments of ``c``'s op."""
-    setup.dynamic = dynamic
     names = [call.op.name for _, call in c.bindings]
     root = next((op for op in names if op not in patterns.VIEWS), names[0])  # else a transpose
     if c.name.endswith("_int8"):

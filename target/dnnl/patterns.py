@@ -39,7 +39,7 @@ from tvm.relax.dpl import DFPattern, is_const, is_op, wildcard
 from tvm.relax.transform import PatternCheckContext
 
 from tvmext.target.dnnl import layouts
-from tvmext.target.dnnl.symbolic import is_static, known_shape, variable_sources, variables
+from tvmext.target.dnnl.symbolic import computable, dimension_sources, is_static, known_shape
 from tvmext.target.pattern import PatternRow
 
 MAX_POST_OPS = 4
@@ -83,7 +83,7 @@ def _tensor_reason(call: relax.Call, what: str) -> str | None:
 
 def _float32(ctx: PatternCheckContext, root: relax.Call) -> str | None:
     """The root op first (the same reason for every row that tries it), then post-ops;
-    then the shape variables, which the generated code reads from the inputs' shapes."""
+    then the symbolic dims, which the generated code computes from the inputs' shapes."""
     reason = _tensor_reason(root, root.op.name.removeprefix("relax."))
     calls = {
         var: value for var, value in ctx.matched_bindings.items() if isinstance(value, relax.Call)
@@ -103,10 +103,14 @@ def _float32(ctx: PatternCheckContext, root: relax.Call) -> str | None:
         and not any(arg.same_as(c) for c in calls.values())
     ]
     input_shapes = [known_shape(x) or () for x in inputs]
-    needed = variables([*input_shapes, *(known_shape(c) or () for c in calls.values())])
-    if needed and variable_sources(input_shapes, needed) is None:
-        names = ", ".join(str(v.name) for v in needed)
-        return f"its shape variables ({names}) are not all input dimensions by themselves"
+    sources = dimension_sources(input_shapes)
+    for shape in [*input_shapes, *(known_shape(c) or () for c in calls.values())]:
+        for d in shape:
+            if not computable(d, sources):
+                return (
+                    f"its dim {d} is not a function of its inputs' dims "
+                    f"({', '.join(sources) or 'all static'})"
+                )
     return None
 
 

@@ -4,8 +4,9 @@ A model compiled once for any batch size or sequence length hands oneDNN tensors
 shape ``[batch, seq, 768]``. The layout code computes descriptors with ordinary Python
 arithmetic and comparisons on dims; :class:`Dim` lets a symbolic dimension take part
 (products, equality proved by TVM's arithmetic analyzer) and prints as the C++
-expression that computes it at run time from the values of the variables, which the
-generated code reads from its arguments' shapes (:func:`variable_sources`).
+expression that computes it at run time from its arguments' dims
+(:func:`dimension_sources`): a dim ``batch * seq`` of an input is read as it is, and
+the dims of the output and of other inputs are computed from those.
 """
 
 from __future__ import annotations
@@ -13,15 +14,16 @@ from __future__ import annotations
 import contextlib
 import contextvars
 from collections.abc import Iterator, Mapping, Sequence
-from typing import Any
 
 from tvm import relax, tirx
 from tvm.sym.analyzer import Analyzer, ConstIntBound
 
 from tvmext.errors import CompileError
 
-# While C++ is emitted: each shape variable -> the C++ expression holding its value.
-_CPP_NAMES: contextvars.ContextVar[Mapping[Any, str]] = contextvars.ContextVar("cpp_names")
+# While C++ is emitted: each input dim and the C++ expression of its value.
+_CPP_NAMES: contextvars.ContextVar[Sequence[tuple[tirx.PrimExpr, str]]] = contextvars.ContextVar(
+    "cpp_names"
+)
 
 
 def _simplify(expr: tirx.PrimExpr) -> tirx.PrimExpr:
@@ -131,36 +133,35 @@ def is_static(shape: Sequence[int | Dim]) -> bool:
     return all(isinstance(d, int) for d in shape)
 
 
-def variables(shapes: Sequence[Sequence[int | Dim]]) -> list[tirx.Var]:
-    """The shape variables the dims of ``shapes`` read, in order of appearance."""
-    found: dict[str, tirx.Var] = {}
-    for shape in shapes:
-        for d in shape:
-            if isinstance(d, Dim):
-                for var in tirx.analysis.undefined_vars(d.expr):
-                    found.setdefault(str(var.name), var)
-    return list(found.values())
-
-
-def variable_sources(
-    params: Sequence[Sequence[int | Dim]], needed: Sequence[tirx.Var]
-) -> dict[str, tuple[int, int]] | None:
-    """For each variable of ``needed`` (by name), a (param, axis) whose dimension is
-    exactly that variable, where the generated code reads its value; None when one
-    appears in no param's shape by itself."""
-    sources: dict[str, tuple[int, int]] = {}
+def dimension_sources(
+    params: Sequence[Sequence[int | Dim]],
+) -> dict[str, tuple[int, int, tirx.PrimExpr]]:
+    """Each distinct symbolic dim of ``params`` (``seq``, ``batch * seq``), by its text:
+    a (param, axis) that has it, where the generated code reads its value, and the dim."""
+    sources: dict[str, tuple[int, int, tirx.PrimExpr]] = {}
     for index, shape in enumerate(params):
         for axis, d in enumerate(shape):
-            if isinstance(d, Dim) and isinstance(d.expr, tirx.Var):
-                sources.setdefault(str(d.expr.name), (index, axis))
-    if any(str(var.name) not in sources for var in needed):
-        return None
+            if isinstance(d, Dim):
+                sources.setdefault(str(d.expr), (index, axis, d.expr))
     return sources
 
 
+def computable(d: int | Dim, sources: Mapping[str, tuple[int, int, tirx.PrimExpr]]) -> bool:
+    """Whether ``d`` is a constant or an expression over the dims of ``sources`` (see
+    :func:`dimension_sources`)."""
+    if isinstance(d, int):
+        return True
+    try:
+        _cpp(d.expr, [(expr, "_") for _, _, expr in sources.values()])
+    except CompileError:
+        return False
+    return True
+
+
 @contextlib.contextmanager
-def cpp_names(names: Mapping[str, str]) -> Iterator[None]:
-    """Print dims as C++ in this block, each variable (by name) as ``names[name]``."""
+def cpp_names(names: Sequence[tuple[tirx.PrimExpr, str]]) -> Iterator[None]:
+    """Print dims as C++ in this block: a dim equal to one of ``names`` (an input dim,
+    see :func:`dimension_sources`) as its C++ name, others computed from them."""
     token = _CPP_NAMES.set(names)
     try:
         yield
@@ -177,14 +178,14 @@ _CPP_BINARY = {
 }
 
 
-def _cpp(expr: tirx.PrimExpr, names: Mapping[str, str]) -> str:
+def _cpp(expr: tirx.PrimExpr, names: Sequence[tuple[tirx.PrimExpr, str]]) -> str:
     if isinstance(expr, tirx.IntImm):
         return f"int64_t{{{int(expr.value)}}}"
+    for known, name in names:
+        if str(known) == str(expr) or Dim(known) == Dim(expr):
+            return name
     if isinstance(expr, tirx.Var):
-        name = names.get(str(expr.name))
-        if name is None:
-            raise CompileError(f"dnnl codegen: shape variable {expr.name} is not an input dim")
-        return name
+        raise CompileError(f"dnnl codegen: shape variable {expr.name} is not an input dim")
     for kind, symbol in _CPP_BINARY.items():
         if isinstance(expr, kind):
             return f"({_cpp(expr.a, names)} {symbol} {_cpp(expr.b, names)})"

@@ -211,7 +211,7 @@ def _slice(node: onnx.NodeProto, x: list[SymbolicValue]) -> SymbolicValue:
 def _cast(node: onnx.NodeProto, x: list[SymbolicValue]) -> SymbolicValue:
     dtype = onnx.helper.tensor_dtype_to_np_dtype(_attr(node, "to")).name
     if dtype == "bool":
-        values = np.frompyfunc(lambda v: v if v.ty == "bool" else v != 0, 1, 1)(x[0].values)
+        values = np.frompyfunc(lambda v: v if str(v.ty) == "bool" else v != 0, 1, 1)(x[0].values)
     elif dtype in _INT_TYPES:
         values = np.frompyfunc(lambda v: tirx.Cast("int64", v) if str(v.ty) == "bool" else v, 1, 1)(
             x[0].values

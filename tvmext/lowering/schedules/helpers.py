@@ -176,8 +176,9 @@ def read_strides(
         coefficients = sym.detect_linear_equation(analyzer.simplify(flat), iters)
         if not coefficients:
             continue
-        steps = [_typical(c) for c in coefficients[:-1]]
-        if None in steps:
+        typical = [_typical(c) for c in coefficients[:-1]]
+        steps = [step for step in typical if step is not None]
+        if len(steps) < len(typical):
             continue
         used = sum(step != 0 for step in steps)
         found.append((used, steps))

@@ -216,7 +216,8 @@ def pad(
         if (
             mode == "constant"
             and fill_known
-            and shape
+            and rank > 0
+            and isinstance(data.ty.shape, relax.ShapeExpr)  # static or symbolic dims
             and dtype.startswith("float")
             and min(begin + end, default=0) >= 0
         ):

@@ -88,8 +88,9 @@ def shape(
     fallback: Callable[[], relax.Expr],
 ) -> relax.Expr:
     """A static shape becomes an int64 constant that every consumer accepts (TVM makes
-    a ShapeExpr, which most ops reject: "cannot handle ShapeExpr inputs"); a symbolic
-    one (e.g. after an op whose output shape is data) an int64 tensor read at run time."""
+    a ShapeExpr, which most ops reject: "cannot handle ShapeExpr inputs"); one of unknown
+    dims (only the rank is known) an int64 tensor read at run time. Symbolic dims are
+    :mod:`tvmext.onnx.symbolic_values`'s, before this converter."""
     data = inputs[0]
     dims = static_shape(data)
     if dims is not None:
