@@ -193,6 +193,19 @@ def test_named_input_dims_and_bounds(tmp_path, rng):
         tvmext.compile(model, "llvm", shape_bounds="rows=8")
 
 
+def test_each_unnamed_dynamic_dim_is_its_own_variable():
+    x, y = (helper.make_tensor_value_info(n, TensorProto.FLOAT, [None, 4]) for n in "xy")
+    out = helper.make_tensor_value_info("c", TensorProto.FLOAT, [None, 4])
+    concat = helper.make_node("Concat", ["x", "y"], ["c"], axis=0)
+    graph = helper.make_graph([concat], "concat", [x, y], [out])
+    module = tvmext.compile(
+        helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), "llvm"
+    )
+    assert [spec.shape for spec in module.inputs] == [("x_dim0", 4), ("y_dim0", 4)]
+    a, b = np.ones((2, 4), np.float32), np.zeros((3, 4), np.float32)
+    np.testing.assert_array_equal(module(a, b)[0], np.concatenate([a, b]))
+
+
 def _zoo_cases() -> list:
     return [
         pytest.param(

@@ -281,8 +281,7 @@ def from_onnx(
     # A shape with named dims is written into the model's inputs, where TVM's importer
     # makes one variable per name across all inputs (as for the model's own names).
     named = {n: s for n, s in (shapes or {}).items() if any(isinstance(d, str) for d in s)}
-    if named:
-        renamed = _with_input_dims(renamed, named)
+    renamed = _with_input_dims(renamed, named)
     shape_dict: dict[str, list[int | str]] = {
         name: list(shape) for name, shape in (shapes or {}).items() if name not in named
     }
@@ -311,11 +310,15 @@ def _with_input_dims(
     model: onnx.ModelProto, shapes: Mapping[str, Sequence[int | str]]
 ) -> onnx.ModelProto:
     """A copy of ``model`` whose inputs in ``shapes`` have those dims: names as
-    ``dim_param``, sizes as ``dim_value``."""
+    ``dim_param``, sizes as ``dim_value``; every other dynamic dim without a name gets
+    one of its own (``x_dim0``): TVM's importer would make them all one variable."""
     out = onnx.ModelProto()
     out.CopyFrom(model)
     for value in out.graph.input:
         if value.name not in shapes:
+            for axis, d in enumerate(value.type.tensor_type.shape.dim):
+                if not d.dim_param and not d.HasField("dim_value"):
+                    d.dim_param = f"{re.sub(r'[^A-Za-z0-9_]', '_', value.name)}_dim{axis}"
             continue
         dims = value.type.tensor_type.shape.dim
         del dims[:]
