@@ -193,6 +193,39 @@ def test_named_input_dims_and_bounds(tmp_path, rng):
         tvmext.compile(model, "llvm", shape_bounds="rows=8")
 
 
+def test_slices_to_symbolic_bounds_clamp_to_the_axis(rng):
+    """``x[:, seq - 3:]`` (end INT64_MAX) and ``x[:, :-seq]`` (empty): each bound a
+    function of the input's dims, clamped as the spec says."""
+    i64 = TensorProto.INT64
+    nodes = [
+        helper.make_node("Shape", ["x"], ["shape"]),
+        helper.make_node("Gather", ["shape", "one"], ["seq"], axis=0),
+        helper.make_node("Sub", ["seq", "three"], ["start"]),
+        helper.make_node("Unsqueeze", ["start", "zeros"], ["start1"]),
+        helper.make_node("Slice", ["x", "start1", "to_end", "ones"], ["y"]),
+        helper.make_node("Neg", ["seq"], ["minus_seq"]),
+        helper.make_node("Unsqueeze", ["minus_seq", "zeros"], ["end1"]),
+        helper.make_node("Slice", ["x", "zeros", "end1", "ones"], ["z"]),
+    ]
+    constants = [
+        helper.make_tensor("one", i64, [], [1]),
+        helper.make_tensor("three", i64, [], [3]),
+        helper.make_tensor("zeros", i64, [1], [0]),
+        helper.make_tensor("ones", i64, [1], [1]),
+        helper.make_tensor("to_end", i64, [1], [2**63 - 1]),
+    ]
+    outputs = [helper.make_tensor_value_info(n, TensorProto.FLOAT, ["b", None]) for n in "yz"]
+    x_info = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["b", "seq"])
+    graph = helper.make_graph(nodes, "slices", [x_info], outputs, constants)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    module = tvmext.compile(model, "llvm")
+    session = ort.InferenceSession(model.SerializeToString())
+    for batch, seq in ((2, 5), (1, 9), (3, 2)):
+        x = rng.standard_normal((batch, seq)).astype(np.float32)
+        for got, want in zip(module(x), session.run(None, {"x": x}), strict=True):
+            np.testing.assert_array_equal(got, want)
+
+
 def test_each_unnamed_dynamic_dim_is_its_own_variable():
     x, y = (helper.make_tensor_value_info(n, TensorProto.FLOAT, [None, 4]) for n in "xy")
     out = helper.make_tensor_value_info("c", TensorProto.FLOAT, [None, 4])

@@ -57,6 +57,8 @@ def _from_constant(array: np.ndarray) -> SymbolicValue | None:
     dtype = str(array.dtype)
     if array.size > MAX_ELEMENTS or (dtype not in _INT_TYPES and dtype != "bool"):
         return None
+    if dtype == "uint64" and array.size and int(array.max()) > np.iinfo(np.int64).max:
+        return None  # values are held as int64
     if dtype == "bool":
         flat = [tirx.IntImm("bool", int(v)) for v in array.flat]
     else:
