@@ -2,9 +2,10 @@
 mask cut to the sequence, ``x[:, -seq:]``).
 
 TVM 0.27's converter then assumes every bound lies inside its axis, so an end of
-``INT64_MAX`` ("to the end") beside a symbolic start gives a huge output shape. Here
-each bound is clamped to its axis as the spec says, symbolically, and the slice's shape
-is exact. Constant bounds go to TVM's converter.
+``INT64_MAX`` ("to the end") beside a symbolic start gives a huge output shape, and a
+start of ``seq - 3`` is wrong for a sequence shorter than 3. Here each bound that may
+fall outside its axis is wrapped and clamped as the spec says, symbolically. Constant
+bounds go to TVM's converter.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any
 
 import tvm
 from tvm import relax, tirx
+from tvm.sym.analyzer import Analyzer, ConstIntBound
 
 from tvmext.errors import ShapeError
 from tvmext.onnx.converters.helpers import simplify_dim
@@ -35,12 +37,24 @@ def _values(expr: relax.Expr | None) -> list[tirx.PrimExpr] | None:
 
 
 def _clamped(bound: tirx.PrimExpr, dim: tirx.PrimExpr) -> tirx.PrimExpr:
-    """A start or end for a positive step: negative counts from the end, then clamped
-    to ``[0, dim]``."""
-    if isinstance(bound, tirx.IntImm) and bound.value >= 0 and isinstance(dim, tirx.IntImm):
-        return tirx.IntImm("int64", min(bound.value, dim.value))
-    if isinstance(bound, tirx.IntImm) and bound.value >= (1 << 62):
-        return dim  # "to the end"
+    """A start or end for a positive step, as the spec reads it: negative counts from
+    the end, and the result is clamped to ``[0, dim]``. A symbolic bound that cannot be
+    negative (``seq`` of ``position_ids[:, :seq]``) is taken as it is, inside the axis,
+    as TVM's importer takes every bound: the model holds only for such inputs, and its
+    shapes stay ``seq`` rather than ``min(seq, 512)``."""
+    static_dim = isinstance(dim, tirx.IntImm)
+    if isinstance(bound, tirx.IntImm):
+        value = int(bound.value)
+        if value >= (1 << 62):
+            return dim  # "to the end"
+        if value >= 0:
+            return tirx.IntImm("int64", min(value, int(dim.value))) if static_dim else bound
+        return simplify_dim(tirx.max(dim + value, tirx.IntImm("int64", 0)))
+    analyzer = Analyzer()
+    for var in tirx.analysis.undefined_vars(bound):
+        analyzer.update(var, ConstIntBound(0, ConstIntBound.POS_INF))
+    if analyzer.can_prove(bound >= 0):
+        return bound
     wrapped = tirx.Select(bound < 0, bound + dim, bound)
     return simplify_dim(tirx.min(tirx.max(wrapped, tirx.IntImm("int64", 0)), dim))
 
