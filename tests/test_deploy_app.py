@@ -343,9 +343,9 @@ def test_failed_build_leaves_no_folder(tmp_path, monkeypatch):
         module.export_app(tmp_path / "other")
 
 
-def test_symbolic_batch_takes_any_batch_but_needs_inputs(tmp_path, rng):
+def test_symbolic_batch_takes_any_batch_in_its_bound_but_needs_inputs(tmp_path, rng):
     path = save(mlp(batch="N"), tmp_path, "mlp.onnx")
-    app = _app(tvmext.compile(path), tmp_path)
+    app = _app(tvmext.compile(path, shape_bounds="N=1..8"), tmp_path)
     done = run_app(app)
     assert done.returncode == 1
     assert done.stderr.strip() == (
@@ -359,3 +359,9 @@ def test_symbolic_batch_takes_any_batch_but_needs_inputs(tmp_path, rng):
         done = run_app(app, "--inputs", "in.npz", "--outputs", "o.npz", cwd=tmp_path)
         assert done.returncode == 0, done.stderr
         np.testing.assert_array_equal(np.load(tmp_path / "o.npz")["output_0"], module.run(x)[0])
+    np.savez(tmp_path / "in.npz", x=np.zeros((9, 32), np.float32))
+    done = run_app(app, "--inputs", "in.npz", cwd=tmp_path)
+    assert done.returncode == 1
+    assert done.stderr.strip() == (
+        "run: error: input 'x': dim 0 (N) is 9, outside the bound N=1..8 the model was compiled for"
+    )
