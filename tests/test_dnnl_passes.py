@@ -18,6 +18,7 @@ from tvmext.target.dnnl.passes.gelu_erf import gelu_erf
 from tvmext.target.dnnl.passes.gelu_tanh import gelu_tanh
 from tvmext.target.dnnl.passes.nhwc_layout import nhwc_layout
 from tvmext.target.dnnl.passes.post_op_operand_order import post_op_operand_order
+from tvmext.target.dnnl.passes.scale_after_matmul import scale_after_matmul
 from tvmext.target.dnnl.passes.silu_from_sigmoid import silu_from_sigmoid
 
 
@@ -140,6 +141,40 @@ def _scalar(value):
     return relax.const(np.float32(value))
 
 
+def test_scales_of_attention_operands_move_after_the_matmul(rng):
+    """``matmul(q * s, permute_dims(k) * s)`` as ``scaled_dot_product_attention``
+    exports it: the scales move to the product, where oneDNN applies them as post-ops
+    and reads the transposed keys in place."""
+    k = _const(rng, 2, 5, 8)
+    scale = _scalar(0.3)
+
+    def build(bb, q):
+        left = bb.emit(relax.op.multiply(q, scale))
+        right = bb.emit(relax.op.multiply(scale, relax.op.permute_dims(k, [0, 2, 1])))
+        return relax.op.matmul(left, right)
+
+    mod = _module((2, 5, 8), build)
+    moved = scale_after_matmul()(mod)
+    assert _ops(moved) == ["relax.permute_dims", "relax.matmul", "relax.multiply", "relax.multiply"]
+    q = rng.standard_normal((2, 5, 8)).astype(np.float32)
+    np.testing.assert_allclose(
+        run_module(moved, q).numpy(), run_module(mod, q).numpy(), rtol=1e-5, atol=1e-6
+    )
+    module = tvmext.compile(mod, "dnnl, llvm")
+    assert {o.placement for o in module.reports[0].ops} == {"dnnl"}
+    want = (q * 0.3) @ (k.value.numpy().transpose(0, 2, 1) * np.float32(0.3))
+    np.testing.assert_allclose(module(q)[0], want, rtol=1e-5, atol=1e-6)
+
+
+def test_a_scale_that_is_not_a_scalar_constant_stays():
+    def build(bb, x):
+        y = bb.emit(relax.op.multiply(x, x))
+        return relax.op.matmul(y, relax.op.permute_dims(x))
+
+    mod = _module((3, 4), build)
+    assert _ops(scale_after_matmul()(mod)) == _ops(mod)
+
+
 def _gelu_forms():
     op = relax.op
 
@@ -212,6 +247,7 @@ def test_dnnl_passes_run_only_for_the_dnnl_target_and_in_order():
         "tvmext.fold_batch_norm",
         "tvmext.gelu_erf",
         "tvmext.gelu_tanh",
+        "tvmext.scale_after_matmul",
         "tvmext.silu_from_sigmoid",
     ]
     assert names["layout"] == [

@@ -10,6 +10,7 @@ from tvmext.target.dnnl.passes import (
     gelu_tanh,
     nhwc_layout,
     post_op_operand_order,
+    scale_after_matmul,
     silu_from_sigmoid,
     unshare_int8_operands,
 )
@@ -23,6 +24,7 @@ __all__ = [
     "gelu_tanh",
     "nhwc_layout",
     "post_op_operand_order",
+    "scale_after_matmul",
     "silu_from_sigmoid",
     "unshare_int8_operands",
 ]
