@@ -8,8 +8,9 @@ place (a strided view). ``matmul(a * s, b) = matmul(a, b) * s`` for a scalar ``s
 the scale on the result is a post-op of the oneDNN matmul: no kernel, no copy. The
 product is rounded once more per element (within the matmul's own rounding).
 
-Only for constant scalars (one element) of a floating dtype; a scale that other ops
-also use stays for them.
+Only for float32 matmuls (what oneDNN takes; a float16 operand scaled before a float32
+product is rounded once more, which moving the scale would change) and constant scalars
+(one element); a scale that other ops also use stays for them.
 """
 
 from __future__ import annotations
@@ -33,14 +34,17 @@ def _scalar(expr: relax.Expr, dtype: str) -> relax.Expr | None:
 
 
 def _split(operand: relax.Expr, values: dict) -> tuple[relax.Expr, relax.Expr] | None:
-    """(tensor, scale) when ``operand`` is bound to ``tensor * scale`` (either order)."""
+    """(tensor, scale) when ``operand`` is bound to ``tensor * scale`` (either order), a
+    float32 tensor and a float32 scalar constant."""
     call = values.get(operand)
     if not isinstance(call, relax.Call) or call.op != tvm.ir.Op.get("relax.multiply"):
         return None
     for tensor, scale in ((call.args[0], call.args[1]), (call.args[1], call.args[0])):
         if isinstance(tensor, tvm.ir.GenericConst) or not isinstance(tensor.ty, relax.TensorType):
             continue
-        scalar = _scalar(scale, str(tensor.ty.dtype))
+        if str(tensor.ty.dtype) != "float32":
+            continue  # a half-precision operand is rounded after its scale
+        scalar = _scalar(scale, "float32")
         if scalar is not None:
             return tensor, scalar
     return None
@@ -62,6 +66,8 @@ def scale_after_matmul() -> tvm.transform.Pass:
 
         def move(expr: relax.Call, _matches: dict) -> relax.Expr:
             args, scales = list(expr.args), []
+            if str(expr.ty.dtype) != "float32":
+                return expr  # oneDNN's dtype; a half-precision product rounds its operands
             for i, operand in enumerate(args):
                 split = _split(operand, values)
                 if split is not None:
