@@ -1,4 +1,5 @@
-"""Shape dimensions as users read them: ints where known, names where symbolic."""
+"""Shape dimensions as users read them (ints where known, names where symbolic), and
+symbolic dims as TVM's analyzer reasons about them (never negative)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from tvm import tirx
+from tvm.sym.analyzer import Analyzer, ConstIntBound
 
 
 def dim(d: Any) -> int | str:
@@ -16,3 +18,18 @@ def dim(d: Any) -> int | str:
 def dims(shape: Iterable[Any]) -> list[int | str]:
     """Every dimension of ``shape`` through :func:`dim`."""
     return [dim(d) for d in shape]
+
+
+def dim_analyzer(*exprs: tirx.PrimExpr) -> Analyzer:
+    """An analyzer that knows every variable of ``exprs`` is a dimension (at least 0)."""
+    analyzer = Analyzer()
+    for expr in exprs:
+        for var in tirx.analysis.undefined_vars(expr):
+            analyzer.update(var, ConstIntBound(0, ConstIntBound.POS_INF))
+    return analyzer
+
+
+def simplify_dim(expr: tirx.PrimExpr) -> tirx.PrimExpr:
+    """``expr`` simplified knowing that the dimensions it reads are not negative (so
+    that ``max(seq - 0, 0)`` is ``seq``)."""
+    return dim_analyzer(expr).simplify(expr)

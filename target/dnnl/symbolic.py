@@ -16,8 +16,9 @@ import contextvars
 from collections.abc import Iterator, Mapping, Sequence
 
 from tvm import relax, tirx
-from tvm.sym.analyzer import Analyzer, ConstIntBound
+from tvm.sym.analyzer import Analyzer
 
+from tvmext.dims import dim_analyzer, simplify_dim
 from tvmext.errors import CompileError
 
 # While C++ is emitted: each input dim and the C++ expression of its value.
@@ -26,18 +27,11 @@ _CPP_NAMES: contextvars.ContextVar[Sequence[tuple[tirx.PrimExpr, str]]] = contex
 )
 
 
-def _simplify(expr: tirx.PrimExpr) -> tirx.PrimExpr:
-    analyzer = Analyzer()
-    for var in tirx.analysis.undefined_vars(expr):
-        analyzer.update(var, ConstIntBound(0, ConstIntBound.POS_INF))
-    return analyzer.simplify(expr)
-
-
 def dim(expr: tirx.PrimExpr | int) -> int | Dim:
     """A dimension: an int when it is a constant, else a :class:`Dim`."""
     if isinstance(expr, int):
         return expr
-    expr = _simplify(expr)
+    expr = simplify_dim(expr)
     return int(expr.value) if isinstance(expr, tirx.IntImm) else Dim(expr)
 
 
@@ -79,7 +73,7 @@ class Dim:
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, int | Dim):
             return NotImplemented
-        return Analyzer().can_prove_equal(_simplify(self.expr - _expr(other)), 0)
+        return Analyzer().can_prove_equal(simplify_dim(self.expr - _expr(other)), 0)
 
     def __ne__(self, other: object) -> bool:
         equal = self.__eq__(other)
@@ -89,10 +83,7 @@ class Dim:
         return hash(str(self.expr))
 
     def _proved(self, condition: tirx.PrimExpr) -> bool:
-        analyzer = Analyzer()
-        for var in tirx.analysis.undefined_vars(condition):
-            analyzer.update(var, ConstIntBound(0, ConstIntBound.POS_INF))
-        return bool(analyzer.can_prove(condition))
+        return bool(dim_analyzer(condition).can_prove(condition))
 
     # An order holds only where it is proved for every value of the variables.
     def __lt__(self, other: int | Dim) -> bool:

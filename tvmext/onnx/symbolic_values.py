@@ -27,7 +27,7 @@ import onnx
 import tvm
 from tvm import relax, tirx
 
-from tvmext.onnx.converters.helpers import simplify_dim
+from tvmext.dims import simplify_dim
 
 # Values larger than this stay computations (they are not shapes).
 MAX_ELEMENTS = 64

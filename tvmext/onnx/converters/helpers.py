@@ -7,7 +7,6 @@ from typing import Any
 
 import numpy as np
 from tvm import relax, te, tirx
-from tvm.sym.analyzer import Analyzer, ConstIntBound
 
 
 def const(value: Any) -> relax.Expr:
@@ -25,15 +24,6 @@ def static_shape(expr: relax.Expr) -> list[int] | None:
     if not all(isinstance(d, tirx.IntImm) for d in dims):
         return None
     return [int(d) for d in dims]
-
-
-def simplify_dim(expr: tirx.PrimExpr) -> tirx.PrimExpr:
-    """``expr`` simplified knowing that the dimensions it reads are not negative (so
-    that ``max(seq - 0, 0)`` is ``seq``)."""
-    analyzer = Analyzer()
-    for var in tirx.analysis.undefined_vars(expr):
-        analyzer.update(var, ConstIntBound(0, ConstIntBound.POS_INF))
-    return analyzer.simplify(expr)
 
 
 def runtime_shape(bb: relax.BlockBuilder, dims: relax.Expr, rank: int, prefix: str) -> relax.Expr:

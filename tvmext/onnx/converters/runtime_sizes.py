@@ -22,8 +22,9 @@ from onnx import numpy_helper
 from tvm import relax, te, tirx
 from tvm.relax.frontend.onnx.onnx_frontend import get_type
 
+from tvmext.dims import simplify_dim
 from tvmext.errors import ModelError, ShapeError
-from tvmext.onnx.converters.helpers import const, runtime_shape, simplify_dim
+from tvmext.onnx.converters.helpers import const, runtime_shape
 from tvmext.onnx.registry import register_converter
 
 Fallback = Callable[[], relax.Expr]

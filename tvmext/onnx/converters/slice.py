@@ -15,10 +15,9 @@ from typing import Any
 
 import tvm
 from tvm import relax, tirx
-from tvm.sym.analyzer import Analyzer, ConstIntBound
 
+from tvmext.dims import dim_analyzer, simplify_dim
 from tvmext.errors import ShapeError
-from tvmext.onnx.converters.helpers import simplify_dim
 from tvmext.onnx.registry import register_converter
 
 
@@ -50,10 +49,7 @@ def _clamped(bound: tirx.PrimExpr, dim: tirx.PrimExpr) -> tirx.PrimExpr:
         if value >= 0:
             return tirx.IntImm("int64", min(value, int(dim.value))) if static_dim else bound
         return simplify_dim(tirx.max(dim + value, tirx.IntImm("int64", 0)))
-    analyzer = Analyzer()
-    for var in tirx.analysis.undefined_vars(bound):
-        analyzer.update(var, ConstIntBound(0, ConstIntBound.POS_INF))
-    if analyzer.can_prove(bound >= 0):
+    if dim_analyzer(bound).can_prove(bound >= 0):
         return bound
     wrapped = tirx.Select(bound < 0, bound + dim, bound)
     return simplify_dim(tirx.min(tirx.max(wrapped, tirx.IntImm("int64", 0)), dim))

@@ -14,8 +14,8 @@ from typing import Any
 
 from tvm import relax, te, tirx
 
+from tvmext.dims import simplify_dim
 from tvmext.errors import ShapeError
-from tvmext.onnx.converters.helpers import simplify_dim
 from tvmext.onnx.registry import register_converter
 
 
