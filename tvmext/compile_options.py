@@ -110,24 +110,33 @@ def _dims(text: str, shape: str, input_name: str) -> tuple[int | str, ...]:
     return tuple(out)
 
 
-def parse_input_shapes(text: str) -> dict[str, tuple[int | str, ...]]:
-    """Parse tvmc's ``"x:[1,3,224,224] y:[10]"`` (entries separated by spaces or commas);
-    a dimension may be a name (``"input_ids:[batch,seq]"``), which stays symbolic."""
-    shapes: dict[str, tuple[int | str, ...]] = {}
+def _entries(text: str, entry: re.Pattern[str], what: str, expected: str) -> list[re.Match[str]]:
+    """The matches of ``entry`` that make up ``text``, separated by spaces or commas;
+    anything else is an error naming ``what`` and the ``expected`` form."""
+    matches = []
     pos = 0
     while pos < len(text):
         if text[pos] in " ,":
             pos += 1
             continue
-        match = _ENTRY.match(text, pos)
+        match = entry.match(text, pos)
         if match is None:
             raise CompileError(
-                f"input shapes {text!r}: cannot parse at {text[pos:]!r}; expected "
-                f"NAME:[d0,d1,...] entries such as 'x:[1,3,224,224]'"
+                f"{what} {text!r}: cannot parse at {text[pos:]!r}; expected {expected}"
             )
-        shapes[match.group(1)] = _dims(text, match.group(2), match.group(1))
+        matches.append(match)
         pos = match.end()
-    return shapes
+    return matches
+
+
+def parse_input_shapes(text: str) -> dict[str, tuple[int | str, ...]]:
+    """Parse tvmc's ``"x:[1,3,224,224] y:[10]"`` (entries separated by spaces or commas);
+    a dimension may be a name (``"input_ids:[batch,seq]"``), which stays symbolic."""
+    expected = "NAME:[d0,d1,...] entries such as 'x:[1,3,224,224]'"
+    return {
+        m.group(1): _dims(text, m.group(2), m.group(1))
+        for m in _entries(text, _ENTRY, "input shapes", expected)
+    }
 
 
 def shapes_from(
@@ -143,21 +152,11 @@ def shapes_from(
 
 def parse_shape_bounds(text: str) -> dict[str, tuple[int, int]]:
     """Parse ``"batch=1..64 seq=1..512"`` (entries separated by spaces or commas)."""
-    bounds: dict[str, tuple[int, int]] = {}
-    pos = 0
-    while pos < len(text):
-        if text[pos] in " ,":
-            pos += 1
-            continue
-        match = _BOUND.match(text, pos)
-        if match is None:
-            raise CompileError(
-                f"shape bounds {text!r}: cannot parse at {text[pos:]!r}; expected "
-                f"NAME=LOW..HIGH entries such as 'batch=1..64'"
-            )
-        bounds[match.group(1)] = (int(match.group(2)), int(match.group(3)))
-        pos = match.end()
-    return bounds
+    expected = "NAME=LOW..HIGH entries such as 'batch=1..64'"
+    return {
+        m.group(1): (int(m.group(2)), int(m.group(3)))
+        for m in _entries(text, _BOUND, "shape bounds", expected)
+    }
 
 
 def bounds_from(
