@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Sequence
+from typing import Any
 
 # pytest-xdist runs several workers at once: they share the cores between their TVM
 # thread pools (and the notebooks' kernels, which inherit this) instead of each taking
@@ -33,6 +35,18 @@ def single_op_module(op: tvmext.CustomOp, *types: relax.TensorType, **attrs: obj
     with bb.function("main", params):
         with bb.dataflow():
             out = bb.emit_output(op(*params, **attrs))
+        bb.emit_func_output(out)
+    return bb.get()
+
+
+def main_module(shapes: Sequence[Sequence[Any]], build: Callable, dtype: str = "float32"):
+    """``main(x0, x1, ...) = build(bb, [x0, x1, ...])`` as an IRModule, ``x_i`` a tensor
+    of ``shapes[i]`` (ints and symbolic ``tirx.Var`` dims)."""
+    bb = relax.BlockBuilder()
+    params = [relax.Var(f"x{i}", relax.TensorType(s, dtype)) for i, s in enumerate(shapes)]
+    with bb.function("main", params):
+        with bb.dataflow():
+            out = bb.emit_output(build(bb, params))
         bb.emit_func_output(out)
     return bb.get()
 

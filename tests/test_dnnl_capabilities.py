@@ -9,22 +9,13 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import main_module
 from onednn_verbose import executions, run_logged
 from tvm import relax
 
 import tvmext
 
 pytestmark = pytest.mark.library
-
-
-def _module(shapes, build):
-    bb = relax.BlockBuilder()
-    params = [relax.Var(f"x{i}", relax.TensorType(s, "float32")) for i, s in enumerate(shapes)]
-    with bb.function("main", params):
-        with bb.dataflow():
-            out = bb.emit_output(build(bb, params))
-        bb.emit_func_output(out)
-    return bb.get()
 
 
 def _weights(*shape, seed=0):
@@ -162,7 +153,7 @@ HEAVY = (
 @pytest.mark.parametrize("name", list(CASES))
 def test_each_capability_runs_on_onednn(name):
     shapes, build, reference = CASES[name]
-    module = tvmext.compile(_module(shapes, build), "dnnl, llvm")
+    module = tvmext.compile(main_module(shapes, build), "dnnl, llvm")
     rng = np.random.default_rng(0)
     inputs = [rng.standard_normal(s).astype(np.float32) for s in shapes]
     want = reference(*map(torch.from_numpy, inputs)).numpy()
@@ -174,7 +165,7 @@ def test_each_capability_runs_on_onednn(name):
 
 def _attention_scores(mask_shape):
     """Attention scores plus a mask, then softmax: the windowed-attention pattern."""
-    return _module(
+    return main_module(
         [(64, 3, 49, 32), (64, 3, 32, 49), mask_shape],
         lambda bb, p: relax.op.nn.softmax(relax.op.add(relax.op.matmul(p[0], p[1]), p[2]), axis=-1),
     )
@@ -223,7 +214,7 @@ def test_post_ops_fusable_only_into_a_reference_kernel_run_apart():
 
 def test_resize_with_aligned_corners_stays_on_tvm(rng):
     module = tvmext.compile(
-        _module([(1, 2, 5, 5)], lambda bb, p: relax.op.image.resize2d(
+        main_module([(1, 2, 5, 5)], lambda bb, p: relax.op.image.resize2d(
             p[0], (9, 9), method="linear", coordinate_transformation_mode="align_corners"
         )),
         "dnnl, llvm",
@@ -240,7 +231,7 @@ def test_softmax_over_an_inner_axis_stays_on_tvm(rng):
     """oneDNN 3.2 has only its reference kernel for softmax over an axis but the last:
     the compiler asks oneDNN which kernel it would run and keeps the op on TVM."""
     module = tvmext.compile(
-        _module([(2, 8, 6, 6)], lambda bb, p: relax.op.nn.softmax(p[0], axis=1)), "dnnl, llvm"
+        main_module([(2, 8, 6, 6)], lambda bb, p: relax.op.nn.softmax(p[0], axis=1)), "dnnl, llvm"
     )
     (report,) = module.reports
     (softmax,) = report.ops
@@ -255,7 +246,7 @@ def test_a_binary_only_the_reference_kernel_takes_stays_on_tvm(rng):
     asked at compile time: its reference kernel): TVM runs it, fused with the ReLU."""
     shapes = [(64, 3, 49, 49), (64, 3, 49, 1)]
     module = tvmext.compile(
-        _module(shapes, lambda bb, p: relax.op.nn.relu(relax.op.add(p[0], p[1]))), "dnnl, llvm"
+        main_module(shapes, lambda bb, p: relax.op.nn.relu(relax.op.add(p[0], p[1]))), "dnnl, llvm"
     )
     (report,) = module.reports
     add = next(o for o in report.ops if o.op == "relax.add")

@@ -3,13 +3,12 @@ what oneDNN cannot take stays on TVM with the check's reason in the report."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 import tvm
+from conftest import main_module
 from tvm import relax
 
 import tvmext
@@ -17,30 +16,9 @@ from tvmext.target.dnnl import DnnlTarget, patterns
 
 pytestmark = pytest.mark.library
 
-Build = Callable[[relax.BlockBuilder, list[relax.Var]], relax.Expr]
-
-
-def _module(shapes: list[tuple | int], build: Build, dtype: str = "float32"):
-    """``main`` of ``build`` over params of ``shapes`` (an int: that rank, unknown dims)."""
-    bb = relax.BlockBuilder()
-    params = [
-        relax.Var(
-            f"x{i}",
-            relax.TensorType(dtype=dtype, ndim=s)
-            if isinstance(s, int)
-            else relax.TensorType(s, dtype),
-        )
-        for i, s in enumerate(shapes)
-    ]
-    with bb.function("main", params):
-        with bb.dataflow():
-            out = bb.emit_output(build(bb, params))
-        bb.emit_func_output(out)
-    return bb.get()
-
 
 def _compile(shapes, build, dtype="float32"):
-    module = tvmext.compile(_module(shapes, build, dtype), "dnnl, llvm")
+    module = tvmext.compile(main_module(shapes, build, dtype), "dnnl, llvm")
     (report,) = module.reports
     return module, report
 
@@ -182,7 +160,9 @@ def _matmul_reasons(shapes, build):
         def pattern_table(self):
             return [r for r in super().pattern_table() if r.name != "dnnl.transpose"]
 
-    partitioned = WithoutTranspose().partition(_module(shapes, build), tvm.target.Target("llvm"))
+    partitioned = WithoutTranspose().partition(
+        main_module(shapes, build), tvm.target.Target("llvm")
+    )
     return partitioned.report
 
 

@@ -20,6 +20,7 @@ import onnx
 import onnxruntime as ort
 import pytest
 import torch
+from conftest import main_module
 from model_zoo import MODELS, export_dynamic, resized_inputs
 from onnx import TensorProto, helper
 from tvm import relax, tirx
@@ -88,13 +89,7 @@ def test_the_imported_shapes_name_the_input_dims():
 
 
 def _symbolic_module(build, *shapes) -> tvmext.Module:
-    bb = relax.BlockBuilder()
-    params = [relax.Var(f"x{i}", relax.TensorType(s, "float32")) for i, s in enumerate(shapes)]
-    with bb.function("main", params):
-        with bb.dataflow():
-            out = bb.emit_output(build(bb, params))
-        bb.emit_func_output(out)
-    return tvmext.compile(bb.get(), "dnnl, llvm")
+    return tvmext.compile(main_module(shapes, build), "dnnl, llvm")
 
 
 def test_onednn_partitions_of_symbolic_shape_are_made_per_shape(rng):
