@@ -83,12 +83,10 @@ def shown_shape(expr: relax.Expr) -> tuple[int | str, ...] | None:
 
 def static_shape(expr: relax.Expr) -> tuple[int, ...] | None:
     """The static shape of a tensor expression, or None (symbolic or not a tensor)."""
-    ty = expr.ty
-    if not isinstance(ty, relax.TensorType) or not isinstance(ty.shape, relax.ShapeExpr):
+    shape = shown_shape(expr)
+    if shape is None or not all(isinstance(d, int) for d in shape):
         return None
-    values = dims(ty.shape.values)
-    ints = [d for d in values if isinstance(d, int)]
-    return tuple(ints) if len(ints) == len(values) else None
+    return tuple(int(d) for d in shape)
 
 
 def _bytes(expr: relax.Expr) -> int:

@@ -281,7 +281,7 @@ def from_onnx(
     # A shape with named dims is written into the model's inputs, where TVM's importer
     # makes one variable per name across all inputs (as for the model's own names).
     named = {n: s for n, s in (shapes or {}).items() if any(isinstance(d, str) for d in s)}
-    renamed = _with_input_dims(renamed, named)
+    _name_input_dims(renamed, named)  # renamed is this import's own copy
     shape_dict: dict[str, list[int | str]] = {
         name: list(shape) for name, shape in (shapes or {}).items() if name not in named
     }
@@ -306,15 +306,11 @@ def from_onnx(
         raise ModelError(f"importing {source} failed: {type(err).__name__}: {err}") from err
 
 
-def _with_input_dims(
-    model: onnx.ModelProto, shapes: Mapping[str, Sequence[int | str]]
-) -> onnx.ModelProto:
-    """A copy of ``model`` whose inputs in ``shapes`` have those dims: names as
+def _name_input_dims(model: onnx.ModelProto, shapes: Mapping[str, Sequence[int | str]]) -> None:
+    """Give ``model``'s inputs in ``shapes`` those dims, in place: names as
     ``dim_param``, sizes as ``dim_value``; every other dynamic dim without a name gets
     one of its own (``x_dim0``): TVM's importer would make them all one variable."""
-    out = onnx.ModelProto()
-    out.CopyFrom(model)
-    for value in out.graph.input:
+    for value in model.graph.input:
         if value.name not in shapes:
             for axis, d in enumerate(value.type.tensor_type.shape.dim):
                 if not d.dim_param and not d.HasField("dim_value"):
@@ -332,7 +328,6 @@ def _with_input_dims(
                 )
             else:
                 dims.add().dim_value = int(d)
-    return out
 
 
 class GraphInput:

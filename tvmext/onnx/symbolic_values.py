@@ -70,6 +70,8 @@ def known_value(expr: Any) -> SymbolicValue | None:
     """What the importer knows of ``expr`` at import: a small integer constant, a shape
     expression or an integer scalar expression; None for a tensor computed at run time."""
     if isinstance(expr, tvm.ir.GenericConst):
+        if int(np.prod(expr.value.shape)) > MAX_ELEMENTS:
+            return None  # a weight: not copied out to be looked at
         return _from_constant(expr.value.numpy())
     if isinstance(expr, relax.ShapeExpr):
         return SymbolicValue(np.array(list(expr.values), dtype=object), "int64")
