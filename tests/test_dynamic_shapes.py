@@ -188,6 +188,42 @@ def test_named_input_dims_and_bounds(tmp_path, rng):
         tvmext.compile(model, "llvm", shape_bounds="rows=8")
 
 
+def _add_model():
+    x, y = (helper.make_tensor_value_info(n, TensorProto.FLOAT, [None, 4]) for n in "xy")
+    out = helper.make_tensor_value_info("z", TensorProto.FLOAT, [None, 4])
+    graph = helper.make_graph([helper.make_node("Add", ["x", "y"], ["z"])], "add", [x, y], [out])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (
+            {"input_shapes": "x:[rows,4.5]"},
+            "input shapes 'x:[rows,4.5]': dimension '4.5' of 'x' is neither a non-negative "
+            "integer nor a name",
+        ),
+        (
+            {"input_shapes": {"x": ("rows", 0)}},
+            "input 'x': a size 0 beside named dims is ambiguous (TVM reads 0 as unknown); give "
+            "it by name or a positive size",
+        ),
+        (
+            {"shape_bounds": {"rows": (8, 1)}},
+            "shape bound rows=(8, 1): expected a dimension name and two integers 0 <= low <= high",
+        ),
+        (
+            {"shape_bounds": {"rows": 8}},
+            "shape bound 'rows': 8 is not a (low, high) pair of integers",
+        ),
+    ],
+)
+def test_bad_named_dims_and_bounds_are_clear_errors(options, message):
+    with pytest.raises(tvmext.TvmextError) as raised:
+        tvmext.compile(_add_model(), "llvm", **options)
+    assert str(raised.value) == message
+
+
 def test_slices_to_symbolic_bounds_clamp_to_the_axis(rng):
     """``x[:, seq - 3:]`` (end INT64_MAX) and ``x[:, :-seq]`` (empty): each bound a
     function of the input's dims, clamped as the spec says."""
