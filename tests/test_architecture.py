@@ -22,7 +22,7 @@ LAYERS: list[tuple[str, str]] = [
     ),
     (
         "registries",
-        r"tvmext\.(pass_registry|onnx\.registry|target\.report"
+        r"tvmext\.(pass_registry|onnx\.registry|opdef\.torch_mapping|target\.report"
         r"|opdef\.(attrs|param_conversion|eager_runner|tvm_registration|call_args|primfunc_origin))$",
     ),
     ("op definitions, native build flags", r"tvmext\.(opdef(\..*)?|native)$"),
@@ -31,11 +31,15 @@ LAYERS: list[tuple[str, str]] = [
         "targets, passes, eager calls, runtime, tuning, deployment",
         r"tvmext\.(target|passes|eager|runtime|tuning|deploy)(\..*)?$",
     ),
-    ("shipped ops, ONNX front end", r"tvmext\.(ops|onnx(?!\.conformance))(\..*)?$"),
+    (
+        "shipped ops, ONNX and PyTorch front ends",
+        r"tvmext\.(ops|onnx(?!\.conformance)|torch\.(program|library))(\..*)?$",
+    ),
     ("compile", r"tvmext\.(compiler|compile_options|testing|plugins|_autoload)$"),
     (
         "CLI, tools, training, public API",
-        r"tvmext(\.(cli|__main__|onnx\.conformance|onnx_conformance|training(\..*)?))?$",
+        r"tvmext(\.(cli|__main__|onnx\.conformance|onnx_conformance|training(\..*)?"
+        r"|torch(\.dynamo_backend)?))?$",
     ),
 ]
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from tvmext.errors import CompileError
 
@@ -40,6 +41,11 @@ class CompileOptions:
     runs both on ``calibration_inputs`` (an ``.npz`` file with one array per input, or
     random inputs) and reports the error of each output (``Module.accuracy``);
     ``max_rel_error`` makes a larger relative error fail the compile.
+
+    A PyTorch ``nn.Module`` is exported with ``example_inputs`` (a tuple of tensors,
+    one per ``forward`` argument) and ``dynamic_shapes`` (``torch.export``'s: named
+    ``torch.export.Dim`` objects name the symbolic dimensions, as ``input_shapes``
+    does for ONNX models).
     """
 
     input_shapes: Mapping[str, tuple[int | str, ...]] = field(default_factory=dict)
@@ -55,6 +61,8 @@ class CompileOptions:
     precision: str = "fp32"
     calibration_inputs: str | None = None
     max_rel_error: float | None = None
+    example_inputs: Any = None
+    dynamic_shapes: Any = None
 
     def __post_init__(self) -> None:
         if not 0 <= self.opt_level <= 4:

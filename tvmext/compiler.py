@@ -43,6 +43,7 @@ from tvmext.pass_registry import PHASES, passes_for
 from tvmext.plugins import load_plugins
 from tvmext.runtime.accuracy import AccuracyReport, compare
 from tvmext.runtime.module import InputSpec, Module, random_inputs, read_arrays, signature_function
+from tvmext.runtime.output_tree import OutputTree
 from tvmext.runtime.tvm_log import filtered_tvm_log
 from tvmext.target.external import PRECISION_ATTR, Partitioned, get_target, link_options
 from tvmext.target.host_default import default_target
@@ -66,6 +67,7 @@ class CompileState:
     output_dtypes: list[str] = dataclasses.field(default_factory=list)
     param_values: list[np.ndarray] | None = None
     partitions: list[Partitioned] = dataclasses.field(default_factory=list)
+    output_tree: OutputTree | None = None
     inference: bool = True
     extra_passes: tuple[tvm.transform.Pass, ...] = ()
 
@@ -99,11 +101,60 @@ def _model_source(model: Any) -> str:
     """How errors about the whole model name it: its file, or what it is."""
     if isinstance(model, str | os.PathLike):
         return f"model file {os.fspath(model)!r}"
-    return "the ONNX model" if isinstance(model, onnx.ModelProto) else "the model"
+    if isinstance(model, onnx.ModelProto):
+        return "the ONNX model"
+    if _is_torch_model(model):
+        return f"the PyTorch {type(model).__name__}"
+    return "the model"
+
+
+def _is_torch_model(model: Any) -> bool:
+    """Whether ``model`` comes from PyTorch (checked without importing it)."""
+    if isinstance(model, str | os.PathLike):
+        return os.fspath(model).endswith(".pt2")
+    torch = sys.modules.get("torch")  # a PyTorch object means PyTorch is imported
+    return torch is not None and isinstance(model, torch.nn.Module | torch.export.ExportedProgram)
+
+
+def _import_torch(state: CompileState) -> None:
+    options, source = state.options, _model_source(state.model)
+    if options.input_shapes or options.input_dtypes:
+        raise CompileError(
+            "input_shapes and input_dtypes describe ONNX inputs; a PyTorch model's come from "
+            "example_inputs and dynamic_shapes (torch.export.Dim)"
+        )
+    try:
+        from tvmext.torch import program as torch_program
+    except ImportError as err:
+        raise CompileError(
+            f"compiling {source} needs PyTorch: pip install 'tvmext[torch]' ({err})"
+        ) from err
+    exported = torch_program.exported_program(
+        state.model, options.example_inputs, options.dynamic_shapes, source
+    )
+    imported = torch_program.import_program(
+        exported,
+        keep_params_in_input=options.keep_params_in_input,
+        dynamic_shapes=options.dynamic_shapes,
+        source=source,
+    )
+    bounds = {**imported.shape_bounds, **options.shape_bounds}
+    state.options = dataclasses.replace(options, shape_bounds=bounds)
+    state.mod = _with_shape_bounds(imported.mod, bounds)
+    state.output_tree = imported.output_tree
+    _split_params(state, imported.input_names)
 
 
 def _import(state: CompileState) -> None:
     model, options = state.model, state.options
+    if _is_torch_model(model):
+        _import_torch(state)
+        return
+    if options.example_inputs is not None or options.dynamic_shapes is not None:
+        raise CompileError(
+            "example_inputs and dynamic_shapes export a PyTorch model; "
+            f"{_model_source(model)} is not one"
+        )
     if isinstance(model, tvm.IRModule):
         state.mod = _with_shape_bounds(model, options.shape_bounds)
         if state.inference:  # a training step has no single 'main' to describe
@@ -111,8 +162,8 @@ def _import(state: CompileState) -> None:
         return
     if not isinstance(model, str | os.PathLike | onnx.ModelProto):
         raise ModelError(
-            f"model must be an ONNX path, an onnx.ModelProto or a Relax IRModule, "
-            f"got {type(model).__name__}"
+            f"model must be an ONNX path, an onnx.ModelProto, a Relax IRModule or a PyTorch "
+            f"model (nn.Module, ExportedProgram, .pt2 file), got {type(model).__name__}"
         )
     proto = onnx_import.load_model(model)
     source = _model_source(model)
@@ -222,7 +273,11 @@ def _lowering(stage: lowering.Stage) -> Callable[[CompileState], None]:
         assert state.mod is not None
         if stage.name == lowering.FIRST_STAGE and state.inputs is not None:
             signature = signature_function(
-                state.inputs, state.params, state.output_dtypes, state.options.shape_bounds
+                state.inputs,
+                state.params,
+                state.output_dtypes,
+                state.options.shape_bounds,
+                state.output_tree,
             )
             state.mod[relax.GlobalVar("tvmext_signature")] = signature
         try:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
@@ -46,6 +46,7 @@ class Registry(Generic[T]):
         self.kind = kind
         self._pattern = key_pattern
         self._entries: dict[str, Entry[T]] = {}
+        self._listeners: list[Callable[[Entry[T]], None]] = []
 
     def check_free(self, key: str, *, replace: bool = False) -> None:
         """Raise unless ``key`` is valid and free (or ``replace`` is set)."""
@@ -68,7 +69,14 @@ class Registry(Generic[T]):
         self.check_free(key, replace=replace)
         entry = Entry(key, value, origin)
         self._entries[key] = entry
+        for listener in self._listeners:
+            listener(entry)
         return entry
+
+    def subscribe(self, listener: Callable[[Entry[T]], None]) -> None:
+        """Call ``listener(entry)`` for every entry registered from now on (a
+        redefinition included)."""
+        self._listeners.append(listener)
 
     def get(self, key: str) -> T:
         """Return the value for ``key`` or raise ``KeyError`` listing known keys."""

@@ -27,7 +27,7 @@ from tvm import relax, te
 from tvmext.dims import dims
 from tvmext.errors import OpCallError, OpDefinitionError, ShapeError, register_with_tvm_ffi
 from tvmext.onnx import registry as onnx_registry
-from tvmext.opdef import tvm_registration
+from tvmext.opdef import torch_mapping, tvm_registration
 from tvmext.opdef.attrs import Attr, AttrSpec
 from tvmext.opdef.call_args import outputs_and_grads, placeholders
 from tvmext.opdef.eager_runner import run_eagerly
@@ -162,6 +162,19 @@ class CustomOp:
             return fn
 
         return convert_attributes
+
+    def torch(
+        self, qualname: str, attrs: Mapping[str, str] | None = None, *, replace: bool = False
+    ) -> None:
+        """Map PyTorch custom op ``qualname`` (``"vendor::name"``: a C++ extension's op
+        or a ``torch.library.custom_op``) to this op when a program is imported.
+
+        Tensor arguments map to op inputs in order; the other arguments map to
+        attributes by name, renamed by ``attrs`` (``{torch_name: op_name}``). tvmext's
+        own ops need no mapping: ``import tvmext.torch`` makes them PyTorch ops.
+        """
+        mapping = torch_mapping.TorchMapping(qualname, self, dict(attrs or {}), caller_location(2))
+        torch_mapping.register(mapping, replace=replace)
 
     def convert_param(
         self, input_name: str, *, kind: str = "numpy"
@@ -314,6 +327,29 @@ class CustomOp:
         """Whether a gradient is declared."""
         return self.gradient_fn is not None
 
+    def eager_gradients(
+        self,
+        inputs: Sequence[np.ndarray],
+        outputs: Sequence[np.ndarray],
+        output_grads: Sequence[np.ndarray],
+        attrs: dict[str, Any],
+        wanted: Sequence[bool],
+    ) -> list[np.ndarray | None]:
+        """The gradients of the ``wanted`` inputs (None for the others and for inputs
+        the declared gradient leaves out), computed eagerly by the gradient op."""
+        bound = self.attr_spec.bind(attrs)
+        ins = [te.placeholder(a.shape, str(a.dtype)) for a in inputs]
+        rest = [te.placeholder(a.shape, str(a.dtype)) for a in [*outputs, *output_grads]]
+        traced = self._call_gradient(ins, rest, dict(bound))
+        wrt = tuple(i for i, g in enumerate(traced) if g is not None and wanted[i])
+        grads: list[np.ndarray | None] = [None] * len(inputs)
+        if wrt:
+            args = [*inputs, *outputs, *output_grads]
+            result = run_eagerly(self.gradient_op(), args, {**bound, _WRT: wrt})
+            for i, value in zip(wrt, result, strict=True):
+                grads[i] = value
+        return grads
+
     def gradient_op(self) -> CustomOp:
         """The companion op computing this op's input gradients."""
         if self._grad_op is None:
@@ -395,8 +431,9 @@ def op(
         custom = CustomOp(name, compute, tensors, spec, infer=infer)
         custom.origin = origin
         custom.__doc__ = doc or compute.__doc__
+        OPS.check_free(name, replace=replace)
+        install(custom)  # before OPS.add: its listeners may build calls of the op
         OPS.add(name, custom, origin, replace=replace)
-        install(custom)
         return custom
 
     return decorate

@@ -31,6 +31,7 @@ import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+import numpy as np
 import tvm
 from tvm import relax
 
@@ -38,6 +39,7 @@ from tvmext.errors import NativeBuildError, OpDefinitionError, ShapeError
 from tvmext.opdef.attrs import Attr, AttrSpec
 from tvmext.opdef.call_args import outputs_and_grads
 from tvmext.opdef.declaration import OPS, CustomOp, find_op, install
+from tvmext.opdef.eager_runner import run_eagerly
 from tvmext.opdef.native_build import (
     BuildFlags,
     archive_members,
@@ -223,6 +225,20 @@ class NativeOp(CustomOp):
         result = ctx.emit(grad_op.call_relax(*orig_call.args, *outputs, *grads, **attrs))
         return [ctx.emit(relax.TupleGetItem(result, i)) for i in range(len(orig_call.args))]
 
+    def eager_gradients(
+        self,
+        inputs: Sequence[np.ndarray],
+        outputs: Sequence[np.ndarray],
+        output_grads: Sequence[np.ndarray],
+        attrs: dict[str, Any],
+        wanted: Sequence[bool],
+    ) -> list[np.ndarray | None]:
+        if self.backward_symbol is None:
+            raise OpDefinitionError(f"op {self.name!r} has no gradient; pass backward=")
+        bound = self.attr_spec.bind(attrs)
+        grads = run_eagerly(self.gradient_op(), [*inputs, *outputs, *output_grads], bound)
+        return [g if w else None for g, w in zip(grads, wanted, strict=True)]
+
     def gradient_op(self) -> CustomOp:
         if self._grad_op is None:
             self._grad_op = _NativeGradient(self)
@@ -326,8 +342,8 @@ def native_op(
     op.origin = origin
     with tempfile.TemporaryDirectory() as workdir:
         op.build(workdir)
+    install(op)  # before OPS.add: its listeners may build calls of the op
     OPS.add(name, op, origin, replace=replace)
-    install(op)
     return op
 
 

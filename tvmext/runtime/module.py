@@ -32,6 +32,7 @@ from tvmext.errors import CompileError, ShapeError
 from tvmext.opdef.native_build import BuildFlags, compile_object
 from tvmext.runtime.accuracy import ARTIFACT_SYMBOL, AccuracyReport
 from tvmext.runtime.cpu_threads import configure_thread_pool
+from tvmext.runtime.output_tree import OutputTree
 from tvmext.runtime.packed_dtypes import from_carrier, numpy_dtype, to_carrier
 from tvmext.runtime.profiling import Profile, profile_vm
 from tvmext.runtime.tvm_log import filtered_tvm_log
@@ -94,17 +95,20 @@ def signature_function(
     params: Sequence[InputSpec] = (),
     output_dtypes: Sequence[str] = (),
     shape_bounds: Mapping[str, tuple[int, int]] | None = None,
+    output_tree: OutputTree | None = None,
 ) -> relax.Function:
     """A Relax function returning the inputs (and runtime weights) as JSON, to embed in
     the artifact; ``output_dtypes`` name the outputs' sub-byte types ("" for others),
     which the outputs' byte carriers become on the way out; ``shape_bounds`` the
-    (low, high) bound of each bounded symbolic dimension."""
+    (low, high) bound of each bounded symbolic dimension; ``output_tree`` the structure
+    of the outputs (a model from PyTorch)."""
     text = json.dumps(
         {
             "inputs": [_spec_json(i) for i in inputs],
             "params": [_spec_json(p) for p in params],
             "output_dtypes": list(output_dtypes),
             "shape_bounds": {k: list(v) for k, v in (shape_bounds or {}).items()},
+            "output_tree": None if output_tree is None else output_tree.tree,
         }
     )
     func = relax.Function([], tvm.ir.StringImm(text), tvm.ir.StringType())
@@ -119,15 +123,18 @@ class Signature:
     params: list[InputSpec]
     output_dtypes: list[str]
     shape_bounds: dict[str, tuple[int, int]]
+    output_tree: OutputTree | None
 
 
 def _read_signature(vm: relax.VirtualMachine) -> Signature:
     data = json.loads(str(vm[SIGNATURE_FUNCTION]()))
+    tree = data.get("output_tree")
     return Signature(
         [_spec(i) for i in data["inputs"]],
         [_spec(p) for p in data.get("params", [])],
         list(data.get("output_dtypes", [])),
         {k: (int(v[0]), int(v[1])) for k, v in data.get("shape_bounds", {}).items()},
+        None if tree is None else OutputTree(tree),
     )
 
 
@@ -162,6 +169,8 @@ class Module:
         self._output_dtypes = signature.output_dtypes
         # Bounds of symbolic dims the artifact was compiled for: {"batch": (1, 64)}.
         self.shape_bounds = signature.shape_bounds
+        # The structure of the outputs of a model from PyTorch (None: a flat list).
+        self.output_tree = signature.output_tree
         self._bound_params: list[Any] | None = None if self.params else []
 
     @property
@@ -205,7 +214,13 @@ class Module:
             outputs = [from_carrier(a, dtype) for a, dtype in pairs]
         return outputs
 
-    __call__ = run
+    def __call__(self, *arrays: Any, **named: Any) -> Any:
+        """:meth:`run`, with the outputs in the model's own structure where it has one
+        (a model from PyTorch returns its tensor, tuple or dict; ONNX models a list)."""
+        outputs = self.run(*arrays, **named)
+        if self.output_tree is None or self.output_tree.leaves != len(outputs):
+            return outputs
+        return self.output_tree.unflatten(outputs)
 
     def benchmark(
         self, *arrays: Any, repeat: int = 10, number: int = 5, **named: Any

@@ -1,0 +1,117 @@
+"""``torch.compile(model, backend="tvmext", options={"target": ...})``.
+
+Registered through PyTorch's ``torch_dynamo_backends`` entry point. Each graph dynamo
+captures is compiled by :func:`tvmext.compile` when it is first called with a new
+input signature (shapes, dtypes and the values of integer inputs), and the compiled
+module is kept for that signature: a graph dynamo made dynamic runs at static speed
+for each size it meets. Graph breaks are dynamo's business: what it cannot capture runs
+in PyTorch eager.
+
+Inference: the model's parameters become the compiled module's constants when a
+signature is compiled (as inductor's ``freezing`` does), so weights changed in place
+afterwards are not seen. Training (grad mode on and an input or parameter that
+requires grad) goes through ``aot_autograd``: its forward and backward ATen graphs are
+both compiled by tvmext, parameters as inputs.
+
+``options`` holds ``target`` (default: the host's fastest, as ``tvmext.compile``) and
+any other :class:`tvmext.CompileOptions` field by name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+
+from tvmext.compiler import compile as tvmext_compile
+from tvmext.runtime.module import Module
+from tvmext.torch.library import as_array, as_tensor
+
+
+def tvmext_backend(
+    graph: torch.fx.GraphModule,
+    example_inputs: Sequence[Any],
+    options: dict[str, Any] | None = None,
+) -> Callable[..., Any]:
+    """The dynamo backend: a callable running ``graph`` through tvmext."""
+    values = dict(options or {})
+    target = values.pop("target", None)
+    training = torch.is_grad_enabled() and any(
+        isinstance(x, torch.Tensor) and x.requires_grad for x in example_inputs
+    )
+    if not training:
+        return _Signatures(graph, target, values, freeze=True)
+    from torch._dynamo.backends.common import aot_autograd
+
+    def compile_graph(aten_graph: torch.fx.GraphModule, _: Sequence[Any]) -> Callable[..., Any]:
+        return _Signatures(aten_graph, target, values, freeze=False)
+
+    return aot_autograd(fw_compiler=compile_graph, bw_compiler=compile_graph)(graph, example_inputs)
+
+
+class _Frozen(torch.nn.Module):
+    """``graph`` called on the tensors that change from call to call: its parameter
+    inputs held as buffers (constants of the compiled module), its integer inputs at
+    their values."""
+
+    def __init__(self, graph: torch.fx.GraphModule, args: Sequence[Any], free: list[int]):
+        super().__init__()
+        self.graph_module = graph
+        self.args = [None if isinstance(a, torch.Tensor) else a for a in args]
+        self.free = free
+        self.fixed = [
+            i for i, a in enumerate(args) if isinstance(a, torch.Tensor) and i not in free
+        ]
+        for i in self.fixed:
+            self.register_buffer(f"weight_{i}", args[i].detach())
+
+    def forward(self, *values: torch.Tensor) -> Any:
+        args = list(self.args)
+        for i, value in zip(self.free, values, strict=True):
+            args[i] = value
+        for i in self.fixed:
+            args[i] = getattr(self, f"weight_{i}")
+        return self.graph_module(*args)
+
+
+class _Signatures:
+    """A captured graph, compiled once per input signature."""
+
+    def __init__(
+        self, graph: torch.fx.GraphModule, target: Any, options: dict[str, Any], *, freeze: bool
+    ) -> None:
+        self.graph = graph
+        self.target = target
+        self.options = options
+        self.freeze = freeze
+        self.compiled: dict[tuple[Any, ...], tuple[Module, list[int]]] = {}
+
+    def __call__(self, *args: Any) -> Any:
+        key = tuple(
+            (tuple(a.shape), a.dtype) if isinstance(a, torch.Tensor) else (type(a), a) for a in args
+        )
+        entry = self.compiled.get(key)
+        if entry is None:
+            entry = self.compiled[key] = self._compile(args)
+        module, free = entry
+        return _to_torch(module(*(as_array(args[i]) for i in free)))
+
+    def _compile(self, args: Sequence[Any]) -> tuple[Module, list[int]]:
+        free = [
+            i
+            for i, a in enumerate(args)
+            if isinstance(a, torch.Tensor)
+            and not (self.freeze and isinstance(a, torch.nn.Parameter))
+        ]
+        model = _Frozen(self.graph, args, free)
+        inputs = tuple(args[i].detach() for i in free)
+        return tvmext_compile(model, self.target, example_inputs=inputs, **self.options), free
+
+
+def _to_torch(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _to_torch(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(_to_torch(v) for v in value)
+    return as_tensor(value)

@@ -1,0 +1,277 @@
+"""A PyTorch model in, a Relax IRModule out, through ``torch.export``.
+
+An ``nn.Module`` is exported with ``torch.export.export`` (``strict=False``, PyTorch's
+own default for most models); an ``ExportedProgram`` or a ``.pt2`` file (written by
+``torch.export.save``) is taken as it is. The program is decomposed to core ATen and
+imported by TVM's ``from_exported_program``, with every custom op it calls converted
+to its tvmext op: tvmext's own ops (``torch.ops.mylib.scaled_tanh``) and ops mapped
+with ``op.torch("vendor::name")``. Custom ops are matched by their full name
+(``namespace::name.overload``): TVM's importer matches converters by short name, where
+``mylib::relu`` would take ATen's ``relu`` converter or replace it. Every op nobody
+converts is listed in one error, each with the source line PyTorch recorded.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import tvm
+from torch import fx
+from tvm import relax, tirx
+from tvm.relax.frontend.torch import from_exported_program
+from tvm.relax.frontend.torch.exported_program_translator import ExportedProgramImporter
+
+from tvmext.errors import ModelError, TvmextError
+from tvmext.opdef.declaration import OPS
+from tvmext.opdef.torch_mapping import TorchMapping, lookup, torch_qualname
+from tvmext.runtime.output_tree import OutputTree
+
+# Namespaces whose ops only an explicit op.torch(...) mapping takes from TVM's importer.
+_PYTORCH_NAMESPACES = ("aten", "prims")
+
+
+@dataclass(frozen=True)
+class ImportedProgram:
+    """The Relax module of a PyTorch program, its user inputs' names in order, the
+    structure of its outputs and the bounds its ``torch.export.Dim`` objects gave (a
+    dim with a maximum: ``{"batch": (1, 64)}``)."""
+
+    mod: tvm.IRModule
+    input_names: list[str]
+    output_tree: OutputTree
+    shape_bounds: dict[str, tuple[int, int]]
+
+
+def is_torch_model(model: Any) -> bool:
+    """Whether ``model`` is an ``nn.Module``, an ``ExportedProgram`` or a ``.pt2`` path."""
+    if isinstance(model, str | os.PathLike):
+        return os.fspath(model).endswith(".pt2")
+    return isinstance(model, torch.nn.Module | torch.export.ExportedProgram)
+
+
+def exported_program(
+    model: Any, example_inputs: Any, dynamic_shapes: Any, source: str
+) -> torch.export.ExportedProgram:
+    """``model`` as an ``ExportedProgram``: exported (an ``nn.Module``, with
+    ``example_inputs``), loaded (a ``.pt2`` file) or as given."""
+    if isinstance(model, torch.export.ExportedProgram):
+        return model
+    if isinstance(model, str | os.PathLike):
+        try:
+            return torch.export.load(os.fspath(model))
+        except Exception as err:
+            raise ModelError(
+                f"{source} is not a program written by torch.export.save: {err}"
+            ) from err
+    if example_inputs is None:
+        raise ModelError(
+            f"{source} is a torch.nn.Module: give example_inputs=(...) (a tuple of tensors, "
+            f"one per forward() argument) so that torch.export can trace it"
+        )
+    args = tuple(example_inputs) if isinstance(example_inputs, tuple | list) else (example_inputs,)
+    try:
+        return torch.export.export(model.eval(), args, dynamic_shapes=dynamic_shapes, strict=False)
+    except Exception as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ModelError(
+            f"torch.export could not export {source}: {type(err).__name__}: {first}"
+        ) from err
+
+
+def import_program(
+    program: torch.export.ExportedProgram,
+    *,
+    keep_params_in_input: bool = False,
+    dynamic_shapes: Any = None,
+    source: str = "the PyTorch program",
+) -> ImportedProgram:
+    """``program`` as a Relax module whose ``main`` takes the user inputs (then the
+    weights, with ``keep_params_in_input``). Symbolic dims are named after the
+    ``torch.export.Dim`` objects of ``dynamic_shapes`` where they name them."""
+    try:
+        program = program.run_decompositions()
+    except Exception as err:
+        raise ModelError(f"PyTorch could not decompose {source} to core ATen ops: {err}") from err
+    converters = _custom_converters(program)
+    _check_supported(program, converters, source)
+    try:
+        mod = from_exported_program(
+            program,
+            keep_params_as_input=keep_params_in_input,
+            custom_convert_map=converters,
+            run_ep_decomposition=False,
+        )
+    except TvmextError:
+        raise
+    except Exception as err:
+        raise ModelError(f"importing {source} failed: {type(err).__name__}: {err}") from err
+    names = [
+        spec.arg.name
+        for spec in program.graph_signature.input_specs
+        if spec.kind is torch.export.graph_signature.InputKind.USER_INPUT
+    ]
+    mod = _named_dims(mod, _dim_names(program, names, dynamic_shapes))
+    tree = OutputTree.from_pytree(program.call_spec.out_spec)
+    return ImportedProgram(mod, names, tree, _bounds(mod["main"]))
+
+
+def _bounds(main: relax.Function) -> dict[str, tuple[int, int]]:
+    """The (low, high) bounds of the dims ``main`` has an upper bound for: a dim exported
+    without a maximum stays unbounded (PyTorch's default minimum, 2, says only that
+    the export did not specialize it)."""
+    attrs = main.attrs or {}
+    lower = attrs.get("tir_var_lower_bound") or {}
+    upper = attrs.get("tir_var_upper_bound") or {}
+    return {str(k): (int(lower.get(k, 0)), int(v)) for k, v in upper.items()}
+
+
+class _Keyed:
+    """A custom op's FX target under its full name: TVM's importer looks converters up
+    by ``target.__name__``, which for a PyTorch op drops the namespace."""
+
+    def __init__(self, op: torch._ops.OpOverload) -> None:
+        self.op = op
+        self.__name__ = f"{op.namespace}::{op._opname}.{op._overloadname}"
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.op(*args, **kwargs)
+
+    def __repr__(self) -> str:
+        return self.__name__
+
+
+def _custom_converters(program: torch.export.ExportedProgram) -> dict[str, Callable[..., Any]]:
+    """A converter per custom op the program calls (keyed by full name), its FX nodes'
+    targets renamed to match."""
+    own = {torch_qualname(e.key): e.value for e in OPS}
+    converters: dict[str, Callable[..., Any]] = {}
+    for node in program.graph.nodes:
+        target = node.target
+        if node.op != "call_function" or not isinstance(target, torch._ops.OpOverload):
+            continue
+        qualname = f"{target.namespace}::{target._opname}"
+        mapping = lookup(qualname)
+        if mapping is None and target.namespace not in _PYTORCH_NAMESPACES and qualname in own:
+            mapping = TorchMapping(qualname, own[qualname])
+        if mapping is None:
+            continue
+        node.target = _Keyed(target)
+        converters[node.target.__name__] = _converter(mapping, target)
+    return converters
+
+
+def _converter(mapping: TorchMapping, target: torch._ops.OpOverload) -> Callable[..., Any]:
+    def convert(node: fx.Node, importer: ExportedProgramImporter) -> relax.Expr:
+        tensors: list[relax.Expr] = []
+        attrs: dict[str, Any] = {}
+        values = dict(zip((a.name for a in target._schema.arguments), node.args, strict=False))
+        values.update(node.kwargs)
+        for name, value in values.items():
+            if isinstance(value, fx.Node):
+                tensors.append(importer.env[value])
+            elif isinstance(value, list | tuple) and any(isinstance(v, fx.Node) for v in value):
+                raise ModelError(
+                    f"node {node.name!r} ({target}): argument {name!r} is a list of tensors, "
+                    f"which a tvmext op does not take{_where(node)}"
+                )
+            else:
+                attrs[name] = value
+        try:
+            call = mapping.op.call_relax(*tensors, **mapping.op_attributes(attrs))
+        except TvmextError as err:
+            raise ModelError(f"node {node.name!r} ({target}){_where(node)}: {err}") from err
+        return importer.block_builder.emit(call)
+
+    return convert
+
+
+def _check_supported(
+    program: torch.export.ExportedProgram, converters: Mapping[str, Any], source: str
+) -> None:
+    """A ModelError listing every op of ``program`` nothing converts, where each is."""
+    known = set(ExportedProgramImporter().convert_map) | set(converters)
+    missing: dict[str, list[str]] = {}
+    for node in program.graph.nodes:
+        if node.op == "call_function" and node.target.__name__ not in known:
+            missing.setdefault(_op_name(node.target), []).append(_where(node).strip() or node.name)
+    if not missing:
+        return
+    lines = []
+    for name, places in missing.items():
+        hint = (
+            "TVM has no converter for it: declare a tvmext op and map it with "
+            f"op.torch({name.split('.')[0]!r})"
+            if name.split("::")[0] in _PYTORCH_NAMESPACES
+            else f"a custom op: map it to a tvmext op with op.torch({name.split('.')[0]!r})"
+        )
+        lines.append(f"  {name} ({hint}), called {'; '.join(places[:3])}")
+    raise ModelError(
+        f"{source} calls {len(missing)} op(s) tvmext cannot import:\n" + "\n".join(lines)
+    )
+
+
+def _op_name(target: Any) -> str:
+    if isinstance(target, torch._ops.OpOverload):
+        return f"{target.namespace}::{target._opname}.{target._overloadname}"
+    return getattr(target, "__name__", str(target))
+
+
+def _where(node: fx.Node) -> str:
+    """`` at file:line (code)`` of the user's source line PyTorch recorded, or ""."""
+    trace = node.meta.get("stack_trace") or ""
+    lines = [line.strip() for line in trace.strip().splitlines()]
+    for i in range(len(lines) - 1, -1, -1):
+        if lines[i].startswith("File "):
+            where = lines[i].removeprefix("File ").replace('", line ', ":").replace('"', "")
+            where = where.split(", in ")[0]
+            code = lines[i + 1] if i + 1 < len(lines) else ""
+            return f" at {where}" + (f" ({code})" if code else "")
+    return ""
+
+
+def _dim_names(
+    program: torch.export.ExportedProgram, names: list[str], dynamic_shapes: Any
+) -> dict[str, str]:
+    """``{symbol: name}``: PyTorch's symbol of each input dim that ``dynamic_shapes``
+    gives as a named ``torch.export.Dim``."""
+    if dynamic_shapes is None:
+        return {}
+    if isinstance(dynamic_shapes, Mapping):
+        per_input = [dynamic_shapes.get(n) for n in names]
+    else:
+        per_input = list(dynamic_shapes)
+    values = {n.name: n.meta.get("val") for n in program.graph.find_nodes(op="placeholder")}
+    found: dict[str, str] = {}
+    for name, spec in zip(names, per_input, strict=False):
+        axes = spec.items() if isinstance(spec, Mapping) else enumerate(spec or ())
+        value = values.get(name)
+        for axis, dim in axes:
+            label = getattr(dim, "__name__", None)
+            if value is None or not isinstance(label, str) or axis >= value.dim():
+                continue
+            size = value.shape[axis]
+            if isinstance(size, torch.SymInt) and size.node.expr.is_Symbol:
+                found[str(size.node.expr)] = label
+    return found
+
+
+def _named_dims(mod: tvm.IRModule, names: Mapping[str, str]) -> tvm.IRModule:
+    """``mod`` with the symbolic dims of ``main`` renamed (``s0`` -> ``batch``), bound
+    attributes included."""
+    if not names:
+        return mod
+    main = mod["main"]
+    main = main.bind_symbolic_vars({old: tirx.Var(new, "int64") for old, new in names.items()})
+    for key in ("tir_var_lower_bound", "tir_var_upper_bound"):
+        bounds = None if main.attrs is None else main.attrs.get(key)
+        if bounds is not None:
+            main = main.with_attr(
+                key, {names.get(str(k), str(k)): int(v) for k, v in bounds.items()}
+            )
+    mod = mod.clone()
+    mod["main"] = main
+    return mod
