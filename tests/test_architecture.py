@@ -33,7 +33,7 @@ LAYERS: list[tuple[str, str]] = [
     ),
     (
         "shipped ops, ONNX and PyTorch front ends",
-        r"tvmext\.(ops|onnx(?!\.conformance)|torch\.(program|library))(\..*)?$",
+        r"tvmext\.(ops|onnx(?!\.conformance)|torch\.(program|library|op_check))(\..*)?$",
     ),
     ("compile", r"tvmext\.(compiler|compile_options|testing|plugins|_autoload)$"),
     (

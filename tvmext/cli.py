@@ -48,7 +48,9 @@ def _add_common(parser: argparse.ArgumentParser, plugins: bool = True) -> None:
 
 
 def _add_model_args(parser: argparse.ArgumentParser, default_target: str | None) -> None:
-    parser.add_argument("model", help="ONNX model file")
+    parser.add_argument(
+        "model", help="ONNX model file, or a PyTorch program (.pt2, written by torch.export.save)"
+    )
     parser.add_argument(
         "--target",
         default=default_target,
@@ -288,7 +290,12 @@ def _compile(args: argparse.Namespace) -> None:
 
 
 def _model_weights(model: str, names: Sequence[str]) -> dict[str, Any]:
-    """The model's initializers named ``names`` (TVM drops an ``onnx::`` prefix)."""
+    """The model's weights named ``names``: an ONNX model's initializers (TVM drops an
+    ``onnx::`` prefix), a PyTorch program's parameters (by their input names)."""
+    if model.endswith(".pt2"):
+        from tvmext.torch.program import parameter_values
+
+        return parameter_values(model, names)
     import onnx
     from onnx import numpy_helper
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import tempfile
 from collections.abc import Iterable, Sequence
@@ -147,7 +148,8 @@ def check_op(
     input the op differentiates, taken by ``relax.transform.Gradient``, matches central
     finite differences (of the reference in float64 when there is one, else of the
     compiled op); the op compiles for every target it has a schedule for (and
-    ``targets``); an exported ``.so`` loads and gives the same results.
+    ``targets``); an exported ``.so`` loads and gives the same results. With PyTorch
+    installed, also the op as ``torch.ops.<ns>.<name>`` (:mod:`tvmext.torch.op_check`).
     """
     arrays = [np.asarray(a) for a in inputs]
     arrays = [a if a.flags.c_contiguous else a.copy(order="C") for a in arrays]
@@ -203,6 +205,11 @@ def check_op(
             problem = _compare(f"output {k} after export/load", got, exp, 0.0, 0.0)
             if problem:
                 problems.append(problem)
+
+    if importlib.util.find_spec("torch") is not None:
+        from tvmext.torch.op_check import torch_problems
+
+        problems += torch_problems(op, arrays, bound, outputs)
 
     if problems:
         shapes = ", ".join(f"{a.shape} {a.dtype}" for a in arrays)

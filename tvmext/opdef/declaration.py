@@ -304,18 +304,35 @@ class CustomOp:
     ) -> list[relax.Expr]:
         """One partial per argument of ``orig_call`` (``FPrimalGradient``), from the
         companion gradient op."""
-        attrs = self.attr_spec.decode(orig_call.attrs)
-        inputs = list(orig_call.args)
         outputs, out_grads = outputs_and_grads(orig_var, output_grad, ctx)
+        attrs = self.attr_spec.decode(orig_call.attrs)
+        return self.gradient_calls(list(orig_call.args), outputs, out_grads, attrs, ctx)
+
+    def gradient_calls(
+        self,
+        inputs: Sequence[relax.Expr],
+        outputs: Sequence[relax.Expr],
+        out_grads: Sequence[relax.Expr],
+        attrs: dict[str, Any],
+        ctx: relax.BlockBuilder,
+        wanted: Sequence[bool] | None = None,
+    ) -> list[relax.Expr]:
+        """One partial per input, emitted into ``ctx`` from the gradient op: zeros for an
+        input the declared gradient leaves out, or that ``wanted`` does not ask for."""
+        bound = self.attr_spec.bind(attrs)
         # Trace once on placeholders to learn which inputs have a gradient.
-        ins = placeholders(self.name, orig_call, self.input_name)
-        rest = [te.placeholder(list(v.ty.shape.values), v.ty.dtype) for v in outputs + out_grads]
-        grads = self._call_gradient(ins, rest, dict(attrs))
-        wrt = tuple(i for i, g in enumerate(grads) if g is not None)
+        ins, rest = (
+            [te.placeholder(list(v.ty.shape.values), v.ty.dtype) for v in values]
+            for values in (inputs, [*outputs, *out_grads])
+        )
+        grads = self._call_gradient(ins, rest, dict(bound))
+        wrt = tuple(
+            i for i, g in enumerate(grads) if g is not None and (wanted is None or wanted[i])
+        )
         partials: list[relax.Expr] = [relax.op.zeros_like(x) for x in inputs]
         if wrt:
             grad_call = self.gradient_op().call_relax(
-                *inputs, *outputs, *out_grads, **attrs, **{_WRT: wrt}
+                *inputs, *outputs, *out_grads, **bound, **{_WRT: wrt}
             )
             result = ctx.emit(grad_call)
             for k, i in enumerate(wrt):

@@ -217,13 +217,29 @@ class NativeOp(CustomOp):
         output_grad: relax.Var,
         ctx: relax.BlockBuilder,
     ) -> list[relax.Expr]:
+        outputs, grads = outputs_and_grads(orig_var, output_grad, ctx)
+        attrs = self.attr_spec.decode(orig_call.attrs)
+        return self.gradient_calls(list(orig_call.args), outputs, grads, attrs, ctx)
+
+    def gradient_calls(
+        self,
+        inputs: Sequence[relax.Expr],
+        outputs: Sequence[relax.Expr],
+        out_grads: Sequence[relax.Expr],
+        attrs: dict[str, Any],
+        ctx: relax.BlockBuilder,
+        wanted: Sequence[bool] | None = None,
+    ) -> list[relax.Expr]:
         if self.backward_symbol is None:
             raise OpDefinitionError(f"op {self.name!r} has no gradient; pass backward=")
-        outputs, grads = outputs_and_grads(orig_var, output_grad, ctx)
-        grad_op = self.gradient_op()
-        attrs = self.attr_spec.decode(orig_call.attrs)
-        result = ctx.emit(grad_op.call_relax(*orig_call.args, *outputs, *grads, **attrs))
-        return [ctx.emit(relax.TupleGetItem(result, i)) for i in range(len(orig_call.args))]
+        bound = self.attr_spec.bind(attrs)
+        result = ctx.emit(self.gradient_op().call_relax(*inputs, *outputs, *out_grads, **bound))
+        return [
+            ctx.emit(relax.TupleGetItem(result, i))
+            if wanted is None or wanted[i]
+            else relax.op.zeros_like(x)
+            for i, x in enumerate(inputs)
+        ]
 
     def eager_gradients(
         self,

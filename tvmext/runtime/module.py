@@ -108,7 +108,8 @@ def signature_function(
             "params": [_spec_json(p) for p in params],
             "output_dtypes": list(output_dtypes),
             "shape_bounds": {k: list(v) for k, v in (shape_bounds or {}).items()},
-            "output_tree": None if output_tree is None else output_tree.tree,
+            # null is a tree too (one output): a model without a tree has no key
+            **({} if output_tree is None else {"output_tree": output_tree.tree}),
         }
     )
     func = relax.Function([], tvm.ir.StringImm(text), tvm.ir.StringType())
@@ -128,13 +129,12 @@ class Signature:
 
 def _read_signature(vm: relax.VirtualMachine) -> Signature:
     data = json.loads(str(vm[SIGNATURE_FUNCTION]()))
-    tree = data.get("output_tree")
     return Signature(
         [_spec(i) for i in data["inputs"]],
         [_spec(p) for p in data.get("params", [])],
         list(data.get("output_dtypes", [])),
         {k: (int(v[0]), int(v[1])) for k, v in data.get("shape_bounds", {}).items()},
-        None if tree is None else OutputTree(tree),
+        OutputTree(data["output_tree"]) if "output_tree" in data else None,
     )
 
 

@@ -20,6 +20,8 @@ any other :class:`tvmext.CompileOptions` field by name.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -51,11 +53,13 @@ def tvmext_backend(
 
 
 class _Frozen(torch.nn.Module):
-    """``graph`` called on the tensors that change from call to call: its parameter
-    inputs held as buffers (constants of the compiled module), its integer inputs at
-    their values."""
+    """``graph`` called on the tensors that change from call to call (its parameter
+    inputs held as buffers, constants of the compiled module; its integer inputs at
+    their values), returning its tensor outputs at ``outputs``."""
 
-    def __init__(self, graph: torch.fx.GraphModule, args: Sequence[Any], free: list[int]):
+    def __init__(
+        self, graph: torch.fx.GraphModule, args: Sequence[Any], free: list[int], outputs: list[int]
+    ):
         super().__init__()
         self.graph_module = graph
         self.args = [None if isinstance(a, torch.Tensor) else a for a in args]
@@ -65,14 +69,37 @@ class _Frozen(torch.nn.Module):
         ]
         for i in self.fixed:
             self.register_buffer(f"weight_{i}", args[i].detach())
+        self.outputs = outputs
 
-    def forward(self, *values: torch.Tensor) -> Any:
+    def forward(self, *values: torch.Tensor) -> tuple[torch.Tensor, ...]:
         args = list(self.args)
         for i, value in zip(self.free, values, strict=True):
             args[i] = value
         for i in self.fixed:
             args[i] = getattr(self, f"weight_{i}")
-        return self.graph_module(*args)
+        flat = _flat(self.graph_module(*args))
+        return tuple(flat[i] for i in self.outputs)
+
+
+@dataclass
+class _Compiled:
+    """One signature of a graph: the module, which arguments it takes, and the graph's
+    outputs that are not tensors (aot_autograd's forward returns sizes for the
+    backward) by position."""
+
+    module: Module
+    free: list[int]
+    constants: dict[int, Any]
+    count: int
+    container: type | None  # None: the graph returns one tensor
+
+    def __call__(self, args: Sequence[Any]) -> Any:
+        tensors = iter(self.module.run(*(as_array(args[i]) for i in self.free)))
+        flat = [
+            self.constants[i] if i in self.constants else as_tensor(next(tensors))
+            for i in range(self.count)
+        ]
+        return flat[0] if self.container is None else self.container(flat)
 
 
 class _Signatures:
@@ -85,33 +112,38 @@ class _Signatures:
         self.target = target
         self.options = options
         self.freeze = freeze
-        self.compiled: dict[tuple[Any, ...], tuple[Module, list[int]]] = {}
+        self.compiled: dict[tuple[Any, ...], _Compiled] = {}
 
     def __call__(self, *args: Any) -> Any:
         key = tuple(
             (tuple(a.shape), a.dtype) if isinstance(a, torch.Tensor) else (type(a), a) for a in args
         )
-        entry = self.compiled.get(key)
-        if entry is None:
-            entry = self.compiled[key] = self._compile(args)
-        module, free = entry
-        return _to_torch(module(*(as_array(args[i]) for i in free)))
+        compiled = self.compiled.get(key)
+        if compiled is None:
+            # In a thread of its own: the call may come from inside aot_autograd's
+            # function, whose thread-local modes torch.export must not run under.
+            with ThreadPoolExecutor(1) as pool:
+                compiled = self.compiled[key] = pool.submit(self._compile, args).result()
+        return compiled(args)
 
-    def _compile(self, args: Sequence[Any]) -> tuple[Module, list[int]]:
+    def _compile(self, args: Sequence[Any]) -> _Compiled:
         free = [
             i
             for i, a in enumerate(args)
             if isinstance(a, torch.Tensor)
             and not (self.freeze and isinstance(a, torch.nn.Parameter))
         ]
-        model = _Frozen(self.graph, args, free)
+        with torch.no_grad():  # one eager run tells which outputs are tensors
+            sample = self.graph(*args)
+        flat = _flat(sample)
+        outputs = [i for i, v in enumerate(flat) if isinstance(v, torch.Tensor)]
+        model = _Frozen(self.graph, args, free, outputs)
         inputs = tuple(args[i].detach() for i in free)
-        return tvmext_compile(model, self.target, example_inputs=inputs, **self.options), free
+        module = tvmext_compile(model, self.target, example_inputs=inputs, **self.options)
+        constants = {i: v for i, v in enumerate(flat) if i not in outputs}
+        container = type(sample) if isinstance(sample, list | tuple) else None
+        return _Compiled(module, free, constants, len(flat), container)
 
 
-def _to_torch(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _to_torch(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return type(value)(_to_torch(v) for v in value)
-    return as_tensor(value)
+def _flat(value: Any) -> list[Any]:
+    return list(value) if isinstance(value, list | tuple) else [value]

@@ -60,6 +60,13 @@ def register(op: CustomOp) -> None:
     torch.library.register_autograd(qualname, formula, setup_context=setup, lib=forward)
 
 
+def overload(op: CustomOp) -> Any:
+    """``torch.ops.<namespace>.<name>.default`` of ``op`` (AttributeError before it is
+    registered)."""
+    namespace, name = torch_qualname(op.name).split("::")
+    return getattr(getattr(torch.ops, namespace), name).default
+
+
 def _tuple(count: int) -> str:
     return "(" + ", ".join(["Tensor"] * count) + ")"
 

@@ -14,10 +14,11 @@ converts is listed in one error, each with the source line PyTorch recorded.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 import tvm
 from torch import fx
@@ -26,9 +27,10 @@ from tvm.relax.frontend.torch import from_exported_program
 from tvm.relax.frontend.torch.exported_program_translator import ExportedProgramImporter
 
 from tvmext.errors import ModelError, TvmextError
-from tvmext.opdef.declaration import OPS
+from tvmext.opdef.declaration import OPS, CustomOp
 from tvmext.opdef.torch_mapping import TorchMapping, lookup, torch_qualname
 from tvmext.runtime.output_tree import OutputTree
+from tvmext.torch.library import BACKWARD_SUFFIX
 
 # Namespaces whose ops only an explicit op.torch(...) mapping takes from TVM's importer.
 _PYTORCH_NAMESPACES = ("aten", "prims")
@@ -129,6 +131,19 @@ def _bounds(main: relax.Function) -> dict[str, tuple[int, int]]:
     return {str(k): (int(lower.get(k, 0)), int(v)) for k, v in upper.items()}
 
 
+def parameter_values(path: str, names: Sequence[str]) -> dict[str, np.ndarray]:
+    """The parameters named ``names`` (as the imported module's inputs name them) of
+    the program in ``.pt2`` file ``path``."""
+    program = exported_program(path, None, None, f"model file {path!r}")
+    kind = torch.export.graph_signature.InputKind.PARAMETER
+    values = {
+        spec.arg.name: program.state_dict[spec.target].detach().numpy()
+        for spec in program.graph_signature.input_specs
+        if spec.kind is kind
+    }
+    return {name: values[name] for name in names}
+
+
 class _Keyed:
     """A custom op's FX target under its full name: TVM's importer looks converters up
     by ``target.__name__``, which for a PyTorch op drops the namespace."""
@@ -157,11 +172,31 @@ def _custom_converters(program: torch.export.ExportedProgram) -> dict[str, Calla
         mapping = lookup(qualname)
         if mapping is None and target.namespace not in _PYTORCH_NAMESPACES and qualname in own:
             mapping = TorchMapping(qualname, own[qualname])
-        if mapping is None:
+        primal = own.get(qualname.removesuffix(BACKWARD_SUFFIX))
+        if mapping is not None:
+            converter = _converter(mapping, target)
+        elif qualname.endswith(BACKWARD_SUFFIX) and primal is not None:
+            converter = _backward_converter(primal)  # a backward graph of torch.compile
+        else:
             continue
         node.target = _Keyed(target)
-        converters[node.target.__name__] = _converter(mapping, target)
+        converters[node.target.__name__] = converter
     return converters
+
+
+def _backward_converter(op: CustomOp) -> Callable[..., Any]:
+    """The converter of ``op``'s backward op (:mod:`tvmext.torch.library`): the op's
+    gradient in Relax."""
+
+    def convert(node: fx.Node, importer: ExportedProgramImporter) -> relax.Expr:
+        inputs, outputs, grads, wanted = node.args
+        exprs = [[importer.env[n] for n in group] for group in (inputs, outputs, grads)]
+        partials = op.gradient_calls(
+            *exprs, dict(node.kwargs), importer.block_builder, [bool(w) for w in wanted]
+        )
+        return importer.block_builder.emit(relax.Tuple(partials))
+
+    return convert
 
 
 def _converter(mapping: TorchMapping, target: torch._ops.OpOverload) -> Callable[..., Any]:
