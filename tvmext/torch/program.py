@@ -13,8 +13,10 @@ converts is listed in one error, each with the source line PyTorch recorded.
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Callable, Mapping, Sequence
+import warnings
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -76,7 +78,10 @@ def exported_program(
         )
     args = tuple(example_inputs) if isinstance(example_inputs, tuple | list) else (example_inputs,)
     try:
-        return torch.export.export(model.eval(), args, dynamic_shapes=dynamic_shapes, strict=False)
+        with _quiet_pytree():
+            return torch.export.export(
+                model.eval(), args, dynamic_shapes=dynamic_shapes, strict=False
+            )
     except Exception as err:
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise ModelError(
@@ -95,7 +100,8 @@ def import_program(
     weights, with ``keep_params_in_input``). Symbolic dims are named after the
     ``torch.export.Dim`` objects of ``dynamic_shapes`` where they name them."""
     try:
-        program = program.run_decompositions()
+        with _quiet_pytree():
+            program = program.run_decompositions()
     except Exception as err:
         raise ModelError(f"PyTorch could not decompose {source} to core ATen ops: {err}") from err
     converters = _custom_converters(program)
@@ -142,6 +148,15 @@ def parameter_values(path: str, names: Sequence[str]) -> dict[str, np.ndarray]:
         if spec.kind is kind
     }
     return {name: values[name] for name in names}
+
+
+@contextlib.contextmanager
+def _quiet_pytree() -> Iterator[None]:
+    """PyTorch 2.13 warns about its own deprecated pytree class when it copies a
+    program: nothing the user can act on."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*LeafSpec.*", category=FutureWarning)
+        yield
 
 
 class _Keyed:
