@@ -44,7 +44,7 @@ def checkout_like(tmp_path, monkeypatch) -> pathlib.Path:
 def test_every_block_is_covered():
     kinds = sorted({kind for kind, _ in BLOCKS})
     assert kinds == ["bash", "python"], kinds
-    assert len(_blocks("python")) == 3 and len(_blocks("bash")) == 3
+    assert len(_blocks("python")) == 4 and len(_blocks("bash")) == 3
 
 
 def test_python_blocks_run(checkout_like, capsys):
@@ -52,9 +52,14 @@ def test_python_blocks_run(checkout_like, capsys):
     for code in _blocks("python"):
         exec(compile(code, str(ROOT / "README.md"), "exec"), namespace)
     assert namespace["scaled_tanh"].name == "mylib.scaled_tanh"
-    assert "1.52318" in capsys.readouterr().out  # 2 * tanh(1)
+    printed = capsys.readouterr().out
+    assert "1.52318" in printed  # 2 * tanh(1)
     assert namespace["y"].shape == (32, 10)
     assert (checkout_like / "acme_mlp.so").is_file()
+    with namespace["torch"].no_grad():  # type: ignore[attr-defined]
+        want = namespace["model"](namespace["x"]).numpy()  # type: ignore[operator]
+    np.testing.assert_allclose(namespace["out"], want, rtol=1e-5, atol=1e-6)
+    assert "tensor([1.5232, 1.5232])" in printed  # torch.ops.mylib.scaled_tanh
     layer_norm = namespace["layer_norm"]
     x = np.random.default_rng(0).standard_normal((4, 8)).astype("float32")
     gamma, beta = np.ones(8, "float32"), np.zeros(8, "float32")

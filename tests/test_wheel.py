@@ -299,3 +299,60 @@ def test_installed_cli_compiles_and_runs_onnx(venv, workdir, target):
     _run([workdir / "app" / "run", "--inputs", "in.npz", "--outputs", "app.npz"],
          timeout=RUN_TIMEOUT, what=f"app run ({target})", cwd=workdir, env={})  # fmt: skip
     np.testing.assert_array_equal(np.load(workdir / "app.npz")["output_0"], got)
+
+
+TORCH_SCRIPT = textwrap.dedent(
+    """
+    import json
+
+    import numpy as np
+    import torch
+    from tvm import te
+
+    import tvmext
+    import tvmext.torch
+
+
+    @tvmext.op("wheeltest.softsign")
+    def softsign(x):
+        return te.compute(x.shape, lambda *i: x(*i) / (1 + te.abs(x(*i))), name="softsign")
+
+
+    @softsign.gradient
+    def _grad(x, y, dy):
+        return te.compute(x.shape, lambda *i: dy(*i) / ((1 + te.abs(x(*i))) * (1 + te.abs(x(*i)))))
+
+
+    model = torch.nn.Sequential(torch.nn.Linear(8, 4)).eval()
+    x = torch.randn(3, 8, requires_grad=True)
+    torch.ops.wheeltest.softsign(x).sum().backward()  # eager and autograd
+    want = torch.nn.functional.softsign(x).detach()
+
+    class Model(torch.nn.Module):
+        def forward(self, x):
+            return torch.ops.wheeltest.softsign(x) * 2
+
+    compiled = tvmext.compile(Model(), "llvm", example_inputs=(x.detach(),))
+    from_torch_compile = torch.compile(Model(), backend="tvmext", options={"target": "llvm"})
+    with torch.no_grad():
+        dynamo = from_torch_compile(x.detach())
+    print(json.dumps({
+        "grad": float((x.grad - 1 / (1 + x.abs()) ** 2).abs().max()),
+        "compiled": float(np.abs(compiled(x.detach().numpy()) - 2 * want.numpy()).max()),
+        "torch.compile": float((dynamo - 2 * want).abs().max()),
+    }))
+    """
+)
+
+
+def test_installed_torch_extra(venv, wheel, workdir):
+    """``pip install tvmext[torch]``: tvmext ops as PyTorch ops, a module compiled through
+    torch.export, and the ``tvmext`` backend of torch.compile found through the entry
+    point of the installed wheel."""
+    _run([venv / "bin" / "pip", "install", f"{wheel}[torch]"], timeout=INSTALL_TIMEOUT,
+         what="torch extra install", cwd=workdir, env=_clean_env())  # fmt: skip
+    (workdir / "torch_script.py").write_text(TORCH_SCRIPT)
+    done = _run([venv / "bin" / "python", "torch_script.py"], timeout=RUN_TIMEOUT,
+                what="PyTorch front door", cwd=workdir, env=_env(workdir, venv))  # fmt: skip
+    errors = json.loads(done.stdout.strip().splitlines()[-1])
+    assert all(e < 1e-5 for e in errors.values()), errors
