@@ -171,6 +171,9 @@ def test_custom_op_defined_elsewhere_maps_with_op_torch():
     x = torch.randn(4, 6)
     compiled = tvmext.compile(Model(), "llvm", example_inputs=(x,))
     _close(compiled(x.numpy()), Model()(x))
+    dynamo = torch.compile(Model(), backend="tvmext", options={"target": "llvm"})
+    with torch.no_grad():
+        _close(dynamo(x), Model()(x))
 
 
 def test_a_custom_op_with_the_short_name_of_an_aten_op_stays_apart():
@@ -270,3 +273,34 @@ def test_torch_compile_backend_inference_and_training(scaled_tanh):
     model(x)["logits"].square().mean().backward()
     for g, p in zip(got, model.parameters(), strict=True):
         _close(g, p.grad, rtol=1e-4)
+
+
+def test_pytorch_type_promotion_is_kept():
+    class Model(torch.nn.Module):
+        def forward(self, counts: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+            positions = torch.cumsum(counts > 0, dim=-1)  # booleans sum as int64
+            return torch.log(positions + 1) + torch.div(x, 2, rounding_mode="floor")
+
+    counts = torch.randint(0, 3, (2, 9))
+    x = torch.randn(2, 9) * 10
+    compiled = tvmext.compile(Model(), "llvm", example_inputs=(counts, x))
+    _close(compiled(counts.numpy(), x.numpy()), Model()(counts, x))
+
+
+def test_slice_to_a_bounded_symbolic_length_keeps_its_shape():
+    class Model(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.register_buffer("table", torch.randn(1, 512, 8))
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return x + self.table[:, : x.shape[1]]  # min(seq, 512) unless seq <= 512 is known
+
+    model = Model()
+    seq = torch.export.Dim("seq", min=2, max=128)
+    compiled = tvmext.compile(
+        model, "llvm", example_inputs=(torch.randn(1, 16, 8),), dynamic_shapes=({1: seq},)
+    )
+    for length in (2, 100):
+        x = torch.randn(1, length, 8)
+        _close(compiled(x.numpy()), model(x))

@@ -49,7 +49,7 @@ def test_zoo_model_from_torch_export(name: str, target: str) -> None:
 def test_text_model_with_dynamic_batch_and_sequence() -> None:
     model, inputs = torch_model("bert")
     batch, seq = torch.export.Dim("batch", min=1, max=8), torch.export.Dim("seq", min=2, max=64)
-    dims = {name: {0: batch, 1: seq} for name in inputs}
+    dims = {"args": tuple({0: batch, 1: seq} for _ in inputs)}  # forward(*args)
     example = resized_inputs("bert", 2, 16)
     args = tuple(torch.from_numpy(v) for v in example.values())
     compiled = tvmext.compile(model, "dnnl, llvm", example_inputs=args, dynamic_shapes=dims)

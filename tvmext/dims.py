@@ -3,7 +3,7 @@ symbolic dims as TVM's analyzer reasons about them (never negative)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from tvm import tirx
@@ -20,12 +20,17 @@ def dims(shape: Iterable[Any]) -> list[int | str]:
     return [dim(d) for d in shape]
 
 
-def dim_analyzer(*exprs: tirx.PrimExpr) -> Analyzer:
-    """An analyzer that knows every variable of ``exprs`` is a dimension (at least 0)."""
+def dim_analyzer(
+    *exprs: tirx.PrimExpr, bounds: Mapping[str, tuple[int, int | None]] | None = None
+) -> Analyzer:
+    """An analyzer that knows every variable of ``exprs`` is a dimension (at least 0),
+    within ``bounds`` (``{"seq": (2, 64)}``, None: no maximum) for those it names."""
     analyzer = Analyzer()
     for expr in exprs:
         for var in tirx.analysis.undefined_vars(expr):
-            analyzer.update(var, ConstIntBound(0, ConstIntBound.POS_INF))
+            low, high = (bounds or {}).get(var.name, (0, None))
+            top = ConstIntBound.POS_INF if high is None else high
+            analyzer.update(var, ConstIntBound(max(low, 0), top), override=True)
     return analyzer
 
 

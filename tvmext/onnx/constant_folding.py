@@ -7,7 +7,10 @@ a tensor then needs data-dependent shapes downstream. A default-domain node whos
 inputs are all constants (initializers, Constant nodes, static shapes and the
 scalars TVM derives from them) is computed
 here by ``onnx.reference`` on NumPy, exactly as ONNX defines it; runtime inputs never
-are. Random ops, control flow and large results are left to the converters.
+are. The same folds computations on weights (BiT's weight standardization of every
+convolution's kernel), so that the convolution sees a constant kernel. Random ops,
+control flow and results larger than both a bound and the node's largest input (no
+bulky new constants) are left to the converters.
 """
 
 from __future__ import annotations
@@ -21,7 +24,8 @@ from tvm import relax, tirx
 
 from tvmext.onnx.converters.helpers import const
 
-# Outputs above this many elements stay computations (no bulky constants).
+# Outputs above this many elements, and above the node's largest input, stay
+# computations (no bulky constants).
 MAX_FOLDED_ELEMENTS = 1 << 16
 
 _NOT_FOLDED = {
@@ -72,7 +76,10 @@ def fold_node(node: onnx.NodeProto, inputs: list[Any], opset: int) -> relax.Expr
     except Exception:
         return None  # the converter decides (and reports) instead
     arrays = [o for o in outputs if isinstance(o, np.ndarray | np.generic)]
-    if len(arrays) != len(outputs) or sum(np.size(a) for a in arrays) > MAX_FOLDED_ELEMENTS:
+    largest_input = max(np.size(value) for _, value in present)
+    if len(arrays) != len(outputs) or sum(np.size(a) for a in arrays) > max(
+        MAX_FOLDED_ELEMENTS, largest_input
+    ):
         return None
     folded = [const(np.asarray(a)) for a in arrays]
     return folded[0] if len(folded) == 1 else relax.Tuple(folded)

@@ -320,15 +320,10 @@ class CustomOp:
         """One partial per input, emitted into ``ctx`` from the gradient op: zeros for an
         input the declared gradient leaves out, or that ``wanted`` does not ask for."""
         bound = self.attr_spec.bind(attrs)
-        # Trace once on placeholders to learn which inputs have a gradient.
-        ins, rest = (
-            [te.placeholder(list(v.ty.shape.values), v.ty.dtype) for v in values]
-            for values in (inputs, [*outputs, *out_grads])
-        )
-        grads = self._call_gradient(ins, rest, dict(bound))
-        wrt = tuple(
-            i for i, g in enumerate(grads) if g is not None and (wanted is None or wanted[i])
-        )
+        shapes = [
+            (_static_or_symbolic(self, v), v.ty.dtype) for v in [*inputs, *outputs, *out_grads]
+        ]
+        wrt = self._wrt(shapes, len(inputs), bound, wanted)
         partials: list[relax.Expr] = [relax.op.zeros_like(x) for x in inputs]
         if wrt:
             grad_call = self.gradient_op().call_relax(
@@ -355,10 +350,8 @@ class CustomOp:
         """The gradients of the ``wanted`` inputs (None for the others and for inputs
         the declared gradient leaves out), computed eagerly by the gradient op."""
         bound = self.attr_spec.bind(attrs)
-        ins = [te.placeholder(a.shape, str(a.dtype)) for a in inputs]
-        rest = [te.placeholder(a.shape, str(a.dtype)) for a in [*outputs, *output_grads]]
-        traced = self._call_gradient(ins, rest, dict(bound))
-        wrt = tuple(i for i, g in enumerate(traced) if g is not None and wanted[i])
+        shapes = [(a.shape, str(a.dtype)) for a in [*inputs, *outputs, *output_grads]]
+        wrt = self._wrt(shapes, len(inputs), bound, wanted)
         grads: list[np.ndarray | None] = [None] * len(inputs)
         if wrt:
             args = [*inputs, *outputs, *output_grads]
@@ -366,6 +359,22 @@ class CustomOp:
             for i, value in zip(wrt, result, strict=True):
                 grads[i] = value
         return grads
+
+    def _wrt(
+        self,
+        shapes: Sequence[tuple[Any, str]],
+        count: int,
+        attrs: dict[str, Any],
+        wanted: Sequence[bool] | None,
+    ) -> tuple[int, ...]:
+        """The inputs (of the first ``count`` of ``shapes``: inputs, then outputs and
+        their gradients) the declared gradient differentiates and ``wanted`` asks for,
+        learned by tracing it on placeholders."""
+        tensors = [te.placeholder(shape, dtype) for shape, dtype in shapes]
+        grads = self._call_gradient(tensors[:count], tensors[count:], dict(attrs))
+        return tuple(
+            i for i, g in enumerate(grads) if g is not None and (wanted is None or wanted[i])
+        )
 
     def gradient_op(self) -> CustomOp:
         """The companion op computing this op's input gradients."""
@@ -410,6 +419,16 @@ class CustomOp:
                     f"{dims(g.shape)} {g.dtype}, expected {dims(x.shape)} {x.dtype}"
                 )
         return grads
+
+
+def _static_or_symbolic(op: CustomOp, value: relax.Expr) -> list[Any]:
+    """The dims of a tensor argument of ``op``'s gradient (symbolic ones kept)."""
+    ty = value.ty
+    if not isinstance(ty, relax.TensorType) or not isinstance(ty.shape, relax.ShapeExpr):
+        raise ShapeError(
+            f"op {op.name!r}: its gradient needs tensors of known rank and dims, got {ty}"
+        )
+    return list(ty.shape.values)
 
 
 def _target_kind(op_name: str, kind: Any) -> str:

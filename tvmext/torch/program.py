@@ -14,6 +14,7 @@ converts is listed in one error, each with the source line PyTorch recorded.
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -28,6 +29,7 @@ from tvm import relax, tirx
 from tvm.relax.frontend.torch import from_exported_program
 from tvm.relax.frontend.torch.exported_program_translator import ExportedProgramImporter
 
+from tvmext.dims import dim_analyzer
 from tvmext.errors import ModelError, TvmextError
 from tvmext.opdef.declaration import OPS, CustomOp
 from tvmext.opdef.torch_mapping import TorchMapping, lookup, torch_qualname
@@ -104,7 +106,9 @@ def import_program(
             program = program.run_decompositions()
     except Exception as err:
         raise ModelError(f"PyTorch could not decompose {source} to core ATen ops: {err}") from err
+    _promote_inputs(program)
     converters = _custom_converters(program)
+    converters["slice.Tensor"] = _bounded_slice(_symbol_bounds(program))
     _check_supported(program, converters, source)
     try:
         mod = from_exported_program(
@@ -199,6 +203,90 @@ def _custom_converters(program: torch.export.ExportedProgram) -> dict[str, Calla
     return converters
 
 
+# Ops that accumulate in their output's dtype: PyTorch sums booleans as int64.
+_ACCUMULATING = ("cumsum", "cumprod", "sum", "prod", "mean")
+
+
+def _promote_inputs(program: torch.export.ExportedProgram) -> None:
+    """Make PyTorch's type promotion explicit in the graph, where TVM's converters
+    assume operands already have the result's dtype: a float pointwise op on an integer
+    tensor (``log`` of counts) or an integer scalar (a float tensor ``// 2``) computes in
+    its output's dtype; so does an accumulating op (``cumsum`` of a boolean mask is
+    int64). Boolean operands of pointwise ops (conditions, masks) stay as they are."""
+    graph = program.graph
+    for node in list(graph.nodes):
+        target = node.target
+        value = node.meta.get("val")
+        if node.op != "call_function" or not isinstance(target, torch._ops.OpOverload):
+            continue
+        if not isinstance(value, torch.Tensor):
+            continue
+        pointwise = torch.Tag.pointwise in target.tags and value.dtype.is_floating_point
+        accumulating = target.namespace == "aten" and target._opname in _ACCUMULATING
+        if not (pointwise or accumulating):
+            continue
+        kinds = [str(a.type) for a in target._schema.arguments]
+        args = list(node.args)
+        for i, arg in enumerate(args):
+            kind = kinds[i] if i < len(kinds) else ""
+            if pointwise and isinstance(arg, int) and not isinstance(arg, bool):
+                if kind in ("Scalar", "Tensor"):
+                    args[i] = float(arg)
+            elif isinstance(arg, fx.Node) and kind == "Tensor":
+                given = arg.meta.get("val")
+                keep = (value.dtype, torch.bool) if pointwise else (value.dtype,)
+                if isinstance(given, torch.Tensor) and given.dtype not in keep:
+                    with graph.inserting_before(node):
+                        cast = graph.call_function(
+                            torch.ops.aten._to_copy.default, (arg,), {"dtype": value.dtype}
+                        )
+                    cast.meta["val"] = given.to(value.dtype)
+                    args[i] = cast
+        node.args = tuple(args)
+
+
+def _symbol_bounds(program: torch.export.ExportedProgram) -> dict[str, tuple[int, int | None]]:
+    """``{symbol: (low, high)}``: the range PyTorch proved for each symbolic dim (high
+    None: unbounded), by the names TVM's importer gives the dims."""
+    bounds: dict[str, tuple[int, int | None]] = {}
+    for symbol, limits in program.range_constraints.items():
+        try:
+            high = None if math.isinf(float(limits.upper)) else int(limits.upper)
+            bounds[str(symbol)] = (int(limits.lower), high)
+        except (TypeError, ValueError, OverflowError):  # a derived or unbacked symbol
+            continue
+    return bounds
+
+
+def _bounded_slice(bounds: Mapping[str, tuple[int, int | None]]) -> Callable[..., Any]:
+    """``aten.slice`` kept exact on symbolic bounds: ``x[:, :seq]`` of a 512-long
+    constant is ``seq`` long where the dims' ranges prove ``seq <= 512`` (TVM's converter
+    makes it ``min(seq, 512)``, which no later shape equals); anything else is TVM's."""
+
+    def convert(node: fx.Node, importer: ExportedProgramImporter) -> relax.Expr:
+        x = importer.env[node.args[0]]
+        dim, start, end, step = (list(node.args[1:]) + [0, 0, None, 1][len(node.args) - 1 :])[:4]
+        end = importer.env[end] if isinstance(end, fx.Node) else end
+        start = 0 if start is None else start
+        shape = importer.shape_of(x)
+        if (
+            shape is not None
+            and isinstance(start, int)
+            and start >= 0
+            and step == 1
+            and tvm.ir.is_prim_expr(end)
+        ):
+            axis = dim % len(shape)
+            analyzer = dim_analyzer(end, shape[axis], bounds=bounds)
+            if analyzer.can_prove(tirx.all(end >= start, end <= shape[axis])):
+                return importer.block_builder.emit(
+                    relax.op.strided_slice(x, [axis], [start], [end], [1], assume_inbound=True)
+                )
+        return importer._slice(node)
+
+    return convert
+
+
 def _backward_converter(op: CustomOp) -> Callable[..., Any]:
     """The converter of ``op``'s backward op (:mod:`tvmext.torch.library`): the op's
     gradient in Relax."""
@@ -290,10 +378,10 @@ def _dim_names(
     gives as a named ``torch.export.Dim``."""
     if dynamic_shapes is None:
         return {}
-    if isinstance(dynamic_shapes, Mapping):
+    if isinstance(dynamic_shapes, Mapping) and set(dynamic_shapes) <= set(names):
         per_input = [dynamic_shapes.get(n) for n in names]
-    else:
-        per_input = list(dynamic_shapes)
+    else:  # by position, nested as the inputs are (``{"args": (...)}`` for *args)
+        per_input = _tensor_specs(dynamic_shapes)
     values = {n.name: n.meta.get("val") for n in program.graph.find_nodes(op="placeholder")}
     found: dict[str, str] = {}
     for name, spec in zip(names, per_input, strict=False):
@@ -307,6 +395,18 @@ def _dim_names(
             if isinstance(size, torch.SymInt) and size.node.expr.is_Symbol:
                 found[str(size.node.expr)] = label
     return found
+
+
+def _tensor_specs(spec: Any) -> list[Any]:
+    """The per-tensor specs of a ``dynamic_shapes`` tree, in the inputs' order: a
+    mapping of axes to dims, or a sequence of dims (or None) is one tensor's."""
+    if isinstance(spec, Mapping) and all(isinstance(k, int) for k in spec):
+        return [spec]
+    if isinstance(spec, Mapping):
+        return [s for value in spec.values() for s in _tensor_specs(value)]
+    if isinstance(spec, list | tuple) and any(isinstance(v, list | tuple | Mapping) for v in spec):
+        return [s for value in spec for s in _tensor_specs(value)]
+    return [spec]
 
 
 def _named_dims(mod: tvm.IRModule, names: Mapping[str, str]) -> tvm.IRModule:
