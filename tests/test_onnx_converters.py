@@ -348,3 +348,31 @@ def test_qlinearmatmul_per_row_a_scale_is_refused():
     )
     with pytest.raises(tvmext.ModelError, match=r"a_scale has shape \[2\]"):
         onnx_import.from_onnx(model)
+
+
+@pytest.mark.parametrize("target", ["llvm", "dnnl, llvm"])
+@pytest.mark.parametrize("shape", [(2, 8, 30), (1, 32, 6, 7)])
+def test_instance_norm_is_a_layer_norm_over_the_spatial_axes(shape, target, rng):
+    """PyTorch exports GroupNorm as InstanceNormalization of the grouped tensor: it
+    becomes one layer norm (oneDNN's on "dnnl, llvm"), then the channel affine."""
+    import onnxruntime as ort
+
+    channels = shape[1]
+    inits = [
+        numpy_helper.from_array(rng.standard_normal(channels).astype("float32"), "scale"),
+        numpy_helper.from_array(rng.standard_normal(channels).astype("float32"), "bias"),
+    ]
+    node = helper.make_node("InstanceNormalization", ["x", "scale", "bias"], ["y"], epsilon=1e-3)
+    graph = helper.make_graph(
+        [node], "g", [_tensor("x", TensorProto.FLOAT, list(shape))],
+        [_tensor("y", TensorProto.FLOAT, list(shape))], inits,
+    )  # fmt: skip
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    x = (rng.standard_normal(shape) * 3 + 1).astype("float32")
+    mod = onnx_import.from_onnx(model)
+    assert "R.nn.layer_norm" in mod.script() and "R.variance" not in mod.script()
+    compiled = tvmext.compile(model, target)
+    want = ort.InferenceSession(model.SerializeToString()).run(None, {"x": x})[0]
+    np.testing.assert_allclose(compiled.run(x)[0], want, rtol=1e-4, atol=1e-5)
+    if target != "llvm":
+        assert "dnnl.layer_norm" in str(compiled.reports[0])

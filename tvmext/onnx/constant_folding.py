@@ -9,7 +9,7 @@ scalars TVM derives from them) is computed
 here by ``onnx.reference`` on NumPy, exactly as ONNX defines it; runtime inputs never
 are. The same folds computations on weights (BiT's weight standardization of every
 convolution's kernel), so that the convolution sees a constant kernel. Random ops,
-control flow and results larger than both a bound and the node's largest input (no
+control flow and outputs larger than both a bound and the node's largest input (no
 bulky new constants) are left to the converters.
 """
 
@@ -77,7 +77,7 @@ def fold_node(node: onnx.NodeProto, inputs: list[Any], opset: int) -> relax.Expr
         return None  # the converter decides (and reports) instead
     arrays = [o for o in outputs if isinstance(o, np.ndarray | np.generic)]
     largest_input = max(np.size(value) for _, value in present)
-    if len(arrays) != len(outputs) or sum(np.size(a) for a in arrays) > max(
+    if len(arrays) != len(outputs) or max((np.size(a) for a in arrays), default=0) > max(
         MAX_FOLDED_ELEMENTS, largest_input
     ):
         return None

@@ -127,3 +127,36 @@ def batch_normalization(
         update = op.add(op.multiply(op.astype(running, wide), keep), op.multiply(batch, take))
         results.append(bb.emit(op.astype(update, stats_dtype)))
     return relax.Tuple(results[: attrs["_num_outputs"]])
+
+
+@register_converter("", "InstanceNormalization", 6)
+def instance_normalization(
+    bb: relax.BlockBuilder,
+    inputs: list[relax.Expr],
+    attrs: dict[str, Any],
+    fallback: Callable[[], relax.Expr],
+) -> relax.Expr:
+    """InstanceNormalization as a layer norm over the flattened spatial axes, then the
+    per-channel scale and bias. PyTorch exports every GroupNorm this way; TVM's
+    converter spells it as mean, variance, sqrt and divide, which no normalization
+    kernel (oneDNN's layer normalization, TVM's fused one) recognizes."""
+    op = relax.op
+    data, scale, bias = inputs[0], inputs[1], inputs[2]
+    shape = static_shape(data)
+    if shape is None or len(shape) < 3:
+        return fallback()
+    dtype = str(data.ty.dtype)
+    spatial = int(np.prod(shape[2:]))
+    rows = bb.emit(op.reshape(data, [shape[0], shape[1], spatial]))
+    normalized = bb.emit(
+        op.nn.layer_norm(
+            rows,
+            const(np.ones(spatial, dtype)),
+            const(np.zeros(spatial, dtype)),
+            axes=[-1],
+            epsilon=float(attrs.get("epsilon", 1e-5)),
+        )
+    )
+    per_channel = [shape[1]] + [1] * (len(shape) - 2)
+    y = op.multiply(op.reshape(normalized, shape), op.reshape(scale, per_channel))
+    return op.add(y, op.reshape(bias, per_channel))
