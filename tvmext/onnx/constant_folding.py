@@ -76,7 +76,7 @@ def fold_node(node: onnx.NodeProto, inputs: list[Any], opset: int) -> relax.Expr
     except Exception:
         return None  # the converter decides (and reports) instead
     arrays = [o for o in outputs if isinstance(o, np.ndarray | np.generic)]
-    largest_input = max(np.size(value) for _, value in present)
+    largest_input = max(np.size(value) for _, value in present if value is not None)
     if len(arrays) != len(outputs) or max((np.size(a) for a in arrays), default=0) > max(
         MAX_FOLDED_ELEMENTS, largest_input
     ):

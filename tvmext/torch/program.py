@@ -19,7 +19,7 @@ import os
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -264,8 +264,9 @@ def _bounded_slice(bounds: Mapping[str, tuple[int, int | None]]) -> Callable[...
     makes it ``min(seq, 512)``, which no later shape equals); anything else is TVM's."""
 
     def convert(node: fx.Node, importer: ExportedProgramImporter) -> relax.Expr:
-        x = importer.env[node.args[0]]
-        dim, start, end, step = (list(node.args[1:]) + [0, 0, None, 1][len(node.args) - 1 :])[:4]
+        given: list[Any] = list(node.args)
+        x = importer.env[given[0]]
+        dim, start, end, step = (given[1:] + [0, 0, None, 1][len(given) - 1 :])[:4]
         end = importer.env[end] if isinstance(end, fx.Node) else end
         start = 0 if start is None else start
         shape = importer.shape_of(x)
@@ -292,10 +293,17 @@ def _backward_converter(op: CustomOp) -> Callable[..., Any]:
     gradient in Relax."""
 
     def convert(node: fx.Node, importer: ExportedProgramImporter) -> relax.Expr:
-        inputs, outputs, grads, wanted = node.args
-        exprs = [[importer.env[n] for n in group] for group in (inputs, outputs, grads)]
+        inputs, outputs, grads, wanted = cast(tuple[Any, ...], node.args)
+        ins, outs, out_grads = (
+            [importer.env[n] for n in group] for group in (inputs, outputs, grads)
+        )
         partials = op.gradient_calls(
-            *exprs, dict(node.kwargs), importer.block_builder, [bool(w) for w in wanted]
+            ins,
+            outs,
+            out_grads,
+            dict(node.kwargs),
+            importer.block_builder,
+            [bool(w) for w in wanted],
         )
         return importer.block_builder.emit(relax.Tuple(partials))
 
