@@ -45,9 +45,10 @@ def tvmext_backend(
     if not training:
         return _Signatures(graph, target, values, freeze=True)
     from torch._dynamo.backends.common import aot_autograd
+    from torch._functorch.aot_autograd import make_boxed_func
 
     def compile_graph(aten_graph: torch.fx.GraphModule, _: Sequence[Any]) -> Callable[..., Any]:
-        return _Signatures(aten_graph, target, values, freeze=False)
+        return make_boxed_func(_Signatures(aten_graph, target, values, freeze=False))
 
     return aot_autograd(fw_compiler=compile_graph, bw_compiler=compile_graph)(graph, example_inputs)
 

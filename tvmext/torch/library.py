@@ -13,6 +13,7 @@ the backward as one op too.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -20,7 +21,7 @@ import numpy as np
 import torch
 from tvm import relax, tirx
 
-from tvmext.errors import OpDefinitionError
+from tvmext.errors import OpCallError, OpDefinitionError, ShapeError
 from tvmext.opdef.declaration import CustomOp
 from tvmext.opdef.eager_runner import run_eagerly
 from tvmext.opdef.torch_mapping import torch_qualname
@@ -46,7 +47,7 @@ def register(op: CustomOp) -> None:
     _LIBRARIES[qualname] = [forward, backward]
     outputs = _output_count(op)
     forward.define(name + _schema(op, "Tensor" if outputs is None else _tuple(outputs)))
-    forward.impl(name, _kernel(op), "CPU")
+    forward.impl(name, _kernel(op, outputs), "CPU")
     torch.library.register_fake(qualname, _fake(op), lib=forward)
     grad_name = name + BACKWARD_SUFFIX
     backward.define(
@@ -99,8 +100,12 @@ def _literal(value: Any) -> str:
 
 
 def _output_count(op: CustomOp) -> int | None:
-    """How many outputs the op returns as a tuple (None: one tensor, not a tuple),
-    learned from its shape inference on example inputs of a few ranks."""
+    """How many outputs the op returns as a tuple (None: one tensor, not a tuple): from
+    the compute's return annotation (``-> tuple[te.Tensor, te.Tensor]``), else learned
+    from its shape inference on example inputs of a few ranks."""
+    annotated = _annotated_count(op.compute)
+    if annotated != 0:
+        return annotated
     names = list(op.tensor_names or ())
     for rank in _PROBE_RANKS:
         for symbolic in (False, True):
@@ -119,6 +124,22 @@ def _output_count(op: CustomOp) -> int | None:
     return None
 
 
+def _annotated_count(compute: Callable[..., Any]) -> int | None:
+    """The outputs a return annotation names: None for one tensor, N for a tuple of N,
+    0 when it says nothing (no annotation, ``tuple[te.Tensor, ...]``)."""
+    annotation = inspect.signature(compute).return_annotation
+    text = annotation if isinstance(annotation, str) else getattr(annotation, "__name__", "")
+    if annotation is inspect.Signature.empty or not isinstance(text, str):
+        return 0
+    text = text.replace(" ", "")
+    if text in ("te.Tensor", "Tensor"):
+        return None
+    for prefix in ("tuple[", "Tuple["):
+        if text.startswith(prefix) and text.endswith("]") and "..." not in text:
+            return len(text[len(prefix) : -1].split(","))
+    return 0
+
+
 def as_array(tensor: torch.Tensor) -> np.ndarray:
     """A tensor as a NumPy array (no copy for a plain CPU tensor)."""
     return tensor.numpy(force=True)
@@ -132,44 +153,61 @@ def as_tensor(value: Any) -> Any:
     return torch.from_numpy(np.array(value, copy=True))
 
 
-def _kernel(op: CustomOp) -> Callable[..., Any]:
+def _kernel(op: CustomOp, outputs: int | None) -> Callable[..., Any]:
     count = len(op.tensor_names or ())
 
     def kernel(*args: Any, **attrs: Any) -> Any:
-        return as_tensor(run_eagerly(op, [as_array(t) for t in args[:count]], attrs))
+        result = run_eagerly(op, [as_array(t) for t in args[:count]], attrs)
+        if isinstance(result, tuple) != (outputs is not None):
+            raise OpDefinitionError(
+                f"op {op.name!r} returned {len(result) if isinstance(result, tuple) else 1} "
+                f"output(s), but its PyTorch schema says {outputs or 1}: annotate its compute's "
+                f"return (-> tuple[te.Tensor, te.Tensor] or -> te.Tensor)"
+            )
+        return as_tensor(result)
 
     return kernel
 
 
 def _fake(op: CustomOp) -> Callable[..., Any]:
     def fake(*args: torch.Tensor, **attrs: Any) -> Any:
-        symbols: dict[str, Any] = {}  # tirx var name: PyTorch SymInt
-        by_expr: dict[str, tirx.Var] = {}
-        inputs = []
-        for name, tensor in zip(op.tensor_names or (), args, strict=True):
-            shape: list[Any] = []
-            for axis, dim in enumerate(tensor.shape):
-                if isinstance(dim, torch.SymInt):  # equal PyTorch dims: one variable
-                    var = by_expr.setdefault(
-                        str(dim.node.expr), tirx.Var(f"{name}_{axis}", "int64")
-                    )
-                    symbols[var.name] = dim
-                    shape.append(var)
-                else:
-                    shape.append(int(dim))
-            inputs.append(relax.Var(name, relax.TensorType(shape, _tvm_dtype(tensor.dtype))))
-        result = op.infer_call_type(op.call_relax(*inputs, **attrs))
-        fields = list(result.fields) if isinstance(result, relax.TupleType) else [result]
-        empties = tuple(
-            args[0].new_empty(
-                [_torch_dim(op, d, symbols) for d in t.shape.values],
-                dtype=getattr(torch, str(t.dtype)),
-            )
-            for t in fields
-        )
-        return empties if isinstance(result, relax.TupleType) else empties[0]
+        try:
+            return _fake_outputs(op, args, attrs, symbolic=True)
+        except (ShapeError, OpCallError):
+            # The op needs some dims to be numbers (a state of exactly ``bins``
+            # entries): PyTorch then specializes them, and guards on their values.
+            return _fake_outputs(op, args, attrs, symbolic=False)
 
     return fake
+
+
+def _fake_outputs(
+    op: CustomOp, args: Sequence[torch.Tensor], attrs: dict[str, Any], *, symbolic: bool
+) -> Any:
+    """Empty tensors shaped as ``op``'s outputs on ``args``; PyTorch's symbolic dims
+    stay symbolic (equal dims one variable) unless not ``symbolic``."""
+    symbols: dict[str, Any] = {}  # tirx var name: PyTorch SymInt
+    by_expr: dict[str, tirx.Var] = {}
+    inputs = []
+    for name, tensor in zip(op.tensor_names or (), args, strict=True):
+        shape: list[Any] = []
+        for axis, dim in enumerate(tensor.shape):
+            if symbolic and isinstance(dim, torch.SymInt):
+                var = by_expr.setdefault(str(dim.node.expr), tirx.Var(f"{name}_{axis}", "int64"))
+                symbols[var.name] = dim
+                shape.append(var)
+            else:
+                shape.append(int(dim))
+        inputs.append(relax.Var(name, relax.TensorType(shape, _tvm_dtype(tensor.dtype))))
+    result = op.infer_call_type(op.call_relax(*inputs, **attrs))
+    fields = list(result.fields) if isinstance(result, relax.TupleType) else [result]
+    empties = tuple(
+        args[0].new_empty(
+            [_torch_dim(op, d, symbols) for d in t.shape.values], dtype=getattr(torch, str(t.dtype))
+        )
+        for t in fields
+    )
+    return empties if isinstance(result, relax.TupleType) else empties[0]
 
 
 def _tvm_dtype(dtype: torch.dtype) -> str:
