@@ -376,3 +376,41 @@ def test_instance_norm_is_a_layer_norm_over_the_spatial_axes(shape, target, rng)
     np.testing.assert_allclose(compiled.run(x)[0], want, rtol=1e-4, atol=1e-5)
     if target != "llvm":
         assert "dnnl.layer_norm" in str(compiled.reports[0])
+
+
+@pytest.mark.parametrize(
+    ("equation", "shapes"),
+    [
+        ("bhlk,bhtk->bhlt", [(2, 3, 5, 4), (2, 3, 6, 4)]),  # CvT's attention scores
+        ("bhlt,bhtv->bhlv", [(2, 3, 5, 6), (2, 3, 6, 4)]),
+        ("bqhd,bkhd->bhqk", [(2, 5, 3, 4), (2, 6, 3, 4)]),
+        ("abc,cd->abd", [(2, 3, 4), (4, 5)]),
+        ("ij,kj->ik", [(3, 4), (5, 4)]),
+        ("i,j->ij", [(3,), (4,)]),
+        ("bi,bi->b", [(3, 4), (3, 4)]),
+        ("bij,bjk->ki", [(2, 3, 4), (2, 4, 5)]),  # the batch summed too
+        ("bij,bjk->bik", [(1, 3, 4), (2, 4, 5)]),  # a broadcast batch: TVM's einsum
+    ],
+)
+def test_einsum_that_is_a_matmul_becomes_one(equation, shapes, rng):
+    import onnxruntime as ort
+
+    a, b = (rng.standard_normal(s).astype("float32") for s in shapes)
+    want = np.einsum(equation, a, b)
+    node = helper.make_node("Einsum", ["a", "b"], ["y"], equation=equation)
+    model = _model(
+        [node],
+        [
+            _tensor("a", TensorProto.FLOAT, list(shapes[0])),
+            _tensor("b", TensorProto.FLOAT, list(shapes[1])),
+        ],
+        [_tensor("y", TensorProto.FLOAT, list(want.shape))],
+    )
+    script = onnx_import.from_onnx(model).script()
+    broadcast = equation.startswith("b") and shapes[0][0] != shapes[1][0]
+    assert ("R.matmul" in script) != broadcast
+    ort_out = ort.InferenceSession(model.SerializeToString()).run(None, {"a": a, "b": b})[0]
+    for target in ("llvm", "dnnl, llvm"):
+        got = tvmext.compile(model, target).run(a, b)[0]
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(got, ort_out, rtol=1e-5, atol=1e-5)

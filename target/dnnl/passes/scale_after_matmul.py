@@ -64,7 +64,9 @@ def scale_after_matmul() -> tvm.transform.Pass:
             if isinstance(b, relax.VarBinding)
         }
 
-        def move(expr: relax.Call, _matches: dict) -> relax.Expr:
+        def move(expr: relax.Expr, _matches: dict) -> relax.Expr:
+            if not isinstance(expr, relax.Call):  # rewrite_call may offer the bound var
+                return expr
             args, scales = list(expr.args), []
             if str(expr.ty.dtype) != "float32":
                 return expr  # oneDNN's dtype; a half-precision product rounds its operands
