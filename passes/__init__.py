@@ -6,12 +6,16 @@ from tvmext.passes import (
     common_subexpressions,
     fold_pad_into_conv,
     fold_transpose_pairs,
+    power_to_multiply,
     simplify_for_inference,
+    unflatten_matmul,
 )
 
 __all__ = [
     "common_subexpressions",
     "fold_pad_into_conv",
     "fold_transpose_pairs",
+    "power_to_multiply",
     "simplify_for_inference",
+    "unflatten_matmul",
 ]

@@ -11,6 +11,8 @@ from tvm import relax
 import tvmext
 from tvmext.passes.fold_pad_into_conv import fold_pad_into_conv
 from tvmext.passes.fold_transpose_pairs import fold_transpose_pairs
+from tvmext.passes.power_to_multiply import power_to_multiply
+from tvmext.passes.unflatten_matmul import unflatten_matmul
 
 
 def _conv_after_pad(pad_width, pad_value=0.0, padding=(1, 0, 0, 1)):
@@ -98,3 +100,59 @@ def test_transpose_pairs_fold(first, second, left, rng):
     x = rng.standard_normal((2, 3, 4, 5)).astype("float32")
     np.testing.assert_allclose(_reference(folded, x), _reference(mod, x), rtol=1e-6)
     np.testing.assert_allclose(tvmext.compile(mod).run(x)[0], _reference(mod, x), rtol=1e-6)
+
+
+def _flattened_linear(bias: bool, out_shape=(2, 5, 6)):
+    """torch.export's nn.Linear: reshape, matmul (+ bias), reshape, then a residual add."""
+    rng = np.random.default_rng(2)
+    bb = relax.BlockBuilder()
+    x = relax.Var("x", relax.TensorType((2, 5, 4), "float32"))
+    r = relax.Var("r", relax.TensorType(out_shape, "float32"))
+    w = relax.const(rng.standard_normal((4, 6)).astype("float32"))
+    b = relax.const(rng.standard_normal(6).astype("float32"))
+    with bb.function("main", [x, r]):
+        with bb.dataflow():
+            flat = bb.emit(relax.op.reshape(x, (10, 4)))
+            y = bb.emit(relax.op.matmul(flat, w))
+            if bias:
+                y = bb.emit(relax.op.add(y, b))
+            back = bb.emit(relax.op.reshape(y, out_shape))
+            out = bb.emit_output(relax.op.add(back, r))
+        bb.emit_func_output(out)
+    return bb.get()
+
+
+@pytest.mark.parametrize(
+    ("bias", "out_shape", "reshapes"),
+    [(False, (2, 5, 6), 0), (True, (2, 5, 6), 0), (False, (5, 2, 6), 2)],
+    ids=["plain", "bias", "other-shape"],
+)
+def test_flattened_matmul_is_unflattened(bias, out_shape, reshapes, rng):
+    mod = _flattened_linear(bias, out_shape)
+    rewritten = unflatten_matmul()(mod)
+    assert _ops(rewritten).count("relax.reshape") == reshapes
+    x = rng.standard_normal((2, 5, 4)).astype("float32")
+    r = rng.standard_normal(out_shape).astype("float32")
+    want = _reference(mod, x, r)
+    np.testing.assert_allclose(_reference(rewritten, x, r), want, rtol=1e-5, atol=1e-6)
+    for target in ("llvm", "dnnl, llvm"):
+        np.testing.assert_allclose(
+            tvmext.compile(mod, target).run(x, r)[0], want, rtol=1e-5, atol=1e-5
+        )
+
+
+@pytest.mark.parametrize(("exponent", "left"), [(2.0, 0), (3.0, 0), (0.5, 0), (4.0, 1)])
+def test_power_by_small_constants_is_a_product(exponent, left, rng):
+    bb = relax.BlockBuilder()
+    x = relax.Var("x", relax.TensorType((3, 7), "float32"))
+    with bb.function("main", [x]):
+        with bb.dataflow():
+            out = bb.emit_output(relax.op.power(x, relax.const(exponent, "float32")))
+        bb.emit_func_output(out)
+    mod = bb.get()
+    rewritten = power_to_multiply()(mod)
+    assert _ops(rewritten).count("relax.power") == left
+    x_value = np.abs(rng.standard_normal((3, 7))).astype("float32") + 0.1
+    want = x_value.astype(np.float64) ** exponent
+    np.testing.assert_allclose(_reference(rewritten, x_value), want, rtol=1e-6)
+    np.testing.assert_allclose(tvmext.compile(mod, "llvm").run(x_value)[0], want, rtol=1e-6)
