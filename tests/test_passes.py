@@ -115,7 +115,7 @@ def _flattened_linear(bias: bool, out_shape=(2, 5, 6)):
             flat = bb.emit(relax.op.reshape(x, (10, 4)))
             y = bb.emit(relax.op.matmul(flat, w))
             if bias:
-                y = bb.emit(relax.op.add(y, b))
+                y = bb.emit(relax.op.add(b, y))  # PyTorch's addmm: the bias first
             back = bb.emit(relax.op.reshape(y, out_shape))
             out = bb.emit_output(relax.op.add(back, r))
         bb.emit_func_output(out)
@@ -156,3 +156,31 @@ def test_power_by_small_constants_is_a_product(exponent, left, rng):
     want = x_value.astype(np.float64) ** exponent
     np.testing.assert_allclose(_reference(rewritten, x_value), want, rtol=1e-6)
     np.testing.assert_allclose(tvmext.compile(mod, "llvm").run(x_value)[0], want, rtol=1e-6)
+
+
+def test_batched_matmul_of_flattened_batches_is_unflattened(rng):
+    """PyTorch's 4-D matmul: broadcast (to the same shape), flatten the batch, bmm,
+    unflatten; then the attention mask's add."""
+    bb = relax.BlockBuilder()
+    q = relax.Var("q", relax.TensorType((2, 3, 5, 4), "float32"))
+    k = relax.Var("k", relax.TensorType((2, 3, 4, 6), "float32"))
+    mask = relax.Var("mask", relax.TensorType((1, 1, 5, 6), "float32"))
+    with bb.function("main", [q, k, mask]):
+        with bb.dataflow():
+            a = bb.emit(relax.op.reshape(relax.op.broadcast_to(q, (2, 3, 5, 4)), (6, 5, 4)))
+            b = bb.emit(relax.op.reshape(k, (6, 4, 6)))
+            scores = bb.emit(relax.op.reshape(relax.op.matmul(a, b), (2, 3, 5, 6)))
+            out = bb.emit_output(relax.op.add(scores, mask))
+        bb.emit_func_output(out)
+    mod = bb.get()
+    rewritten = unflatten_matmul()(mod)
+    assert _ops(rewritten).count("relax.reshape") == 0
+    args = [
+        rng.standard_normal(s).astype("float32") for s in ((2, 3, 5, 4), (2, 3, 4, 6), (1, 1, 5, 6))
+    ]
+    want = args[0] @ args[1] + args[2]
+    np.testing.assert_allclose(_reference(rewritten, *args), want, rtol=1e-5, atol=1e-5)
+    for target in ("llvm", "dnnl, llvm"):
+        np.testing.assert_allclose(
+            tvmext.compile(mod, target).run(*args)[0], want, rtol=1e-5, atol=1e-5
+        )
