@@ -158,3 +158,38 @@ def test_mattr_lists_in_target_strings():
     spec = parse_target("dnnl, llvm -mcpu=x86-64 -mattr=+avx2,+fma")
     assert spec.externals == ("dnnl",)
     assert list(spec.host.attrs["mattr"]) == ["+avx2", "+fma"]
+
+
+@pytest.mark.parametrize(("target", "small_parallel"), [("llvm", True), ("dnnl, llvm", False)])
+def test_small_kernels_beside_onednn_run_on_one_thread(target, small_parallel, tmp_path, rng):
+    """In an artifact that calls oneDNN (whose TVM workers sleep when idle) a kernel of
+    at most 2 MiB of buffers has no parallel loop; a larger one keeps its threads."""
+    bb = relax.BlockBuilder()
+    x = relax.Var("x", relax.TensorType((64, 256), "float32"))
+    big = relax.Var("big", relax.TensorType((1024, 1024), "float32"))
+    w = relax.const(rng.standard_normal((256, 64)).astype("float32"))
+    with bb.function("main", [x, big]):
+        with bb.dataflow():
+            small = bb.emit(relax.op.exp(relax.op.matmul(x, w)))  # 16 KiB after the matmul
+            large = bb.emit(relax.op.exp(big))  # 4 MiB in and out
+            out = bb.emit_output(relax.Tuple([small, large]))
+        bb.emit_func_output(out)
+    module = tvmext.compile(bb.get(), target, dump_ir=str(tmp_path))
+    scheduled = (next(tmp_path.glob("*_schedule.py"))).read_text()
+    bodies = {
+        part.split("(", 1)[0]: part
+        for part in scheduled.split("    def ")[1:]
+        if "T.Buffer" in part
+    }
+    exp_kernels = {name: body for name, body in bodies.items() if "exp" in name}
+    small_kernel = next(b for n, b in exp_kernels.items() if "64), T.int64(64)" in b)
+    large_kernel = next(b for n, b in exp_kernels.items() if "1024" in b)
+    assert ("T.parallel" in small_kernel) == small_parallel
+    assert "T.parallel" in large_kernel
+    args = [
+        rng.standard_normal((64, 256)).astype("float32"),
+        rng.standard_normal((1024, 1024)).astype("float32"),
+    ]
+    got = module.run(*args)
+    np.testing.assert_allclose(got[0], np.exp(args[0] @ w.value.numpy()), rtol=1e-4)
+    np.testing.assert_allclose(got[1], np.exp(args[1]), rtol=1e-5)

@@ -21,6 +21,8 @@ from tvm import relax, s_tir, tirx
 
 from tvmext.errors import CompileError
 from tvmext.lowering.schedules.default import default_schedule
+from tvmext.lowering.schedules.helpers import serial_loops
+from tvmext.lowering.serial_small_kernels import runs_serially
 from tvmext.lowering.tuning_records import TuningRecords
 from tvmext.lowering.verification import ScheduledFunc, verify_schedules
 from tvmext.opdef.declaration import CustomOp, find_op
@@ -119,7 +121,13 @@ def schedule_prim_funcs(
                 new, source = apply_op_schedule(custom, target, func, attrs), "the op's"
             else:
                 tuned = records.lookup(func, target) if records is not None else None
-                new = tuned if tuned is not None else default_schedule(func, target)
+                if tuned is not None:
+                    new = tuned
+                elif runs_serially(mod, func):
+                    with serial_loops():
+                        new = default_schedule(func, target)
+                else:
+                    new = default_schedule(func, target)
                 source = "a tuned" if tuned is not None else "the default"
             mod[gv] = new.with_attr(_SCHEDULED, True)
             if verify and not new.same_as(func):

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import tvm
 from tvm import s_tir, tirx
 
-from tvmext.lowering.schedules.helpers import BlockRV, const_extent, vector_lanes
+from tvmext.lowering.schedules.helpers import BlockRV, const_extent, parallel, vector_lanes
 
 
 @dataclass(frozen=True)
@@ -96,7 +96,7 @@ def schedule_matmul(
     accumulator = sch.cache_write(block, 0, "local")
     sch.reverse_compute_at(accumulator, jo)
     tile = sch.fuse(*batch, io, jo)
-    sch.parallel(tile)
+    parallel(sch, tile)
     sch.unroll(ii)
     sch.vectorize(ji)
     sch.decompose_reduction(block, ko)

@@ -38,6 +38,7 @@ from tvm.s_tir.schedule import LoopRV, SBlockRV
 from tvmext.lowering.schedules.cpu_matmul import schedule_matmul
 from tvmext.lowering.schedules.helpers import (
     const_extent,
+    parallel,
     parallel_rows_vectorized_cols,
     parallel_vectorized_flat,
     read_strides,
@@ -201,7 +202,7 @@ def schedule_rows(sch: s_tir.Schedule, target: tvm.target.Target) -> bool:
         partial = rfactor_simd(sch, block, target)
         loops = sch.get_loops(block)[:n_rows]
         row = sch.fuse(*loops) if len(loops) > 1 else loops[0]
-        sch.parallel(row)
+        parallel(sch, row)
         if partial is not None:
             sch.compute_at(partial, row)
             vectorize_partial(sch, partial)
@@ -214,7 +215,7 @@ def schedule_rows(sch: s_tir.Schedule, target: tvm.target.Target) -> bool:
         else:
             loops = sch.get_loops(block)
             row = sch.fuse(*loops) if len(loops) > 1 else loops[0]
-            sch.parallel(row)
+            parallel(sch, row)
     for info in reversed(infos[:-1]):
         if info.is_reduction():
             vectorized_row_reduction(sch, info.block_rv, row, target)
@@ -310,7 +311,7 @@ def _permute_outer(
         return False
     outer = [loops[i] for i in order]
     sch.reorder(*outer, loops[-1])
-    sch.parallel(sch.fuse(*outer) if len(outer) > 1 else outer[0])
+    parallel(sch, sch.fuse(*outer) if len(outer) > 1 else outer[0])
     _, lane = sch.split(loops[-1], [None, lanes])
     sch.vectorize(lane)
     return True
@@ -336,9 +337,9 @@ def _tile_last_axis(
     if row_extent is not None and row_extent % lanes == 0:
         row_outer, row_inner = sch.split(row, [None, lanes])
         sch.reorder(*others, row_outer, outer, row_inner, lane)
-        sch.parallel(sch.fuse(*others, row_outer, outer))
+        parallel(sch, sch.fuse(*others, row_outer, outer))
     else:
-        sch.parallel(sch.fuse(*loops[:-1], outer) if len(loops) > 1 else outer)
+        parallel(sch, sch.fuse(*loops[:-1], outer) if len(loops) > 1 else outer)
     sch.vectorize(lane)
 
 
@@ -354,7 +355,7 @@ def _schedule_reduction(
     contiguous_kept = bool(strides) and all(s[n_spatial - 1] == 1 for s in strides)
     if contiguous_kept and _column_reduction(sch, block, spatial, reduce, target):
         return
-    sch.parallel(sch.fuse(*spatial) if len(spatial) > 1 else spatial[0])
+    parallel(sch, sch.fuse(*spatial) if len(spatial) > 1 else spatial[0])
     sch.decompose_reduction(block, reduce[0])
 
 
@@ -384,7 +385,7 @@ def _column_reduction(
     if rows >= _MIN_PARALLEL_ROWS or chunks is None:
         if not outer:
             outer = [sch.add_unit_loop(block)]
-        sch.parallel(sch.fuse(*outer) if len(outer) > 1 else outer[0])
+        parallel(sch, sch.fuse(*outer) if len(outer) > 1 else outer[0])
         _, lane = sch.split(spatial[-1], [None, lanes])
         sch.vectorize(lane)
         sch.decompose_reduction(block, reduce[0])
@@ -395,7 +396,7 @@ def _column_reduction(
     ploops = sch.get_loops(partial)
     n = len(outer)
     sch.reorder(ploops[n], *ploops[:n])
-    sch.parallel(sch.fuse(ploops[n], *ploops[:n]) if n else ploops[n])
+    parallel(sch, sch.fuse(ploops[n], *ploops[:n]) if n else ploops[n])
     _, lane = sch.split(ploops[-1], [None, lanes])
     sch.vectorize(lane)
     sch.decompose_reduction(partial, ploops[n + 1])
@@ -403,7 +404,7 @@ def _column_reduction(
     tloops = sch.get_loops(block)
     col, lane = sch.split(tloops[-1], [None, lanes])
     sch.reorder(*tloops[:n], col, tloops[n], lane)
-    sch.parallel(sch.fuse(*tloops[:n], col) if n else col)
+    parallel(sch, sch.fuse(*tloops[:n], col) if n else col)
     sch.vectorize(lane)
     sch.decompose_reduction(block, tloops[n])
     return True

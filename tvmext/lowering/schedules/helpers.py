@@ -8,11 +8,34 @@ not divide the vector width: it then parallelizes without vectorizing.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
+from collections.abc import Iterator
+
 import tvm
 from tvm import s_tir, sym, tirx
 from tvm.s_tir.schedule import LoopRV
 from tvm.s_tir.schedule import SBlockRV as BlockRV
 from tvm.sym.analyzer import Analyzer
+
+_SERIAL = contextvars.ContextVar("tvmext_serial_loops", default=False)
+
+
+@contextlib.contextmanager
+def serial_loops() -> Iterator[None]:
+    """Within it, :func:`parallel` leaves loops serial (a kernel too small for threads,
+    :mod:`tvmext.lowering.serial_small_kernels`)."""
+    token = _SERIAL.set(True)
+    try:
+        yield
+    finally:
+        _SERIAL.reset(token)
+
+
+def parallel(sch: s_tir.Schedule, loop: LoopRV) -> None:
+    """``sch.parallel(loop)``, unless within :func:`serial_loops`."""
+    if not _SERIAL.get():
+        sch.parallel(loop)
 
 
 def vector_lanes(target: tvm.target.Target, dtype: str) -> int:
@@ -56,17 +79,17 @@ def parallel_vectorized_flat(
         n_const, size = n_const + 1, size * extent
     if n_const == 0 and len(loops) > 1:
         rows = loops[:-1]
-        sch.parallel(sch.fuse(*rows) if len(rows) > 1 else rows[0])
+        parallel(sch, sch.fuse(*rows) if len(rows) > 1 else rows[0])
         return
     if n_const == 0 or size % lanes != 0 or (size == lanes and n_const == len(loops)):
-        sch.parallel(sch.fuse(*loops) if len(loops) > 1 else loops[0])
+        parallel(sch, sch.fuse(*loops) if len(loops) > 1 else loops[0])
         return
     outer, trailing = loops[: len(loops) - n_const], loops[len(loops) - n_const :]
     col = sch.fuse(*trailing) if len(trailing) > 1 else trailing[0]
     col_outer, lane = sch.split(col, [None, lanes])
     sch.vectorize(lane)
-    parallel = [*outer, col_outer]
-    sch.parallel(sch.fuse(*parallel) if len(parallel) > 1 else parallel[0])
+    rows = [*outer, col_outer]
+    parallel(sch, sch.fuse(*rows) if len(rows) > 1 else rows[0])
 
 
 def parallel_rows_vectorized_cols(
@@ -82,7 +105,7 @@ def parallel_rows_vectorized_cols(
     if not rows:
         rows = [sch.add_unit_loop(block)]
     row = sch.fuse(*rows) if len(rows) > 1 else rows[0]
-    sch.parallel(row)
+    parallel(sch, row)
     lanes = vector_lanes(target, str(sch.get(block).writes[0].source.dtype))
     extent = const_extent(sch, col)
     if extent is not None and extent % lanes == 0:
@@ -243,7 +266,7 @@ def tile_transpose(
     # `width` sequential streams, which the hardware prefetchers follow
     sch.reorder(*others, out_outer, in_outer, in_lane, out_tile)
     tile = sch.fuse(*others, out_outer, in_outer)
-    sch.parallel(tile)
+    parallel(sch, tile)
     _, out_lane = sch.split(out_tile, [None, lanes])
     sch.vectorize(out_lane)
     sch.compute_at(block, tile)

@@ -14,6 +14,8 @@ from __future__ import annotations
 from tvm import s_tir, te, tirx
 from tvm.script import tirx as T
 
+from tvmext.lowering.schedules.helpers import parallel
+
 _LANES = 8
 _BLOCK = "row_chunk_histogram"
 
@@ -80,6 +82,6 @@ def parallelize_histogram(sch: s_tir.Schedule) -> None:
     while pending:
         block = pending.pop()
         if sch.get(block).name_hint == _BLOCK:
-            sch.parallel(sch.get_loops(block)[-1])
+            parallel(sch, sch.get_loops(block)[-1])
         else:
             pending.extend(sch.get_child_blocks(block))

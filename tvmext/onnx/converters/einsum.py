@@ -60,15 +60,13 @@ def einsum(
     """A two-operand matrix-product Einsum as a matmul (see the module docstring)."""
     equation = attrs["equation"]
     plan = _plan(equation.decode() if isinstance(equation, bytes) else equation)
-    shapes = [static_shape(x) for x in inputs]
-    if plan is None or len(inputs) != 2 or shapes[0] is None or shapes[1] is None:
+    a_shape, b_shape = (static_shape(x) for x in inputs) if len(inputs) == 2 else (None, None)
+    if plan is None or a_shape is None or b_shape is None:
         return fallback()
     a, b, out, batch, rows, contracted, cols = plan
-    if any(shapes[0][a.index(i)] != shapes[1][b.index(i)] for i in batch + contracted):
+    if any(a_shape[a.index(i)] != b_shape[b.index(i)] for i in batch + contracted):
         return fallback()  # broadcast batch dims: TVM's einsum handles them
-    size = {
-        i: d for s, shape in zip((a, b), shapes, strict=True) for i, d in zip(s, shape, strict=True)
-    }
+    size = {**dict(zip(a, a_shape, strict=True)), **dict(zip(b, b_shape, strict=True))}
     dims = [size[i] for i in batch]
     m, k, n = (int(np.prod([size[i] for i in s], dtype=np.int64)) for s in (rows, contracted, cols))
     lhs = _arrange(bb, inputs[0], a, batch + rows + contracted)
