@@ -11,7 +11,7 @@ becomes ``bmm`` over the flattened batch the same way, and is unflattened too.
 
 Precondition: ``x``'s shape is the final shape with ``k`` for its last dim, and ``W``
 (and the bias, if any) has rank 2 (1). Runs in the ``prepare`` phase, before the
-targets' patterns.
+targets' rewrites (``tvmext.scale_after_matmul`` then sees the matmul).
 """
 
 from __future__ import annotations
@@ -100,7 +100,7 @@ def _unflatten_batched(
     return relax.op.matmul(a, b, out_dtype=matches[parts["matmul"]].attrs.out_dtype)
 
 
-@register_pass("tvmext.unflatten_matmul", phase="prepare", targets=("*",))
+@register_pass("tvmext.unflatten_matmul", phase="prepare", targets=("*",), priority=-5)
 def unflatten_matmul() -> tvm.transform.Pass:
     """Rewrite ``reshape(matmul(reshape(x, [m, k]), W) (+ b), shape)`` to ``matmul(x, W)
     (+ b)``, and ``reshape(matmul(reshape(a, [p, m, k]), reshape(b, [p, k, n])), shape)``

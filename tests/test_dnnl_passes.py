@@ -244,6 +244,8 @@ def test_dnnl_passes_run_only_for_the_dnnl_target_and_in_order():
     names = {p: [e.name for e in passes_for(p, "llvm", "dnnl")] for p in ("prepare", "layout")}
     assert names["prepare"] == [
         "tvmext.fold_pad_into_conv",
+        "tvmext.power_to_multiply",
+        "tvmext.unflatten_matmul",
         "tvmext.fold_batch_norm",
         "tvmext.gelu_erf",
         "tvmext.gelu_tanh",
@@ -264,7 +266,11 @@ def test_dnnl_passes_run_only_for_the_dnnl_target_and_in_order():
         "tvmext.fold_transpose_pairs",
         "tvmext.common_subexpressions",
     ]
-    assert [e.name for e in passes_for("prepare", "llvm")] == ["tvmext.fold_pad_into_conv"]
+    assert [e.name for e in passes_for("prepare", "llvm")] == [
+        "tvmext.fold_pad_into_conv",
+        "tvmext.power_to_multiply",
+        "tvmext.unflatten_matmul",
+    ]
 
 
 @pytest.mark.parametrize("gate_first", [False, True])

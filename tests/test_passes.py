@@ -135,10 +135,8 @@ def test_flattened_matmul_is_unflattened(bias, out_shape, reshapes, rng):
     r = rng.standard_normal(out_shape).astype("float32")
     want = _reference(mod, x, r)
     np.testing.assert_allclose(_reference(rewritten, x, r), want, rtol=1e-5, atol=1e-6)
-    for target in ("llvm", "dnnl, llvm"):
-        np.testing.assert_allclose(
-            tvmext.compile(mod, target).run(x, r)[0], want, rtol=1e-5, atol=1e-5
-        )
+    target = "dnnl, llvm" if bias else "llvm"  # each oneDNN compile builds C++
+    np.testing.assert_allclose(tvmext.compile(mod, target).run(x, r)[0], want, rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.parametrize(("exponent", "left"), [(2.0, 0), (3.0, 0), (0.5, 0), (4.0, 1)])
