@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 import tvm
-from tvm import relax, te
+from tvm import relax
 
 from tvmext.lowering.pipeline import build
 from tvmext.opdef.declaration import CustomOp
@@ -232,10 +232,9 @@ def _differentiable_inputs(
     floats = [i for i, a in enumerate(arrays) if np.issubdtype(a.dtype, np.floating)]
     if op.gradient_fn is None:  # native ops: the backward writes every input gradient
         return floats
-    inputs = [te.placeholder(a.shape, str(a.dtype)) for a in arrays]
-    rest = [te.placeholder(o.shape, str(o.dtype)) for o in outputs + outputs]
-    grads = op._call_gradient(inputs, rest, dict(attrs))
-    return [i for i in floats if grads[i] is not None]
+    shapes = [(a.shape, str(a.dtype)) for a in [*arrays, *outputs, *outputs]]
+    differentiated = op.differentiated_inputs(shapes, len(arrays), attrs)
+    return [i for i in floats if i in differentiated]
 
 
 def _check_gradient(

@@ -323,7 +323,7 @@ class CustomOp:
         shapes = [
             (_static_or_symbolic(self, v), v.ty.dtype) for v in [*inputs, *outputs, *out_grads]
         ]
-        wrt = self._wrt(shapes, len(inputs), bound, wanted)
+        wrt = self.differentiated_inputs(shapes, len(inputs), bound, wanted)
         partials: list[relax.Expr] = [relax.op.zeros_like(x) for x in inputs]
         if wrt:
             grad_call = self.gradient_op().call_relax(
@@ -351,7 +351,7 @@ class CustomOp:
         the declared gradient leaves out), computed eagerly by the gradient op."""
         bound = self.attr_spec.bind(attrs)
         shapes = [(a.shape, str(a.dtype)) for a in [*inputs, *outputs, *output_grads]]
-        wrt = self._wrt(shapes, len(inputs), bound, wanted)
+        wrt = self.differentiated_inputs(shapes, len(inputs), bound, wanted)
         grads: list[np.ndarray | None] = [None] * len(inputs)
         if wrt:
             args = [*inputs, *outputs, *output_grads]
@@ -360,12 +360,12 @@ class CustomOp:
                 grads[i] = value
         return grads
 
-    def _wrt(
+    def differentiated_inputs(
         self,
         shapes: Sequence[tuple[Any, str]],
         count: int,
         attrs: dict[str, Any],
-        wanted: Sequence[bool] | None,
+        wanted: Sequence[bool] | None = None,
     ) -> tuple[int, ...]:
         """The inputs (of the first ``count`` of ``shapes``: inputs, then outputs and
         their gradients) the declared gradient differentiates and ``wanted`` asks for,

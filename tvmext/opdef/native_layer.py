@@ -37,7 +37,6 @@ from tvm import relax
 
 from tvmext.errors import NativeBuildError, OpDefinitionError, ShapeError
 from tvmext.opdef.attrs import Attr, AttrSpec
-from tvmext.opdef.call_args import outputs_and_grads
 from tvmext.opdef.declaration import OPS, CustomOp, find_op, install
 from tvmext.opdef.eager_runner import run_eagerly
 from tvmext.opdef.native_build import (
@@ -209,17 +208,6 @@ class NativeOp(CustomOp):
         if isinstance(out, relax.TupleType) and len(out.fields) == 1:
             return relax.Tuple([bb.emit(result)])
         return result
-
-    def call_gradient(
-        self,
-        orig_var: relax.Var,
-        orig_call: relax.Call,
-        output_grad: relax.Var,
-        ctx: relax.BlockBuilder,
-    ) -> list[relax.Expr]:
-        outputs, grads = outputs_and_grads(orig_var, output_grad, ctx)
-        attrs = self.attr_spec.decode(orig_call.attrs)
-        return self.gradient_calls(list(orig_call.args), outputs, grads, attrs, ctx)
 
     def gradient_calls(
         self,
