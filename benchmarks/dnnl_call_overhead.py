@@ -30,7 +30,8 @@ from onnx import TensorProto, helper, numpy_helper
 sys.path.insert(0, os.path.dirname(__file__))
 from timing import median_seconds
 
-from tvmext.target.dnnl.library import ROOT_VARIABLE, find_onednn
+from tvmext import environment
+from tvmext.target.dnnl.library import find_onednn
 
 WIDTH = 16
 LAYERS = (1, 4, 16, 32)
@@ -91,9 +92,9 @@ def in_child(root: str, threads: int) -> tuple[str, list[float]]:
     """``"dnnl, llvm"`` with the oneDNN under ``root`` (``default``: the environment's),
     measured in a child process, since a process loads one libdnnl.so; (label, times)."""
     env = dict(os.environ)
-    env.pop(ROOT_VARIABLE, None)
+    env.pop(environment.ONEDNN_ROOT.name, None)
     if root != "default":
-        env[ROOT_VARIABLE] = root
+        env[environment.ONEDNN_ROOT.name] = root
     child = subprocess.run(
         [sys.executable, __file__, "--threads", str(threads), "--child"],
         env=env, capture_output=True, text=True, check=True, timeout=600,

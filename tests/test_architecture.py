@@ -18,7 +18,8 @@ FOLDERS = {"tvmext": "tvmext", "passes": "tvmext.passes", "target": "tvmext.targ
 LAYERS: list[tuple[str, str]] = [
     (
         "base",
-        r"tvmext\.(errors|registry|dims|atomic_file|runtime\.(cpu_threads|zero_copy|tvm_log))$",
+        r"tvmext\.(errors|registry|dims|atomic_file|environment"
+        r"|runtime\.(cpu_threads|zero_copy|tvm_log))$",
     ),
     (
         "registries",

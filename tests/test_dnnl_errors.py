@@ -12,6 +12,7 @@ from onnx_models import save
 from tvm import relax
 
 import tvmext
+from tvmext import environment
 from tvmext.target.dnnl import codegen, library
 
 pytestmark = pytest.mark.library
@@ -87,7 +88,7 @@ def test_failed_codegen_leaves_no_artifact_from_the_cli(monkeypatch, tmp_path):
 
 def test_missing_onednn_says_how_to_install_it(rng, monkeypatch, tmp_path):
     library.find_onednn.cache_clear()
-    monkeypatch.delenv(library.ROOT_VARIABLE, raising=False)
+    monkeypatch.delenv(environment.ONEDNN_ROOT.name, raising=False)
     monkeypatch.setattr(sys, "prefix", str(tmp_path))
     monkeypatch.setattr(sys, "base_prefix", str(tmp_path))
     try:
@@ -104,10 +105,10 @@ def test_missing_onednn_says_how_to_install_it(rng, monkeypatch, tmp_path):
 def test_onednn_root_variable_chooses_the_install(monkeypatch, tmp_path):
     library.find_onednn.cache_clear()
     try:
-        monkeypatch.setenv(library.ROOT_VARIABLE, str(tmp_path))
+        monkeypatch.setenv(environment.ONEDNN_ROOT.name, str(tmp_path))
         with pytest.raises(tvmext.CompileError, match=rf"libdnnl\.so in {tmp_path}/include"):
             library.find_onednn()
-        monkeypatch.setenv(library.ROOT_VARIABLE, sys.prefix)
+        monkeypatch.setenv(environment.ONEDNN_ROOT.name, sys.prefix)
         library.find_onednn.cache_clear()
         found = library.find_onednn()
         assert found.lib_dir == f"{sys.prefix}/lib"

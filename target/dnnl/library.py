@@ -25,6 +25,7 @@ import re
 import sys
 from dataclasses import dataclass
 
+from tvmext import environment
 from tvmext.errors import CompileError
 
 _INSTALL = "pip install onednn-cpu-gomp==2023.2.0 onednn-devel-cpu-gomp==2023.2.0"
@@ -111,14 +112,11 @@ def isa_name(isa: int) -> str:
     return next((name for name in CPU_ISAS if isa_includes(isa, name)), "no vector ISA")
 
 
-ROOT_VARIABLE = "TVMEXT_ONEDNN_ROOT"
-
-
 @functools.cache
 def find_onednn() -> OneDnn:
     """The oneDNN under ``$TVMEXT_ONEDNN_ROOT`` if set, else the one installed beside this
     Python; a CompileError says how to get it."""
-    chosen = os.environ.get(ROOT_VARIABLE)
+    chosen = environment.ONEDNN_ROOT.get()
     prefixes = (chosen,) if chosen else (sys.prefix, sys.base_prefix)
     for prefix in dict.fromkeys(prefixes):
         include = os.path.join(prefix, "include")

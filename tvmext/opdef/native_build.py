@@ -18,6 +18,7 @@ import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from tvmext import environment
 from tvmext.errors import NativeBuildError
 
 INCLUDE_DIR = os.path.join(os.path.dirname(__file__), "include")
@@ -30,10 +31,7 @@ _CUDA_FLAGS = ("-std=c++17", "-O3", "-Xcompiler", "-fPIC")
 
 def cache_dir() -> str:
     """The folder holding built objects: ``$TVMEXT_CACHE_DIR`` or ``~/.cache/tvmext``."""
-    root = os.environ.get("TVMEXT_CACHE_DIR") or os.path.join(
-        os.path.expanduser("~"), ".cache", "tvmext"
-    )
-    return os.path.join(root, "native")
+    return os.path.join(environment.cache_root(), "native")
 
 
 @functools.cache
@@ -78,7 +76,7 @@ class BuildFlags:
 
 def cxx_compiler() -> str:
     """The C++ compiler native code is built with: ``$CXX``, else ``g++``."""
-    return os.environ.get("CXX", "g++")
+    return environment.CXX.value()
 
 
 def _compiler_for(source: str) -> tuple[str, tuple[str, ...]]:

@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import os
 
+from tvmext import environment
+
 
 def physical_cores() -> int:
     """Distinct (package, core) pairs among the CPUs this process may run on."""
@@ -43,6 +45,6 @@ def physical_cores() -> int:
 def configure_thread_pool() -> None:
     """Set ``TVM_NUM_THREADS`` to :func:`physical_cores` and ``TVM_BIND_THREADS`` to 0,
     each unless it is already set."""
-    if "TVM_NUM_THREADS" not in os.environ:  # the sysfs scan only when it is needed
-        os.environ["TVM_NUM_THREADS"] = str(physical_cores())
-    os.environ.setdefault("TVM_BIND_THREADS", "0")
+    if not environment.TVM_NUM_THREADS.is_set():  # the sysfs scan only when it is needed
+        environment.TVM_NUM_THREADS.set_unless_set(str(physical_cores()))
+    environment.TVM_BIND_THREADS.set_unless_set("0")
