@@ -94,3 +94,34 @@ def test_constant_gather_index_out_of_range_is_a_compile_error():
         r"axis 0 of input 0 \(size 5\); expected indices in \[-5, 5\)",
     ):
         tvmext.compile(model)
+
+
+@pytest.mark.parametrize(
+    ("node", "shapes", "expected"),
+    [
+        # A converter's own check: the message is the node's, not a Python exception's.
+        (
+            helper.make_node("LpNormalization", ["x"], ["y"], p=3, name="lpn"),
+            ([2, 3], [2, 3]),
+            "node 'lpn' (ai.onnx::LpNormalization): attribute p is 3; expected 1 or 2",
+        ),
+        (
+            helper.make_node("Resize", ["x", "", "s"], ["y"], mode="bogus", name="up"),
+            ([1, 1, 2, 3], [1, 1, 4, 6]),
+            "node 'up' (ai.onnx::Resize): mode 'bogus' is not one of",
+        ),
+    ],
+)
+def test_converter_errors_name_the_node(node, shapes, expected):
+    scales = numpy_helper.from_array(np.array([1, 1, 2, 2], np.float32), "s")
+    graph = helper.make_graph(
+        [node],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, shapes[0])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, shapes[1])],
+        initializer=[scales] if node.op_type == "Resize" else [],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    with pytest.raises(tvmext.ModelError) as caught:
+        tvmext.compile(model, "llvm")
+    assert str(caught.value).startswith(expected), str(caught.value)

@@ -175,9 +175,9 @@ class _Importer(onnx_frontend.ONNXGraphImporter):
             return super()._convert_operator(op_name, inputs, attrs, opset)
         try:
             return self._convert_node(entry, op_name, inputs, attrs, opset)
-        except ModelError:
-            raise
         except TvmextError as err:
+            if isinstance(err, ModelError) and str(err).startswith("node "):
+                raise  # named by the node itself or by one of its subgraph's nodes
             raise ModelError(f"{entry.label}: {err}") from err
         except Exception as err:
             raise ModelError(f"{entry.label}: {type(err).__name__}: {_tvm_message(err)}") from err

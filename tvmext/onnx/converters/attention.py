@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 from tvm import relax
 
+from tvmext.errors import ModelError
 from tvmext.onnx.converters.helpers import const, matmul_float32_accumulated, static_shape
 from tvmext.onnx.registry import register_converter
 
@@ -61,7 +62,7 @@ def _attention_bias(
     if mask is not None:
         mask_shape = static_shape(mask)
         if mask_shape is None:
-            raise ValueError("Attention: attn_mask needs a static shape")
+            raise ModelError("input 3 (attn_mask) has an unknown shape; expected a static one")
         pad = kv_len - mask_shape[-1]
         is_bool = str(mask.ty.dtype) == "bool"
         if pad > 0:
@@ -121,7 +122,7 @@ def attention(
         v = _to_heads(v, attrs["kv_num_heads"])
     q_shape = static_shape(bb.normalize(q))
     if q_shape is None:
-        raise ValueError("Attention: inputs need static shapes")
+        raise ModelError("input 0 (Q) has an unknown shape; expected a static one")
     present_key = op.concat([past_key, k], axis=2) if past_key is not None else k
     present_value = op.concat([past_value, v], axis=2) if past_value is not None else v
     present_key, present_value = bb.emit(present_key), bb.emit(present_value)

@@ -142,7 +142,7 @@ def bitcast(
     source = np.dtype(str(x.ty.dtype))
     target = tensor_dtype_to_np_dtype(attrs["to"])
     if source.itemsize != target.itemsize:
-        raise ValueError(
+        raise ModelError(
             f"BitCast from {source} to {target}: the types must have the same bit width"
         )
     if source == target:

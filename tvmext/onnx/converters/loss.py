@@ -8,6 +8,7 @@ from typing import Any
 
 from tvm import relax
 
+from tvmext.errors import ModelError
 from tvmext.onnx.registry import register_converter
 
 
@@ -42,7 +43,7 @@ def _nll(
     if reduction == "sum":
         return total
     if reduction != "mean":
-        raise ValueError(f"reduction must be none, sum or mean, got {reduction!r}")
+        raise ModelError(f"attribute reduction is {reduction!r}; expected none, sum or mean")
     count = op.sum(scale) if scale is not None else None
     if count is None:
         n = 1

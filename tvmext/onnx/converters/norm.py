@@ -9,7 +9,7 @@ import numpy as np
 from onnx.helper import tensor_dtype_to_np_dtype
 from tvm import relax
 
-from tvmext.errors import ShapeError
+from tvmext.errors import ModelError, ShapeError
 from tvmext.onnx.converters.helpers import const, static_shape
 from tvmext.onnx.registry import register_converter
 
@@ -30,7 +30,9 @@ def layer_normalization(
     bias = inputs[2] if len(inputs) > 2 else None
     shape = static_shape(data)
     if shape is None:
-        raise ValueError("LayerNormalization with Mean/InvStdDev outputs needs a static rank")
+        raise ModelError(
+            "input 0 (X) has an unknown shape; outputs Mean and InvStdDev need a static one"
+        )
     rank, dtype = len(shape), str(data.ty.dtype)
     axis = attrs.get("axis", -1) % rank
     axes = list(range(axis, rank))
@@ -64,7 +66,7 @@ def lp_normalization(
     elif p == 2:
         norm = op.sqrt(op.sum(op.multiply(x, x), axis, keepdims=True))
     else:
-        raise ValueError(f"LpNormalization: p must be 1 or 2, got {p}")
+        raise ModelError(f"attribute p is {p}; expected 1 or 2")
     zero = const(np.array(0, dtype=str(x.ty.dtype)))
     one = const(np.array(1, dtype=str(x.ty.dtype)))
     return op.divide(x, op.where(op.equal(norm, zero), one, norm))  # 0 / 0 is 0

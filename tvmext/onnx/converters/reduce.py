@@ -17,6 +17,7 @@ import numpy as np
 import tvm
 from tvm import relax
 
+from tvmext.errors import ModelError
 from tvmext.onnx.converters.helpers import const, runtime_shape, static_shape
 from tvmext.onnx.registry import register_converter
 
@@ -90,7 +91,7 @@ def _reduce(
     op = relax.op
     shape = static_shape(data)
     if shape is None:
-        raise ValueError(f"{op_type} with runtime axes needs an input of static shape")
+        raise ModelError("input 0 (data) has an unknown shape; runtime axes need a static one")
     rank, dtype = len(shape), str(data.ty.dtype)
     prepare, reduce_axis, finish, _ = _REDUCTIONS[op_type]
     flags = _reduced_flags(bb, axes, rank)
@@ -126,7 +127,7 @@ def _reduce_all(
     """An empty runtime ``axes`` (its length is static) without noop: every axis."""
     shape = static_shape(data)
     if shape is None:
-        raise ValueError(f"{op_type} with runtime axes needs an input of static shape")
+        raise ModelError("input 0 (data) has an unknown shape; runtime axes need a static one")
     dtype = str(data.ty.dtype)
     out_shape = [1] * len(shape) if keepdims else []
     if 0 in shape:
@@ -156,7 +157,7 @@ def _convert(op_type: str) -> Callable[..., relax.Expr]:
             return _REDUCTIONS[op_type][1](inputs[0], reduce_axes, bool(attrs.get("keepdims", 1)))
         axes_shape = static_shape(axes)
         if axes_shape is None:
-            raise ValueError(f"{op_type}: the axes input needs a static length")
+            raise ModelError("input 1 (axes) has an unknown length; expected a static one")
         data = inputs[0]
         keepdims = bool(attrs.get("keepdims", 1))
         if axes_shape[0] == 0:
