@@ -12,7 +12,7 @@ from conftest import main_module
 from tvm import relax
 
 import tvmext
-from tvmext.target.dnnl import DnnlTarget, patterns
+from tvmext.target.dnnl import DnnlTarget, primitives
 
 pytestmark = pytest.mark.library
 
@@ -319,7 +319,7 @@ def test_float64_is_rejected_with_a_reason(rng):
 
 
 def test_table_rows_are_longest_chain_first_and_each_has_a_root():
-    rows = patterns.pattern_table()
+    rows = primitives.pattern_table()
     names = [r.name for r in rows]
     assert names[:2] == ["dnnl.conv2d_int8", "dnnl.dense_int8"]
     for position, conv in enumerate(("conv1d", "conv2d", "conv3d")):

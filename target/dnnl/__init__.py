@@ -6,9 +6,11 @@ scales fused as post-ops, and integer convolutions and dense layers as int8 prim
 the rest stays on TVM.
 See ``tutorials/05_hardware_target.ipynb``.
 
-Parts: :mod:`.patterns` (the table and its checks), :mod:`.layouts` (Relax tensors as
-oneDNN descriptors), :mod:`.codegen` (C++ per composite), ``runtime/`` (the oneDNN
-calls), :mod:`.library` (finding oneDNN), ``passes/`` (its graph passes: BatchNorm
+Parts: :mod:`.primitives` (one row per oneDNN primitive, and the pattern table derived
+from them), :mod:`.patterns` (the rows' patterns and checks), :mod:`.emitters` (the C++
+that builds each primitive), :mod:`.layouts` (Relax tensors as oneDNN descriptors),
+:mod:`.codegen` (C++ per composite, compiled), ``runtime/`` (the oneDNN calls),
+:mod:`.library` (finding oneDNN), ``passes/`` (its graph passes: BatchNorm
 folding, GELU from erf, NHWC layout, clip before transposes, constant folding of weight
 layouts, operand order for residual post-ops, one widened operand per integer product;
 registered for target ``"dnnl"`` when this package loads). oneDNN's CPU engine runs on
@@ -23,7 +25,7 @@ from typing import Any
 
 from tvm import relax
 
-from tvmext.target.dnnl import codegen, library, passes, patterns
+from tvmext.target.dnnl import codegen, library, passes, primitives
 from tvmext.target.dnnl.library import find_onednn
 from tvmext.target.external import register_target
 from tvmext.target.pattern import PatternRow, PatternTarget
@@ -35,8 +37,8 @@ class DnnlTarget(PatternTarget):
     name = "dnnl"
 
     def pattern_table(self) -> Sequence[PatternRow]:
-        """See :mod:`.patterns`."""
-        return patterns.pattern_table()
+        """See :mod:`.primitives`."""
+        return primitives.pattern_table()
 
     def codegen(self, functions: Sequence[relax.Function]) -> list[Any]:
         """See :mod:`.codegen`."""

@@ -225,3 +225,8 @@ def matmul_view(call: relax.Call, out_axes: Sequence[int] | None = None) -> View
     """A batched matmul's output, dims as they are; written permuted by ``out_axes``."""
     shape = _shape(call)
     return View(shape, out_strides=permuted_out(shape, out_axes) if out_axes else ())
+
+
+def binary_view(call: relax.Call) -> View:
+    """An add/multiply's output, dims as they are."""
+    return View(known_shape(call) or ())

@@ -1,36 +1,11 @@
-"""The oneDNN pattern table: which Relax ops (and post-op chains) run on oneDNN.
-
-Rows are data: a root op, the post-ops that may follow it, and a check that returns
-the reason a match is rejected. Post-ops are fused into the primitive (oneDNN
-``post_ops``): element-wise activations (ReLU, GELU, sigmoid, SiLU, clip) and binary
-add/multiply of a tensor broadcast to the output (bias, residual, scale). A chain of
-``n`` post-ops is its own row (``dnnl.conv2d_post2``), longest first, so that a
-rejected long chain falls back to a shorter one.
-
-A batched matmul also absorbs the ``reshape``/``permute_dims`` that split and merge
-attention heads: its inputs may be ``permute_dims(reshape(t))``, ``permute_dims(t)``
-or ``reshape(t)``, and its result (after the post-ops) may be written through
-``permute_dims`` (and a ``reshape``), all as strided oneDNN descriptors of the
-buffers underneath (rows ``dnnl.matmul_out_view_post<n>`` and
-``dnnl.matmul_in_view_post<n>``, tried before the plain ``dnnl.matmul_post<n>``).
-Any other ``permute_dims`` that moves data, of a model input or of a oneDNN result, is
-a oneDNN reorder (``dnnl.transpose``), and an add or multiply of two such tensors that
-no post-op absorbed (squeeze-excitation's ``[1,H,W,C] * [1,1,1,C]``, a residual sum) is
-a oneDNN binary (``dnnl.multiply``, ``dnnl.add``, with post-ops): one oneDNN call costs
-less here than a TVM kernel between oneDNN calls.
-
-Integer convolutions and dense layers (ONNX ConvInteger and MatMulInteger, and the
-integer rewrite of QDQ models) are ``conv2d``/``matmul`` with ``out_dtype="int32"`` of
-``astype(x, "int32") - zero_point`` by int32 weights: where ``x`` is uint8 or int8 and
-the constant weights hold int8 values, they run as oneDNN's int8 primitives
-(``dnnl.conv2d_int8``, ``dnnl.dense_int8``), the zero point subtracted by oneDNN and the
-int32 sum exact, as TVM's; the requantization after them stays on TVM.
+"""The pieces the rows of the oneDNN pattern table (:mod:`.primitives`) are made of:
+patterns (post-ops, matmul operands read through views, widened integer operands)
+and checks, each returning the reason a match is rejected (None to accept it).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import tvm
@@ -40,9 +15,7 @@ from tvm.relax.transform import PatternCheckContext
 
 from tvmext.target.dnnl import layouts
 from tvmext.target.dnnl.symbolic import computable, dimension_sources, is_static, known_shape
-from tvmext.target.pattern import PatternRow
 
-MAX_POST_OPS = 4
 INT8_TYPES = ("uint8", "int8")
 ACTIVATIONS = (
     "relax.nn.relu",
@@ -81,9 +54,10 @@ def _tensor_reason(call: relax.Call, what: str) -> str | None:
     return None
 
 
-def _float32(ctx: PatternCheckContext, root: relax.Call) -> str | None:
-    """The root op first (the same reason for every row that tries it), then post-ops;
-    then the symbolic dims, which the generated code computes from the inputs' shapes."""
+def float32_tensors(ctx: PatternCheckContext, root: relax.Call) -> str | None:
+    """Why the match's tensors are not float32 of known dims: the root op first (the same
+    reason for every row that tries it), then post-ops; then the symbolic dims, which the
+    generated code computes from the inputs' shapes."""
     reason = _tensor_reason(root, root.op.name.removeprefix("relax."))
     calls = {
         var: value for var, value in ctx.matched_bindings.items() if isinstance(value, relax.Call)
@@ -114,7 +88,7 @@ def _float32(ctx: PatternCheckContext, root: relax.Call) -> str | None:
     return None
 
 
-def _post_ops(ctx: PatternCheckContext, root: relax.Expr, view: layouts.View) -> str | None:
+def post_ops_reason(ctx: PatternCheckContext, root: relax.Expr, view: layouts.View) -> str | None:
     """Every binary post-op input must broadcast to the output in ``view``'s dims."""
     out = known_shape(root)
     for var, value in ctx.matched_bindings.items():
@@ -140,29 +114,13 @@ def _post_ops(ctx: PatternCheckContext, root: relax.Expr, view: layouts.View) ->
     return None
 
 
-@dataclass(frozen=True)
-class RootOp:
-    """A root op of the table: its pattern and what it needs besides fp32."""
-
-    name: str
-    pattern: Callable[[], DFPattern]
-    check: Callable[[relax.Call], str | None]
-    view: Callable[[relax.Call], layouts.View] | None
-    max_post_ops: int
-
-
-CONVOLUTIONS = ("relax.nn.conv1d", "relax.nn.conv2d", "relax.nn.conv3d")
-TRANSPOSED_CONVOLUTIONS = ("relax.nn.conv1d_transpose", "relax.nn.conv2d_transpose")
-POOLS = tuple(f"relax.nn.{kind}_pool{n}d" for kind in ("max", "avg") for n in (1, 2, 3))
-
-
 def _channel_layouts(rank: int) -> tuple[str, str]:
     """The layouts oneDNN reads without a reorder: channels first or last (NCHW, NHWC)."""
     spatial = layouts.spatial_axes(rank)
     return f"NC{spatial}", f"N{spatial}C"
 
 
-def _check_conv(call: relax.Call) -> str | None:
+def check_conv(call: relax.Call) -> str | None:
     attrs = call.attrs
     what = call.op.name.removeprefix("relax.nn.")
     rank = len(known_shape(call.args[0]) or ())
@@ -174,16 +132,25 @@ def _check_conv(call: relax.Call) -> str | None:
     weights = "OI" + layouts.spatial_axes(rank)
     if sorted(str(attrs.kernel_layout)) != sorted(weights):
         return f"{what} kernel layout {attrs.kernel_layout} is not a permutation of {weights}"
-    if call.op.name in TRANSPOSED_CONVOLUTIONS:
-        pads = [int(p) for p in attrs.padding]
-        trailing = pads[len(pads) // 2 :]
-        extra = [int(p) for p in attrs.output_padding]
-        if any(p < e for p, e in zip(trailing, extra, strict=True)):
-            return f"{what} with output_padding {extra} beyond its trailing padding {trailing}"
     return None
 
 
-def _check_dense(call: relax.Call) -> str | None:
+def check_conv_transpose(call: relax.Call) -> str | None:
+    """:func:`check_conv`, and an ``output_padding`` within the trailing pads (it takes
+    from them)."""
+    reason = check_conv(call)
+    if reason is not None:
+        return reason
+    pads = [int(p) for p in call.attrs.padding]
+    trailing = pads[len(pads) // 2 :]
+    extra = [int(p) for p in call.attrs.output_padding]
+    if any(p < e for p, e in zip(trailing, extra, strict=True)):
+        what = call.op.name.removeprefix("relax.nn.")
+        return f"{what} with output_padding {extra} beyond its trailing padding {trailing}"
+    return None
+
+
+def check_dense(call: relax.Call) -> str | None:
     a, b = (known_shape(x) for x in call.args)
     if a is None or b is None:
         return None  # reported by the dtype/shape check
@@ -192,7 +159,7 @@ def _check_dense(call: relax.Call) -> str | None:
     return None
 
 
-def _check_matmul(call: relax.Call) -> str | None:
+def check_matmul(call: relax.Call) -> str | None:
     a, b = (known_shape(x) for x in call.args)
     if a is None or b is None:
         return None
@@ -212,7 +179,7 @@ def _spatial_static(shapes: list[relax.Expr], layout: str) -> bool:
     return all(len(s) == len(layout) and is_static([s[i] for i in axes]) for s in known)
 
 
-def _check_pool(call: relax.Call) -> str | None:
+def check_pool(call: relax.Call) -> str | None:
     attrs = call.attrs
     wanted = _channel_layouts(len(known_shape(call.args[0]) or "NCW"))
     if str(attrs.layout) not in wanted or str(attrs.out_layout) != str(attrs.layout):
@@ -224,7 +191,7 @@ def _check_pool(call: relax.Call) -> str | None:
     return None
 
 
-def _check_layer_norm(call: relax.Call) -> str | None:
+def check_layer_norm(call: relax.Call) -> str | None:
     attrs = call.attrs
     rank = len(known_shape(call.args[0]) or ())
     axes = [int(a) % rank for a in attrs.axes] if rank else []
@@ -235,7 +202,7 @@ def _check_layer_norm(call: relax.Call) -> str | None:
     return None
 
 
-def _check_mean(call: relax.Call) -> str | None:
+def check_mean(call: relax.Call) -> str | None:
     rank = len(known_shape(call.args[0]) or ())
     axes = sorted(int(a) % rank for a in call.attrs.axis) if rank and call.attrs.axis else []
     if axes and axes != list(range(rank - len(axes), rank)) and not is_spatial_mean(call):
@@ -258,7 +225,7 @@ def is_spatial_mean(call: relax.Call) -> bool:
     )
 
 
-def _check_resize(call: relax.Call) -> str | None:
+def check_resize(call: relax.Call) -> str | None:
     """oneDNN resamples linearly with half-pixel centres (PyTorch's align_corners=False)
     and to the nearest pixel as PyTorch's "nearest" does at integer upscales."""
     attrs = call.attrs
@@ -286,11 +253,7 @@ def _check_resize(call: relax.Call) -> str | None:
     )
 
 
-def _accept(call: relax.Call) -> str | None:
-    return None
-
-
-def _check_transpose(call: relax.Call) -> str | None:
+def check_transpose(call: relax.Call) -> str | None:
     shape = known_shape(call.args[0]) or ()
     moved = [a for a in layouts.permute_axes(call) if shape[a] != 1]
     if moved == sorted(moved):
@@ -298,7 +261,7 @@ def _check_transpose(call: relax.Call) -> str | None:
     return None
 
 
-def _check_binary(call: relax.Call) -> str | None:
+def check_binary(call: relax.Call) -> str | None:
     out = known_shape(call)
     shapes = [known_shape(arg) for arg in call.args]
     if any(isinstance(arg, tvm.ir.expr.Constant) for arg in call.args):
@@ -311,74 +274,6 @@ def _check_binary(call: relax.Call) -> str | None:
             f"binary needs one of the output's shape {list(out)}"
         )
     return None
-
-
-def _binary(name: str) -> DFPattern:
-    return is_op(f"relax.{name}")(wildcard(), wildcard())
-
-
-def binary_view(call: relax.Call) -> layouts.View:
-    """An add/multiply's output, dims as they are."""
-    return layouts.View(known_shape(call) or ())
-
-
-def _conv_row(op: str) -> RootOp:
-    return RootOp(
-        op.removeprefix("relax.nn."),
-        lambda: is_op(op)(wildcard(), is_const()),
-        _check_conv,
-        layouts.conv_view,
-        MAX_POST_OPS,
-    )
-
-
-def _pool_row(op: str) -> RootOp:
-    return RootOp(op.removeprefix("relax.nn."), lambda: is_op(op)(wildcard()), _check_pool, None, 0)
-
-
-ROOTS = (
-    *(_conv_row(op) for op in (*CONVOLUTIONS, *TRANSPOSED_CONVOLUTIONS)),
-    RootOp(
-        "dense",
-        lambda: is_op("relax.matmul")(wildcard(), is_const()),
-        _check_dense,
-        layouts.dense_view,
-        MAX_POST_OPS,
-    ),
-    RootOp(
-        "matmul",
-        lambda: is_op("relax.matmul")(wildcard(), wildcard()),
-        _check_matmul,
-        layouts.matmul_view,
-        MAX_POST_OPS,
-    ),
-    *(_pool_row(op) for op in POOLS),
-    RootOp("mean", lambda: is_op("relax.mean")(wildcard()), _check_mean, None, 0),
-    RootOp(
-        "resize2d",
-        lambda: is_op("relax.image.resize2d")(wildcard(), wildcard()),
-        _check_resize,
-        None,
-        0,
-    ),
-    # over an axis but the last oneDNN 3.2 has only its reference kernel: the compile-time
-    # check of its implementation (codegen.refusal) keeps those on TVM
-    RootOp("softmax", lambda: is_op("relax.nn.softmax")(wildcard()), _accept, None, 0),
-    RootOp("log_softmax", lambda: is_op("relax.nn.log_softmax")(wildcard()), _accept, None, 0),
-    RootOp(
-        "layer_norm",
-        lambda: is_op("relax.nn.layer_norm")(wildcard(), wildcard(), wildcard()),
-        _check_layer_norm,
-        None,
-        0,
-    ),
-    # after the rows whose post-ops absorb adds and multiplies; an element-wise op next
-    # to a TVM op stays on TVM, which fuses it (see _tvm_neighbour)
-    RootOp("multiply", lambda: _binary("multiply"), _check_binary, binary_view, MAX_POST_OPS),
-    RootOp("add", lambda: _binary("add"), _check_binary, binary_view, MAX_POST_OPS),
-    # last: by then the rows above have grouped what oneDNN runs (see _tvm_neighbour)
-    RootOp("transpose", lambda: is_op("relax.permute_dims")(wildcard()), _check_transpose, None, 0),
-)
 
 
 def int8_operand() -> DFPattern:
@@ -422,9 +317,9 @@ def _dtype(expr: relax.Expr) -> str:
     return str(expr.ty.dtype) if isinstance(expr.ty, relax.TensorType) else "?"
 
 
-def _int8_reason(ctx: PatternCheckContext) -> str | None:
-    """Why an integer conv2d/matmul cannot be oneDNN's int8 primitive, if it cannot."""
-    call = ctx.annotated_expr["root"]
+def int8_tensors(ctx: PatternCheckContext, call: relax.Call) -> str | None:
+    """Why the tensors of an integer conv2d/matmul ``call`` are not those of oneDNN's int8
+    primitive, if they are not."""
     what = call.op.name.removeprefix("relax.")
     if str(call.attrs.out_dtype) != "int32":
         return f"integer {what} accumulates in {call.attrs.out_dtype}; oneDNN's sums into int32"
@@ -457,19 +352,7 @@ def _int8_reason(ctx: PatternCheckContext) -> str | None:
         known_shape(call) or (0, None)
     ):
         return f"integer {what} has a symbolic or unknown shape; it needs static shapes"
-    return _check_conv(call) if what == "nn.conv2d" else _check_dense(call)
-
-
-def _int8_row(name: str, op: str) -> PatternRow:
-    root = is_op(op)(int8_operand(), is_const())
-    return PatternRow(f"dnnl.{name}_int8", root, {"root": root}, _int8_reason)
-
-
-def _chain(root: DFPattern, n_post: int) -> DFPattern:
-    pattern = root
-    for _ in range(n_post):
-        pattern = post_op(pattern)
-    return pattern
+    return None
 
 
 def in_view() -> DFPattern:
@@ -506,7 +389,7 @@ def _permuted_post_ops(
     return None
 
 
-def _check_views(ctx: PatternCheckContext, call: relax.Call, in_views: bool) -> str | None:
+def views_reason(ctx: PatternCheckContext, call: relax.Call, in_views: bool) -> str | None:
     """Views must keep a unit stride in the last dim of the output and in one of the two
     innermost dims of each operand (else oneDNN runs its reference matmul); an in-view
     row needs a view to absorb."""
@@ -539,7 +422,7 @@ def _check_views(ctx: PatternCheckContext, call: relax.Call, in_views: bool) -> 
     return None
 
 
-def _tvm_neighbour(ctx: PatternCheckContext, call: relax.Call) -> str | None:
+def tvm_neighbour(ctx: PatternCheckContext, call: relax.Call) -> str | None:
     """Why a transpose or an element-wise add/multiply stays on TVM: an input comes from
     a TVM op, and TVM fuses it into that op's kernel; between oneDNN calls (or after a
     model input, before a oneDNN call) one more oneDNN call costs less than a TVM kernel,
@@ -549,58 +432,3 @@ def _tvm_neighbour(ctx: PatternCheckContext, call: relax.Call) -> str | None:
         if any(var.same_as(arg) for arg in call.args) and isinstance(op, tvm.ir.Op):
             return f"its input comes from the TVM op {op.name}, which TVM fuses it into"
     return None
-
-
-def _check(
-    root_op: RootOp, n_post: int, views: str = ""
-) -> Callable[[PatternCheckContext], str | None]:
-    def check(ctx: PatternCheckContext) -> str | None:
-        call = ctx.annotated_expr["root"]
-        reason = _float32(ctx, call) or root_op.check(call)
-        if reason is None and root_op.name in ("transpose", "multiply", "add"):
-            reason = _tvm_neighbour(ctx, call)
-        if reason is None and views:
-            reason = _check_views(ctx, call, in_views=views == "in")
-        if reason is None and root_op.view is not None and n_post:
-            reason = _post_ops(ctx, call, root_op.view(call))
-        return reason
-
-    return check
-
-
-def _row(root_op: RootOp, n_post: int) -> PatternRow:
-    root = root_op.pattern()
-    suffix = f"_post{n_post}" if n_post else ""
-    return PatternRow(
-        f"dnnl.{root_op.name}{suffix}", _chain(root, n_post), {"root": root},
-        _check(root_op, n_post),
-    )  # fmt: skip
-
-
-def _view_row(root_op: RootOp, n_post: int, views: str) -> PatternRow:
-    """A matmul row with views: ``"out"`` (the result written permuted, inputs maybe
-    views too) or ``"in"`` (at least one input a view)."""
-    root = is_op("relax.matmul")(in_view(), in_view())
-    pattern = _chain(root, n_post)
-    annotations = {"root": root}
-    if views == "out":
-        permuted = is_op("relax.permute_dims")(pattern)
-        annotations["out"] = permuted
-        pattern = is_op("relax.reshape")(permuted, wildcard()) | permuted
-    suffix = f"_post{n_post}" if n_post else ""
-    return PatternRow(
-        f"dnnl.{root_op.name}_{views}_view{suffix}", pattern, annotations,
-        _check(root_op, n_post, views),
-    )  # fmt: skip
-
-
-def pattern_table() -> list[PatternRow]:
-    """All rows: the integer products, then per root op the longest post-op chain first
-    (matmul: views first)."""
-    rows = [_int8_row("conv2d", "relax.nn.conv2d"), _int8_row("dense", "relax.matmul")]
-    for r in ROOTS:
-        if r.name == "matmul":
-            for views in ("out", "in"):
-                rows += [_view_row(r, n, views) for n in range(r.max_post_ops, -1, -1)]
-        rows += [_row(r, n) for n in range(r.max_post_ops, -1, -1)]
-    return rows
