@@ -177,8 +177,8 @@ def test_help_does_not_import_tvm():
 
 def test_tune_writes_records_that_compile_uses(tmp_path):
     path = save(mlp(d_in=64, d_hidden=128), tmp_path, "mlp.onnx")
-    done = cli("tune", path, "--input-shapes", "x:[16,64]", "--trials", "4", "-o", "rec.json",
-               cwd=tmp_path)  # fmt: skip
+    done = cli("tune", path, "--input-shapes", "x:[16,64]", "--trials", "4", "--timeout", "20",
+               "-o", "rec.json", cwd=tmp_path)  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert "tuning" in done.stderr and "trial" in done.stderr  # the progress bar
     assert "4 trials (0 failed)" in done.stdout and "best" in done.stdout

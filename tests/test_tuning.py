@@ -19,6 +19,9 @@ from tvmext.target.spec import parse_target
 from tvmext.tuning.tasks import tuning_tasks
 
 TRIALS = 8  # half a measured batch: the tests check records, not speed
+# Small candidates build and run in a second; a hang inside TVM then fails the test
+# within a few minutes instead of the default bound's 18.
+TIMEOUT_S = 20
 
 
 def _fused(model):
@@ -36,7 +39,8 @@ def tuned(tmp_path_factory):
     path = str(tmp_path_factory.mktemp("tuned") / "records.json")
     model = _cnn()
     events = []
-    result = tvmext.tune(model, records=path, trials=TRIALS, progress=events.append)
+    result = tvmext.tune(model, records=path, trials=TRIALS, progress=events.append,
+                         timeout_s=TIMEOUT_S)  # fmt: skip
     return model, path, result, events
 
 
@@ -114,12 +118,15 @@ def test_a_crash_keeps_what_was_measured_and_tuning_again_resumes_from_it(tmp_pa
                 os.kill(int(pid), signal.SIGSEGV)
 
     with pytest.raises(tvmext.TuningError) as err:
-        tvmext.tune(_cnn(), records=str(path), trials=4 * TRIALS, progress=crash_worker)
+        tvmext.tune(
+            _cnn(), records=str(path), trials=4 * TRIALS, progress=crash_worker,
+            timeout_s=TIMEOUT_S,
+        )  # fmt: skip
     message = str(err.value)
     assert "crashed (SIGSEGV, inside TVM)" in message and "resumes" in message
     before = TuningRecords.load(str(path))
     assert len(before.records) >= TRIALS
-    result = tvmext.tune(_cnn(), records=str(path), trials=TRIALS)
+    result = tvmext.tune(_cnn(), records=str(path), trials=TRIALS, timeout_s=TIMEOUT_S)
     after = TuningRecords.load(str(path))
     assert len(after.records) == len(before.records) + TRIALS
     assert after.records[: len(before.records)] == before.records
@@ -140,6 +147,11 @@ def _cmdline(pid: str) -> bytes:
             return f.read()
     except OSError:
         return b""
+
+
+def test_timeout_must_be_positive(tmp_path):
+    with pytest.raises(tvmext.TuningError, match="--timeout must be positive, got 0 s"):
+        tvmext.tune(_cnn(), records=str(tmp_path / "r.json"), trials=1, timeout_s=0)
 
 
 def test_bad_records_file(tmp_path):

@@ -50,7 +50,7 @@ def test_two_servers_tune_a_cnn_and_one_killed_mid_run_does_not_stop_it(pool, tm
     model = resnet_cnn(size=16, width=8)
     records = str(tmp_path / "records.json")
     result = tvmext.tune(model, records=records, trials=32, rpc=p.tracker,
-                         progress=kill_second_server)  # fmt: skip
+                         progress=kill_second_server, timeout_s=20)  # fmt: skip
     assert killed and killed[0] < 32 and result.trials == 32
     assert result.failed < result.trials
     assert server_count(p.tracker) == 1  # the tracker dropped the dead one

@@ -7,7 +7,7 @@
                          [--emit-app DIR]           (DIR/run runs it without Python)
     tvmext run ARTIFACT [--inputs in.npz] [--params w.npz] [--outputs out.npz]
                         [--print-time] [--print-top K] [--report]
-    tvmext tune MODEL [--target T] [--trials N] -o records.json
+    tvmext tune MODEL [--target T] [--trials N] [--timeout S] -o records.json
                       [--rpc-tracker HOST:PORT --rpc-key KEY]
     tvmext rpc-server --tracker HOST:PORT --key KEY [--host 127.0.0.1] [--port P]
     tvmext ops [--plugin P ...]
@@ -194,6 +194,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--output",
         required=True,
         help="records file (.json); an existing one is resumed from and extended",
+    )
+    tune_cmd.add_argument(
+        "--timeout",
+        type=_positive,
+        default=60,
+        metavar="S",
+        help="seconds a candidate may take to build, and to run (default 60)",
     )
     tune_cmd.add_argument(
         "--rpc-tracker",
@@ -406,6 +413,7 @@ def _tune(args: argparse.Namespace) -> None:
             rpc=rpc,
             input_shapes=args.input_shapes,
             progress=progress,
+            timeout_s=args.timeout,
         )
     finally:
         bar.close()

@@ -50,7 +50,12 @@ from tvmext.target.host_default import default_target
 from tvmext.target.report import everything_on_tvm
 from tvmext.target.spec import TargetSpec, parse_target
 from tvmext.tuning.rpc import RpcTracker, remote_cpu, require_servers
-from tvmext.tuning.session import TuningProgress, TuningResult, tune_tasks
+from tvmext.tuning.session import (
+    CANDIDATE_TIMEOUT_S,
+    TuningProgress,
+    TuningResult,
+    tune_tasks,
+)
 from tvmext.tuning.tasks import tuning_tasks
 
 
@@ -526,12 +531,15 @@ def tune(
     plugins: Iterable[str] = (),
     rpc: RpcTracker | None = None,
     progress: Callable[[TuningProgress], None] | None = None,
+    timeout_s: float = CANDIDATE_TIMEOUT_S,
     options: CompileOptions | None = None,
     **option_values: Any,
 ) -> TuningResult:
     """Tune ``model``'s PrimFuncs for ``target`` with MetaSchedule: ``trials`` more
     candidates in all, kept in the records file ``records`` (tuning again with the same
-    file resumes; pass it to ``compile(..., tuning_records=records)``).
+    file resumes; pass it to ``compile(..., tuning_records=records)``). A candidate may
+    take ``timeout_s`` seconds to build and as long to run (else it counts as failed);
+    tuning stops with a :class:`TuningError` when a batch outlasts that bound.
 
     The model goes through the compile pipeline up to its ``fuse`` stage, so the tasks
     are the functions ``compile`` gives the default schedule (not custom ops' own
@@ -561,6 +569,7 @@ def tune(
         records,
         rpc=rpc,
         progress=progress,
+        timeout_s=timeout_s,
     )
 
 

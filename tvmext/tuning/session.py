@@ -30,8 +30,8 @@ from tvmext.tuning.worker import BASELINES_FILE
 
 # Candidates per measured batch (MetaSchedule's num_trials_per_iter).
 TRIALS_PER_BATCH = 16
-BUILD_TIMEOUT_S = 60.0
-RUN_TIMEOUT_S = 60.0
+# The longest one candidate may take to build, and again to run (tvmc's --timeout).
+CANDIDATE_TIMEOUT_S = 60.0
 EXIT_TIMEOUT_S = 60.0
 
 
@@ -72,10 +72,10 @@ def _existing(path: str, target: str) -> TuningRecords:
     return records
 
 
-def _stall_limit(servers: int) -> float:
+def _stall_limit(servers: int, timeout_s: float) -> float:
     """The longest a batch can take: every candidate built and run to its timeout."""
     workers = max(1, min(len(os.sched_getaffinity(0)), servers))
-    return 120.0 + TRIALS_PER_BATCH * (BUILD_TIMEOUT_S + RUN_TIMEOUT_S) / workers
+    return 120.0 + TRIALS_PER_BATCH * 2 * timeout_s / workers
 
 
 def _baselines(work: str, tasks: Sequence[TuningTask]) -> dict[str, float]:
@@ -104,10 +104,13 @@ def tune_tasks(
     rpc: RpcTracker | None = None,
     progress: Callable[[TuningProgress], None] | None = None,
     seed: int = 0,
+    timeout_s: float = CANDIDATE_TIMEOUT_S,
 ) -> TuningResult:
     """Tune ``tasks`` for ``target`` with ``trials`` more candidates in all, measured
     here or on the servers of ``rpc``; the records file ``records_path`` is read first
-    (resuming) and written after, atomically."""
+    (resuming) and written after, atomically. A candidate may take ``timeout_s`` to
+    build and as long to run; a batch that takes longer than all of its candidates
+    could stops tuning with an error (a hang inside TVM)."""
     if not tasks:
         raise TuningError(
             "nothing to tune: the model has no PrimFunc with fixed shapes "
@@ -115,6 +118,8 @@ def tune_tasks(
         )
     if trials < 1:
         raise TuningError(f"--trials must be at least 1, got {trials}")
+    if timeout_s <= 0:
+        raise TuningError(f"--timeout must be positive, got {timeout_s:g} s")
     target_text = str(target)
     records = _existing(records_path, target_text)
     servers = require_servers(rpc) if rpc is not None else 1
@@ -136,8 +141,8 @@ def tune_tasks(
             "trials": trials,
             "trials_per_iter": TRIALS_PER_BATCH,
             "build_workers": len(os.sched_getaffinity(0)),
-            "build_timeout": BUILD_TIMEOUT_S,
-            "run_timeout": RUN_TIMEOUT_S,
+            "build_timeout": timeout_s,
+            "run_timeout": timeout_s,
             "seed": seed,
             "rpc": None
             if rpc is None
@@ -155,7 +160,8 @@ def tune_tasks(
         log_path = os.path.join(work, "tuning.log")
         last = TuningProgress(0, trials, "")
         try:
-            returncode = _run_child(job_path, log_path, _stall_limit(servers), last, progress)
+            stall_limit = _stall_limit(servers, timeout_s)
+            returncode = _run_child(job_path, log_path, stall_limit, last, progress)
         finally:
             # Whatever was measured is kept, also when the child failed.
             measured = TuningRecords.from_database(work, target_text)
