@@ -17,7 +17,7 @@ from tvm import relax
 from tvmext.pass_registry import register_pass
 
 
-@register_pass("tvmext.common_subexpressions", phase="layout", targets=("*",), priority=7)
+@register_pass("tvmext.common_subexpressions", targets=("*",))
 def common_subexpressions() -> tvm.transform.Pass:
     """Relax's EliminateCommonSubexpr."""
     return relax.transform.EliminateCommonSubexpr()

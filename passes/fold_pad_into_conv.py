@@ -68,7 +68,7 @@ def _fold(expr: relax.Expr, matches: dict[DFPattern, relax.Expr], parts: dict[st
     )
 
 
-@register_pass("tvmext.fold_pad_into_conv", phase="prepare", targets=("*",), priority=-10)
+@register_pass("tvmext.fold_pad_into_conv", targets=("*",))
 def fold_pad_into_conv() -> tvm.transform.Pass:
     """Rewrite ``conv2d(nn.pad(x, spatial widths, 0), W)`` to ``conv2d(x, W)`` with the
     widths added to the convolution's padding."""

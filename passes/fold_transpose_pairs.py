@@ -40,7 +40,7 @@ def _fold(expr: relax.Expr, matches: dict[DFPattern, relax.Expr], parts: dict[st
     return relax.op.permute_dims(inner.args[0], axes)
 
 
-@register_pass("tvmext.fold_transpose_pairs", phase="layout", targets=("*",), priority=6)
+@register_pass("tvmext.fold_transpose_pairs", targets=("*",))
 def fold_transpose_pairs() -> tvm.transform.Pass:
     """Rewrite ``permute_dims(permute_dims(x, a), b)`` to one ``permute_dims`` (or ``x``)."""
     parts, pattern = _patterns()

@@ -42,7 +42,7 @@ def _rewrite(expr: relax.Expr, matches: dict[DFPattern, relax.Expr], parts: dict
     return expr
 
 
-@register_pass("tvmext.power_to_multiply", phase="prepare", targets=("*",), priority=-5)
+@register_pass("tvmext.power_to_multiply", targets=("*",))
 def power_to_multiply() -> tvm.transform.Pass:
     """Rewrite ``power(x, c)`` for a scalar constant ``c`` of 2, 3 or 0.5."""
     parts, pattern = _patterns()

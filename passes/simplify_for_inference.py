@@ -13,9 +13,7 @@ from tvm import relax
 from tvmext.pass_registry import register_pass
 
 
-@register_pass(
-    "tvmext.simplify_for_inference", phase="optimize", targets=("*",), inference_only=True
-)
+@register_pass("tvmext.simplify_for_inference", targets=("*",), inference_only=True)
 def simplify_for_inference() -> tvm.transform.Pass:
     """DecomposeOpsForInference, CanonicalizeBindings."""
     return tvm.transform.Sequential(

@@ -100,7 +100,7 @@ def _unflatten_batched(
     return relax.op.matmul(a, b, out_dtype=matches[parts["matmul"]].attrs.out_dtype)
 
 
-@register_pass("tvmext.unflatten_matmul", phase="prepare", targets=("*",), priority=-5)
+@register_pass("tvmext.unflatten_matmul", targets=("*",))
 def unflatten_matmul() -> tvm.transform.Pass:
     """Rewrite ``reshape(matmul(reshape(x, [m, k]), W) (+ b), shape)`` to ``matmul(x, W)
     (+ b)``, and ``reshape(matmul(reshape(a, [p, m, k]), reshape(b, [p, k, n])), shape)``

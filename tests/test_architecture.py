@@ -18,7 +18,7 @@ FOLDERS = {"tvmext": "tvmext", "passes": "tvmext.passes", "target": "tvmext.targ
 LAYERS: list[tuple[str, str]] = [
     (
         "base",
-        r"tvmext\.(errors|registry|dims|atomic_file|environment"
+        r"tvmext\.(errors|registry|dims|atomic_file|environment|pass_order"
         r"|runtime\.(cpu_threads|zero_copy|tvm_log))$",
     ),
     (

@@ -169,7 +169,7 @@ def test_cli_ops_lists_the_dnnl_target_and_its_passes():
     )
     targets = done.stdout.split("targets:")[1]
     assert "dnnl" in targets and "target/dnnl/__init__.py" in targets
-    assert "tvmext.fold_batch_norm           prepare, inference only, targets dnnl" in done.stdout
+    assert "tvmext.fold_batch_norm           prepare 0, inference only, targets dnnl" in done.stdout
     assert "target/dnnl/passes/fold_batch_norm.py" in done.stdout
     assert "tvmext.nhwc_layout               layout, targets dnnl" in done.stdout
 

@@ -9,7 +9,9 @@ from conftest import run_module
 from tvm import relax
 
 import tvmext
-from tvmext.pass_registry import passes_for
+import tvmext.passes  # the target-independent passes run for dnnl too
+from tvmext import pass_order
+from tvmext.pass_registry import PASSES, passes_for, register_pass
 from tvmext.target.dnnl.passes.activation_before_reshape import activation_before_reshape
 from tvmext.target.dnnl.passes.clip_before_transpose import clip_before_transpose
 from tvmext.target.dnnl.passes.fold_batch_norm import fold_batch_norm
@@ -238,39 +240,27 @@ def test_clip_stays_after_a_transpose_with_other_users(rng):
     assert _ops(clip_before_transpose()(mod)) == _ops(mod)
 
 
-def test_dnnl_passes_run_only_for_the_dnnl_target_and_in_order():
-    import tvmext.passes  # noqa: F401  (the target-independent passes run for dnnl too)
-
-    names = {p: [e.name for e in passes_for(p, "llvm", "dnnl")] for p in ("prepare", "layout")}
-    assert names["prepare"] == [
-        "tvmext.fold_pad_into_conv",
-        "tvmext.power_to_multiply",
-        "tvmext.unflatten_matmul",
-        "tvmext.fold_batch_norm",
-        "tvmext.gelu_erf",
-        "tvmext.gelu_tanh",
-        "tvmext.scale_after_matmul",
-        "tvmext.silu_from_sigmoid",
-    ]
-    assert names["layout"] == [
-        "tvmext.post_op_operand_order",
-        "tvmext.nhwc_layout",
-        "tvmext.activation_before_reshape",
-        "tvmext.clip_before_transpose",
-        "tvmext.fold_transpose_pairs",
-        "tvmext.common_subexpressions",
-        "tvmext.fold_weight_layouts",
-        "tvmext.unshare_int8_operands",
-    ]
+def test_passes_run_in_the_declared_order_and_dnnl_passes_only_for_dnnl():
+    for phase, declared in pass_order.ORDER.items():
+        names = [e.name for e in passes_for(phase, "llvm", "dnnl")]
+        assert names == [name for name, _ in declared], phase
+        assert [e.name for e in passes_for(phase, "llvm")] == [
+            name for name in names if PASSES.get(name).targets == ("*",)
+        ]
     assert [e.name for e in passes_for("layout", "llvm")] == [
         "tvmext.fold_transpose_pairs",
         "tvmext.common_subexpressions",
     ]
-    assert [e.name for e in passes_for("prepare", "llvm")] == [
-        "tvmext.fold_pad_into_conv",
-        "tvmext.power_to_multiply",
-        "tvmext.unflatten_matmul",
-    ]
+
+
+def test_every_shipped_pass_has_its_place_declared():
+    shipped = {e.key for e in PASSES if e.key.startswith("tvmext.")}
+    assert shipped == set(pass_order.PLACES)
+    for phase, declared in pass_order.ORDER.items():
+        priorities = [priority for _, priority in declared]
+        assert priorities == sorted(set(priorities)), f"{phase}: ties would run by import order"
+    with pytest.raises(tvmext.OpDefinitionError, match=r"declared in tvmext\.pass_order"):
+        register_pass("tvmext.gelu_erf", priority=3, replace=True)
 
 
 @pytest.mark.parametrize("gate_first", [False, True])

@@ -444,7 +444,7 @@ def _ops(args: argparse.Namespace) -> None:
     import tvmext.compiler  # noqa: F401  (loads the ONNX converters and passes it runs)
     from tvmext.onnx import registry as onnx_registry
     from tvmext.opdef.declaration import OPS
-    from tvmext.pass_registry import PASSES
+    from tvmext.pass_registry import PASSES, PHASES
     from tvmext.target.external import TARGETS, load_shipped_targets
 
     load_shipped_targets()  # with their passes
@@ -458,10 +458,13 @@ def _ops(args: argparse.Namespace) -> None:
             f"  {(m.domain or 'ai.onnx') + '::' + m.op_type:32} -> "
             f"{onnx_registry.describe(m)} (opset >= {m.since_version}) {m.origin}"
         )
-    print("passes:")
-    for p in sorted(PASSES, key=lambda e: e.key):
+    print("passes (in the order they run):")
+    for p in sorted(PASSES, key=lambda e: (PHASES.index(e.value.phase), e.value.priority)):
         only = ", inference only" if p.value.inference_only else ""
-        print(f"  {p.key:32} {p.value.phase}{only}, targets {','.join(p.value.targets)} {p.origin}")
+        print(
+            f"  {p.key:32} {p.value.phase} {p.value.priority}{only}, "
+            f"targets {','.join(p.value.targets)} {p.origin}"
+        )
     print("targets:")
     print(f"  {'llvm, cuda':32} (TVM)")
     for t in sorted(TARGETS, key=lambda e: e.key):

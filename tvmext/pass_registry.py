@@ -3,8 +3,9 @@
 A pass entry is a factory returning a ``tvm.transform.Pass``; the compile pipeline has
 one stage per phase, which runs the entries whose targets include the host target's
 kind or one of the external targets of the target string (``"*"`` matches every
-target), by priority and then registration order. An ``inference_only`` pass is
-skipped when the pipeline compiles a training step. Phases:
+target), by priority and then registration order; tvmext's own passes take their phase
+and priority from :mod:`tvmext.pass_order`, which lists them in the order they run. An
+``inference_only`` pass is skipped when the pipeline compiles a training step. Phases:
 
 * ``prepare``: the model as imported (e.g. BatchNorm is still one op);
 * ``optimize``: inference simplification for every target;
@@ -22,9 +23,10 @@ import tvm
 from tvm import relax
 
 from tvmext.errors import OpDefinitionError
+from tvmext.pass_order import ORDER, PLACES
 from tvmext.registry import Registry, caller_location
 
-PHASES = ("prepare", "optimize", "layout")
+PHASES = tuple(ORDER)  # prepare, optimize, layout
 
 
 @dataclass(frozen=True)
@@ -49,24 +51,35 @@ PASSES: Registry[PassEntry] = Registry("pass")
 def register_pass(
     name: str,
     *,
-    phase: str = "optimize",
+    phase: str | None = None,
     targets: Sequence[str] = ("*",),
-    priority: int = 0,
+    priority: int | None = None,
     inference_only: bool = False,
     replace: bool = False,
 ) -> Callable[[Callable[[], tvm.transform.Pass]], Callable[[], tvm.transform.Pass]]:
     """Register a pass factory under ``name`` for ``phase`` and ``targets`` (host kinds
     such as ``"llvm"`` or external targets such as ``"dnnl"``); within a phase, passes
-    run by ascending ``priority``, then in registration order; ``inference_only`` passes
-    (e.g. folding BatchNorm statistics) do not run on training steps."""
+    run by ascending ``priority`` (default ``"optimize"``, 0), then in registration
+    order; ``inference_only`` passes (e.g. folding BatchNorm statistics) do not run on
+    training steps. A pass :mod:`tvmext.pass_order` lists (tvmext's own, or one replacing
+    it) takes its phase and priority from there."""
+    if name in PLACES:
+        if phase is not None or priority is not None:
+            raise OpDefinitionError(
+                f"pass {name!r}: its phase and priority are declared in tvmext.pass_order "
+                f"({PLACES[name][0]}, {PLACES[name][1]}); register it without them"
+            )
+        phase, priority = PLACES[name]
+    phase = "optimize" if phase is None else phase
     if phase not in PHASES:
         raise OpDefinitionError(f"pass {name!r}: unknown phase {phase!r}; phases: {PHASES}")
     origin = caller_location(2)
+    entry_priority = 0 if priority is None else priority
 
     def register(factory: Callable[[], tvm.transform.Pass]) -> Callable[[], tvm.transform.Pass]:
         PASSES.add(
             name,
-            PassEntry(name, factory, phase, tuple(targets), priority, inference_only),
+            PassEntry(name, factory, phase, tuple(targets), entry_priority, inference_only),
             origin,
             replace=replace,
         )

@@ -10,10 +10,9 @@ Parts: :mod:`.primitives` (one row per oneDNN primitive, and the pattern table d
 from them), :mod:`.patterns` (the rows' patterns and checks), :mod:`.emitters` (the C++
 that builds each primitive), :mod:`.layouts` (Relax tensors as oneDNN descriptors),
 :mod:`.codegen` (C++ per composite, compiled), ``runtime/`` (the oneDNN calls),
-:mod:`.library` (finding oneDNN), ``passes/`` (its graph passes: BatchNorm
-folding, GELU from erf, NHWC layout, clip before transposes, constant folding of weight
-layouts, operand order for residual post-ops, one widened operand per integer product;
-registered for target ``"dnnl"`` when this package loads). oneDNN's CPU engine runs on
+:mod:`.library` (finding oneDNN), ``passes/`` (its graph passes, registered for
+target ``"dnnl"`` when this package loads; :mod:`tvmext.pass_order` lists them in the
+order they run). oneDNN's CPU engine runs on
 GNU OpenMP (the ``onednn-cpu-gomp`` build, see :mod:`.library`) with as many threads as
 the host has cores.
 """

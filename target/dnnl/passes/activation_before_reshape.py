@@ -45,7 +45,7 @@ def _rewrite(expr: relax.Expr, matches: dict[DFPattern, relax.Expr], parts: dict
     return relax.op.reshape(activation(data), shape)
 
 
-@register_pass("tvmext.activation_before_reshape", phase="layout", targets=("dnnl",), priority=1)
+@register_pass("tvmext.activation_before_reshape", targets=("dnnl",))
 def activation_before_reshape() -> tvm.transform.Pass:
     """Rewrite ``act(reshape(x, s))`` to ``reshape(act(x), s)`` for oneDNN's activations."""
     parts, pattern = _patterns()

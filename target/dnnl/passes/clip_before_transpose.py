@@ -52,7 +52,7 @@ def _swap(
     return relax.Call(permuted.op, [clipped], permuted.attrs)
 
 
-@register_pass("tvmext.clip_before_transpose", phase="layout", targets=("dnnl",), priority=5)
+@register_pass("tvmext.clip_before_transpose", targets=("dnnl",))
 def clip_before_transpose() -> tvm.transform.Pass:
     """Rewrite ``clip(permute_dims(x))`` to ``permute_dims(clip(x))``."""
     transpose = is_op("relax.permute_dims")(wildcard())

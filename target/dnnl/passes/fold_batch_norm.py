@@ -106,7 +106,7 @@ def _fold_dense(
     return folded if reshape is None else relax.op.reshape(folded, reshape.args[1])
 
 
-@register_pass("tvmext.fold_batch_norm", phase="prepare", targets=("dnnl",), inference_only=True)
+@register_pass("tvmext.fold_batch_norm", targets=("dnnl",), inference_only=True)
 def fold_batch_norm() -> tvm.transform.Pass:
     """Rewrite a convolution (1-D, 2-D or 3-D) or a dense layer (+bias) followed by
     BatchNorm with constant parameters into the convolution or dense layer + bias."""

@@ -96,7 +96,7 @@ class _Folder(PyExprMutator):
         super().visit_var_binding_(binding)
 
 
-@register_pass("tvmext.fold_weight_layouts", phase="layout", targets=("dnnl",), priority=10)
+@register_pass("tvmext.fold_weight_layouts", targets=("dnnl",))
 def fold_weight_layouts() -> tvm.transform.Pass:
     """Evaluate layout ops on constants, then drop the bindings nobody uses."""
     return mutator_pass("tvmext.FoldWeightLayouts", _Folder)

@@ -57,7 +57,7 @@ def _rewrite(expr: relax.Expr, matches: dict[DFPattern, relax.Expr], parts: dict
     return relax.op.nn.gelu(x)
 
 
-@register_pass("tvmext.gelu_erf", phase="prepare", targets=("dnnl",))
+@register_pass("tvmext.gelu_erf", targets=("dnnl",))
 def gelu_erf() -> tvm.transform.Pass:
     """Rewrite ``0.5 * x * (1 + erf(x / sqrt(2)))`` to ``nn.gelu(x)``."""
     parts, pattern = _patterns()

@@ -58,7 +58,7 @@ def _rewrite(expr: relax.Expr, matches: dict[DFPattern, relax.Expr], parts: dict
     return relax.op.nn.gelu_tanh(x)
 
 
-@register_pass("tvmext.gelu_tanh", phase="prepare", targets=("dnnl",))
+@register_pass("tvmext.gelu_tanh", targets=("dnnl",))
 def gelu_tanh() -> tvm.transform.Pass:
     """Rewrite ``0.5 * x * (1 + tanh(sqrt(2/pi) * (x + 0.044715 * x**3)))`` to
     ``nn.gelu_tanh(x)``."""

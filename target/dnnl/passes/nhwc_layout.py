@@ -34,7 +34,7 @@ def _has_convolution(mod: tvm.IRModule) -> bool:
     return bool(found)
 
 
-@register_pass("tvmext.nhwc_layout", phase="layout", targets=("dnnl",))
+@register_pass("tvmext.nhwc_layout", targets=("dnnl",))
 def nhwc_layout() -> tvm.transform.Pass:
     """ConvertLayout with convolutions channels-last: NWC/OWI, NHWC/OHWI, NDHWC/ODHWI.
 

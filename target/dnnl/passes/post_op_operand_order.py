@@ -61,7 +61,7 @@ class _Swapper(PyExprMutator):
         return call
 
 
-@register_pass("tvmext.post_op_operand_order", phase="layout", targets=("dnnl",), priority=-1)
+@register_pass("tvmext.post_op_operand_order", targets=("dnnl",))
 def post_op_operand_order() -> tvm.transform.Pass:
     """Swap operands of add/multiply so that the single-use producer comes first."""
 

@@ -50,7 +50,7 @@ def _split(operand: relax.Expr, values: dict) -> tuple[relax.Expr, relax.Expr] |
     return None
 
 
-@register_pass("tvmext.scale_after_matmul", phase="prepare", targets=("dnnl",))
+@register_pass("tvmext.scale_after_matmul", targets=("dnnl",))
 def scale_after_matmul() -> tvm.transform.Pass:
     """Rewrite ``matmul(a * s, b)`` and ``matmul(a, b * s)`` (``s`` a scalar constant) to
     ``matmul(a, b) * s``."""

@@ -36,7 +36,7 @@ def _rewrite(expr: relax.Expr, matches: dict[DFPattern, relax.Expr], parts: dict
     return relax.op.nn.silu(x)
 
 
-@register_pass("tvmext.silu_from_sigmoid", phase="prepare", targets=("dnnl",))
+@register_pass("tvmext.silu_from_sigmoid", targets=("dnnl",))
 def silu_from_sigmoid() -> tvm.transform.Pass:
     """Rewrite ``x * sigmoid(x)`` (either order) to ``nn.silu(x)``."""
     parts, pattern = _patterns()

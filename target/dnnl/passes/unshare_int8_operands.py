@@ -66,7 +66,7 @@ class _Unsharer(PyExprMutator):
         super().visit_var_binding_(binding)
 
 
-@register_pass("tvmext.unshare_int8_operands", phase="layout", targets=("dnnl",), priority=20)
+@register_pass("tvmext.unshare_int8_operands", targets=("dnnl",))
 def unshare_int8_operands() -> tvm.transform.Pass:
     """Copy the widening chain of each integer conv2d/matmul, then drop the originals
     nobody uses."""
