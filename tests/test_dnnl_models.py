@@ -171,7 +171,7 @@ def test_cli_ops_lists_the_dnnl_target_and_its_passes():
     assert "dnnl" in targets and "target/dnnl/__init__.py" in targets
     assert "tvmext.fold_batch_norm           prepare 0, inference only, targets dnnl" in done.stdout
     assert "target/dnnl/passes/fold_batch_norm.py" in done.stdout
-    assert "tvmext.nhwc_layout               layout, targets dnnl" in done.stdout
+    assert "tvmext.nhwc_layout               layout 0, targets dnnl" in done.stdout
 
 
 def test_weights_are_reordered_on_the_first_call_only(tmp_path):
