@@ -4,6 +4,7 @@ them with :mod:`tvmext.pass_registry`. Passes that serve one target live with it
 
 from tvmext.passes import (
     common_subexpressions,
+    drop_noop_casts,
     fold_pad_into_conv,
     fold_transpose_pairs,
     power_to_multiply,
@@ -13,6 +14,7 @@ from tvmext.passes import (
 
 __all__ = [
     "common_subexpressions",
+    "drop_noop_casts",
     "fold_pad_into_conv",
     "fold_transpose_pairs",
     "power_to_multiply",

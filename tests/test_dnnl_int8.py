@@ -104,3 +104,90 @@ def test_weights_outside_int8_stay_on_tvm_with_the_reason(rng):
     assert np.array_equal(got, want)
     conv = next(o for o in report.ops if o.op == "relax.nn.conv2d")
     assert conv.placement == "tvm" and "not int8 values" in conv.detail, str(report)
+
+
+def _qdq_convs(rng, *, per_channel, out_type, bias, group, relu=False, layers=2):
+    """``layers`` QDQ convolutions of one shape in a row, each with its own weights, scales
+    and zero points (so that one composite function serves several call sites), the way
+    ``quantize_static`` writes them: Q/DQ on activations, DQ on int8 weights and on an
+    int32 bias of scale ``sx * sw``."""
+    c, size = 8, 7
+    nodes, inits = [helper.make_node("QuantizeLinear", ["x", "sx0", "zx0"], ["q0"])], []
+    inits += [numpy_helper.from_array(np.float32(0.05), "sx0")]
+    inits += [numpy_helper.from_array(out_type(3), "zx0")]
+    for i in range(layers):
+        channels = (c,) if per_channel else ()
+        sw = (rng.random(channels) * 0.01 + 0.004).astype(np.float32)
+        sx = float(numpy_helper.to_array(next(t for t in inits if t.name == f"sx{i}")))
+        inits += [
+            numpy_helper.from_array(_random(rng, np.int8, (c, c // group, 3, 3)), f"w{i}"),
+            numpy_helper.from_array(sw, f"sw{i}"),
+            numpy_helper.from_array(np.zeros(channels, np.int8), f"zw{i}"),
+            numpy_helper.from_array(rng.integers(-900, 900, c).astype(np.int32), f"b{i}"),
+            numpy_helper.from_array(
+                (sx * sw).astype(np.float32) * np.ones(c, np.float32), f"sb{i}"
+            ),
+            numpy_helper.from_array(np.zeros(c, np.int32), f"zb{i}"),
+            numpy_helper.from_array(np.float32(0.03 + 0.02 * i), f"sx{i + 1}"),
+            numpy_helper.from_array(out_type(-7 if out_type is np.int8 else 121), f"zx{i + 1}"),
+        ]
+        conv_inputs = [f"d{i}", f"dw{i}"] + ([f"db{i}"] if bias else [])
+        nodes += [
+            helper.make_node("DequantizeLinear", [f"q{i}", f"sx{i}", f"zx{i}"], [f"d{i}"]),
+            helper.make_node("DequantizeLinear", [f"w{i}", f"sw{i}", f"zw{i}"], [f"dw{i}"], axis=0),
+            helper.make_node("DequantizeLinear", [f"b{i}", f"sb{i}", f"zb{i}"], [f"db{i}"], axis=0),
+            helper.make_node("Conv", conv_inputs, [f"y{i}"], pads=[1, 1, 1, 1], group=group),
+        ]
+        quantized = f"y{i}"
+        if relu:
+            nodes.append(helper.make_node("Relu", [f"y{i}"], [f"r{i}"]))
+            quantized = f"r{i}"
+        nodes.append(
+            helper.make_node(
+                "QuantizeLinear", [quantized, f"sx{i + 1}", f"zx{i + 1}"], [f"q{i + 1}"]
+            )
+        )
+    nodes.append(
+        helper.make_node("DequantizeLinear", [f"q{layers}", f"sx{layers}", f"zx{layers}"], ["out"])
+    )
+    model = _model(
+        nodes, [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, c, size, size])],
+        [helper.make_tensor_value_info("out", TensorProto.FLOAT, None)], inits,
+    )  # fmt: skip
+    model = onnx.helper.make_model(model.graph, opset_imports=[helper.make_opsetid("", 19)])
+    x = (rng.standard_normal((2, c, size, size)) * 3).astype(np.float32)
+    return model, x, float(numpy_helper.to_array(next(t for t in inits if t.name == f"sx{layers}")))
+
+
+@pytest.mark.parametrize(
+    ("per_channel", "out_type", "bias", "group"),
+    [
+        (False, np.uint8, True, 1),
+        (True, np.int8, True, 1),
+        (True, np.uint8, False, 1),
+        (True, np.int8, True, 2),
+    ],
+)
+def test_requantization_fused_into_the_int8_convolution(rng, per_channel, out_type, bias, group):
+    """QuantizeLinear after an integer convolution runs inside oneDNN's int8 primitive
+    (output scale and zero point, uint8/int8 result): the same steps as TVM's
+    unfused computation, the rounding order aside (at most one step, rarely)."""
+    model, x, step = _qdq_convs(rng, per_channel=per_channel, out_type=out_type, bias=bias,
+                                group=group)  # fmt: skip
+    (want,), (got,), report = _run_both(model, x=x)
+    steps = np.abs(got - want) / step
+    assert steps.max() <= 1 and np.mean(steps > 0) < 0.01, steps.max()
+    rows = [o.detail for o in report.ops if o.op == "relax.nn.conv2d"]
+    assert len(rows) == 2 and all("dnnl.conv2d_int8_requant" in r for r in rows), str(report)
+
+
+def test_requantization_after_an_activation_stays_apart(rng):
+    """A ReLU between the convolution and QuantizeLinear is not in the fused pattern:
+    the convolution is still oneDNN's int8 primitive, the requantization TVM's."""
+    model, x, step = _qdq_convs(
+        rng, per_channel=True, out_type=np.uint8, bias=True, group=1, relu=True
+    )
+    (want,), (got,), report = _run_both(model, x=x)
+    assert np.abs(got - want).max() <= step
+    rows = [o.detail for o in report.ops if o.op == "relax.nn.conv2d"]
+    assert rows and all(r.startswith("dnnl.conv2d_int8") and "requant" not in r for r in rows)

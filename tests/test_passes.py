@@ -9,6 +9,7 @@ import tvm
 from tvm import relax
 
 import tvmext
+from tvmext.passes.drop_noop_casts import drop_noop_casts
 from tvmext.passes.fold_pad_into_conv import fold_pad_into_conv
 from tvmext.passes.fold_transpose_pairs import fold_transpose_pairs
 from tvmext.passes.power_to_multiply import power_to_multiply
@@ -182,3 +183,19 @@ def test_batched_matmul_of_flattened_batches_is_unflattened(rng):
         np.testing.assert_allclose(
             tvmext.compile(mod, target).run(*args)[0], want, rtol=1e-5, atol=1e-5
         )
+
+
+def test_casts_to_the_type_a_tensor_has_are_dropped(rng):
+    bb = relax.BlockBuilder()
+    x = relax.Var("x", relax.TensorType((2, 5), "float32"))
+    with bb.function("main", [x]):
+        with bb.dataflow():
+            same = bb.emit(relax.op.astype(relax.op.astype(x, "float32"), "float32"))
+            narrowed = bb.emit(relax.op.astype(relax.op.multiply(same, same), "int32"))
+            out = bb.emit_output(relax.op.astype(narrowed, "float32"))
+        bb.emit_func_output(out)
+    mod = bb.get()
+    rewritten = drop_noop_casts()(mod)
+    assert _ops(rewritten) == ["relax.multiply", "relax.astype", "relax.astype"]
+    x_value = (rng.standard_normal((2, 5)) * 4).astype("float32")
+    np.testing.assert_array_equal(_reference(rewritten, x_value), _reference(mod, x_value))

@@ -13,6 +13,7 @@ from __future__ import annotations
 ORDER: dict[str, tuple[tuple[str, int], ...]] = {
     # The model as imported: rewrites that let the targets' patterns match.
     "prepare": (
+        ("tvmext.drop_noop_casts", -20),  # casts to the same type sit between patterns' ops
         ("tvmext.fold_pad_into_conv", -10),  # a padded conv is one conv for every target
         ("tvmext.power_to_multiply", -6),  # x**2 -> x*x, before the GELU patterns look
         ("tvmext.unflatten_matmul", -5),  # exposes residual adds and masks as post-ops

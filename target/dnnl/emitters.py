@@ -239,6 +239,17 @@ def dense_int8(c: Composite, setup: Setup) -> None:
 
 def conv2d_int8(c: Composite, setup: Setup) -> None:
     """The uint8/int8 tensor read through its permutation to NHWC, if any."""
+    _conv2d_int8(c, setup, None)
+
+
+def conv2d_int8_requant(c: Composite, setup: Setup) -> None:
+    """:func:`conv2d_int8` with its requantization (:func:`.patterns.requantized`): the
+    uint8/int8 result written through its permutation, if any."""
+    out = c.bindings[-1][1]
+    _conv2d_int8(c, setup, patterns.requantization_of(out, dict(c.bindings)))
+
+
+def _conv2d_int8(c: Composite, setup: Setup, requant: patterns.Requantization | None) -> None:
     call, operand, flags = _int8_product(c, "relax.nn.conv2d")
     attrs = call.attrs
     shape = _shape(operand.data)
@@ -249,13 +260,29 @@ def conv2d_int8(c: Composite, setup: Setup) -> None:
     wei = setup.desc(
         layouts.conv_weights(_shape(call.args[1]), str(attrs.kernel_layout), int(attrs.groups))
     )
-    dst = setup.desc(layouts.conv_view(call).out())
+    view = layouts.conv_view(call)
+    if requant is not None and requant.axes is not None:
+        written = layouts.Desc(view.shape, layouts.permuted_out(view.shape, requant.axes))
+        dst = setup.desc(layouts.reordered(written, view.layout, view.logical))
+    else:
+        dst = setup.desc(view.out())
     pad = [int(p) for p in attrs.padding]
     stride, pad_l = setup.ints(attrs.strides), setup.ints(pad[:2])
     pad_r, dilation = setup.ints(pad[2:]), setup.ints(attrs.dilation)
+    fused = "nullptr"
+    if requant is not None:
+        if requant.bias is not None:
+            c.arg(requant.bias)
+        for operand_expr in (requant.scale, requant.out_scale, requant.out_zero_point):
+            c.arg(operand_expr)
+        scales = math.prod(int(d) for d in _shape(requant.scale))
+        signed = "true" if requant.dtype == "int8" else "false"
+        bias = "true" if requant.bias is not None else "false"
+        setup.lines.append(f"const tvmext_dnnl::Requant requant{{{bias}, {scales}, {signed}}};")
+        fused = "&requant"
     setup.ret(
         f"tvmext_dnnl::conv2d_int8({src}, {flags}, {wei}, {dst}, {stride}, "
-        f"{pad_l}, {pad_r}, {dilation})"
+        f"{pad_l}, {pad_r}, {dilation}, {fused})"
     )
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
 import tvm
 from tvm import relax
 from tvm.relax.dpl import DFPattern, is_const, is_op, wildcard
@@ -315,6 +316,115 @@ def int8_operand_of(expr: relax.Expr, values: dict[relax.Var, relax.Expr]) -> In
 
 def _dtype(expr: relax.Expr) -> str:
     return str(expr.ty.dtype) if isinstance(expr.ty, relax.TensorType) else "?"
+
+
+def requantized(product: DFPattern) -> DFPattern:
+    """An integer product's int32 sum as DequantizeLinear then QuantizeLinear leave it:
+    ``astype(clip(round(astype(product [+ bias], f32) * scale / out_scale) +
+    out_zero_point, lo, hi) [permuted], uint8 | int8)``, every operand a constant."""
+    summed = is_op("relax.add")(product, is_const()) | product
+    scaled = is_op("relax.multiply")(is_op("relax.astype")(summed), is_const())
+    rounded = is_op("relax.round")(is_op("relax.divide")(scaled, is_const()))
+    shifted = is_op("relax.add")(rounded, is_const())
+    clipped = is_op("relax.clip")(shifted, wildcard(), wildcard())
+    return is_op("relax.astype")(is_op("relax.permute_dims")(clipped) | clipped)
+
+
+@dataclass(frozen=True)
+class Requantization:
+    """What :func:`requantized` matched: the product and the requantization's operands."""
+
+    product: relax.Call
+    bias: relax.Expr | None
+    scale: relax.Expr
+    out_scale: relax.Expr
+    out_zero_point: relax.Expr
+    bounds: tuple[float, float]  # the clip's
+    axes: list[int] | None  # the permutation of the result, if any
+    dtype: str  # uint8 or int8
+
+
+def requantization_of(out: relax.Expr, values: dict[relax.Var, relax.Expr]) -> Requantization:
+    """Follow a chain :func:`requantized` matched back from its result ``out`` through
+    the bindings ``values``."""
+
+    def arg(call: relax.Expr, op: str, i: int = 0) -> relax.Expr:
+        if layouts.op_name(call) != op:
+            raise ValueError(f"{call} is not {op}")
+        assert isinstance(call, relax.Call)
+        inner = call.args[i]
+        return values.get(inner, inner)
+
+    cast = out
+    inner = arg(cast, "relax.astype")
+    axes = None
+    if layouts.op_name(inner) == "relax.permute_dims":
+        assert isinstance(inner, relax.Call)
+        axes = layouts.permute_axes(inner)
+        inner = arg(inner, "relax.permute_dims")
+    clip = inner
+    assert isinstance(clip, relax.Call)
+    bounds = (float(clip.args[1].value), float(clip.args[2].value))
+    shift = arg(clip, "relax.clip")
+    rounded = arg(shift, "relax.add")
+    divided = arg(rounded, "relax.round")
+    scaled = arg(divided, "relax.divide")
+    widened = arg(scaled, "relax.multiply")
+    summed = arg(widened, "relax.astype")
+    bias = None
+    if layouts.op_name(summed) == "relax.add":
+        assert isinstance(summed, relax.Call)
+        bias, summed = summed.args[1], values.get(summed.args[0], summed.args[0])
+    assert isinstance(summed, relax.Call) and isinstance(shift, relax.Call)
+    assert isinstance(divided, relax.Call) and isinstance(scaled, relax.Call)
+    assert isinstance(cast, relax.Call)
+    return Requantization(
+        summed, bias, scaled.args[1], divided.args[1], shift.args[1], bounds, axes,
+        str(cast.attrs.dtype),
+    )  # fmt: skip
+
+
+_RANGES = {"uint8": (0.0, 255.0), "int8": (-128.0, 127.0)}
+
+
+def _values(expr: relax.Expr | None, dtype: str) -> np.ndarray | None:
+    """A constant's values if it has ``dtype``."""
+    if not isinstance(expr, tvm.ir.GenericConst) or _dtype(expr) != dtype:
+        return None
+    return expr.value.numpy()
+
+
+def requant_reason(ctx: PatternCheckContext, out: relax.Call) -> str | None:
+    """Why a requantized integer convolution (:func:`requantized`) cannot be oneDNN's
+    int8 convolution with its requantization fused, if it cannot: the convolution's own
+    reasons, then the requantization's (int8 or uint8 result over the type's whole range,
+    one scale or one per output channel, one output scale and zero point)."""
+    r = requantization_of(out, dict(ctx.matched_bindings.items()))
+    reason = int8_tensors(ctx, r.product) or check_conv(r.product)
+    if reason:
+        return reason
+    view = layouts.conv_view(r.product)
+    if r.dtype not in _RANGES or r.bounds != _RANGES[r.dtype]:
+        return (
+            f"requantized to {r.dtype} clipped to {list(r.bounds)}; oneDNN saturates to the "
+            f"whole range of uint8 or int8"
+        )
+    bias = _values(r.bias, "int32") if r.bias is not None else np.zeros(1, np.int32)
+    if bias is None or (r.bias is not None and not view.is_bias(bias.shape)):
+        return "the bias before the requantization is not int32, one value per output channel"
+    scale = _values(r.scale, "float32")
+    if scale is None or not (scale.size == 1 or view.is_bias(scale.shape)):
+        return "the requantization's scale is not one float32 or one per output channel"
+    out_scale, zero_point = _values(r.out_scale, "float32"), _values(r.out_zero_point, "float32")
+    if out_scale is None or out_scale.size != 1 or not out_scale.reshape(()) > 0:
+        return "the output scale is not one positive float32"
+    lo, hi = r.bounds
+    if zero_point is None or zero_point.size != 1:
+        return "the output zero point is not one float32"
+    value = float(zero_point.reshape(()))
+    if value != round(value) or not lo <= value <= hi:
+        return f"the output zero point {value} is not an integer of {r.dtype}"
+    return None
 
 
 def int8_tensors(ctx: PatternCheckContext, call: relax.Call) -> str | None:

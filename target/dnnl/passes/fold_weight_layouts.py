@@ -8,7 +8,9 @@ and puts the result where the binding was used, so the pattern table sees
 ``conv2d(x, W)`` / ``matmul(x, W)`` with constant ``W`` and no weight is transposed
 per inference. Integer weights (ConvInteger, MatMulInteger) reach their products as
 ``astype(w, "int32") - astype(zero_point, "int32")``: integer widenings and integer
-subtractions of constants are evaluated too, exactly. oneDNN's own blocked weight
+subtractions of constants are evaluated too, exactly, as are the casts of QDQ models'
+scales and zero points (to the type they have; integers to float32 below 2**24).
+oneDNN's own blocked weight
 layout is produced once, on the first call (see ``target/dnnl/runtime/ops.cc``).
 
 Precondition: runs in the ``layout`` phase, after ``tvmext.nhwc_layout`` (priority 10).
@@ -36,6 +38,8 @@ def _evaluate_integer(call: relax.Call, array: np.ndarray) -> np.ndarray | None:
     name = call.op.name
     if name == "relax.astype" and _integer(array):
         dtype = np.dtype(str(call.attrs.dtype))
+        if dtype == np.float32 and (array.size == 0 or np.abs(array).max() < 2**24):
+            return array.astype(dtype)  # a zero point as a float: exact below 2**24
         if not _integer(np.empty(0, dtype)) or not np.can_cast(array.dtype, dtype, "safe"):
             return None
         return array.astype(dtype)
@@ -62,6 +66,8 @@ def _evaluate(call: relax.Call) -> np.ndarray | None:
         return None
     array = data.value.numpy()
     name = call.op.name
+    if name == "relax.astype" and str(call.attrs.dtype) == str(array.dtype):
+        return array  # a cast to the type it has (QDQ models' scales and zero points)
     if name in ("relax.astype", "relax.subtract"):
         return _evaluate_integer(call, array)
     if name == "relax.permute_dims":

@@ -4,6 +4,7 @@
 #include <dlfcn.h>
 #include <dnnl.hpp>
 
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <memory>
@@ -427,18 +428,85 @@ class ConvolutionLike : public PrimitiveOp {
 // they choose (NHWC or blocked); given another, oneDNN runs its reference kernel, tens
 // of times slower. So the primitive picks its layouts, and src and dst are reordered
 // from and to the caller's buffers when those differ.
+// oneDNN's scales divide the destination (dst = sum * weights scale / dst scale) and
+// its bias is added after the weights scale, so the s32 bias is taken to f32 times the
+// scale, and the f32 zero point to s32, from the call's constants: again only when
+// they are other buffers (one composite function can serve several call sites).
+class Requantizer {
+ public:
+  Requantizer(const Requant& requant, int weights_mask, memory::dim channels,
+              dnnl::primitive_attr& attr)
+      : requant_(requant), channels_(channels) {
+    attr.set_scales_mask(DNNL_ARG_WEIGHTS, requant.scales == 1 ? 0 : weights_mask);
+    attr.set_scales_mask(DNNL_ARG_DST, 0);
+    attr.set_zero_points_mask(DNNL_ARG_DST, 0);
+    scales_ = memory(memory::desc({requant.scales}, dt::f32, memory::format_tag::x),
+                     cpu_engine(), DNNL_MEMORY_NONE);
+    out_scale_ = memory(memory::desc({1}, dt::f32, memory::format_tag::x), cpu_engine(),
+                        DNNL_MEMORY_NONE);
+    out_zero_point_ = memory(zero_point_md(), cpu_engine());
+    if (requant.bias)
+      bias_ = memory(memory::desc({channels}, dt::f32, memory::format_tag::x), cpu_engine());
+  }
+  int inputs() const { return requant_.bias ? 4 : 3; }
+  memory::desc bias_desc() const { return bias_ ? bias_.get_desc() : memory::desc(); }
+  // args: this requantization's inputs; adds the memories the primitive reads to ``args``.
+  void bind(void* const* args, std::unordered_map<int, memory>& exec) {
+    const float* scale = static_cast<const float*>(args[requant_.bias ? 1 : 0]);
+    std::vector<void*> constants(args, args + inputs());
+    if (constants != converted_from_) {
+      if (requant_.bias) {
+        const int32_t* bias = static_cast<const int32_t*>(args[0]);
+        float* out = static_cast<float*>(bias_.get_data_handle());
+        for (memory::dim c = 0; c < channels_; ++c)
+          out[c] = static_cast<float>(bias[c]) * scale[requant_.scales == 1 ? 0 : c];
+      }
+      float zero_point = *static_cast<const float*>(args[requant_.bias ? 3 : 2]);
+      *static_cast<int32_t*>(out_zero_point_.get_data_handle()) =
+          static_cast<int32_t>(std::lrint(zero_point));
+      converted_from_ = constants;
+    }
+    scales_.set_data_handle(const_cast<float*>(scale));
+    out_scale_.set_data_handle(args[requant_.bias ? 2 : 1]);
+    exec[DNNL_ARG_ATTR_SCALES | DNNL_ARG_WEIGHTS] = scales_;
+    exec[DNNL_ARG_ATTR_SCALES | DNNL_ARG_DST] = out_scale_;
+    exec[DNNL_ARG_ATTR_ZERO_POINTS | DNNL_ARG_DST] = out_zero_point_;
+    if (requant_.bias) exec[DNNL_ARG_BIAS] = bias_;
+  }
+
+ private:
+  Requant requant_;
+  memory::dim channels_;
+  memory scales_, out_scale_, out_zero_point_, bias_;
+  std::vector<void*> converted_from_;
+};
+
 class Conv2dInt8 : public Op {
  public:
   Conv2dInt8(const Desc& src, bool src_signed, bool src_zero_point, const Desc& weights,
              const Desc& dst, const int64_t stride[2], const int64_t pad_l[2],
-             const int64_t pad_r[2], const int64_t dilation[2])
+             const int64_t pad_r[2], const int64_t dilation[2], const Requant* requant)
       : user_weights_(md(weights, dt::s32)) {
-    memory::desc user_src = md(src, src_signed ? dt::s8 : dt::u8), user_dst = md(dst, dt::s32);
+    dt dst_type = !requant ? dt::s32 : requant->dst_signed ? dt::s8 : dt::u8;
+    memory::desc user_src = md(src, src_signed ? dt::s8 : dt::u8), user_dst = md(dst, dst_type);
     memory::dims dil = {dilation[0] - 1, dilation[1] - 1};
-    pd_ = dnnl::convolution_forward::primitive_desc(
-        cpu_engine(), dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct,
-        any_md(src, user_src.get_data_type()), any_md(weights, dt::s8), any_md(dst, dt::s32),
-        two(stride), dil, two(pad_l), two(pad_r), zero_point_attr(src_zero_point));
+    dnnl::primitive_attr attr = zero_point_attr(src_zero_point);
+    // weights (O, I, H, W) or grouped (G, O/G, I/G, H, W): the output channel's dims
+    const bool grouped = weights.ndim == 5;
+    if (requant)
+      requantizer_ = std::make_unique<Requantizer>(*requant, grouped ? 3 : 1, dst.dims[1], attr);
+    auto src_any = any_md(src, user_src.get_data_type());
+    auto weights_any = any_md(weights, dt::s8), dst_any = any_md(dst, dst_type);
+    pd_ = requant && requant->bias
+              ? dnnl::convolution_forward::primitive_desc(
+                    cpu_engine(), dnnl::prop_kind::forward_inference,
+                    dnnl::algorithm::convolution_direct, src_any, weights_any,
+                    requantizer_->bias_desc(), dst_any, two(stride), dil, two(pad_l),
+                    two(pad_r), attr)
+              : dnnl::convolution_forward::primitive_desc(
+                    cpu_engine(), dnnl::prop_kind::forward_inference,
+                    dnnl::algorithm::convolution_direct, src_any, weights_any, dst_any,
+                    two(stride), dil, two(pad_l), two(pad_r), attr);
     implementation_ = std::string("convolution ") + pd_.impl_info_str();
     primitive_ = dnnl::convolution_forward(pd_);
     user_src_ = memory(user_src, cpu_engine(), DNNL_MEMORY_NONE);
@@ -463,14 +531,19 @@ class Conv2dInt8 : public Op {
     }
   }
 
-  // args: src, weights, [zero point], dst
+  // args: src, weights, [zero point], [the requantization's inputs], dst
   void run(void* const* args) override {
     std::lock_guard<std::mutex> lock(mutex_);
     dnnl::stream& stream = cpu_stream();
     user_src_.set_data_handle(args[0]);
     weights_.set_data_handle(packed_weights().get(user_weights_, pd_.weights_desc(), args[1]));
-    if (zero_point_) zero_point_.set_data_handle(args[2]);
-    user_dst_.set_data_handle(args[zero_point_ ? 3 : 2]);
+    int next = 2;
+    if (zero_point_) zero_point_.set_data_handle(args[next++]);
+    if (requantizer_) {
+      requantizer_->bind(args + next, args_);
+      next += requantizer_->inputs();
+    }
+    user_dst_.set_data_handle(args[next]);
     if (src_) src_reorder_.execute(stream, user_src_, src_);
     primitive_.execute(stream, args_);
     if (dst_) dst_reorder_.execute(stream, dst_, user_dst_);
@@ -480,6 +553,7 @@ class Conv2dInt8 : public Op {
  private:
   std::mutex mutex_;
   memory::desc user_weights_;
+  std::unique_ptr<Requantizer> requantizer_;
   dnnl::convolution_forward::primitive_desc pd_;
   dnnl::primitive primitive_;
   // The caller's buffers (handles set per call), and the primitive's own src/dst when
@@ -813,9 +887,9 @@ std::unique_ptr<Op> matmul(const Desc& src, const Desc& weights, const Desc* bia
 std::unique_ptr<Op> conv2d_int8(const Desc& src, bool src_signed, bool src_zero_point,
                                 const Desc& weights, const Desc& dst, const int64_t stride[2],
                                 const int64_t pad_l[2], const int64_t pad_r[2],
-                                const int64_t dilation[2]) {
+                                const int64_t dilation[2], const Requant* requant) {
   return std::make_unique<Conv2dInt8>(src, src_signed, src_zero_point, weights, dst, stride,
-                                      pad_l, pad_r, dilation);
+                                      pad_l, pad_r, dilation, requant);
 }
 
 std::unique_ptr<Op> dense_int8(const Desc& src, bool src_signed, bool src_zero_point,

@@ -93,13 +93,24 @@ std::unique_ptr<Op> deconvolution(const Desc& src, const Desc& weights, const De
                                   const Desc& dst, const int64_t* stride, const int64_t* pad_l,
                                   const int64_t* pad_r, const int64_t* dilation,
                                   const PostOp* post, int n_post, Math math);
+// The requantization of an integer product's s32 sum, fused into its primitive:
+// dst = saturate(round((float(sum + bias) * scale) / out_scale) + out_zero_point) in u8
+// (s8 with dst_signed), as QuantizeLinear after DequantizeLinear computes it. Its
+// inputs follow the product's: [bias: s32 per output channel], scale (f32, one or one
+// per output channel), out_scale (one f32), out_zero_point (one f32 of an integer).
+struct Requant {
+  bool bias;
+  int64_t scales;  // 1 or the output channels
+  bool dst_signed;
+};
 // Integer products, exact: src u8 (or s8 with src_signed), minus its zero point when
 // src_zero_point, times weights given as an s32 constant of s8 values (reordered into
-// s8 once), summed into an s32 dst. inputs: src, weights, [zero point: one s32].
+// s8 once), summed into an s32 dst, or requantized into u8/s8 with requant.
+// inputs: src, weights, [zero point: one s32], [the requantization's].
 std::unique_ptr<Op> conv2d_int8(const Desc& src, bool src_signed, bool src_zero_point,
                                 const Desc& weights, const Desc& dst, const int64_t stride[2],
                                 const int64_t pad_l[2], const int64_t pad_r[2],
-                                const int64_t dilation[2]);
+                                const int64_t dilation[2], const Requant* requant);
 // src [M, K] rows (any strides), weights [K, N].
 std::unique_ptr<Op> dense_int8(const Desc& src, bool src_signed, bool src_zero_point,
                                const Desc& weights, const Desc& dst);
