@@ -21,6 +21,17 @@ from tvmext.pass_registry import register_pass
 _CONVOLUTIONS = ("relax.nn.conv1d", "relax.nn.conv2d", "relax.nn.conv3d")
 
 
+def _element_wise_layouts() -> None:
+    """TVM 0.27 has no layout rule for ``clip``, so ConvertLayout transposes back to NCHW
+    before every clip: in a QDQ model (each QuantizeLinear clips) that put every tensor
+    between two convolutions in NCHW, transposed twice. ``clip`` is element-wise in its
+    tensor (its bounds are scalars): it takes ReLU's rule, the layout of its input."""
+    clip = tvm.ir.Op.get("relax.clip")
+    if clip.get_attr("FRelaxInferLayout") is None:
+        rule = tvm.ir.Op.get("relax.nn.relu").get_attr("FRelaxInferLayout")
+        tvm.ir.register_op_attr("relax.clip", "FRelaxInferLayout", rule)
+
+
 def _has_convolution(mod: tvm.IRModule) -> bool:
     found = []
 
@@ -57,6 +68,7 @@ def nhwc_layout() -> tvm.transform.Pass:
     def run(mod: tvm.IRModule, _ctx: object) -> tvm.IRModule:
         if not _has_convolution(mod):
             return mod
+        _element_wise_layouts()
         try:
             return convert(mod)
         except (RuntimeError, AssertionError):  # TVM errors, and asserts in its Python helpers
