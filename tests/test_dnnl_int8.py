@@ -191,3 +191,42 @@ def test_requantization_after_an_activation_stays_apart(rng):
     assert np.abs(got - want).max() <= step
     rows = [o.detail for o in report.ops if o.op == "relax.nn.conv2d"]
     assert rows and all(r.startswith("dnnl.conv2d_int8") and "requant" not in r for r in rows)
+
+
+@pytest.mark.parametrize(("per_channel", "out_type"), [(False, np.uint8), (True, np.int8)])
+def test_requantization_fused_into_the_int8_dense_layer(rng, per_channel, out_type):
+    """A quantized MatMul, its float bias Add and QuantizeLinear (a transformer's linear
+    layer as ``quantize_static`` writes it): one oneDNN int8 matmul with bias, scales and
+    the output zero point."""
+    k, n = 32, 24
+    sw = (rng.random(n if per_channel else ()) * 0.01 + 0.004).astype(np.float32)
+    inits = [
+        numpy_helper.from_array(np.float32(0.04), "sx"),
+        numpy_helper.from_array(np.uint8(128), "zx"),
+        numpy_helper.from_array(_random(rng, np.int8, (k, n)), "w"),
+        numpy_helper.from_array(sw, "sw"),
+        numpy_helper.from_array(np.zeros(sw.shape, np.int8), "zw"),
+        numpy_helper.from_array(rng.standard_normal(n).astype(np.float32), "bias"),
+        numpy_helper.from_array(np.float32(0.05), "sy"),
+        numpy_helper.from_array(out_type(5), "zy"),
+    ]
+    nodes = [
+        helper.make_node("QuantizeLinear", ["x", "sx", "zx"], ["xq"]),
+        helper.make_node("DequantizeLinear", ["xq", "sx", "zx"], ["xd"]),
+        helper.make_node("DequantizeLinear", ["w", "sw", "zw"], ["wd"], axis=1),
+        helper.make_node("MatMul", ["xd", "wd"], ["y"]),
+        helper.make_node("Add", ["y", "bias"], ["yb"]),
+        helper.make_node("QuantizeLinear", ["yb", "sy", "zy"], ["yq"]),
+        helper.make_node("DequantizeLinear", ["yq", "sy", "zy"], ["out"]),
+    ]
+    model = _model(
+        nodes, [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 5, k])],
+        [helper.make_tensor_value_info("out", TensorProto.FLOAT, None)], inits,
+    )  # fmt: skip
+    model = onnx.helper.make_model(model.graph, opset_imports=[helper.make_opsetid("", 19)])
+    x = (rng.standard_normal((2, 5, k)) * 2).astype(np.float32)
+    (want,), (got,), report = _run_both(model, x=x)
+    steps = np.abs(got - want) / 0.05
+    assert steps.max() <= 1 and np.mean(steps > 0) < 0.01, steps.max()
+    rows = [o.detail for o in report.ops if o.op == "relax.matmul"]
+    assert rows == ["dnnl.dense_int8_requant"], str(report)

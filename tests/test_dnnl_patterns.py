@@ -321,10 +321,15 @@ def test_float64_is_rejected_with_a_reason(rng):
 def test_table_rows_are_longest_chain_first_and_each_has_a_root():
     rows = primitives.pattern_table()
     names = [r.name for r in rows]
-    # the requantized convolution before the bare one, which its pattern contains
-    assert names[:3] == ["dnnl.conv2d_int8_requant", "dnnl.conv2d_int8", "dnnl.dense_int8"]
+    # each requantized product before the bare one, which its pattern contains
+    assert names[:4] == [
+        "dnnl.conv2d_int8_requant",
+        "dnnl.conv2d_int8",
+        "dnnl.dense_int8_requant",
+        "dnnl.dense_int8",
+    ]
     for position, conv in enumerate(("conv1d", "conv2d", "conv3d")):
-        start = 3 + 5 * position
+        start = 4 + 5 * position
         chain = [f"dnnl.{conv}_post{n}" for n in (4, 3, 2, 1)] + [f"dnnl.{conv}"]
         assert names[start : start + 5] == chain
     assert len(set(names)) == len(names)

@@ -229,12 +229,42 @@ def _int8_product(c: Composite, op: str) -> tuple[relax.Call, patterns.Int8Opera
     return call, operand, f"{signed}, {zero_point}"
 
 
+def _requant(c: Composite, setup: Setup, requant: patterns.Requantization | None) -> str:
+    """Pass the requantization's operands; the C++ pointer to its ``Requant``."""
+    if requant is None:
+        return "nullptr"
+    bias = requant.bias if requant.bias is not None else requant.float_bias
+    if bias is not None:
+        c.arg(bias)
+    for operand in (requant.scale, requant.out_scale, requant.out_zero_point):
+        c.arg(operand)
+    kind = (
+        "tvmext_dnnl::kIntBias" if requant.bias is not None
+        else "tvmext_dnnl::kFloatBias" if requant.float_bias is not None
+        else "tvmext_dnnl::kNoBias"
+    )  # fmt: skip
+    scales = math.prod(int(d) for d in _shape(requant.scale))
+    signed = "true" if requant.dtype == "int8" else "false"
+    setup.lines.append(f"const tvmext_dnnl::Requant requant{{{kind}, {scales}, {signed}}};")
+    return "&requant"
+
+
 def dense_int8(c: Composite, setup: Setup) -> None:
+    _dense_int8(c, setup, None)
+
+
+def dense_int8_requant(c: Composite, setup: Setup) -> None:
+    """:func:`dense_int8` with its requantization (:func:`.patterns.requantized`)."""
+    _dense_int8(c, setup, patterns.requantization_of(c.bindings[-1][1], dict(c.bindings)))
+
+
+def _dense_int8(c: Composite, setup: Setup, requant: patterns.Requantization | None) -> None:
     call, operand, flags = _int8_product(c, "relax.matmul")
     shape, (k, n) = _shape(operand.data), _shape(call.args[1])
     rows = math.prod(shape[:-1])
     src, wei, dst = (setup.desc(layouts.plain(s)) for s in ((rows, k), (k, n), (rows, n)))
-    setup.ret(f"tvmext_dnnl::dense_int8({src}, {flags}, {wei}, {dst})")
+    fused = _requant(c, setup, requant)
+    setup.ret(f"tvmext_dnnl::dense_int8({src}, {flags}, {wei}, {dst}, {fused})")
 
 
 def conv2d_int8(c: Composite, setup: Setup) -> None:
@@ -269,17 +299,7 @@ def _conv2d_int8(c: Composite, setup: Setup, requant: patterns.Requantization | 
     pad = [int(p) for p in attrs.padding]
     stride, pad_l = setup.ints(attrs.strides), setup.ints(pad[:2])
     pad_r, dilation = setup.ints(pad[2:]), setup.ints(attrs.dilation)
-    fused = "nullptr"
-    if requant is not None:
-        if requant.bias is not None:
-            c.arg(requant.bias)
-        for operand_expr in (requant.scale, requant.out_scale, requant.out_zero_point):
-            c.arg(operand_expr)
-        scales = math.prod(int(d) for d in _shape(requant.scale))
-        signed = "true" if requant.dtype == "int8" else "false"
-        bias = "true" if requant.bias is not None else "false"
-        setup.lines.append(f"const tvmext_dnnl::Requant requant{{{bias}, {scales}, {signed}}};")
-        fused = "&requant"
+    fused = _requant(c, setup, requant)
     setup.ret(
         f"tvmext_dnnl::conv2d_int8({src}, {flags}, {wei}, {dst}, {stride}, "
         f"{pad_l}, {pad_r}, {dilation}, {fused})"

@@ -320,11 +320,13 @@ def _dtype(expr: relax.Expr) -> str:
 
 def requantized(product: DFPattern) -> DFPattern:
     """An integer product's int32 sum as DequantizeLinear then QuantizeLinear leave it:
-    ``astype(clip(round(astype(product [+ bias], f32) * scale / out_scale) +
-    out_zero_point, lo, hi) [permuted], uint8 | int8)``, every operand a constant."""
+    ``astype(clip(round((astype(product [+ bias], f32) * scale [+ float_bias]) /
+    out_scale) + out_zero_point, lo, hi) [permuted], uint8 | int8)``, every operand a
+    constant (a convolution's bias is quantized, a MatMul's Add after it is not)."""
     summed = is_op("relax.add")(product, is_const()) | product
     scaled = is_op("relax.multiply")(is_op("relax.astype")(summed), is_const())
-    rounded = is_op("relax.round")(is_op("relax.divide")(scaled, is_const()))
+    biased = is_op("relax.add")(scaled, is_const()) | scaled
+    rounded = is_op("relax.round")(is_op("relax.divide")(biased, is_const()))
     shifted = is_op("relax.add")(rounded, is_const())
     clipped = is_op("relax.clip")(shifted, wildcard(), wildcard())
     return is_op("relax.astype")(is_op("relax.permute_dims")(clipped) | clipped)
@@ -335,7 +337,8 @@ class Requantization:
     """What :func:`requantized` matched: the product and the requantization's operands."""
 
     product: relax.Call
-    bias: relax.Expr | None
+    bias: relax.Expr | None  # int32, added to the sum
+    float_bias: relax.Expr | None  # float32, added after the scale
     scale: relax.Expr
     out_scale: relax.Expr
     out_zero_point: relax.Expr
@@ -369,6 +372,10 @@ def requantization_of(out: relax.Expr, values: dict[relax.Var, relax.Expr]) -> R
     rounded = arg(shift, "relax.add")
     divided = arg(rounded, "relax.round")
     scaled = arg(divided, "relax.divide")
+    float_bias = None
+    if layouts.op_name(scaled) == "relax.add":
+        assert isinstance(scaled, relax.Call)
+        float_bias, scaled = scaled.args[1], values.get(scaled.args[0], scaled.args[0])
     widened = arg(scaled, "relax.multiply")
     summed = arg(widened, "relax.astype")
     bias = None
@@ -379,8 +386,8 @@ def requantization_of(out: relax.Expr, values: dict[relax.Var, relax.Expr]) -> R
     assert isinstance(divided, relax.Call) and isinstance(scaled, relax.Call)
     assert isinstance(cast, relax.Call)
     return Requantization(
-        summed, bias, scaled.args[1], divided.args[1], shift.args[1], bounds, axes,
-        str(cast.attrs.dtype),
+        summed, bias, float_bias, scaled.args[1], divided.args[1], shift.args[1], bounds,
+        axes, str(cast.attrs.dtype),
     )  # fmt: skip
 
 
@@ -395,15 +402,24 @@ def _values(expr: relax.Expr | None, dtype: str) -> np.ndarray | None:
 
 
 def requant_reason(ctx: PatternCheckContext, out: relax.Call) -> str | None:
-    """Why a requantized integer convolution (:func:`requantized`) cannot be oneDNN's
-    int8 convolution with its requantization fused, if it cannot: the convolution's own
-    reasons, then the requantization's (int8 or uint8 result over the type's whole range,
-    one scale or one per output channel, one output scale and zero point)."""
+    """Why a requantized integer convolution or dense layer (:func:`requantized`) cannot
+    be oneDNN's int8 primitive with its requantization fused, if it cannot: the
+    product's own reasons, then the requantization's (int8 or uint8 result over the
+    type's whole range, biases and scales one or one per output channel, one output scale
+    and zero point)."""
     r = requantization_of(out, dict(ctx.matched_bindings.items()))
-    reason = int8_tensors(ctx, r.product) or check_conv(r.product)
+    conv = r.product.op.name == "relax.nn.conv2d"
+    reason = int8_tensors(ctx, r.product) or (check_conv if conv else check_dense)(r.product)
     if reason:
         return reason
-    view = layouts.conv_view(r.product)
+    view = layouts.conv_view(r.product) if conv else layouts.dense_view(r.product)
+    if r.axes is not None and not conv:
+        return "a requantized dense layer's result is permuted; oneDNN writes its rows in place"
+    if r.bias is not None and r.float_bias is not None:
+        return "the requantization has two biases"
+    float_bias = _values(r.float_bias, "float32") if r.float_bias is not None else None
+    if r.float_bias is not None and (float_bias is None or not view.is_bias(float_bias.shape)):
+        return "the bias after the scale is not float32, one value per output channel"
     if r.dtype not in _RANGES or r.bounds != _RANGES[r.dtype]:
         return (
             f"requantized to {r.dtype} clipped to {list(r.bounds)}; oneDNN saturates to the "

@@ -32,10 +32,11 @@ integer rewrite of QDQ models) are ``conv2d``/``matmul`` with ``out_dtype="int32
 ``astype(x, "int32") - zero_point`` by int32 weights: where ``x`` is uint8 or int8 and
 the constant weights hold int8 values, they run as oneDNN's int8 primitives
 (``dnnl.conv2d_int8``, ``dnnl.dense_int8``), the zero point subtracted by oneDNN and the
-int32 sum exact, as TVM's. A convolution's requantization (a QDQ model's QuantizeLinear
-after it, :func:`.patterns.requantized`) runs inside the primitive too
-(``dnnl.conv2d_int8_requant``: oneDNN's weights and destination scales, destination
-zero point and uint8/int8 result), so no int32 tensor and no float one is written.
+int32 sum exact, as TVM's. Their requantization (a QDQ model's QuantizeLinear after
+them, :func:`.patterns.requantized`) runs inside the primitive too
+(``dnnl.conv2d_int8_requant``, ``dnnl.dense_int8_requant``: oneDNN's weights and
+destination scales, f32 bias, destination zero point and uint8/int8 result), so no int32
+tensor and no float one is written.
 """
 
 from __future__ import annotations
@@ -118,6 +119,12 @@ PRIMITIVES = (
         "conv2d_int8", lambda: is_op("relax.nn.conv2d")(patterns.int8_operand(), is_const()),
         patterns.check_conv, emitters.conv2d_int8, "tvmext_dnnl::conv2d_int8",
         tensors=patterns.int8_tensors,
+    ),
+    Primitive(
+        "dense_int8_requant",
+        lambda: patterns.requantized(is_op("relax.matmul")(patterns.int8_operand(), is_const())),
+        _accept, emitters.dense_int8_requant,
+        "tvmext_dnnl::dense_int8 with a tvmext_dnnl::Requant", tensors=patterns.requant_reason,
     ),
     Primitive(
         "dense_int8", lambda: is_op("relax.matmul")(patterns.int8_operand(), is_const()),

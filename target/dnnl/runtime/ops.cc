@@ -347,10 +347,6 @@ class PrimitiveOp : public Op {
       apart_.push_back(step);
     }
   }
-  void add_src_zero_point(bool src_zero_point) {
-    if (src_zero_point)
-      add(DNNL_ARG_ATTR_ZERO_POINTS | DNNL_ARG_SRC, zero_point_md());
-  }
   // Record the primitive's implementation (a reference one is said on the first call).
   void chose(const char* kind, const std::string& implementation, const memory::desc& dst) {
     implementation_ = std::string(kind) + " " + implementation + implementation_;
@@ -429,14 +425,15 @@ class ConvolutionLike : public PrimitiveOp {
 // of times slower. So the primitive picks its layouts, and src and dst are reordered
 // from and to the caller's buffers when those differ.
 // oneDNN's scales divide the destination (dst = sum * weights scale / dst scale) and
-// its bias is added after the weights scale, so the s32 bias is taken to f32 times the
+// its bias is added after the weights scale, so an s32 bias is taken to f32 times the
 // scale, and the f32 zero point to s32, from the call's constants: again only when
 // they are other buffers (one composite function can serve several call sites).
 class Requantizer {
  public:
-  Requantizer(const Requant& requant, int weights_mask, memory::dim channels,
+  // bias_dims: as the primitive takes its bias, one value per output channel
+  Requantizer(const Requant& requant, int weights_mask, const memory::dims& bias_dims,
               dnnl::primitive_attr& attr)
-      : requant_(requant), channels_(channels) {
+      : requant_(requant), channels_(bias_dims.back()) {
     attr.set_scales_mask(DNNL_ARG_WEIGHTS, requant.scales == 1 ? 0 : weights_mask);
     attr.set_scales_mask(DNNL_ARG_DST, 0);
     attr.set_zero_points_mask(DNNL_ARG_DST, 0);
@@ -445,33 +442,37 @@ class Requantizer {
     out_scale_ = memory(memory::desc({1}, dt::f32, memory::format_tag::x), cpu_engine(),
                         DNNL_MEMORY_NONE);
     out_zero_point_ = memory(zero_point_md(), cpu_engine());
-    if (requant.bias)
-      bias_ = memory(memory::desc({channels}, dt::f32, memory::format_tag::x), cpu_engine());
+    memory::desc bias(bias_dims, dt::f32,
+                      bias_dims.size() == 1 ? memory::format_tag::x : memory::format_tag::ab);
+    if (requant.bias == kIntBias) bias_ = memory(bias, cpu_engine());
+    if (requant.bias == kFloatBias) bias_ = memory(bias, cpu_engine(), DNNL_MEMORY_NONE);
   }
-  int inputs() const { return requant_.bias ? 4 : 3; }
+  int inputs() const { return requant_.bias == kNoBias ? 3 : 4; }
   memory::desc bias_desc() const { return bias_ ? bias_.get_desc() : memory::desc(); }
   // args: this requantization's inputs; adds the memories the primitive reads to ``args``.
   void bind(void* const* args, std::unordered_map<int, memory>& exec) {
-    const float* scale = static_cast<const float*>(args[requant_.bias ? 1 : 0]);
+    const int first = requant_.bias == kNoBias ? 0 : 1;
+    const float* scale = static_cast<const float*>(args[first]);
     std::vector<void*> constants(args, args + inputs());
     if (constants != converted_from_) {
-      if (requant_.bias) {
+      if (requant_.bias == kIntBias) {
         const int32_t* bias = static_cast<const int32_t*>(args[0]);
         float* out = static_cast<float*>(bias_.get_data_handle());
         for (memory::dim c = 0; c < channels_; ++c)
           out[c] = static_cast<float>(bias[c]) * scale[requant_.scales == 1 ? 0 : c];
       }
-      float zero_point = *static_cast<const float*>(args[requant_.bias ? 3 : 2]);
+      float zero_point = *static_cast<const float*>(args[first + 2]);
       *static_cast<int32_t*>(out_zero_point_.get_data_handle()) =
           static_cast<int32_t>(std::lrint(zero_point));
       converted_from_ = constants;
     }
+    if (requant_.bias == kFloatBias) bias_.set_data_handle(args[0]);
     scales_.set_data_handle(const_cast<float*>(scale));
-    out_scale_.set_data_handle(args[requant_.bias ? 2 : 1]);
+    out_scale_.set_data_handle(args[first + 1]);
     exec[DNNL_ARG_ATTR_SCALES | DNNL_ARG_WEIGHTS] = scales_;
     exec[DNNL_ARG_ATTR_SCALES | DNNL_ARG_DST] = out_scale_;
     exec[DNNL_ARG_ATTR_ZERO_POINTS | DNNL_ARG_DST] = out_zero_point_;
-    if (requant_.bias) exec[DNNL_ARG_BIAS] = bias_;
+    if (bias_) exec[DNNL_ARG_BIAS] = bias_;
   }
 
  private:
@@ -494,10 +495,11 @@ class Conv2dInt8 : public Op {
     // weights (O, I, H, W) or grouped (G, O/G, I/G, H, W): the output channel's dims
     const bool grouped = weights.ndim == 5;
     if (requant)
-      requantizer_ = std::make_unique<Requantizer>(*requant, grouped ? 3 : 1, dst.dims[1], attr);
+      requantizer_ = std::make_unique<Requantizer>(*requant, grouped ? 3 : 1,
+                                                   memory::dims{dst.dims[1]}, attr);
     auto src_any = any_md(src, user_src.get_data_type());
     auto weights_any = any_md(weights, dt::s8), dst_any = any_md(dst, dst_type);
-    pd_ = requant && requant->bias
+    pd_ = requant && requant->bias != kNoBias
               ? dnnl::convolution_forward::primitive_desc(
                     cpu_engine(), dnnl::prop_kind::forward_inference,
                     dnnl::algorithm::convolution_direct, src_any, weights_any,
@@ -563,21 +565,66 @@ class Conv2dInt8 : public Op {
   std::unordered_map<int, memory> args_;
 };
 
-class DenseInt8 : public PrimitiveOp {
+class DenseInt8 : public Op {
  public:
   DenseInt8(const Desc& src, bool src_signed, bool src_zero_point, const Desc& weights,
-            const Desc& dst) {
-    dnnl::matmul::primitive_desc pd(cpu_engine(), md(src, src_signed ? dt::s8 : dt::u8),
-                                    any_md(weights, dt::s8), md(dst, dt::s32),
-                                    zero_point_attr(src_zero_point));
-    chose("matmul", pd.impl_info_str(), pd.dst_desc());
-    primitive_ = dnnl::matmul(pd);
-    add(DNNL_ARG_SRC, pd.src_desc());
-    add(DNNL_ARG_WEIGHTS, pd.weights_desc());
-    pack(1, md(weights, dt::s32));
-    add_src_zero_point(src_zero_point);
-    add(DNNL_ARG_DST, pd.dst_desc());
+            const Desc& dst, const Requant* requant)
+      : user_weights_(md(weights, dt::s32)) {
+    dt dst_type = !requant ? dt::s32 : requant->dst_signed ? dt::s8 : dt::u8;
+    dnnl::primitive_attr attr = zero_point_attr(src_zero_point);
+    // weights [K, N]: one scale per output channel is per column
+    if (requant)
+      requantizer_ = std::make_unique<Requantizer>(*requant, 1 << 1,
+                                                   memory::dims{1, weights.dims[1]}, attr);
+    auto src_md = md(src, src_signed ? dt::s8 : dt::u8), dst_md = md(dst, dst_type);
+    auto weights_any = any_md(weights, dt::s8);
+    pd_ = requant && requant->bias != kNoBias
+              ? dnnl::matmul::primitive_desc(cpu_engine(), src_md, weights_any,
+                                             requantizer_->bias_desc(), dst_md, attr)
+              : dnnl::matmul::primitive_desc(cpu_engine(), src_md, weights_any, dst_md, attr);
+    implementation_ = std::string("matmul ") + pd_.impl_info_str();
+    warning_ = reference_warning("matmul", pd_.impl_info_str(), pd_.dst_desc());
+    primitive_ = dnnl::matmul(pd_);
+    src_ = memory(pd_.src_desc(), cpu_engine(), DNNL_MEMORY_NONE);
+    weights_ = memory(pd_.weights_desc(), cpu_engine(), DNNL_MEMORY_NONE);
+    dst_ = memory(pd_.dst_desc(), cpu_engine(), DNNL_MEMORY_NONE);
+    args_ = {{DNNL_ARG_SRC, src_}, {DNNL_ARG_WEIGHTS, weights_}, {DNNL_ARG_DST, dst_}};
+    if (src_zero_point) {
+      zero_point_ = memory(zero_point_md(), cpu_engine(), DNNL_MEMORY_NONE);
+      args_[DNNL_ARG_ATTR_ZERO_POINTS | DNNL_ARG_SRC] = zero_point_;
+    }
   }
+
+  // args: src, weights, [zero point], [the requantization's inputs], dst
+  void run(void* const* args) override {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (!warning_.empty()) {
+      std::fputs(warning_.c_str(), stderr);
+      warning_.clear();
+    }
+    src_.set_data_handle(args[0]);
+    weights_.set_data_handle(packed_weights().get(user_weights_, pd_.weights_desc(), args[1]));
+    int next = 2;
+    if (zero_point_) zero_point_.set_data_handle(args[next++]);
+    if (requantizer_) {
+      requantizer_->bind(args + next, args_);
+      next += requantizer_->inputs();
+    }
+    dst_.set_data_handle(args[next]);
+    dnnl::stream& stream = cpu_stream();
+    primitive_.execute(stream, args_);
+    stream.wait();
+  }
+
+ private:
+  std::mutex mutex_;
+  std::string warning_;
+  memory::desc user_weights_;
+  std::unique_ptr<Requantizer> requantizer_;
+  dnnl::matmul::primitive_desc pd_;
+  dnnl::primitive primitive_;
+  memory src_, weights_, zero_point_, dst_;
+  std::unordered_map<int, memory> args_;
 };
 
 // In bf16, src and weights are converted (see PrimitiveOp::convert) into the layouts
@@ -893,8 +940,8 @@ std::unique_ptr<Op> conv2d_int8(const Desc& src, bool src_signed, bool src_zero_
 }
 
 std::unique_ptr<Op> dense_int8(const Desc& src, bool src_signed, bool src_zero_point,
-                               const Desc& weights, const Desc& dst) {
-  return std::make_unique<DenseInt8>(src, src_signed, src_zero_point, weights, dst);
+                               const Desc& weights, const Desc& dst, const Requant* requant) {
+  return std::make_unique<DenseInt8>(src, src_signed, src_zero_point, weights, dst, requant);
 }
 
 std::unique_ptr<Op> pooling(PoolKind kind, const Desc& src, const Desc& dst,

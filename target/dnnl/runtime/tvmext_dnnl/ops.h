@@ -94,12 +94,15 @@ std::unique_ptr<Op> deconvolution(const Desc& src, const Desc& weights, const De
                                   const int64_t* pad_r, const int64_t* dilation,
                                   const PostOp* post, int n_post, Math math);
 // The requantization of an integer product's s32 sum, fused into its primitive:
-// dst = saturate(round((float(sum + bias) * scale) / out_scale) + out_zero_point) in u8
-// (s8 with dst_signed), as QuantizeLinear after DequantizeLinear computes it. Its
-// inputs follow the product's: [bias: s32 per output channel], scale (f32, one or one
-// per output channel), out_scale (one f32), out_zero_point (one f32 of an integer).
+// dst = saturate(round((float(sum + bias) * scale + float_bias) / out_scale) +
+// out_zero_point) in u8 (s8 with dst_signed), as QuantizeLinear after DequantizeLinear
+// computes it. Its inputs follow the product's: [bias: s32 per output channel, added
+// to the sum (kIntBias), or f32 per output channel, added after the scale
+// (kFloatBias)], scale (f32, one or one per output channel), out_scale (one f32),
+// out_zero_point (one f32 of an integer).
+enum BiasKind : int { kNoBias = 0, kIntBias, kFloatBias };
 struct Requant {
-  bool bias;
+  BiasKind bias;
   int64_t scales;  // 1 or the output channels
   bool dst_signed;
 };
@@ -113,7 +116,7 @@ std::unique_ptr<Op> conv2d_int8(const Desc& src, bool src_signed, bool src_zero_
                                 const int64_t dilation[2], const Requant* requant);
 // src [M, K] rows (any strides), weights [K, N].
 std::unique_ptr<Op> dense_int8(const Desc& src, bool src_signed, bool src_zero_point,
-                               const Desc& weights, const Desc& dst);
+                               const Desc& weights, const Desc& dst, const Requant* requant);
 // 1-D, 2-D or 3-D pooling (arrays: one value per spatial dim). inputs: src.
 enum PoolKind : int { kMaxPool = 0, kAvgPoolWithPadding, kAvgPoolWithoutPadding };
 std::unique_ptr<Op> pooling(PoolKind kind, const Desc& src, const Desc& dst,
