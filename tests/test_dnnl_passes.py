@@ -18,6 +18,7 @@ from tvmext.target.dnnl.passes.fold_batch_norm import fold_batch_norm
 from tvmext.target.dnnl.passes.fold_weight_layouts import fold_weight_layouts
 from tvmext.target.dnnl.passes.gelu_erf import gelu_erf
 from tvmext.target.dnnl.passes.gelu_tanh import gelu_tanh
+from tvmext.target.dnnl.passes.integer_matmul_in_float import integer_matmul_in_float
 from tvmext.target.dnnl.passes.nhwc_layout import nhwc_layout
 from tvmext.target.dnnl.passes.post_op_operand_order import post_op_operand_order
 from tvmext.target.dnnl.passes.scale_after_matmul import scale_after_matmul
@@ -328,3 +329,39 @@ def test_activation_moves_before_a_reshape_and_fuses_into_the_matmul(rng):
     assert {o.op: o.placement for o in report.ops}["relax.nn.gelu_tanh"] == "dnnl"
     x = rng.standard_normal((8, 16)).astype(np.float32)
     np.testing.assert_allclose(module.run(x)[0], run_module(mod, x).numpy(), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize(("k", "in_float"), [(64, True), (258, True), (259, False)])
+def test_integer_matmul_of_two_activations_runs_in_float_where_exact(rng, k, in_float):
+    """Attention's ``Q K^T`` of a QDQ model: uint8 and int8 tensors minus their zero
+    points, summed in int32; the float32 matmul gives the same integers up to K = 258."""
+    bb = relax.BlockBuilder()
+    a = relax.Var("a", relax.TensorType((2, 5, k), "uint8"))
+    b = relax.Var("b", relax.TensorType((2, k, 3), "int8"))
+    with bb.function("main", [a, b]):
+        with bb.dataflow():
+            lhs = relax.op.subtract(relax.op.astype(a, "int32"), relax.const(255, "int32"))
+            rhs = relax.op.subtract(relax.op.astype(b, "int32"), relax.const(127, "int32"))
+            product = bb.emit(relax.op.matmul(lhs, rhs, out_dtype="int32"))
+            out = bb.emit_output(relax.op.astype(product, "float32"))
+        bb.emit_func_output(out)
+    mod = bb.get()
+    rewritten = integer_matmul_in_float()(mod)
+    matmul_op = tvm.ir.Op.get("relax.matmul")
+    calls = []
+    relax.analysis.post_order_visit(
+        rewritten["main"].body,
+        lambda e: (
+            calls.append(e) if isinstance(e, relax.Call) and e.op.same_as(matmul_op) else None
+        ),
+    )
+    (matmul,) = calls
+    assert (str(matmul.attrs.out_dtype) == "float32") == in_float
+    # the extremes: every product 255 * 255, every partial sum as large as it gets
+    a_value = np.zeros((2, 5, k), np.uint8)
+    b_value = np.full((2, k, 3), -128, np.int8)
+    a_value[1] = rng.integers(0, 256, (5, k))
+    b_value[1] = rng.integers(-128, 128, (k, 3))
+    want = run_module(mod, a_value, b_value).numpy()
+    np.testing.assert_array_equal(run_module(rewritten, a_value, b_value).numpy(), want)
+    assert want[0].max() == k * 255 * 255

@@ -33,6 +33,7 @@ ORDER: dict[str, tuple[tuple[str, int], ...]] = {
         ("tvmext.fold_transpose_pairs", 6),  # the layout change's transposes that cancel
         ("tvmext.common_subexpressions", 7),
         ("tvmext.fold_weight_layouts", 10),  # dnnl: transposed weights folded to constants
+        ("tvmext.integer_matmul_in_float", 11),  # dnnl: after the zero points are constants
         ("tvmext.unshare_int8_operands", 20),  # dnnl: last, after every other rewrite
     ),
 }

@@ -1,0 +1,108 @@
+"""Run a matmul of two quantized activations as a float32 matmul (for the dnnl target).
+
+A QDQ transformer's attention products (``Q K^T`` and ``softmax(...) V``) become
+integer matmuls of two runtime uint8/int8 tensors minus their zero points; oneDNN's int8
+primitives take constant weights only, so they ran as TVM's int32 loops (a quantized
+ViT spent 60% of its time there). In float32 the same matmul is exact: each operand is
+an integer of magnitude at most 255, so each product is below 2**16 and every partial
+sum of ``K`` products below ``K * 255**2``, which float32 holds exactly while it is
+below 2**24, that is for ``K <= 258`` (the head sizes of such models), in any summation
+order. So ``astype(matmul(a - za, b - zb, out_dtype=int32), float32)`` becomes
+``matmul(astype(a, float32) - za, astype(b, float32) - zb)``, which oneDNN runs. Not in a
+reduced-precision compile (oneDNN would multiply in bf16, no longer exactly).
+
+Precondition: runs in the ``layout`` phase, after ``tvmext.fold_weight_layouts`` has
+made the zero points constants.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import tvm
+from tvm import relax
+from tvm.relax.dpl import DFPattern, is_const, is_op, wildcard
+
+from tvmext.pass_registry import register_pass
+from tvmext.target.external import PRECISION_ATTR
+from tvmext.target.report import static_shape
+
+# The largest reduction length whose sums of products of 9-bit integers float32 holds.
+MAX_EXACT_K = 2**24 // 255**2
+
+
+def _operand() -> tuple[DFPattern, DFPattern, DFPattern]:
+    """``astype(x, int32) [- zero_point]``: the pattern, and its ``x`` and zero point."""
+    data, zero_point = wildcard(), is_const()
+    widened = is_op("relax.astype")(data)
+    return is_op("relax.subtract")(widened, zero_point) | widened, data, zero_point
+
+
+def _dtype(expr: relax.Expr) -> str:
+    return str(expr.ty.dtype) if isinstance(expr.ty, relax.TensorType) else ""
+
+
+def _in_float(data: relax.Expr, zero_point: relax.Expr | None) -> relax.Expr | None:
+    """``astype(data, float32) - zero_point``, if ``data`` is uint8/int8 and the zero
+    point one int32."""
+    if _dtype(data) not in ("uint8", "int8"):
+        return None
+    widened = relax.op.astype(data, "float32")
+    if zero_point is None:
+        return widened
+    values = zero_point.value.numpy()
+    if values.dtype != "int32" or values.size != 1:
+        return None
+    return relax.op.subtract(widened, relax.const(float(values.reshape(())), "float32"))
+
+
+def _rewrite(expr: relax.Expr, matches: Any, parts: dict[str, DFPattern]) -> relax.Expr:
+    matmul = matches[parts["matmul"]]
+    if str(matmul.attrs.out_dtype) != "int32" or _dtype(expr) != "float32":
+        return expr
+    shape = static_shape(matmul.args[0])
+    if shape is None or shape[-1] > MAX_EXACT_K:
+        return expr
+    operands = []
+    for side in ("a", "b"):
+        zero_point = parts[f"{side}_zero_point"]
+        operand = _in_float(
+            matches[parts[f"{side}_data"]],
+            matches.get(zero_point),
+        )
+        if operand is None:
+            return expr
+        operands.append(operand)
+    return relax.op.matmul(*operands, out_dtype="float32")
+
+
+def _parts() -> dict[str, DFPattern]:
+    a, a_data, a_zero_point = _operand()
+    b, b_data, b_zero_point = _operand()
+    matmul = is_op("relax.matmul")(a, b)
+    return {
+        "matmul": matmul, "cast": is_op("relax.astype")(matmul),
+        "a_data": a_data, "a_zero_point": a_zero_point,
+        "b_data": b_data, "b_zero_point": b_zero_point,
+    }  # fmt: skip
+
+
+@register_pass("tvmext.integer_matmul_in_float", targets=("dnnl",))
+def integer_matmul_in_float() -> tvm.transform.Pass:
+    """Rewrite an int32 matmul of two uint8/int8 tensors, cast to float32, into a float32
+    matmul where that is exact."""
+    parts = _parts()
+
+    @tvm.transform.module_pass(opt_level=0, name="tvmext.IntegerMatmulInFloat")
+    def run(mod: tvm.IRModule, _ctx: object) -> tvm.IRModule:
+        if mod.attrs is not None and mod.attrs.get(PRECISION_ATTR) is not None:
+            return mod
+        out = mod.clone()
+        for gv, func in list(mod.functions_items()):
+            if isinstance(func, relax.Function):
+                out[gv] = relax.dpl.rewrite_call(
+                    parts["cast"], lambda e, m: _rewrite(e, m, parts), func
+                )
+        return out
+
+    return run
