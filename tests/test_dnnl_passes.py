@@ -331,16 +331,21 @@ def test_activation_moves_before_a_reshape_and_fuses_into_the_matmul(rng):
     np.testing.assert_allclose(module.run(x)[0], run_module(mod, x).numpy(), rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize(("k", "in_float"), [(64, True), (258, True), (259, False)])
-def test_integer_matmul_of_two_activations_runs_in_float_where_exact(rng, k, in_float):
+@pytest.mark.parametrize(
+    ("k", "zero_point", "in_float"),
+    [(64, 255, True), (258, 255, True), (259, 255, False), (100, 1000, False)],
+)
+def test_integer_matmul_of_two_activations_runs_in_float_where_exact(rng, k, zero_point, in_float):
     """Attention's ``Q K^T`` of a QDQ model: uint8 and int8 tensors minus their zero
-    points, summed in int32; the float32 matmul gives the same integers up to K = 258."""
+    points, summed in int32; the float32 matmul gives the same integers while every sum
+    stays within 2**24 (K = 258 for zero points in the types' ranges; a zero point
+    outside its type's range makes the operands larger)."""
     bb = relax.BlockBuilder()
     a = relax.Var("a", relax.TensorType((2, 5, k), "uint8"))
     b = relax.Var("b", relax.TensorType((2, k, 3), "int8"))
     with bb.function("main", [a, b]):
         with bb.dataflow():
-            lhs = relax.op.subtract(relax.op.astype(a, "int32"), relax.const(255, "int32"))
+            lhs = relax.op.subtract(relax.op.astype(a, "int32"), relax.const(zero_point, "int32"))
             rhs = relax.op.subtract(relax.op.astype(b, "int32"), relax.const(127, "int32"))
             product = bb.emit(relax.op.matmul(lhs, rhs, out_dtype="int32"))
             out = bb.emit_output(relax.op.astype(product, "float32"))
@@ -364,4 +369,4 @@ def test_integer_matmul_of_two_activations_runs_in_float_where_exact(rng, k, in_
     b_value[1] = rng.integers(-128, 128, (k, 3))
     want = run_module(mod, a_value, b_value).numpy()
     np.testing.assert_array_equal(run_module(rewritten, a_value, b_value).numpy(), want)
-    assert want[0].max() == k * 255 * 255
+    assert want[0].max() == k * zero_point * 255

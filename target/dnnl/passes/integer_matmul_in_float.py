@@ -4,12 +4,13 @@ A QDQ transformer's attention products (``Q K^T`` and ``softmax(...) V``) become
 integer matmuls of two runtime uint8/int8 tensors minus their zero points; oneDNN's int8
 primitives take constant weights only, so they ran as TVM's int32 loops (a quantized
 ViT spent 60% of its time there). In float32 the same matmul is exact: each operand is
-an integer of magnitude at most 255, so each product is below 2**16 and every partial
-sum of ``K`` products below ``K * 255**2``, which float32 holds exactly while it is
-below 2**24, that is for ``K <= 258`` (the head sizes of such models), in any summation
-order. So ``astype(matmul(a - za, b - zb, out_dtype=int32), float32)`` becomes
-``matmul(astype(a, float32) - za, astype(b, float32) - zb)``, which oneDNN runs. Not in a
-reduced-precision compile (oneDNN would multiply in bf16, no longer exactly).
+an integer of magnitude at most ``m`` (255 for a uint8/int8 tensor minus a zero point in
+its range), so every partial sum of ``K`` products is at most ``K * m_a * m_b``, which
+float32 holds exactly up to 2**24 (``K <= 258`` for 255 and 255: the head sizes of
+such models), in any summation order. So
+``astype(matmul(a - za, b - zb, out_dtype=int32), float32)`` becomes
+``matmul(astype(a, float32) - za, astype(b, float32) - zb)``, which oneDNN runs. Not in
+a reduced-precision compile (oneDNN would multiply in bf16, no longer exactly).
 
 Precondition: runs in the ``layout`` phase, after ``tvmext.fold_weight_layouts`` has
 made the zero points constants.
@@ -27,8 +28,9 @@ from tvmext.pass_registry import register_pass
 from tvmext.target.external import PRECISION_ATTR
 from tvmext.target.report import static_shape
 
-# The largest reduction length whose sums of products of 9-bit integers float32 holds.
-MAX_EXACT_K = 2**24 // 255**2
+# Integers float32 holds exactly: up to 2**24 in magnitude.
+EXACT_LIMIT = 2**24
+_RANGES = {"uint8": (0, 255), "int8": (-128, 127)}
 
 
 def _operand() -> tuple[DFPattern, DFPattern, DFPattern]:
@@ -42,18 +44,21 @@ def _dtype(expr: relax.Expr) -> str:
     return str(expr.ty.dtype) if isinstance(expr.ty, relax.TensorType) else ""
 
 
-def _in_float(data: relax.Expr, zero_point: relax.Expr | None) -> relax.Expr | None:
-    """``astype(data, float32) - zero_point``, if ``data`` is uint8/int8 and the zero
-    point one int32."""
-    if _dtype(data) not in ("uint8", "int8"):
+def _in_float(data: relax.Expr, zero_point: relax.Expr | None) -> tuple[relax.Expr, int] | None:
+    """``astype(data, float32) - zero_point`` and the largest magnitude it can have, if
+    ``data`` is uint8/int8 and the zero point one int32."""
+    if _dtype(data) not in _RANGES:
         return None
+    lo, hi = _RANGES[_dtype(data)]
     widened = relax.op.astype(data, "float32")
     if zero_point is None:
-        return widened
+        return widened, max(-lo, hi)
     values = zero_point.value.numpy()
     if values.dtype != "int32" or values.size != 1:
         return None
-    return relax.op.subtract(widened, relax.const(float(values.reshape(())), "float32"))
+    value = int(values.reshape(()))
+    shifted = relax.op.subtract(widened, relax.const(float(value), "float32"))
+    return shifted, max(abs(lo - value), abs(hi - value))
 
 
 def _rewrite(expr: relax.Expr, matches: Any, parts: dict[str, DFPattern]) -> relax.Expr:
@@ -61,18 +66,19 @@ def _rewrite(expr: relax.Expr, matches: Any, parts: dict[str, DFPattern]) -> rel
     if str(matmul.attrs.out_dtype) != "int32" or _dtype(expr) != "float32":
         return expr
     shape = static_shape(matmul.args[0])
-    if shape is None or shape[-1] > MAX_EXACT_K:
+    if shape is None:
         return expr
-    operands = []
+    operands, bound = [], shape[-1]
     for side in ("a", "b"):
-        zero_point = parts[f"{side}_zero_point"]
         operand = _in_float(
-            matches[parts[f"{side}_data"]],
-            matches.get(zero_point),
+            matches[parts[f"{side}_data"]], matches.get(parts[f"{side}_zero_point"])
         )
         if operand is None:
             return expr
-        operands.append(operand)
+        operands.append(operand[0])
+        bound *= operand[1]
+    if bound > EXACT_LIMIT:
+        return expr
     return relax.op.matmul(*operands, out_dtype="float32")
 
 
