@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import tvm
+import tvm_ffi
 from conftest import run_module
 from tvm import relax
 
@@ -370,3 +371,19 @@ def test_integer_matmul_of_two_activations_runs_in_float_where_exact(rng, k, zer
     want = run_module(mod, a_value, b_value).numpy()
     np.testing.assert_array_equal(run_module(rewritten, a_value, b_value).numpy(), want)
     assert want[0].max() == k * zero_point * 255
+
+
+def test_integer_matmul_of_narrowed_operands_stays_integer():
+    """A cast that is no widening to int32 (uint8 read as int8) changes the values: the
+    product stays as it is."""
+    bb = relax.BlockBuilder()
+    a = relax.Var("a", relax.TensorType((4, 8), "uint8"))
+    b = relax.Var("b", relax.TensorType((8, 3), "uint8"))
+    with bb.function("main", [a, b]):
+        with bb.dataflow():
+            lhs, rhs = relax.op.astype(a, "int8"), relax.op.astype(b, "int8")
+            product = bb.emit(relax.op.matmul(lhs, rhs, out_dtype="int32"))
+            out = bb.emit_output(relax.op.astype(product, "float32"))
+        bb.emit_func_output(out)
+    mod = bb.get()
+    assert tvm_ffi.structural_equal(integer_matmul_in_float()(mod), mod)

@@ -18,6 +18,7 @@ from tvmext.target.dnnl import layouts
 from tvmext.target.dnnl.symbolic import computable, dimension_sources, is_static, known_shape
 
 INT8_TYPES = ("uint8", "int8")
+INT8_RANGES = {"uint8": (0, 255), "int8": (-128, 127)}
 ACTIVATIONS = (
     "relax.nn.relu",
     "relax.nn.gelu",
@@ -342,9 +343,10 @@ class Requantization:
     scale: relax.Expr
     out_scale: relax.Expr
     out_zero_point: relax.Expr
-    bounds: tuple[float, float]  # the clip's
+    bounds: tuple[float, float] | None  # the clip's, when they are constants
     axes: list[int] | None  # the permutation of the result, if any
     dtype: str  # uint8 or int8
+    widened_to: str  # the type the sum is cast to before the scale
 
 
 def requantization_of(out: relax.Expr, values: dict[relax.Var, relax.Expr]) -> Requantization:
@@ -367,7 +369,11 @@ def requantization_of(out: relax.Expr, values: dict[relax.Var, relax.Expr]) -> R
         inner = arg(inner, "relax.permute_dims")
     clip = inner
     assert isinstance(clip, relax.Call)
-    bounds = (float(clip.args[1].value), float(clip.args[2].value))
+    # constant bounds are FloatImm/IntImm, whose value is a Python number
+    low, high = (getattr(bound, "value", None) for bound in clip.args[1:])
+    bounds = None
+    if isinstance(low, int | float) and isinstance(high, int | float):
+        bounds = (float(low), float(high))
     shift = arg(clip, "relax.clip")
     rounded = arg(shift, "relax.add")
     divided = arg(rounded, "relax.round")
@@ -378,6 +384,7 @@ def requantization_of(out: relax.Expr, values: dict[relax.Var, relax.Expr]) -> R
         float_bias, scaled = scaled.args[1], values.get(scaled.args[0], scaled.args[0])
     widened = arg(scaled, "relax.multiply")
     summed = arg(widened, "relax.astype")
+    assert isinstance(widened, relax.Call)
     bias = None
     if layouts.op_name(summed) == "relax.add":
         assert isinstance(summed, relax.Call)
@@ -387,11 +394,8 @@ def requantization_of(out: relax.Expr, values: dict[relax.Var, relax.Expr]) -> R
     assert isinstance(cast, relax.Call)
     return Requantization(
         summed, bias, float_bias, scaled.args[1], divided.args[1], shift.args[1], bounds,
-        axes, str(cast.attrs.dtype),
+        axes, str(cast.attrs.dtype), str(widened.attrs.dtype),
     )  # fmt: skip
-
-
-_RANGES = {"uint8": (0.0, 255.0), "int8": (-128.0, 127.0)}
 
 
 def _values(expr: relax.Expr | None, dtype: str) -> np.ndarray | None:
@@ -413,32 +417,38 @@ def requant_reason(ctx: PatternCheckContext, out: relax.Call) -> str | None:
     if reason:
         return reason
     view = layouts.conv_view(r.product) if conv else layouts.dense_view(r.product)
+
+    def per_channel(values: np.ndarray | None) -> bool:
+        return values is not None and (
+            view.broadcast_reason(values.shape) is None and view.is_bias(values.shape)
+        )
+
     if r.axes is not None and not conv:
         return "a requantized dense layer's result is permuted; oneDNN writes its rows in place"
+    if r.widened_to != "float32":
+        return f"the sum is cast to {r.widened_to} before the scale, not float32"
     if r.bias is not None and r.float_bias is not None:
         return "the requantization has two biases"
-    float_bias = _values(r.float_bias, "float32") if r.float_bias is not None else None
-    if r.float_bias is not None and (float_bias is None or not view.is_bias(float_bias.shape)):
-        return "the bias after the scale is not float32, one value per output channel"
-    if r.dtype not in _RANGES or r.bounds != _RANGES[r.dtype]:
-        return (
-            f"requantized to {r.dtype} clipped to {list(r.bounds)}; oneDNN saturates to the "
-            f"whole range of uint8 or int8"
-        )
-    bias = _values(r.bias, "int32") if r.bias is not None else np.zeros(1, np.int32)
-    if bias is None or (r.bias is not None and not view.is_bias(bias.shape)):
+    if r.bias is not None and not per_channel(_values(r.bias, "int32")):
         return "the bias before the requantization is not int32, one value per output channel"
+    if r.float_bias is not None and not per_channel(_values(r.float_bias, "float32")):
+        return "the bias after the scale is not float32, one value per output channel"
+    if r.dtype not in INT8_RANGES or r.bounds != tuple(map(float, INT8_RANGES[r.dtype])):
+        return (
+            f"requantized to {r.dtype} clipped to {r.bounds}; oneDNN saturates to the whole "
+            f"range of uint8 or int8"
+        )
     scale = _values(r.scale, "float32")
-    if scale is None or not (scale.size == 1 or view.is_bias(scale.shape)):
+    one = scale is not None and scale.size == 1 and view.broadcast_reason(scale.shape) is None
+    if scale is None or not (one or per_channel(scale)):
         return "the requantization's scale is not one float32 or one per output channel"
     out_scale, zero_point = _values(r.out_scale, "float32"), _values(r.out_zero_point, "float32")
     if out_scale is None or out_scale.size != 1 or not out_scale.reshape(()) > 0:
         return "the output scale is not one positive float32"
-    lo, hi = r.bounds
     if zero_point is None or zero_point.size != 1:
         return "the output zero point is not one float32"
-    value = float(zero_point.reshape(()))
-    if value != round(value) or not lo <= value <= hi:
+    value, (lo, hi) = float(zero_point.reshape(())), r.bounds
+    if not math.isfinite(value) or value != round(value) or not lo <= value <= hi:
         return f"the output zero point {value} is not an integer of {r.dtype}"
     return None
 

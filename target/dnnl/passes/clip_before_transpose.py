@@ -1,11 +1,12 @@
 """Clip before the transpose that ends a run of NHWC ops (for the dnnl target).
 
-ConvertLayout has no layout rule for ``clip``, so after ``tvmext.nhwc_layout`` a
-ReLU6 (``clip(x, 0, 6)``) after a convolution reads the transpose back to NCHW, and
-the pattern table cannot fuse it into the convolution. Clip is element-wise with
-scalar bounds, so ``clip(permute_dims(x))`` equals ``permute_dims(clip(x))``; this
-pass swaps them when the transpose has no other user (else a second transpose would
-be needed), and the convolution then takes the clip as an ``eltwise_clip`` post-op.
+Where ConvertLayout stops (an op without a layout rule after the clip) or a model
+transposes a convolution's result itself, a ReLU6 (``clip(x, 0, 6)``) can read the
+transpose back to NCHW, and the pattern table cannot fuse it into the convolution.
+Clip is element-wise with scalar bounds, so ``clip(permute_dims(x))`` equals
+``permute_dims(clip(x))``; this pass swaps them when the transpose has no other user
+(else a second transpose would be needed), and the convolution then takes the clip as
+an ``eltwise_clip`` post-op.
 
 Precondition: runs in the ``layout`` phase after ``tvmext.nhwc_layout`` (priority 5).
 """

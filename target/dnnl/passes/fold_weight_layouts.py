@@ -38,8 +38,8 @@ def _evaluate_integer(call: relax.Call, array: np.ndarray) -> np.ndarray | None:
     name = call.op.name
     if name == "relax.astype" and _integer(array):
         dtype = np.dtype(str(call.attrs.dtype))
-        if dtype == np.float32 and (array.size == 0 or np.abs(array).max() < 2**24):
-            return array.astype(dtype)  # a zero point as a float: exact below 2**24
+        if dtype == np.float32 and array.ndim <= 1 and np.abs(array).max(initial=0) < 2**24:
+            return array.astype(dtype)  # a zero point (per tensor or channel), exactly
         if not _integer(np.empty(0, dtype)) or not np.can_cast(array.dtype, dtype, "safe"):
             return None
         return array.astype(dtype)

@@ -9,8 +9,9 @@ its range), so every partial sum of ``K`` products is at most ``K * m_a * m_b``,
 float32 holds exactly up to 2**24 (``K <= 258`` for 255 and 255: the head sizes of
 such models), in any summation order. So
 ``astype(matmul(a - za, b - zb, out_dtype=int32), float32)`` becomes
-``matmul(astype(a, float32) - za, astype(b, float32) - zb)``, which oneDNN runs. Not in
-a reduced-precision compile (oneDNN would multiply in bf16, no longer exactly).
+``matmul(astype(a, float32) - za, astype(b, float32) - zb)``, which oneDNN runs. Each
+operand is also held exactly in bf16 (integers up to 256; oneDNN's bf16 matmul sums in
+float32), so a reduced-precision compile gets the same integers.
 
 Precondition: runs in the ``layout`` phase, after ``tvmext.fold_weight_layouts`` has
 made the zero points constants.
@@ -24,40 +25,44 @@ import tvm
 from tvm import relax
 from tvm.relax.dpl import DFPattern, is_const, is_op, wildcard
 
-from tvmext.pass_registry import register_pass
-from tvmext.target.external import PRECISION_ATTR
+from tvmext.pass_registry import function_pass, register_pass
+from tvmext.target.dnnl.patterns import INT8_RANGES
 from tvmext.target.report import static_shape
 
-# Integers float32 holds exactly: up to 2**24 in magnitude.
+# Integers float32 holds exactly: up to 2**24 in magnitude; bf16 up to 256.
 EXACT_LIMIT = 2**24
-_RANGES = {"uint8": (0, 255), "int8": (-128, 127)}
+BF16_EXACT_LIMIT = 256
 
 
-def _operand() -> tuple[DFPattern, DFPattern, DFPattern]:
-    """``astype(x, int32) [- zero_point]``: the pattern, and its ``x`` and zero point."""
+def _operand() -> tuple[DFPattern, DFPattern, DFPattern, DFPattern]:
+    """``astype(x, int32) [- zero_point]``: the pattern, and its ``x``, widening and zero
+    point."""
     data, zero_point = wildcard(), is_const()
     widened = is_op("relax.astype")(data)
-    return is_op("relax.subtract")(widened, zero_point) | widened, data, zero_point
+    return is_op("relax.subtract")(widened, zero_point) | widened, data, widened, zero_point
 
 
 def _dtype(expr: relax.Expr) -> str:
     return str(expr.ty.dtype) if isinstance(expr.ty, relax.TensorType) else ""
 
 
-def _in_float(data: relax.Expr, zero_point: relax.Expr | None) -> tuple[relax.Expr, int] | None:
+def _in_float(
+    data: relax.Expr, widened: relax.Expr, zero_point: relax.Expr | None
+) -> tuple[relax.Expr, int] | None:
     """``astype(data, float32) - zero_point`` and the largest magnitude it can have, if
-    ``data`` is uint8/int8 and the zero point one int32."""
-    if _dtype(data) not in _RANGES:
+    ``data`` is uint8/int8 widened to int32 and the zero point one int32."""
+    if _dtype(data) not in INT8_RANGES or _dtype(widened) != "int32":
         return None
-    lo, hi = _RANGES[_dtype(data)]
-    widened = relax.op.astype(data, "float32")
+    lo, hi = INT8_RANGES[_dtype(data)]
+    in_float = relax.op.astype(data, "float32")
     if zero_point is None:
-        return widened, max(-lo, hi)
+        return in_float, max(-lo, hi)
     values = zero_point.value.numpy()
     if values.dtype != "int32" or values.size != 1:
         return None
-    value = int(values.reshape(()))
-    shifted = relax.op.subtract(widened, relax.const(float(value), "float32"))
+    value = int(values.reshape(-1)[0])
+    # the zero point's shape kept: it may broadcast the result to more dims
+    shifted = relax.op.subtract(in_float, relax.const(values.astype("float32")))
     return shifted, max(abs(lo - value), abs(hi - value))
 
 
@@ -71,9 +76,11 @@ def _rewrite(expr: relax.Expr, matches: Any, parts: dict[str, DFPattern]) -> rel
     operands, bound = [], shape[-1]
     for side in ("a", "b"):
         operand = _in_float(
-            matches[parts[f"{side}_data"]], matches.get(parts[f"{side}_zero_point"])
+            matches[parts[f"{side}_data"]],
+            matches[parts[f"{side}_widened"]],
+            matches.get(parts[f"{side}_zero_point"]),
         )
-        if operand is None:
+        if operand is None or operand[1] > BF16_EXACT_LIMIT:
             return expr
         operands.append(operand[0])
         bound *= operand[1]
@@ -83,13 +90,13 @@ def _rewrite(expr: relax.Expr, matches: Any, parts: dict[str, DFPattern]) -> rel
 
 
 def _parts() -> dict[str, DFPattern]:
-    a, a_data, a_zero_point = _operand()
-    b, b_data, b_zero_point = _operand()
+    a, a_data, a_widened, a_zero_point = _operand()
+    b, b_data, b_widened, b_zero_point = _operand()
     matmul = is_op("relax.matmul")(a, b)
     return {
         "matmul": matmul, "cast": is_op("relax.astype")(matmul),
-        "a_data": a_data, "a_zero_point": a_zero_point,
-        "b_data": b_data, "b_zero_point": b_zero_point,
+        "a_data": a_data, "a_widened": a_widened, "a_zero_point": a_zero_point,
+        "b_data": b_data, "b_widened": b_widened, "b_zero_point": b_zero_point,
     }  # fmt: skip
 
 
@@ -99,16 +106,9 @@ def integer_matmul_in_float() -> tvm.transform.Pass:
     matmul where that is exact."""
     parts = _parts()
 
-    @tvm.transform.module_pass(opt_level=0, name="tvmext.IntegerMatmulInFloat")
-    def run(mod: tvm.IRModule, _ctx: object) -> tvm.IRModule:
-        if mod.attrs is not None and mod.attrs.get(PRECISION_ATTR) is not None:
-            return mod
-        out = mod.clone()
-        for gv, func in list(mod.functions_items()):
-            if isinstance(func, relax.Function):
-                out[gv] = relax.dpl.rewrite_call(
-                    parts["cast"], lambda e, m: _rewrite(e, m, parts), func
-                )
-        return out
-
-    return run
+    return function_pass(
+        "tvmext.IntegerMatmulInFloat",
+        lambda func: relax.dpl.rewrite_call(
+            parts["cast"], lambda e, m: _rewrite(e, m, parts), func
+        ),
+    )

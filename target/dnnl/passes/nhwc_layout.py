@@ -25,11 +25,16 @@ def _element_wise_layouts() -> None:
     """TVM 0.27 has no layout rule for ``clip``, so ConvertLayout transposes back to NCHW
     before every clip: in a QDQ model (each QuantizeLinear clips) that put every tensor
     between two convolutions in NCHW, transposed twice. ``clip`` is element-wise in its
-    tensor (its bounds are scalars): it takes ReLU's rule, the layout of its input."""
+    tensor (its bounds are scalars): it takes ReLU's rule, the layout of its input.
+    TVM's op registry is global: from the moment the dnnl target loads, every
+    ConvertLayout in the process has the rule (a correct one, whoever runs it)."""
     clip = tvm.ir.Op.get("relax.clip")
     if clip.get_attr("FRelaxInferLayout") is None:
         rule = tvm.ir.Op.get("relax.nn.relu").get_attr("FRelaxInferLayout")
         tvm.ir.register_op_attr("relax.clip", "FRelaxInferLayout", rule)
+
+
+_element_wise_layouts()
 
 
 def _has_convolution(mod: tvm.IRModule) -> bool:
@@ -68,7 +73,6 @@ def nhwc_layout() -> tvm.transform.Pass:
     def run(mod: tvm.IRModule, _ctx: object) -> tvm.IRModule:
         if not _has_convolution(mod):
             return mod
-        _element_wise_layouts()
         try:
             return convert(mod)
         except (RuntimeError, AssertionError):  # TVM errors, and asserts in its Python helpers
