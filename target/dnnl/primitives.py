@@ -105,32 +105,38 @@ def _binary(name: str) -> Primitive:
     )  # fmt: skip
 
 
+def _int8(
+    name: str,
+    op: str,
+    check: Callable[[relax.Call], str | None],
+    emit: emitters.Emitter,
+    emit_requantized: emitters.Emitter,
+) -> tuple[Primitive, Primitive]:
+    """An integer product by int8 weights, with its requantization first (its pattern
+    contains the bare product's)."""
+
+    def product() -> DFPattern:
+        return is_op(op)(patterns.int8_operand(), is_const())
+
+    factory = f"tvmext_dnnl::{name}_int8"
+    return (
+        Primitive(
+            f"{name}_int8_requant", lambda: patterns.requantized(product()), _accept,
+            emit_requantized, f"{factory} with a tvmext_dnnl::Requant",
+            tensors=patterns.requant_reason,
+        ),
+        Primitive(
+            f"{name}_int8", product, check, emit, factory, tensors=patterns.int8_tensors
+        ),
+    )  # fmt: skip
+
+
 # In the order the pattern table tries them.
 PRIMITIVES = (
-    Primitive(
-        "conv2d_int8_requant",
-        lambda: patterns.requantized(
-            is_op("relax.nn.conv2d")(patterns.int8_operand(), is_const())
-        ),
-        _accept, emitters.conv2d_int8_requant,
-        "tvmext_dnnl::conv2d_int8 with a tvmext_dnnl::Requant", tensors=patterns.requant_reason,
-    ),
-    Primitive(
-        "conv2d_int8", lambda: is_op("relax.nn.conv2d")(patterns.int8_operand(), is_const()),
-        patterns.check_conv, emitters.conv2d_int8, "tvmext_dnnl::conv2d_int8",
-        tensors=patterns.int8_tensors,
-    ),
-    Primitive(
-        "dense_int8_requant",
-        lambda: patterns.requantized(is_op("relax.matmul")(patterns.int8_operand(), is_const())),
-        _accept, emitters.dense_int8_requant,
-        "tvmext_dnnl::dense_int8 with a tvmext_dnnl::Requant", tensors=patterns.requant_reason,
-    ),
-    Primitive(
-        "dense_int8", lambda: is_op("relax.matmul")(patterns.int8_operand(), is_const()),
-        patterns.check_dense, emitters.dense_int8, "tvmext_dnnl::dense_int8",
-        tensors=patterns.int8_tensors,
-    ),
+    *_int8("conv2d", "relax.nn.conv2d", patterns.check_conv, emitters.conv2d_int8,
+           emitters.conv2d_int8_requant),
+    *_int8("dense", "relax.matmul", patterns.check_dense, emitters.dense_int8,
+           emitters.dense_int8_requant),
     *(
         _conv(op, patterns.check_conv, emitters.conv, "tvmext_dnnl::convolution")
         for op in CONVOLUTIONS

@@ -172,14 +172,6 @@ auto fused_unless_reference(Make make, const dnnl::primitive_attr& attr, int n_p
   return pd;
 }
 
-// A src zero point (one value for the whole tensor) as oneDNN's attribute; its value
-// is an input of the call, a one-element s32 buffer.
-dnnl::primitive_attr zero_point_attr(bool src_zero_point) {
-  dnnl::primitive_attr attr;
-  if (src_zero_point) attr.set_zero_points_mask(DNNL_ARG_SRC, 0);
-  return attr;
-}
-
 memory::desc zero_point_md() { return memory::desc({1}, dt::s32, memory::format_tag::x); }
 
 // Weights reordered once into the layout a primitive prefers, keyed by the buffer.
@@ -482,33 +474,64 @@ class Requantizer {
   std::vector<void*> converted_from_;
 };
 
+// What an integer product reads after its src and weights, each if it has it: the src
+// zero point (one value for the whole tensor, a one-element s32 buffer) and the
+// requantization's inputs; and the primitive attributes they need.
+class IntegerInputs {
+ public:
+  // weights_mask, bias_dims: see Requantizer
+  IntegerInputs(bool src_zero_point, const Requant* requant, int weights_mask,
+                const memory::dims& bias_dims) {
+    if (src_zero_point) {
+      attr_.set_zero_points_mask(DNNL_ARG_SRC, 0);
+      zero_point_ = memory(zero_point_md(), cpu_engine(), DNNL_MEMORY_NONE);
+    }
+    if (requant)
+      requantizer_ = std::make_unique<Requantizer>(*requant, weights_mask, bias_dims, attr_);
+  }
+  const dnnl::primitive_attr& attr() const { return attr_; }
+  // The f32 bias the primitive adds, if the requantization has one.
+  memory::desc bias_desc() const {
+    return requantizer_ ? requantizer_->bias_desc() : memory::desc();
+  }
+  // Binds the inputs that follow src and weights in ``args`` into ``exec``; the index of
+  // the argument after them (the dst).
+  int bind(void* const* args, std::unordered_map<int, memory>& exec) {
+    int next = 2;
+    if (zero_point_) {
+      zero_point_.set_data_handle(args[next++]);
+      exec[DNNL_ARG_ATTR_ZERO_POINTS | DNNL_ARG_SRC] = zero_point_;
+    }
+    if (requantizer_) {
+      requantizer_->bind(args + next, exec);
+      next += requantizer_->inputs();
+    }
+    return next;
+  }
+
+ private:
+  dnnl::primitive_attr attr_;
+  memory zero_point_;
+  std::unique_ptr<Requantizer> requantizer_;
+};
+
 class Conv2dInt8 : public Op {
  public:
   Conv2dInt8(const Desc& src, bool src_signed, bool src_zero_point, const Desc& weights,
              const Desc& dst, const int64_t stride[2], const int64_t pad_l[2],
              const int64_t pad_r[2], const int64_t dilation[2], const Requant* requant)
-      : user_weights_(md(weights, dt::s32)) {
+      : user_weights_(md(weights, dt::s32)),
+        // weights (O, I, H, W) or grouped (G, O/G, I/G, H, W): the output channel's dims
+        inputs_(src_zero_point, requant, weights.ndim == 5 ? 3 : 1, {dst.dims[1]}) {
     dt dst_type = !requant ? dt::s32 : requant->dst_signed ? dt::s8 : dt::u8;
     memory::desc user_src = md(src, src_signed ? dt::s8 : dt::u8), user_dst = md(dst, dst_type);
     memory::dims dil = {dilation[0] - 1, dilation[1] - 1};
-    dnnl::primitive_attr attr = zero_point_attr(src_zero_point);
-    // weights (O, I, H, W) or grouped (G, O/G, I/G, H, W): the output channel's dims
-    const bool grouped = weights.ndim == 5;
-    if (requant)
-      requantizer_ = std::make_unique<Requantizer>(*requant, grouped ? 3 : 1,
-                                                   memory::dims{dst.dims[1]}, attr);
     auto src_any = any_md(src, user_src.get_data_type());
     auto weights_any = any_md(weights, dt::s8), dst_any = any_md(dst, dst_type);
-    pd_ = requant && requant->bias != kNoBias
-              ? dnnl::convolution_forward::primitive_desc(
-                    cpu_engine(), dnnl::prop_kind::forward_inference,
-                    dnnl::algorithm::convolution_direct, src_any, weights_any,
-                    requantizer_->bias_desc(), dst_any, two(stride), dil, two(pad_l),
-                    two(pad_r), attr)
-              : dnnl::convolution_forward::primitive_desc(
-                    cpu_engine(), dnnl::prop_kind::forward_inference,
-                    dnnl::algorithm::convolution_direct, src_any, weights_any, dst_any,
-                    two(stride), dil, two(pad_l), two(pad_r), attr);
+    pd_ = dnnl::convolution_forward::primitive_desc(
+        cpu_engine(), dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct,
+        src_any, weights_any, inputs_.bias_desc(), dst_any, two(stride), dil, two(pad_l),
+        two(pad_r), inputs_.attr());
     implementation_ = std::string("convolution ") + pd_.impl_info_str();
     primitive_ = dnnl::convolution_forward(pd_);
     user_src_ = memory(user_src, cpu_engine(), DNNL_MEMORY_NONE);
@@ -527,10 +550,6 @@ class Conv2dInt8 : public Op {
     args_ = {{DNNL_ARG_SRC, src_ ? src_ : user_src_},
              {DNNL_ARG_WEIGHTS, weights_},
              {DNNL_ARG_DST, dst_ ? dst_ : user_dst_}};
-    if (src_zero_point) {
-      zero_point_ = memory(zero_point_md(), cpu_engine(), DNNL_MEMORY_NONE);
-      args_[DNNL_ARG_ATTR_ZERO_POINTS | DNNL_ARG_SRC] = zero_point_;
-    }
   }
 
   // args: src, weights, [zero point], [the requantization's inputs], dst
@@ -539,13 +558,7 @@ class Conv2dInt8 : public Op {
     dnnl::stream& stream = cpu_stream();
     user_src_.set_data_handle(args[0]);
     weights_.set_data_handle(packed_weights().get(user_weights_, pd_.weights_desc(), args[1]));
-    int next = 2;
-    if (zero_point_) zero_point_.set_data_handle(args[next++]);
-    if (requantizer_) {
-      requantizer_->bind(args + next, args_);
-      next += requantizer_->inputs();
-    }
-    user_dst_.set_data_handle(args[next]);
+    user_dst_.set_data_handle(args[inputs_.bind(args, args_)]);
     if (src_) src_reorder_.execute(stream, user_src_, src_);
     primitive_.execute(stream, args_);
     if (dst_) dst_reorder_.execute(stream, dst_, user_dst_);
@@ -555,12 +568,12 @@ class Conv2dInt8 : public Op {
  private:
   std::mutex mutex_;
   memory::desc user_weights_;
-  std::unique_ptr<Requantizer> requantizer_;
+  IntegerInputs inputs_;
   dnnl::convolution_forward::primitive_desc pd_;
   dnnl::primitive primitive_;
   // The caller's buffers (handles set per call), and the primitive's own src/dst when
   // its layouts differ from the caller's.
-  memory user_src_, weights_, zero_point_, user_dst_, src_, dst_;
+  memory user_src_, weights_, user_dst_, src_, dst_;
   dnnl::reorder src_reorder_, dst_reorder_;
   std::unordered_map<int, memory> args_;
 };
@@ -569,19 +582,13 @@ class DenseInt8 : public Op {
  public:
   DenseInt8(const Desc& src, bool src_signed, bool src_zero_point, const Desc& weights,
             const Desc& dst, const Requant* requant)
-      : user_weights_(md(weights, dt::s32)) {
+      : user_weights_(md(weights, dt::s32)),
+        // weights [K, N]: one scale per output channel is per column
+        inputs_(src_zero_point, requant, 1 << 1, {1, weights.dims[1]}) {
     dt dst_type = !requant ? dt::s32 : requant->dst_signed ? dt::s8 : dt::u8;
-    dnnl::primitive_attr attr = zero_point_attr(src_zero_point);
-    // weights [K, N]: one scale per output channel is per column
-    if (requant)
-      requantizer_ = std::make_unique<Requantizer>(*requant, 1 << 1,
-                                                   memory::dims{1, weights.dims[1]}, attr);
-    auto src_md = md(src, src_signed ? dt::s8 : dt::u8), dst_md = md(dst, dst_type);
-    auto weights_any = any_md(weights, dt::s8);
-    pd_ = requant && requant->bias != kNoBias
-              ? dnnl::matmul::primitive_desc(cpu_engine(), src_md, weights_any,
-                                             requantizer_->bias_desc(), dst_md, attr)
-              : dnnl::matmul::primitive_desc(cpu_engine(), src_md, weights_any, dst_md, attr);
+    pd_ = dnnl::matmul::primitive_desc(cpu_engine(), md(src, src_signed ? dt::s8 : dt::u8),
+                                       any_md(weights, dt::s8), inputs_.bias_desc(),
+                                       md(dst, dst_type), inputs_.attr());
     implementation_ = std::string("matmul ") + pd_.impl_info_str();
     warning_ = reference_warning("matmul", pd_.impl_info_str(), pd_.dst_desc());
     primitive_ = dnnl::matmul(pd_);
@@ -589,10 +596,6 @@ class DenseInt8 : public Op {
     weights_ = memory(pd_.weights_desc(), cpu_engine(), DNNL_MEMORY_NONE);
     dst_ = memory(pd_.dst_desc(), cpu_engine(), DNNL_MEMORY_NONE);
     args_ = {{DNNL_ARG_SRC, src_}, {DNNL_ARG_WEIGHTS, weights_}, {DNNL_ARG_DST, dst_}};
-    if (src_zero_point) {
-      zero_point_ = memory(zero_point_md(), cpu_engine(), DNNL_MEMORY_NONE);
-      args_[DNNL_ARG_ATTR_ZERO_POINTS | DNNL_ARG_SRC] = zero_point_;
-    }
   }
 
   // args: src, weights, [zero point], [the requantization's inputs], dst
@@ -604,13 +607,7 @@ class DenseInt8 : public Op {
     }
     src_.set_data_handle(args[0]);
     weights_.set_data_handle(packed_weights().get(user_weights_, pd_.weights_desc(), args[1]));
-    int next = 2;
-    if (zero_point_) zero_point_.set_data_handle(args[next++]);
-    if (requantizer_) {
-      requantizer_->bind(args + next, args_);
-      next += requantizer_->inputs();
-    }
-    dst_.set_data_handle(args[next]);
+    dst_.set_data_handle(args[inputs_.bind(args, args_)]);
     dnnl::stream& stream = cpu_stream();
     primitive_.execute(stream, args_);
     stream.wait();
@@ -620,10 +617,10 @@ class DenseInt8 : public Op {
   std::mutex mutex_;
   std::string warning_;
   memory::desc user_weights_;
-  std::unique_ptr<Requantizer> requantizer_;
+  IntegerInputs inputs_;
   dnnl::matmul::primitive_desc pd_;
   dnnl::primitive primitive_;
-  memory src_, weights_, zero_point_, dst_;
+  memory src_, weights_, dst_;
   std::unordered_map<int, memory> args_;
 };
 
