@@ -1,17 +1,19 @@
 """External (BYOC) targets: hardware libraries that take over parts of a model.
 
-A target package (``tvmext.target.<name>``) subclasses :class:`ExternalTarget` (most
-subclass :class:`tvmext.target.pattern.PatternTarget`, which needs only a pattern table
-and a codegen) and registers an instance; ``--target "<name>, llvm"`` then runs its
-``partition`` (patterns -> composite functions -> code against the vendor's interface)
-before the rest of the model is lowered by TVM for the host. Targets shipped with
-tvmext load when a target string first names them.
+A target subclasses :class:`ExternalTarget` (most subclass
+:class:`tvmext.target.pattern.PatternTarget`, which needs only a pattern table and a
+codegen); ``--target "<name>, llvm"`` then runs its ``partition`` (patterns ->
+composite functions -> code against the vendor's interface) before the rest of the
+model is lowered by TVM for the host. An installed package declares its targets as
+entry points of the group ``tvmext.targets`` (``name = "package.module:TARGET"``, an
+instance), loaded when a target string first names them: tvmext's own oneDNN target is
+found that way (see ``pyproject.toml``). A plugin may also ``register_target`` one.
 """
 
 from __future__ import annotations
 
 import abc
-import importlib
+import importlib.metadata
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -58,6 +60,8 @@ class ExternalTarget(abc.ABC):
         return f"target {self.name!r} computes only in fp32"
 
 
+ENTRY_POINT_GROUP = "tvmext.targets"
+
 TARGETS: Registry[ExternalTarget] = Registry(
     "target", key_pattern=re.compile(r"^[A-Za-z_][A-Za-z0-9_.]*$")
 )
@@ -69,35 +73,45 @@ def register_target(target: ExternalTarget, *, replace: bool = False) -> Externa
     return target
 
 
-def _load_shipped(name: str) -> None:
-    """Import ``tvmext.target.<name>`` if tvmext ships such a target."""
+def _installed() -> dict[str, importlib.metadata.EntryPoint]:
+    return {ep.name: ep for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)}
+
+
+def _load_installed(name: str) -> None:
+    """Register the target an installed package declares as ``name``."""
+    entry = _installed().get(name)
+    if entry is None or name in TARGETS:
+        return
     try:
-        importlib.import_module(f"tvmext.target.{name}")
-    except ModuleNotFoundError as err:
-        if err.name != f"tvmext.target.{name}":
-            raise
+        loaded = entry.load()
+    except Exception as err:
+        raise CompileError(
+            f"target {name!r} (entry point {entry.value!r}) failed to load: "
+            f"{type(err).__name__}: {err}"
+        ) from err
+    if not isinstance(loaded, ExternalTarget) or loaded.name != name:
+        raise CompileError(
+            f"entry point {name} = {entry.value!r} of group {ENTRY_POINT_GROUP!r} is not an "
+            f"ExternalTarget named {name!r}"
+        )
+    if name not in TARGETS:  # a target package may register itself as it loads
+        register_target(loaded)
 
 
-def load_shipped_targets() -> None:
-    """Register every target tvmext ships (``tvmext.target.<name>`` subpackages)."""
-    import pkgutil
-
-    import tvmext.target
-
-    for info in pkgutil.iter_modules(tvmext.target.__path__):
-        if info.ispkg:
-            _load_shipped(info.name)
+def load_installed_targets() -> None:
+    """Register every installed target (tvmext's own among them)."""
+    for name in _installed():
+        _load_installed(name)
 
 
 def get_target(name: str) -> ExternalTarget:
-    """The registered target ``name`` (loading tvmext's own targets on first use), or a
-    CompileError listing the registered ones."""
-    if name not in TARGETS and re.fullmatch(r"[a-z_][a-z0-9_]*", name):
-        _load_shipped(name)
+    """The registered target ``name`` (loading an installed one on first use), or a
+    CompileError listing the known ones."""
+    _load_installed(name)
     if name not in TARGETS:
-        known = ", ".join(sorted(e.key for e in TARGETS)) or "none"
+        known = ", ".join(sorted({e.key for e in TARGETS} | set(_installed()))) or "none"
         raise CompileError(
-            f"unknown external target {name!r} in the target string; registered: {known} "
+            f"unknown external target {name!r} in the target string; known: {known} "
             f"(load the plugin that defines it with --plugin)"
         )
     return TARGETS.get(name)

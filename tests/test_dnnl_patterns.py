@@ -3,6 +3,9 @@ what oneDNN cannot take stays on TVM with the check's reason in the report."""
 
 from __future__ import annotations
 
+import pathlib
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -334,6 +337,13 @@ def test_table_rows_are_longest_chain_first_and_each_has_a_root():
         assert names[start : start + 5] == chain
     assert len(set(names)) == len(names)
     assert all("root" in r.annotations for r in rows)
+
+
+def test_every_row_calls_runtime_functions_that_exist():
+    header = pathlib.Path(primitives.__file__).parent / "runtime" / "tvmext_dnnl" / "ops.h"
+    declared = set(re.findall(r"std::unique_ptr<Op> (\w+)\(", header.read_text()))
+    for row in primitives.PRIMITIVES:
+        assert row.calls and set(row.calls) <= declared, (row.key, row.calls)
 
 
 def test_transpose_of_a_tvm_result_stays_on_tvm(rng):

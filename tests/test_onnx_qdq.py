@@ -98,3 +98,9 @@ def test_qdq_conv_matches_onnxruntime_with_or_without_the_rewrite(bias_scale_fac
     got = tvmext.compile(model).run(xq=xq)[0]
     np.testing.assert_allclose(got, want, rtol=0, atol=0.07 * 1.001)
     assert np.mean(got == want) > 0.95
+
+
+def test_dump_ir_shows_the_integer_rewrite(tmp_path):
+    tvmext.compile(_qdq_conv(1.0), dump_ir=tmp_path)
+    before_import = (tmp_path / "00_import.integer_qdq.onnx.txt").read_text()
+    assert "= ConvInteger <" in before_import and "= Conv <" not in before_import

@@ -86,3 +86,57 @@ def test_installed_entry_point_plugins_load_automatically(tmp_path):
         [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True
     ).stdout.split("\n")
     assert out[:2] == ["['acme']", "True"]
+
+
+def test_installed_targets_load_by_name(tmp_path):
+    """A package declares a target as a ``tvmext.targets`` entry point; a target string
+    naming it loads it (tvmext's own oneDNN target is found the same way)."""
+    dist = tmp_path / "acme_npu-1.0.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: acme-npu\nVersion: 1.0\n")
+    (dist / "entry_points.txt").write_text(
+        "[tvmext.targets]\nacme_npu = acme_npu_target:TARGET\nbroken = acme_npu_target:OTHER\n"
+    )
+    (tmp_path / "acme_npu_target.py").write_text(
+        textwrap.dedent(
+            """
+            from tvmext.target.external import ExternalTarget, Partitioned
+            from tvmext.target.report import PartitionReport
+
+            class AcmeNpu(ExternalTarget):
+                name = "acme_npu"
+
+                def partition(self, mod, host):  # runs nothing: every op stays on TVM
+                    print("partitioned by acme_npu")
+                    return Partitioned(mod, PartitionReport(self.name, ()))
+
+            TARGET = AcmeNpu()
+            OTHER = object()
+            """
+        )
+    )
+    code = textwrap.dedent(
+        """
+        import numpy as np, tvmext
+        from onnx_models import mlp
+        module = tvmext.compile(mlp(batch=2), "acme_npu, llvm")
+        print(module.run(np.ones((2, 32), np.float32))[0].shape)
+        for target in ("broken, llvm", "npu, llvm"):
+            try:
+                tvmext.compile(mlp(batch=2), target)
+            except tvmext.CompileError as err:
+                print(err)
+        """
+    )
+    tests = str(pathlib.Path(__file__).parent)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), tests])}
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True
+    ).stdout.split("\n")
+    assert out[:2] == ["partitioned by acme_npu", "(2, 10)"], out
+    assert out[2] == (
+        "entry point broken = 'acme_npu_target:OTHER' of group 'tvmext.targets' is not an "
+        "ExternalTarget named 'broken'"
+    )
+    assert out[3].startswith("unknown external target 'npu' in the target string; known: ")
+    assert "acme_npu, broken, dnnl" in out[3]

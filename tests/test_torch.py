@@ -19,6 +19,7 @@ import tvmext.torch
 from tvmext.testing import check_op
 
 BIN = pathlib.Path(sys.executable).parent
+ROOT = pathlib.Path(__file__).resolve().parents[1]
 TARGETS = ("llvm", "dnnl, llvm")
 
 
@@ -88,6 +89,20 @@ def test_op_traces_under_torch_compile_and_export(scaled_tanh):
     assert "batch" not in str(program.range_constraints)  # PyTorch's own symbol names
 
 
+def test_an_op_returning_other_than_its_annotation_says_is_a_clear_error():
+    @tvmext.op("torchtest.two_out", replace=True)
+    def two_out(x: te.Tensor) -> te.Tensor:  # returns two tensors, annotated as one
+        return (  # type: ignore[return-value]
+            te.compute(x.shape, lambda *i: x(*i), name="a"),
+            te.compute(x.shape, lambda *i: -x(*i), name="b"),
+        )
+
+    with pytest.raises(tvmext.OpDefinitionError, match=r"op 'torchtest\.two_out' returned 2 "
+                                                       r"output\(s\), but its PyTorch schema "
+                                                       r"says 1: annotate"):  # fmt: skip
+        torch.ops.torchtest.two_out(torch.randn(3))
+
+
 def test_redefining_an_op_redefines_the_pytorch_op():
     @tvmext.op("torchtest.redefined", replace=True)
     def first(x: te.Tensor) -> te.Tensor:
@@ -147,6 +162,16 @@ def _(x: torch.Tensor, bound: float) -> torch.Tensor:
     return torch.empty_like(x)
 
 
+@torch.library.custom_op("vendortest::stacked", mutates_args=())
+def _stacked(xs: list[torch.Tensor]) -> torch.Tensor:
+    return torch.stack(xs).sum(0)
+
+
+@_stacked.register_fake
+def _(xs: list[torch.Tensor]) -> torch.Tensor:
+    return torch.empty_like(xs[0])
+
+
 @torch.library.custom_op("vendortest::unmapped", mutates_args=())
 def _unmapped(x: torch.Tensor) -> torch.Tensor:
     return x.clone()
@@ -174,6 +199,22 @@ def test_custom_op_defined_elsewhere_maps_with_op_torch():
     dynamo = torch.compile(Model(), backend="tvmext", options={"target": "llvm"})
     with torch.no_grad():
         _close(dynamo(x), Model()(x))
+
+
+def test_a_list_of_tensors_into_a_mapped_op_is_a_clear_error():
+    @tvmext.op("torchtest.stacked", replace=True)
+    def stacked(x: te.Tensor) -> te.Tensor:
+        return te.compute(x.shape, lambda *i: x(*i), name="stacked")
+
+    stacked.torch("vendortest::stacked", replace=True)
+
+    class Model(torch.nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return torch.ops.vendortest.stacked([x, x * 2])
+
+    with pytest.raises(tvmext.ModelError, match=r"argument 'xs' is a list of tensors, which a "
+                                                r"tvmext op does not take"):  # fmt: skip
+        tvmext.compile(Model(), "llvm", example_inputs=(torch.randn(2, 3),))
 
 
 def test_a_custom_op_with_the_short_name_of_an_aten_op_stays_apart():
@@ -216,6 +257,30 @@ def test_bad_pytorch_inputs_are_clear_errors(tmp_path):
         tvmext.compile(
             _WithOp(), "llvm", example_inputs=(torch.randn(2, 8),), input_shapes="x:[2,8]"
         )
+
+
+def test_pytorch_options_on_an_onnx_model_are_a_clear_error():
+    onnx_model = ROOT / "examples" / "models" / "acme_mlp.onnx"
+    with pytest.raises(tvmext.CompileError, match=r"example_inputs and dynamic_shapes export a "
+                                                  r"PyTorch model; model file '.*acme_mlp\.onnx' "
+                                                  r"is not one"):  # fmt: skip
+        tvmext.compile(str(onnx_model), "llvm", example_inputs=(torch.randn(2, 8),))
+
+
+def test_a_pt2_file_without_pytorch_names_the_extra(tmp_path):
+    """Run where ``import torch`` fails, as in an install without the torch extra."""
+    code = (
+        "import sys; sys.modules['torch'] = None\n"
+        "import tvmext\n"
+        "try:\n"
+        f"    tvmext.compile({str(tmp_path / 'model.pt2')!r}, 'llvm')\n"
+        "except tvmext.CompileError as err:\n"
+        "    print(err)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert "model.pt2' needs PyTorch: pip install 'tvmext[torch]'" in done.stdout, (
+        done.stdout + done.stderr
+    )
 
 
 def test_weights_kept_as_inputs(scaled_tanh):

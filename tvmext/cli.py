@@ -445,9 +445,9 @@ def _ops(args: argparse.Namespace) -> None:
     from tvmext.onnx import registry as onnx_registry
     from tvmext.opdef.declaration import OPS
     from tvmext.pass_registry import PASSES, PHASES
-    from tvmext.target.external import TARGETS, load_shipped_targets
+    from tvmext.target.external import TARGETS, load_installed_targets
 
-    load_shipped_targets()  # with their passes
+    load_installed_targets()  # with their passes
 
     print("ops:")
     for entry in sorted(OPS, key=lambda e: e.key):

@@ -37,6 +37,7 @@ from tvmext.lowering import pipeline as lowering
 from tvmext.lowering.tuning_records import TuningRecords
 from tvmext.onnx import importer as onnx_import
 from tvmext.onnx.packed_types import boundary_dtypes
+from tvmext.onnx.text import onnx_text
 from tvmext.opdef.native_build import shared_library_link_options
 from tvmext.opdef.native_layer import native_shared_libraries
 from tvmext.pass_registry import PHASES, passes_for
@@ -75,6 +76,8 @@ class CompileState:
     output_tree: OutputTree | None = None
     inference: bool = True
     extra_passes: tuple[tvm.transform.Pass, ...] = ()
+    # Writes the IR after a stage (``dump_ir``); set by run_pipeline.
+    dump: Callable[[str, tvm.IRModule | onnx.ModelProto], None] | None = None
 
 
 @dataclass(frozen=True)
@@ -172,8 +175,14 @@ def _import(state: CompileState) -> None:
         )
     proto = onnx_import.load_model(model)
     source = _model_source(model)
+    dump = state.dump
     state.mod = onnx_import.from_onnx(
-        proto, options.input_shapes, options.input_dtypes, options.keep_params_in_input, source
+        proto,
+        options.input_shapes,
+        options.input_dtypes,
+        options.keep_params_in_input,
+        source,
+        on_rewrite=None if dump is None else lambda name, m: dump(f"import.{name}", m),
     )
     state.mod = _with_shape_bounds(state.mod, options.shape_bounds)
     _split_params(state, [i.name for i in onnx_import.graph_inputs(proto)])
@@ -345,12 +354,12 @@ def run_pipeline(state: CompileState, through: str | None = None) -> CompileStat
     names = [s.name for s in stage_list]
     if through is not None and through not in names:
         raise CompileError(f"unknown pipeline stage {through!r}; stages: {', '.join(names)}")
-    dump = _dumper(state.options.dump_ir)
+    state.dump = _dumper(state.options.dump_ir)
     for stage in stage_list:
         if state.inference or not stage.inference_only:
             stage.run(state)
-            if dump is not None and state.mod is not None:
-                dump(stage.name, state.mod)
+            if state.dump is not None and state.mod is not None:
+                state.dump(stage.name, state.mod)
         if stage.name == through:
             break
     return state
@@ -378,16 +387,21 @@ def artifact_link_options(state: CompileState) -> tuple[str, ...]:
     return (*link_options(state.partitions), *shared)
 
 
-def _dumper(folder: str | None) -> Callable[[str, tvm.IRModule], None] | None:
+def _dumper(folder: str | None) -> Callable[[str, tvm.IRModule | onnx.ModelProto], None] | None:
+    """Writes each stage's module into ``folder`` as ``NN_<stage>.py`` (TVMScript), or
+    ``NN_<stage>.onnx.txt`` for the importer's ONNX rewrites, numbered in order."""
     if folder is None:
         return None
     os.makedirs(folder, exist_ok=True)
     counter = iter(range(1000))
 
-    def dump(name: str, mod: tvm.IRModule) -> None:
-        path = os.path.join(folder, f"{next(counter):02d}_{name}.py")
-        with open(path, "w") as f:
-            f.write(mod.script(show_meta=False))
+    def dump(name: str, mod: tvm.IRModule | onnx.ModelProto) -> None:
+        if isinstance(mod, onnx.ModelProto):
+            path, text = f"{name}.onnx.txt", onnx_text(mod)
+        else:
+            path, text = f"{name}.py", mod.script(show_meta=False)
+        with open(os.path.join(folder, f"{next(counter):02d}_{path}"), "w") as f:
+            f.write(text)
 
     return dump
 

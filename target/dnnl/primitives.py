@@ -3,8 +3,9 @@ pattern table derived from them: which Relax ops (and post-op chains) run on one
 
 A row holds everything about its primitive: the root op's pattern, its checks (which
 return the reason a match is rejected), the post-ops and views it may absorb, and the
-emitter of the C++ that builds it (:mod:`.emitters`), which calls a factory of
-``runtime/ops.cc``. Each row gives the pattern table its rows, named
+emitter of the C++ that builds it (:mod:`.emitters`), and the runtime functions that
+C++ calls (``calls``: declared in ``runtime/tvmext_dnnl/ops.h``, defined in
+``runtime/ops.cc``). Each row gives the pattern table its rows, named
 ``dnnl.<key>[_out_view|_in_view][_post<n>]``; :data:`BY_ROW` maps those names (the
 composite functions' names) back to the primitive, so that the codegen finds each
 composite's emitter by its row.
@@ -65,7 +66,8 @@ class Primitive:
     pattern: Callable[[], DFPattern]  # the root op, annotated "root"
     check: Callable[[relax.Call], str | None]  # of the root op
     emit: emitters.Emitter
-    factory: str  # the runtime/ops.cc function the emitted C++ calls (for the reader)
+    # The tvmext_dnnl:: functions (runtime/tvmext_dnnl/ops.h) its emitted C++ calls.
+    calls: tuple[str, ...]
     # The root's output as oneDNN sees it, which binary post-ops broadcast onto.
     layout: Callable[[relax.Call], layouts.View] | None = None
     max_post_ops: int = 0
@@ -82,25 +84,25 @@ def _accept(call: relax.Call) -> str | None:
 
 
 def _conv(
-    op: str, check: Callable[[relax.Call], str | None], emit: emitters.Emitter, factory: str
+    op: str, check: Callable[[relax.Call], str | None], emit: emitters.Emitter, call: str
 ) -> Primitive:
     return Primitive(
         op.removeprefix("relax.nn."), lambda: is_op(op)(wildcard(), is_const()), check, emit,
-        factory, layout=layouts.conv_view, max_post_ops=MAX_POST_OPS,
+        (call,), layout=layouts.conv_view, max_post_ops=MAX_POST_OPS,
     )  # fmt: skip
 
 
 def _pool(op: str) -> Primitive:
     return Primitive(
         op.removeprefix("relax.nn."), lambda: is_op(op)(wildcard()), patterns.check_pool,
-        emitters.pool, "tvmext_dnnl::pooling",
+        emitters.pool, ("pooling",),
     )  # fmt: skip
 
 
 def _binary(name: str) -> Primitive:
     return Primitive(
         name, lambda: is_op(f"relax.{name}")(wildcard(), wildcard()), patterns.check_binary,
-        emitters.binary, "tvmext_dnnl::binary", layout=layouts.binary_view,
+        emitters.binary, ("binary",), layout=layouts.binary_view,
         max_post_ops=MAX_POST_OPS, yields_to_tvm=True,
     )  # fmt: skip
 
@@ -118,15 +120,14 @@ def _int8(
     def product() -> DFPattern:
         return is_op(op)(patterns.int8_operand(), is_const())
 
-    factory = f"tvmext_dnnl::{name}_int8"
+    calls = (f"{name}_int8",)  # with a Requant for the first
     return (
         Primitive(
             f"{name}_int8_requant", lambda: patterns.requantized(product()), _accept,
-            emit_requantized, f"{factory} with a tvmext_dnnl::Requant",
-            tensors=patterns.requant_reason,
+            emit_requantized, calls, tensors=patterns.requant_reason,
         ),
         Primitive(
-            f"{name}_int8", product, check, emit, factory, tensors=patterns.int8_tensors
+            f"{name}_int8", product, check, emit, calls, tensors=patterns.int8_tensors
         ),
     )  # fmt: skip
 
@@ -138,48 +139,47 @@ PRIMITIVES = (
     *_int8("dense", "relax.matmul", patterns.check_dense, emitters.dense_int8,
            emitters.dense_int8_requant),
     *(
-        _conv(op, patterns.check_conv, emitters.conv, "tvmext_dnnl::convolution")
+        _conv(op, patterns.check_conv, emitters.conv, "convolution")
         for op in CONVOLUTIONS
     ),
     *(
-        _conv(op, patterns.check_conv_transpose, emitters.conv_transpose,
-              "tvmext_dnnl::deconvolution")
+        _conv(op, patterns.check_conv_transpose, emitters.conv_transpose, "deconvolution")
         for op in TRANSPOSED_CONVOLUTIONS
     ),
     # runtime/ops.cc runs it as a 1x1 convolution where oneDNN's matmul is gemm-based
     Primitive(
         "dense", lambda: is_op("relax.matmul")(wildcard(), is_const()), patterns.check_dense,
-        emitters.dense, "tvmext_dnnl::matmul", layout=layouts.dense_view,
+        emitters.dense, ("matmul",), layout=layouts.dense_view,
         max_post_ops=MAX_POST_OPS,
     ),
     Primitive(
         "matmul", lambda: is_op("relax.matmul")(wildcard(), wildcard()), patterns.check_matmul,
-        emitters.matmul, "tvmext_dnnl::matmul", layout=layouts.matmul_view,
+        emitters.matmul, ("matmul",), layout=layouts.matmul_view,
         max_post_ops=MAX_POST_OPS,
         view_pattern=lambda: is_op("relax.matmul")(patterns.in_view(), patterns.in_view()),
     ),
     *(_pool(op) for op in POOLS),
     Primitive(
         "mean", lambda: is_op("relax.mean")(wildcard()), patterns.check_mean, emitters.mean,
-        "tvmext_dnnl::reduce_mean, tvmext_dnnl::pooling (H and W of NHWC)",
+        ("reduce_mean", "pooling"),  # pooling over H and W of NHWC
     ),
     Primitive(
         "resize2d", lambda: is_op("relax.image.resize2d")(wildcard(), wildcard()),
-        patterns.check_resize, emitters.resize2d, "tvmext_dnnl::resampling",
+        patterns.check_resize, emitters.resize2d, ("resampling",),
     ),
     # over an axis but the last oneDNN 3.2 has only its reference kernel: the compile-time
     # check of its implementation (codegen.refusal) keeps those on TVM
     Primitive(
         "softmax", lambda: is_op("relax.nn.softmax")(wildcard()), _accept, emitters.softmax,
-        "tvmext_dnnl::softmax",
+        ("softmax",),
     ),
     Primitive(
         "log_softmax", lambda: is_op("relax.nn.log_softmax")(wildcard()), _accept,
-        emitters.softmax, "tvmext_dnnl::softmax",
+        emitters.softmax, ("softmax",),
     ),
     Primitive(
         "layer_norm", lambda: is_op("relax.nn.layer_norm")(wildcard(), wildcard(), wildcard()),
-        patterns.check_layer_norm, emitters.layer_norm, "tvmext_dnnl::layer_norm",
+        patterns.check_layer_norm, emitters.layer_norm, ("layer_norm",),
     ),
     # after the rows whose post-ops absorb adds and multiplies; an element-wise op next
     # to a TVM op stays on TVM, which fuses it
@@ -188,7 +188,7 @@ PRIMITIVES = (
     # last: by then the rows above have grouped what oneDNN runs
     Primitive(
         "transpose", lambda: is_op("relax.permute_dims")(wildcard()), patterns.check_transpose,
-        emitters.transpose, "tvmext_dnnl::reorder", yields_to_tvm=True,
+        emitters.transpose, ("reorder",), yields_to_tvm=True,
     ),
 )  # fmt: skip
 

@@ -18,7 +18,7 @@ import dataclasses
 import io
 import os
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -261,14 +261,23 @@ def from_onnx(
     dtypes: Mapping[str, str] | None = None,
     keep_params_in_input: bool = False,
     source: str = "the ONNX model",
+    on_rewrite: Callable[[str, onnx.ModelProto], None] | None = None,
 ) -> tvm.IRModule:
     """Import ``model`` into Relax; weights become constants in the module, or, with
     ``keep_params_in_input``, parameters of ``main`` after its runtime inputs (its
     ``num_input`` attribute counts those; ``params`` holds the initializers' values).
-    ``source`` (the model file) words errors about the whole model."""
+    ``source`` (the model file) words errors about the whole model. The ONNX-to-ONNX
+    rewrites run first, in order: ``integer_qdq`` (quantized products in integers) and
+    ``packed_types`` (sub-byte tensors in byte carriers); ``on_rewrite(name, model)``
+    sees the model after each."""
     validate(model, source)
     _check_ops(model)
-    carried, types = carry_packed_types(integer_qdq(model))
+    rewritten = integer_qdq(model)
+    if on_rewrite is not None:
+        on_rewrite("integer_qdq", rewritten)
+    carried, types = carry_packed_types(rewritten)
+    if on_rewrite is not None:
+        on_rewrite("packed_types", carried)
     renamed, table = _key_nodes(carried, types)
     names = [i.name for i in graph_inputs(model)]
     for name in [*(shapes or {}), *(dtypes or {})]:
