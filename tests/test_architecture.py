@@ -39,7 +39,7 @@ LAYERS: list[tuple[str, str]] = [
     ("compile", r"tvmext\.(compiler|compile_options|testing|plugins|_autoload)$"),
     (
         "CLI, tools, training, public API",
-        r"tvmext(\.(cli|__main__|onnx\.conformance|onnx_conformance|training(\..*)?"
+        r"tvmext(\.(cli|__main__|onnx\.conformance(_sample)?|onnx_conformance|training(\..*)?"
         r"|torch(\.dynamo_backend)?))?$",
     ),
 ]

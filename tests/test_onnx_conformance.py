@@ -1,8 +1,11 @@
 """ONNX node conformance: every case recorded as passing must keep passing.
 
-The record (tests/onnx_conformance_passing.txt) is written by
-``python -m tvmext.onnx.conformance --record tests/onnx_conformance_passing.txt``
-(official protocol: runtime inputs, exact dtype, rtol 1e-3, atol 1e-7).
+The record (tests/onnx_conformance_passing.txt) and the default tier's sample of it
+(tests/onnx_conformance_sample.txt: the cases that run every tvmext line the record runs,
+two per operator family at least) are written by
+``python -m tvmext.onnx.conformance --record tests/onnx_conformance_passing.txt
+--sample tests/onnx_conformance_sample.txt`` (official protocol: runtime inputs, exact
+dtype, rtol 1e-3, atol 1e-7). The full tier checks every recorded case.
 """
 
 from __future__ import annotations
@@ -18,13 +21,15 @@ from onnx import TensorProto, helper
 
 import tvmext
 from tvmext.onnx import conformance as onnx_conformance
+from tvmext.onnx.conformance_sample import covering_sample, lines_run, spread
 
 PASSING = pathlib.Path(__file__).parent / "onnx_conformance_passing.txt"
+SAMPLE = pathlib.Path(__file__).parent / "onnx_conformance_sample.txt"
 
 
-def _check(*flags: str) -> None:
+def _check(record: pathlib.Path, *flags: str) -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "tvmext.onnx.conformance", "--check", str(PASSING), "--jobs", "2",
+        [sys.executable, "-m", "tvmext.onnx.conformance", "--check", str(record), "--jobs", "2",
          *flags],
         capture_output=True,
         text=True,
@@ -34,15 +39,41 @@ def _check(*flags: str) -> None:
     assert "passed" in done.stdout
 
 
+def test_sampled_cases_still_pass():
+    _check(SAMPLE)
+
+
+def test_sample_is_drawn_from_the_record():
+    sample, record = (set(path.read_text().split()) for path in (SAMPLE, PASSING))
+    assert sample <= record, sorted(sample - record)
+    assert len(sample) >= 300
+
+
+def test_sample_covers_every_line_and_each_family():
+    lines = {"a1": {"x", "y"}, "a2": {"x"}, "a3": {"x"}, "b1": {"z"}, "b2": {"z", "w"}}
+    lines["b3"] = {"q"}
+    families = {name: name[0] for name in lines}
+    assert covering_sample(lines, families, per_family=1) == ["a1", "b1", "b2", "b3"]
+    assert spread(["d", "a", "c", "b", "e"], 3) == ["a", "c", "e"]
+
+
+def test_lines_run_sees_tvmext_lines_only():
+    with lines_run() as seen:
+        onnx_conformance._compare([np.ones(2)], [np.ones(2)])
+    assert seen
+    assert all(path.startswith(str(pathlib.Path(tvmext.__file__).parent)) for path in seen)
+
+
+@pytest.mark.full
 def test_recorded_cases_still_pass():
     """All but the ``_expanded`` cases: those run an ONNX function's body, whose every
     primitive op has cases of its own here."""
-    _check("--exclude", "_expanded")
+    _check(PASSING, "--exclude", "_expanded")
 
 
 @pytest.mark.full
 def test_recorded_expanded_cases_still_pass():
-    _check("--only", "_expanded")
+    _check(PASSING, "--only", "_expanded")
 
 
 def test_record_covers_more_than_stock_tvm_here():

@@ -14,11 +14,15 @@ counted as ``unsupported`` with that reason, for either importer.
     python -m tvmext.onnx.conformance --importer both --table families.md  # per family
     python -m tvmext.onnx.conformance --record passing.txt      # write the pass list
     python -m tvmext.onnx.conformance --check passing.txt       # exit 1 on regressions
+    python -m tvmext.onnx.conformance --check passing.txt --sample sample.txt
+        # also write the cases that run every tvmext line the passing ones run
+        # (:mod:`tvmext.onnx.conformance_sample`)
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import json
 import os
@@ -29,6 +33,8 @@ import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
+
+from tvmext.onnx.conformance_sample import covering_sample, lines_run
 
 RTOL, ATOL = 1e-3, 1e-7
 CASE_TIMEOUT_S = 120
@@ -109,19 +115,32 @@ def run_case(case: Any, importer: str) -> tuple[str, str]:
     return ("fail", problem) if problem else ("pass", "")
 
 
-def _worker(importer: str, names: Sequence[str]) -> None:
+def _worker(importer: str, names: Sequence[str], trace: bool) -> None:
     cases = collect()
     for name in names:
         print(_MARK + json.dumps({"start": name}), flush=True)
-        status, detail = run_case(cases[name], importer)
-        print(_MARK + json.dumps({"name": name, "status": status, "detail": detail}), flush=True)
+        tracing: contextlib.AbstractContextManager[set[str]] = (
+            lines_run() if trace else contextlib.nullcontext(set())
+        )
+        with tracing as lines:
+            status, detail = run_case(cases[name], importer)
+        message = {"name": name, "status": status, "detail": detail, "lines": sorted(lines)}
+        print(_MARK + json.dumps(message), flush=True)
 
 
-def _run_chunk(importer: str, names: list[str], results: dict[str, tuple[str, str]]) -> None:
-    """Run ``names`` in worker processes, restarting after a crash or hang."""
+def _run_chunk(
+    importer: str,
+    names: list[str],
+    results: dict[str, tuple[str, str]],
+    lines: dict[str, set[str]] | None,
+) -> None:
+    """Run ``names`` in worker processes, restarting after a crash or hang; with
+    ``lines``, also record the tvmext lines each case runs there."""
     remaining = list(names)
     while remaining:
-        command = [sys.executable, "-m", "tvmext.onnx.conformance", "--worker", importer]
+        command = [sys.executable, "-m", "tvmext.onnx.conformance"]
+        command += ["--trace-lines"] if lines is not None else []
+        command += ["--worker", importer]
         proc = subprocess.Popen(
             [*command, *remaining],
             stdout=subprocess.PIPE,
@@ -144,6 +163,8 @@ def _run_chunk(importer: str, names: list[str], results: dict[str, tuple[str, st
                 current = message["start"]
                 continue
             results[message["name"]] = (message["status"], message["detail"])
+            if lines is not None:
+                lines[message["name"]] = set(message["lines"])
             remaining.remove(message["name"])
             current = None
         timer.cancel()
@@ -160,12 +181,20 @@ def _run_chunk(importer: str, names: list[str], results: dict[str, tuple[str, st
             return
 
 
-def run(importer: str, names: Iterable[str], jobs: int = 2) -> dict[str, tuple[str, str]]:
-    """Run the named cases through ``importer`` using ``jobs`` worker processes."""
+def run(
+    importer: str,
+    names: Iterable[str],
+    jobs: int = 2,
+    lines: dict[str, set[str]] | None = None,
+) -> dict[str, tuple[str, str]]:
+    """Run the named cases through ``importer`` using ``jobs`` worker processes; with
+    ``lines``, also fill it with the tvmext lines each case runs."""
     names = sorted(names)
     results: dict[str, tuple[str, str]] = {}
     chunks = [names[i::jobs] for i in range(jobs)]
-    threads = [threading.Thread(target=_run_chunk, args=(importer, c, results)) for c in chunks]
+    threads = [
+        threading.Thread(target=_run_chunk, args=(importer, c, results, lines)) for c in chunks
+    ]
     for t in threads:
         t.start()
     for t in threads:
@@ -244,10 +273,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--check", default=None, help="fail if a case listed here fails")
     parser.add_argument("--report", default=None, help="write every result as JSON here")
     parser.add_argument("--table", default=None, help="write a per-family Markdown table here")
+    parser.add_argument(
+        "--sample",
+        default=None,
+        help="write the passing cases that run every tvmext line the passing cases run, "
+        "and --per-family of each operator family, here",
+    )
+    parser.add_argument("--per-family", type=int, default=2)
+    parser.add_argument("--trace-lines", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--worker", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
-        _worker(args.worker[0], args.worker[1:])
+        _worker(args.worker[0], args.worker[1:], args.trace_lines)
         return 0
     if args.check:
         with open(args.check) as f:
@@ -257,9 +294,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     names = [n for n in names if args.only in n and not (args.exclude and args.exclude in n)]
     importers = ["tvmext", "tvm"] if args.importer == "both" else [args.importer]
     all_results = {}
+    lines: dict[str, set[str]] = {}
     for importer in importers:
         start = time.perf_counter()
-        all_results[importer] = run(importer, names, args.jobs)
+        traced = lines if args.sample and importer == "tvmext" else None
+        all_results[importer] = run(importer, names, args.jobs, traced)
         print(_summary(importer, all_results[importer], time.perf_counter() - start), flush=True)
     ours = all_results.get("tvmext", {})
     if args.report:
@@ -271,6 +310,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.record and ours:
         with open(args.record, "w") as f:
             f.writelines(f"{n}\n" for n, (s, _) in sorted(ours.items()) if s == "pass")
+    if args.sample and ours:
+        passing = {n: lines[n] for n, (s, _) in ours.items() if s == "pass"}
+        cases = collect()
+        families = {n: family(n, cases) for n in passing}
+        with open(args.sample, "w") as f:
+            f.writelines(f"{n}\n" for n in covering_sample(passing, families, args.per_family))
     if args.check:
         regressions = sorted(n for n, (s, _) in ours.items() if s != "pass")
         for name in regressions:
