@@ -127,13 +127,24 @@ dnnl::primitive_attr bf16_math() {
   return attr;
 }
 
-// Whether oneDNN's implementation of a primitive allowed bf16 math (bf16_math()) is a
-// bf16 kernel: it names an ISA with bf16 instructions. Where it is not (depthwise
-// convolutions have no AMX kernel), bf16 tensors would only add conversions, 2 to 3
-// times the f32 time, so the primitive stays f32.
+// Whether oneDNN's implementation of a primitive asked for bf16 (bf16 math, or bf16
+// tensors) is a bf16 kernel: it names an ISA with bf16 instructions. Where it is not
+// (depthwise convolutions have no AMX kernel), bf16 tensors would only add conversions,
+// 2 to 3 times the f32 time, so the primitive stays f32.
 bool has_bf16_kernel(const std::string& implementation) {
   return implementation.find("bf16") != std::string::npos ||
          implementation.find("amx") != std::string::npos;
+}
+
+// Whether bf16 math on f32 tensors (bf16_math()) can reach a bf16 kernel here. oneDNN 3.2
+// has such kernels only for AMX; with AVX512-BF16 alone its f32 primitives stay f32
+// whatever the fpmath mode, and only a primitive on bf16 tensors runs a bf16 kernel.
+bool fpmath_reaches_bf16() {
+  static const bool amx = [] {
+    auto amx_isa = static_cast<unsigned>(dnnl::cpu_isa::avx512_core_amx);
+    return (static_cast<unsigned>(dnnl::get_effective_cpu_isa()) & amx_isa) == amx_isa;
+  }();
+  return amx;
 }
 
 // oneDNN's reference implementations ("ref:any", ...) are plain loops, 10 to 100 times
@@ -368,6 +379,13 @@ class PrimitiveOp : public Op {
   memory::desc packed_user_;
 };
 
+// A depthwise convolution: grouped weights (G, O/G, I/G, spatial...) of one input and one
+// output channel per group. Memory-bound: in bf16 its conversions would cost more than
+// its products save, so it stays f32 (see has_bf16_kernel).
+bool depthwise(const Desc& src, const Desc& weights) {
+  return weights.ndim == src.ndim + 1 && weights.dims[1] == 1 && weights.dims[2] == 1;
+}
+
 // A convolution or a transposed convolution (oneDNN's deconvolution), with post-ops.
 template <class Forward>
 class ConvolutionLike : public PrimitiveOp {
@@ -392,12 +410,17 @@ class ConvolutionLike : public PrimitiveOp {
                                                      any_md(weights, weights_type), md(dst),
                                                      strides, dil, left, right, a);
     };
-    bool bf16 = math == kBf16 && has_bf16_kernel(make(bf16_math()).impl_info_str());
-    if (bf16) {
-      // bf16 activations are converted per call anyway: into the layout oneDNN prefers.
-      src_md = any_md(src, dt::bf16);
+    bool bf16 = false;
+    if (math == kBf16 && fpmath_reaches_bf16()) {
+      bf16 = has_bf16_kernel(make(bf16_math()).impl_info_str());
+    } else if (math == kBf16 && !depthwise(src, weights)) {
+      src_md = any_md(src, dt::bf16);  // asked on the bf16 tensors it would run on
       weights_type = dt::bf16;
+      bf16 = has_bf16_kernel(make(dnnl::primitive_attr()).impl_info_str());
     }
+    // bf16 activations are converted per call anyway: into the layout oneDNN prefers.
+    src_md = bf16 ? any_md(src, dt::bf16) : md(src);
+    weights_type = bf16 ? dt::bf16 : dt::f32;
     bool apart;
     auto pd = fused_unless_reference(make, attr, n_post, &apart);
     chose(kind, pd.impl_info_str(), pd.dst_desc());
@@ -906,10 +929,12 @@ std::unique_ptr<Op> matmul(const Desc& src, const Desc& weights, const Desc* bia
                            bool const_weights, const PostOp* post, int n_post, Math math) {
   BinaryInputs binary;
   auto attr = attr_with(post, n_post, &binary);
-  if (math == kBf16 &&
-      !has_bf16_kernel(matmul_pd(src, weights, bias, dst, const_weights, kF32, bf16_math())
-                           .impl_info_str()))
-    math = kF32;
+  if (math == kBf16) {
+    auto probe = fpmath_reaches_bf16()
+                     ? matmul_pd(src, weights, bias, dst, const_weights, kF32, bf16_math())
+                     : matmul_pd(src, weights, bias, dst, const_weights, kBf16, {});
+    if (!has_bf16_kernel(probe.impl_info_str())) math = kF32;
+  }
   bool apart;
   auto pd = fused_unless_reference(
       [&](const dnnl::primitive_attr& a) {
