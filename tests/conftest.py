@@ -1,4 +1,6 @@
-"""Shared fixtures: a seeded generator and helpers to build small Relax modules."""
+"""Shared test helpers (a seeded generator, small Relax modules, checks against the ONNX
+reference) and the tiers: tests marked native, onednn or device skip where this machine
+lacks what they need."""
 
 from __future__ import annotations
 
@@ -21,6 +23,53 @@ from tvm import relax
 import tvmext
 from tvmext.lowering.pipeline import build
 from tvmext.target.spec import parse_target
+
+
+def _missing(need: str) -> str | None:
+    """Why this machine cannot run tests marked ``need`` (None: it can)."""
+    import platform
+    import shutil
+
+    from tvmext.errors import CompileError
+    from tvmext.opdef.native_build import cxx_compiler
+
+    compiler = cxx_compiler()
+    if need in ("native", "onednn") and shutil.which(compiler) is None:
+        return f"needs a C++ compiler; {compiler!r} is not installed"
+    if need == "onednn":
+        if platform.machine().lower() not in ("x86_64", "amd64"):
+            return "needs oneDNN's target, which is x86-64"
+        from tvmext.target.dnnl.library import find_onednn
+
+        try:
+            find_onednn()
+        except CompileError as err:
+            return str(err)
+    if need == "device" and shutil.which("nvidia-smi") is None:
+        return "needs an NVIDIA GPU"
+    return None
+
+
+_MISSING: dict[str, str | None] = {}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A test run on the ``"dnnl, llvm"`` target (a parameter) is a oneDNN test."""
+    for item in items:
+        params = getattr(item, "callspec", None)
+        if params is not None and any("dnnl" in str(v) for v in params.params.values()):
+            item.add_marker(pytest.mark.onednn)
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Skip a test marked ``native``, ``onednn`` or ``device`` where this machine lacks
+    what it needs, saying what is missing (the tiers are in pyproject.toml)."""
+    for need in ("native", "onednn", "device"):
+        if item.get_closest_marker(need) is not None:
+            if need not in _MISSING:
+                _MISSING[need] = _missing(need)
+            if _MISSING[need] is not None:
+                pytest.skip(_MISSING[need])
 
 
 @pytest.fixture
@@ -55,3 +104,25 @@ def run_module(mod: tvm.IRModule, *arrays: np.ndarray, fn: str = "main"):
     """Compile ``mod`` for the host CPU with tvmext's pipeline and run ``fn``."""
     vm = relax.VirtualMachine(build(mod, parse_target("llvm").host), tvm.cpu())
     return vm[fn](*[tvm.runtime.tensor(a) for a in arrays])
+
+
+def check_onnx_reference(
+    model: Any, feeds: dict[str, np.ndarray], rtol: float = 1e-5, atol: float = 1e-6
+) -> list[np.ndarray]:
+    """Compile ``model`` for the default target, run it on ``feeds`` (name -> array, in
+    input order) and compare each output with ONNX's reference evaluator: the same dtype
+    and shape, values within ``rtol``/``atol`` (0 and 0: equal). Returns tvmext's outputs."""
+    from onnx.reference import ReferenceEvaluator
+
+    expected = ReferenceEvaluator(model).run(None, feeds)
+    got = [np.asarray(g) for g in tvmext.compile(model)(*feeds.values())]
+    assert len(got) == len(expected)
+    for g, e in zip(got, expected, strict=True):
+        assert g.dtype == e.dtype and g.shape == e.shape, (g.dtype, g.shape, e.dtype, e.shape)
+        np.testing.assert_allclose(g.astype(np.float64), e.astype(np.float64), rtol=rtol, atol=atol)
+    return got
+
+
+def relative_error(got: np.ndarray, want: np.ndarray) -> float:
+    """The largest absolute difference over the largest magnitude of ``want``."""
+    return float(np.max(np.abs(got - want)) / max(float(np.max(np.abs(want))), 1e-6))

@@ -13,6 +13,8 @@ import onnxruntime as ort
 import pytest
 from onnx_models import custom_node_model, mlp, save
 
+pytestmark = pytest.mark.native  # compile writes a .so, linked by the C++ compiler
+
 PLUGINS = pathlib.Path(__file__).parent / "plugins"
 BIN = pathlib.Path(sys.executable).parent
 

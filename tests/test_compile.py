@@ -55,6 +55,7 @@ def test_wrong_inputs_name_input_expected_and_given(tmp_path):
         module(y=np.zeros((4, 32), "float32"))
 
 
+@pytest.mark.native
 def test_export_is_self_contained_and_loads_without_tvmext(rng, tmp_path):
     path = save(mlp(), tmp_path, "mlp.onnx")
     artifact = tvmext.compile(path, input_shapes="x:[2,32]").export(tmp_path / "mlp.so")
@@ -136,6 +137,17 @@ def test_export_into_missing_folder_leaves_nothing(tmp_path):
     assert not (tmp_path / "nope").exists()
 
 
+def test_export_without_a_compiler_names_it_and_writes_nothing(tmp_path, monkeypatch):
+    module = tvmext.compile(save(mlp(), tmp_path, "mlp.onnx"), "llvm", input_shapes="x:[4,32]")
+    monkeypatch.setenv("CXX", str(tmp_path / "no-such-g++"))
+    with pytest.raises(tvmext.NativeBuildError, match=r"links it with the C\+\+ compiler "
+                                                      r"'.*no-such-g\+\+' \(\$CXX\), which is "
+                                                      r"not installed"):  # fmt: skip
+        module.export(tmp_path / "m.so")
+    assert not (tmp_path / "m.so").exists()
+
+
+@pytest.mark.native
 def test_load_on_a_device(tmp_path):
     import tvm
 

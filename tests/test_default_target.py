@@ -21,6 +21,7 @@ pytestmark = pytest.mark.skipif(
 )
 
 
+@pytest.mark.onednn
 def test_the_default_on_x86_64_with_onednn_and_a_compiler_is_dnnl():
     chosen = host_default.default_target()
     assert chosen.target == "dnnl, llvm"
@@ -44,6 +45,7 @@ def test_with_tuning_records_the_default_is_the_tuned_llvm():
     assert chosen.target == "llvm" and "tuning records given" in chosen.announcement()
 
 
+@pytest.mark.onednn
 def test_compile_without_a_target_offloads_to_onednn_and_says_so(tmp_path, capsys, rng):
     path = save(mlp(), tmp_path, "mlp.onnx")
     module = tvmext.compile(path, input_shapes="x:[4,32]")
@@ -56,6 +58,7 @@ def test_compile_without_a_target_offloads_to_onednn_and_says_so(tmp_path, capsy
     assert tvmext.compile(path, "llvm", input_shapes="x:[4,32]").reports == ()
 
 
+@pytest.mark.onednn
 def test_cli_compile_without_a_target_says_which_first(tmp_path):
     path = save(mlp(), tmp_path, "mlp.onnx")
     tool = pathlib.Path(sys.executable).parent / "tvmext"

@@ -20,7 +20,7 @@ from vendor_library import build_vendor_library
 import tvmext
 from tvmext.target.host_default import default_target
 
-pytestmark = pytest.mark.library  # a C++ compiler builds the runner
+pytestmark = pytest.mark.native  # a C++ compiler builds the runner
 
 NATIVE = pathlib.Path(__file__).parent / "native"
 PLUGINS = pathlib.Path(__file__).parent / "plugins"
@@ -237,6 +237,7 @@ def test_native_layer_app_with_npy_inputs(leaky, tmp_path, rng):
                           f"y={tmp_path / 'b.npy'}")  # fmt: skip
 
 
+@pytest.mark.onednn
 def test_onednn_app_ships_libdnnl(tmp_path, rng):
     path = save(mlp(), tmp_path, "mlp.onnx")
     module = tvmext.compile(path, "dnnl, llvm", input_shapes="x:[3,32]")

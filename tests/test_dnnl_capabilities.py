@@ -15,7 +15,7 @@ from tvm import relax
 
 import tvmext
 
-pytestmark = pytest.mark.library
+pytestmark = pytest.mark.onednn
 
 
 def _weights(*shape, seed=0):

@@ -15,7 +15,7 @@ import pytest
 from onednn_verbose import executions, run_logged
 from tvm import relax
 
-pytestmark = pytest.mark.library
+pytestmark = pytest.mark.onednn
 
 K, N = 8, 16
 

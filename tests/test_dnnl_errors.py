@@ -15,7 +15,7 @@ import tvmext
 from tvmext import environment
 from tvmext.target.dnnl import codegen, library
 
-pytestmark = pytest.mark.library
+pytestmark = pytest.mark.onednn
 
 
 def _dense_module(rng):

@@ -11,7 +11,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 import tvmext
 
-pytestmark = pytest.mark.library
+pytestmark = pytest.mark.onednn
 
 _TYPES = {np.uint8: TensorProto.UINT8, np.int8: TensorProto.INT8}
 

@@ -21,7 +21,7 @@ from onnx_models import save
 
 import tvmext
 
-pytestmark = pytest.mark.library
+pytestmark = pytest.mark.onednn
 
 RTOL, ATOL = 1e-4, 1e-5
 

@@ -145,6 +145,7 @@ def _scalar(value):
     return relax.const(np.float32(value))
 
 
+@pytest.mark.onednn
 def test_scales_of_attention_operands_move_after_the_matmul(rng):
     """``matmul(q * s, permute_dims(k) * s)`` as ``scaled_dot_product_attention``
     exports it: the scales move to the product, where oneDNN applies them as post-ops
@@ -266,6 +267,7 @@ def test_every_shipped_pass_has_its_place_declared():
 
 
 @pytest.mark.parametrize("gate_first", [False, True])
+@pytest.mark.onednn
 def test_silu_from_sigmoid_becomes_one_post_op(rng, gate_first):
     """EfficientNet's activation as exported: conv, Sigmoid, Mul of the same tensor."""
 
@@ -302,6 +304,7 @@ def _gpt2_gelu(bb, x, coeff=0.044715):
     return relax.op.multiply(bb.emit(relax.op.multiply(x, c(0.5))), one_plus)
 
 
+@pytest.mark.onednn
 def test_gelu_tanh_written_out_becomes_one_op(rng):
     mod = _module((4, 16), lambda bb, x: _gpt2_gelu(bb, x))
     assert _ops(gelu_tanh()(mod)) == ["relax.nn.gelu_tanh"]
@@ -315,6 +318,7 @@ def test_gelu_tanh_with_other_constants_stays():
     assert _ops(gelu_tanh()(mod)) == _ops(mod)
 
 
+@pytest.mark.onednn
 def test_activation_moves_before_a_reshape_and_fuses_into_the_matmul(rng):
     """GPT-2's MLP as exported: matmul, reshape to [1, S, F], GELU, reshape back."""
 

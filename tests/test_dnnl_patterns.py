@@ -17,7 +17,7 @@ from tvm import relax
 import tvmext
 from tvmext.target.dnnl import DnnlTarget, primitives
 
-pytestmark = pytest.mark.library
+pytestmark = pytest.mark.onednn
 
 
 def _compile(shapes, build, dtype="float32"):

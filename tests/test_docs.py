@@ -17,6 +17,8 @@ import pytest
 import tvmext
 import tvmext.training
 
+pytestmark = pytest.mark.onednn  # the tutorials build native layers and use the dnnl target
+
 ROOT = pathlib.Path(__file__).parent.parent
 DOCS = ROOT / "docs"
 

@@ -20,7 +20,7 @@ import onnx
 import onnxruntime as ort
 import pytest
 import torch
-from conftest import main_module
+from conftest import main_module, relative_error
 from model_zoo import MODELS, export_dynamic, resized_inputs
 from onnx import TensorProto, helper
 from tvm import relax, tirx
@@ -31,10 +31,6 @@ RTOL = 1e-4
 TARGETS = ("llvm", "dnnl, llvm")
 DEFAULT_TIER = ("bert", "llama", "resnet")
 SIZES = ((1, 5), (3, 17), (2, 32))  # (batch, sequence length)
-
-
-def _relative_error(got: np.ndarray, want: np.ndarray) -> float:
-    return float(np.max(np.abs(got - want)) / max(np.max(np.abs(want)), 1e-6))
 
 
 def _shape_graph() -> onnx.ModelProto:
@@ -92,6 +88,7 @@ def _symbolic_module(build, *shapes) -> tvmext.Module:
     return tvmext.compile(main_module(shapes, build), "dnnl, llvm")
 
 
+@pytest.mark.onednn
 def test_onednn_partitions_of_symbolic_shape_are_made_per_shape(rng):
     n = tirx.Var("n", "int64")
     w = rng.standard_normal((16, 8)).astype(np.float32)
@@ -118,6 +115,7 @@ def test_onednn_partitions_of_symbolic_shape_are_made_per_shape(rng):
         np.testing.assert_allclose(module(x)[0], want, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.onednn
 def test_convolutions_of_symbolic_batch_and_size_run_on_onednn(rng):
     n, h = tirx.Var("n", "int64"), tirx.Var("h", "int64")
     w = rng.standard_normal((6, 3, 3, 3)).astype(np.float32)
@@ -136,6 +134,7 @@ def test_convolutions_of_symbolic_batch_and_size_run_on_onednn(rng):
         np.testing.assert_allclose(module(x)[0], want, rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.onednn
 def test_a_small_op_cache_bound_recreates_ops_and_stays_right(tmp_path, rng):
     """With room for one op per composite, alternating sizes evict and recreate."""
     n = tirx.Var("n", "int64")
@@ -159,6 +158,7 @@ def test_a_small_op_cache_bound_recreates_ops_and_stays_right(tmp_path, rng):
     assert done.returncode == 0, done.stderr
 
 
+@pytest.mark.native
 def test_named_input_dims_and_bounds(tmp_path, rng):
     x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 4])
     y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, 4])
@@ -297,7 +297,7 @@ def test_zoo_exported_with_dynamic_axes_runs_at_three_sizes(dynamic_zoo, name, t
         inputs = resized_inputs(name, batch, seq)
         got = module.run(**inputs)[0]
         want = session.run(None, inputs)[0]
-        assert _relative_error(got, want) < RTOL, (batch, seq)
+        assert relative_error(got, want) < RTOL, (batch, seq)
         with torch.no_grad():
             expected = wrapped(*(torch.from_numpy(v) for v in inputs.values())).numpy()
-        assert _relative_error(got, expected) < RTOL, (batch, seq)
+        assert relative_error(got, expected) < RTOL, (batch, seq)

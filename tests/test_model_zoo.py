@@ -63,7 +63,7 @@ def _relative(got: np.ndarray, want: np.ndarray) -> float:
     return float(np.max(np.abs(got - want)) / np.max(np.abs(want)))
 
 
-@pytest.mark.library
+@pytest.mark.onednn
 @pytest.mark.parametrize(("name", "target"), _cases())
 def test_model_matches_onnxruntime_and_pytorch(exported, name, target):
     path, inputs, from_torch = exported[name]

@@ -21,6 +21,8 @@ from tvmext.opdef.native_build import BuildFlags, compile_object
 from tvmext.target.spec import parse_target
 from tvmext.testing import check_op
 
+pytestmark = pytest.mark.native  # every layer here is C++ (or CUDA) built with a compiler
+
 NATIVE = pathlib.Path(__file__).parent / "native"
 
 

@@ -7,8 +7,8 @@ from __future__ import annotations
 import ml_dtypes
 import numpy as np
 import pytest
+from conftest import check_onnx_reference
 from onnx import TensorProto, helper
-from onnx.reference import ReferenceEvaluator
 
 import tvmext
 
@@ -21,14 +21,6 @@ HALF = {
 def _model(nodes, inputs, outputs, opset=23):
     graph = helper.make_graph(nodes, "g", inputs, outputs)
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
-
-
-def _check(model, feeds, rtol=1e-3, atol=1e-7):
-    expected = ReferenceEvaluator(model).run(None, feeds)
-    got = tvmext.compile(model).run(*feeds.values())
-    for g, e in zip(got, expected, strict=True):
-        assert g.dtype == e.dtype and g.shape == e.shape
-        np.testing.assert_allclose(g.astype(np.float64), e.astype(np.float64), rtol, atol)
 
 
 @pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
@@ -54,9 +46,9 @@ def test_attention_with_float_mask_rounds_as_the_reference(dtype, causal, rng):
     # last place of a term of P @ V (absolute, where terms cancel); float16 agrees
     # within the conformance tolerance.
     if dtype == "float16":
-        _check(model, feeds)
+        check_onnx_reference(model, feeds, rtol=1e-3, atol=1e-7)
     else:
-        _check(model, feeds, rtol=2.0**-7, atol=2.0**-6)
+        check_onnx_reference(model, feeds, rtol=2.0**-7, atol=2.0**-6)
 
 
 @pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
@@ -69,7 +61,7 @@ def test_attention_softmax_in_float32_of_half_inputs(dtype, rng):
     inputs = [helper.make_tensor_value_info(n, elem, shape) for n in "QKV"]
     model = _model([node], inputs, [helper.make_tensor_value_info("Y", elem, shape)])
     feeds = {n: rng.standard_normal(shape).astype(np_type) for n in "QKV"}
-    _check(model, feeds)
+    check_onnx_reference(model, feeds, rtol=1e-3, atol=1e-7)
 
 
 @pytest.mark.parametrize("dtype", ["float16", "bfloat16"])

@@ -39,6 +39,7 @@ def _check(record: pathlib.Path, *flags: str) -> None:
     assert "passed" in done.stdout
 
 
+@pytest.mark.native
 def test_sampled_cases_still_pass():
     _check(SAMPLE)
 
@@ -115,6 +116,7 @@ def _shape_model(consumer: str):
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
 
 
+@pytest.mark.native
 def test_static_shape_feeds_any_op():
     """TVM's importer rejects a Shape output into Mul ("cannot handle ShapeExpr")."""
     x = np.ones((2, 3), np.float32)

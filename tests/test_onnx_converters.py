@@ -394,6 +394,7 @@ def test_instance_norm_is_a_layer_norm_over_the_spatial_axes(shape, target, rng)
         ("bij,bjk->bik", [(1, 3, 4), (2, 4, 5)]),  # a broadcast batch: TVM's einsum
     ],
 )
+@pytest.mark.native
 def test_einsum_that_is_a_matmul_becomes_one(equation, shapes, rng):
     import onnxruntime as ort
 

@@ -20,6 +20,7 @@ import sys
 
 import onnx_fuzz_driver
 import onnx_mutations
+import pytest
 
 # TVMEXT_FUZZ_SEED explores other mutants; the suite always runs the same ones.
 SEED = int(os.environ.get("TVMEXT_FUZZ_SEED", "18"))
@@ -77,6 +78,7 @@ def _check(outcome: dict, folder: pathlib.Path) -> str | None:
     return None
 
 
+@pytest.mark.native
 def test_mutated_models_compile_or_fail_cleanly(tmp_path):
     cases = [
         *onnx_mutations.mutants(SEED, COUNT),

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import check_onnx_reference
 from onnx import TensorProto, helper
-from onnx.reference import ReferenceEvaluator
 
 import tvmext
 from tvmext.errors import ModelError, ShapeError
@@ -21,15 +21,6 @@ def _model(node, inputs, outputs, opset=18):
 
 def _info(name, elem, shape):
     return helper.make_tensor_value_info(name, elem, shape)
-
-
-def _check(model, feeds, rtol=1e-5, atol=1e-6):
-    """Compile ``model``, run it on ``feeds`` and compare with the reference."""
-    expected = ReferenceEvaluator(model).run(None, feeds)
-    got = tvmext.compile(model)(*feeds.values())
-    for g, e in zip(got, expected, strict=True):
-        assert g.dtype == e.dtype and g.shape == e.shape
-        np.testing.assert_allclose(g.astype(np.float64), e.astype(np.float64), rtol=rtol, atol=atol)
 
 
 @pytest.mark.parametrize("time_axis", [0, 1])
@@ -47,7 +38,7 @@ def test_reverse_sequence(time_axis, dtype, rng):
         [_info("y", elem, shape)],
     )
     x = (rng.standard_normal(shape) * 10).astype(dtype)
-    _check(model, {"x": x, "lens": np.array([5, 0, 2], np.int64)})
+    check_onnx_reference(model, {"x": x, "lens": np.array([5, 0, 2], np.int64)})
 
 
 def test_reverse_sequence_rejects_other_axes():
@@ -88,7 +79,7 @@ def test_tensor_scatter(mode, axis, rng):
         "update": rng.standard_normal(update_shape).astype(np.float32),
         "idx": idx,
     }
-    _check(model, feeds)
+    check_onnx_reference(model, feeds)
 
 
 def test_tensor_scatter_without_write_indices(rng):
@@ -106,7 +97,7 @@ def test_tensor_scatter_without_write_indices(rng):
         "cache": rng.standard_normal([2, 4, 3]).astype(np.float16),
         "update": rng.standard_normal([2, 2, 3]).astype(np.float16),
     }
-    _check(model, feeds)
+    check_onnx_reference(model, feeds)
 
 
 @pytest.mark.parametrize(
@@ -149,7 +140,7 @@ def _expand_model(data_shape, target_length):
 def test_expand_to_runtime_shape(data_shape, target, rng):
     model = _expand_model(data_shape, len(target))
     x = rng.standard_normal(data_shape).astype(np.float32)
-    _check(model, {"x": x, "shape": np.array(target, np.int64)})
+    check_onnx_reference(model, {"x": x, "shape": np.array(target, np.int64)})
 
 
 def test_expand_to_incompatible_shape_fails_at_run_time(rng):
@@ -168,7 +159,7 @@ def test_space_to_depth(mode, block, rng):
     model = _model(
         node, [_info("x", TensorProto.FLOAT, shape)], [_info("y", TensorProto.FLOAT, out)], opset=28
     )
-    _check(model, {"x": rng.standard_normal(shape).astype(np.float32)})
+    check_onnx_reference(model, {"x": rng.standard_normal(shape).astype(np.float32)})
 
 
 def test_space_to_depth_rejects_indivisible_height():
@@ -224,7 +215,7 @@ def test_batch_normalization_training_mode(shape, momentum, rng):
     for name in "sbm":
         feeds[name] = rng.standard_normal(channels).astype(np.float32)
     feeds["v"] = rng.uniform(0.5, 2, channels).astype(np.float32)
-    _check(model, feeds, rtol=1e-4, atol=1e-5)
+    check_onnx_reference(model, feeds, rtol=1e-4, atol=1e-5)
 
 
 def test_batch_normalization_training_mode_y_only(rng):

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import check_onnx_reference
 from onnx import TensorProto, helper
 from onnx.reference import ReferenceEvaluator
 
@@ -20,15 +21,6 @@ def _model(node, inputs, outputs, opset=18):
 
 def _info(name, elem, shape):
     return helper.make_tensor_value_info(name, elem, shape)
-
-
-def _check(model, feeds, rtol=1e-5, atol=1e-6):
-    """Compile ``model``, run it on ``feeds`` and compare with the reference."""
-    expected = ReferenceEvaluator(model).run(None, feeds)
-    got = tvmext.compile(model)(*feeds.values())
-    for g, e in zip(got, expected, strict=True):
-        assert g.dtype == e.dtype and g.shape == e.shape
-        np.testing.assert_allclose(g, e, rtol=rtol, atol=atol)
 
 
 def _conv_transpose_model(x_shape, w_shape, out_shape, with_bias=False, **attrs):
@@ -77,7 +69,7 @@ def test_conv_transpose_output_shape(x_shape, w_shape, output_shape, attrs, pads
     if bias:
         feeds["b"] = rng.standard_normal([channels]).astype(np.float32)
     if pads is None:
-        _check(model, feeds, rtol=1e-4, atol=1e-5)
+        check_onnx_reference(model, feeds, rtol=1e-4, atol=1e-5)
         return
     explicit = {k: v for k, v in attrs.items() if k not in ("pads", "auto_pad")}
     reference = _conv_transpose_model(x_shape, w_shape, out_shape, bias, pads=pads, **explicit)
@@ -125,7 +117,7 @@ def test_max_unpool_to_runtime_output_shape(x_shape, output_shape, attrs, rng):
         "i": rng.choice(total, size=x_shape, replace=False).astype(np.int64),
         "shape": np.array(output_shape, np.int64),
     }
-    _check(model, feeds)
+    check_onnx_reference(model, feeds)
 
 
 def _max_pool_model(x_shape, out_shape, dtype=TensorProto.FLOAT, **attrs):
@@ -158,7 +150,7 @@ def _max_pool_model(x_shape, out_shape, dtype=TensorProto.FLOAT, **attrs):
 )
 def test_max_pool_with_indices(x_shape, out_shape, attrs, rng):
     model = _max_pool_model(x_shape, out_shape, **attrs)
-    _check(model, {"x": rng.standard_normal(x_shape).astype(np.float32)})
+    check_onnx_reference(model, {"x": rng.standard_normal(x_shape).astype(np.float32)})
 
 
 def test_max_pool_indices_of_ties_and_integers():

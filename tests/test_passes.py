@@ -49,7 +49,7 @@ def _ops(mod) -> list[str]:
     return names
 
 
-@pytest.mark.parametrize("target", ["llvm", pytest.param("dnnl, llvm", marks=pytest.mark.library)])
+@pytest.mark.parametrize("target", ["llvm", pytest.param("dnnl, llvm", marks=pytest.mark.onednn)])
 def test_zero_pad_folds_into_the_convolution_asymmetrically(target, rng):
     mod = _conv_after_pad([0, 0, 0, 0, 0, 1, 2, 1])  # H: (0, 1), W: (2, 1), TF's "same"
     folded = fold_pad_into_conv()(mod)
@@ -128,6 +128,7 @@ def _flattened_linear(bias: bool, out_shape=(2, 5, 6)):
     [(False, (2, 5, 6), 0), (True, (2, 5, 6), 0), (False, (5, 2, 6), 2)],
     ids=["plain", "bias", "other-shape"],
 )
+@pytest.mark.native
 def test_flattened_matmul_is_unflattened(bias, out_shape, reshapes, rng):
     mod = _flattened_linear(bias, out_shape)
     rewritten = unflatten_matmul()(mod)
@@ -157,6 +158,7 @@ def test_power_by_small_constants_is_a_product(exponent, left, rng):
     np.testing.assert_allclose(tvmext.compile(mod, "llvm").run(x_value)[0], want, rtol=1e-6)
 
 
+@pytest.mark.native
 def test_batched_matmul_of_flattened_batches_is_unflattened(rng):
     """PyTorch's 4-D matmul: broadcast (to the same shape), flatten the batch, bmm,
     unflatten; then the attention mask's add."""

@@ -24,7 +24,7 @@ from tvmext.errors import CompileError
 from tvmext.runtime.accuracy import AccuracyReport, compare
 from tvmext.target.dnnl import DnnlTarget
 
-pytestmark = pytest.mark.library
+pytestmark = pytest.mark.onednn
 
 HAS_BF16 = DnnlTarget().precision_refusal("bf16") is None
 needs_bf16 = pytest.mark.skipif(not HAS_BF16, reason="oneDNN has no bf16 kernels on this CPU")

@@ -48,13 +48,14 @@ def test_profile_leaves_the_module_running_as_before(mlp_module, rng):
     assert (mlp_module.run(x)[0] == before).all()
 
 
-@pytest.mark.library
+@pytest.mark.onednn
 def test_profile_names_external_onednn_calls():
     module = tvmext.compile(resnet_cnn(), "dnnl, llvm")
     names = [r.name for r in module.profile(repeat=3).rows]
     assert any(n.endswith("_dnnl") for n in names), names
 
 
+@pytest.mark.native
 def test_cli_run_profile_prints_the_table(tmp_path):
     path = save(mlp(), tmp_path, "mlp.onnx")
     tool = str(pathlib.Path(sys.executable).parent / "tvmext")

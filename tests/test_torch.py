@@ -71,6 +71,7 @@ def test_op_runs_in_eager_and_autograd(scaled_tanh):
     assert schema == "torchtest::scaled_tanh(Tensor x, *, float alpha=2.) -> Tensor"
 
 
+@pytest.mark.native
 def test_check_op_checks_the_pytorch_side(scaled_tanh, rng):
     check_op(scaled_tanh, rng.standard_normal((4, 6)).astype("float32"), alpha=0.7)
 
@@ -137,6 +138,7 @@ def test_module_with_tvmext_op_compiles_with_its_output_structure(scaled_tanh, t
     assert len(compiled.run(x.numpy())) == 2  # run() stays a flat list
 
 
+@pytest.mark.native
 def test_dynamic_dims_keep_their_names_and_bounds(scaled_tanh):
     model = _WithOp().eval()
     batch = torch.export.Dim("batch", min=1, max=16)
@@ -307,6 +309,7 @@ def scaled_tanh(x, *, alpha: float = 2.0):
 """
 
 
+@pytest.mark.native
 def test_pt2_file_through_the_command_line(scaled_tanh, tmp_path):
     model = _WithOp().eval()
     x = torch.randn(3, 8)

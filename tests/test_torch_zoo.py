@@ -8,9 +8,9 @@ both targets.
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 import torch
+from conftest import relative_error
 from model_zoo import MODELS, resized_inputs, torch_model
 
 import tvmext
@@ -35,10 +35,6 @@ def _cases() -> list:
     ]
 
 
-def _relative_error(got: np.ndarray, want: np.ndarray) -> float:
-    return float(np.max(np.abs(got - want)) / max(float(np.max(np.abs(want))), 1e-6))
-
-
 @pytest.mark.parametrize(("name", "target"), _cases())
 def test_zoo_model_from_torch_export(name: str, target: str) -> None:
     model, inputs = torch_model(name)
@@ -48,9 +44,10 @@ def test_zoo_model_from_torch_export(name: str, target: str) -> None:
     compiled = tvmext.compile(model, target, example_inputs=args)
     got = compiled(*inputs.values())
     assert got.shape == want.shape
-    assert _relative_error(got, want) < RTOL
+    assert relative_error(got, want) < RTOL
 
 
+@pytest.mark.native
 def test_text_model_with_dynamic_batch_and_sequence() -> None:
     model, inputs = torch_model("bert")
     batch, seq = torch.export.Dim("batch", min=1, max=8), torch.export.Dim("seq", min=2, max=64)
@@ -64,4 +61,4 @@ def test_text_model_with_dynamic_batch_and_sequence() -> None:
         sized = resized_inputs("bert", b, s)
         with torch.no_grad():
             want = model(*(torch.from_numpy(v) for v in sized.values())).numpy()
-        assert _relative_error(compiled(*sized.values()), want) < RTOL
+        assert relative_error(compiled(*sized.values()), want) < RTOL

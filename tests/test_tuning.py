@@ -18,6 +18,8 @@ from tvmext.ops.swish import swish
 from tvmext.target.spec import parse_target
 from tvmext.tuning.tasks import tuning_tasks
 
+pytestmark = pytest.mark.native  # MetaSchedule's builder links each candidate with the C++ compiler
+
 TRIALS = 8  # half a measured batch: the tests check records, not speed
 # Small candidates build and run in a second; a hang inside TVM then fails the test
 # within a few minutes instead of the default bound's 18.

@@ -21,6 +21,8 @@ from tvmext.lowering.tuning_records import TuningRecords
 from tvmext.target.spec import host_cpu
 from tvmext.tuning.rpc import CPU_CORES_FUNC, RpcTracker, server_count, with_deadline
 
+pytestmark = pytest.mark.native  # MetaSchedule's builder links each candidate with the C++ compiler
+
 BIN = pathlib.Path(sys.executable).parent
 KEY = "tvmext-test"
 

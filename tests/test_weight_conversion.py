@@ -56,6 +56,7 @@ def linear_fp16_transposed():
     return linear, calls
 
 
+@pytest.mark.native
 def test_layout_and_dtype_converted_once_at_compile_time(linear_fp16_transposed, rng, tmp_path):
     _, calls = linear_fp16_transposed
     w = rng.standard_normal((16, 24)).astype(np.float32)
@@ -126,6 +127,7 @@ class _CountingVM:
         return call
 
 
+@pytest.mark.native
 def test_te_conversion_of_runtime_weights_runs_once_when_bound(linear_te_conversion, rng, tmp_path):
     w = rng.standard_normal((16, 24)).astype(np.float32)
     x = rng.standard_normal((4, 16)).astype(np.float32)
@@ -154,6 +156,7 @@ def test_te_conversion_of_runtime_weights_runs_once_when_bound(linear_te_convers
     )
 
 
+@pytest.mark.native
 def test_artifact_with_runtime_weights_describes_them(linear_te_conversion, rng, tmp_path):
     w = rng.standard_normal((16, 24)).astype(np.float32)
     x = rng.standard_normal((4, 16)).astype(np.float32)

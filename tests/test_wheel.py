@@ -30,7 +30,7 @@ import zipfile
 import numpy as np
 import pytest
 
-pytestmark = [pytest.mark.library]
+pytestmark = [pytest.mark.native]  # the installed package builds a native layer
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 NATIVE_SOURCES = (".h", ".hh", ".hpp", ".c", ".cc", ".cpp", ".cu", ".cuh")
@@ -277,7 +277,7 @@ def _matmul_relu(path: pathlib.Path) -> np.ndarray:
     return w
 
 
-@pytest.mark.parametrize("target", ["llvm", "dnnl, llvm"])
+@pytest.mark.parametrize("target", ["llvm", pytest.param("dnnl, llvm", marks=pytest.mark.onednn)])
 def test_installed_cli_compiles_and_runs_onnx(venv, workdir, target):
     w = _matmul_relu(workdir / "model.onnx")
     x = np.random.default_rng(8).standard_normal((2, 8)).astype("float32")

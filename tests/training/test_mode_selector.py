@@ -103,6 +103,7 @@ def test_plain_lowering_against_scheduled_kernels(rng):
     assert trainer.mode.name == decision["winner"]
 
 
+@pytest.mark.native
 def test_accuracy_policy_and_parallel_processes(rng):
     modes = [FROZEN, training.OPTIMIZED]
     trainer, selector, x, y = _trainer(

@@ -150,6 +150,7 @@ def test_bad_inputs_are_named():
         step.step(program.initial_state(), np.zeros((3, 16), np.float32), np.zeros((3, 5)), 0.1)
 
 
+@pytest.mark.native
 def test_native_layer_trains_and_exports(rng, tmp_path):
     native = pathlib.Path(__file__).parent.parent / "native" / "leaky_relu.cc"
     leaky = tvmext.native_op(
@@ -204,7 +205,7 @@ def test_native_layer_trains_and_exports(rng, tmp_path):
     assert exported_loss == pytest.approx(step.step(state, x, training.one_hot(labels, 5), 0.1))
 
 
-@pytest.mark.library
+@pytest.mark.onednn
 def test_onednn_mode_trains_like_tvm(rng):
     program = training.StepProgram(
         swish_mlp(64), training.SoftmaxCrossEntropy(), training.SGD(momentum=0.9), batch_size=16
@@ -225,7 +226,7 @@ def test_onednn_mode_trains_like_tvm(rng):
         )
 
 
-@pytest.mark.library
+@pytest.mark.onednn
 def test_onednn_mode_runs_the_targets_passes():
     """The training step goes through the compiler's pipeline: the passes registered for
     the dnnl target run on it (before partitioning), inference-only ones do not."""

@@ -17,6 +17,7 @@ import ctypes
 import json
 import os
 import re
+import shutil
 import statistics
 import tempfile
 from collections.abc import Mapping, Sequence
@@ -28,8 +29,8 @@ import tvm
 from tvm import relax
 
 from tvmext.atomic_file import atomic_output, check_folder
-from tvmext.errors import CompileError, ShapeError
-from tvmext.opdef.native_build import BuildFlags, compile_object
+from tvmext.errors import CompileError, NativeBuildError, ShapeError
+from tvmext.opdef.native_build import BuildFlags, compile_object, cxx_compiler
 from tvmext.runtime.accuracy import ARTIFACT_SYMBOL, AccuracyReport
 from tvmext.runtime.cpu_threads import configure_thread_pool
 from tvmext.runtime.output_tree import OutputTree
@@ -260,6 +261,12 @@ class Module:
         """
         path = os.fspath(path)
         folder = check_folder(path)
+        compiler = cxx_compiler()
+        if shutil.which(compiler) is None:  # TVM would fail on it with a bare OSError
+            raise NativeBuildError(
+                f"exporting {path!r} links it with the C++ compiler {compiler!r} ($CXX), "
+                f"which is not installed: install g++ or point CXX at a C++ compiler"
+            )
         options = _artifact_options(self.link_options, folder, rpath)
         addons = [_accuracy_object(self.accuracy)] if self.accuracy is not None else None
         with atomic_output(path, executable=True) as tmp, filtered_tvm_log():

@@ -9,12 +9,14 @@ MetaSchedule only, so that a crash inside them costs this process, not the calle
 
 from __future__ import annotations
 
+import faulthandler
 import importlib
 import importlib.util
 import json
 import math
 import os
 import shutil
+import signal
 import sys
 import types
 from typing import Any, TextIO
@@ -151,8 +153,20 @@ def measure_baselines(
     return seconds
 
 
+def die_on_crash() -> None:
+    """Make a crash end this process at once, its Python stack in the log. TVM's own
+    handler of SIGSEGV (and the other fatal signals) prints a native backtrace, which
+    allocates memory: after a fault inside malloc it waits forever on malloc's lock, and
+    the caller would only learn of it when its stall bound runs out. Python's
+    faulthandler writes without allocating, then lets the default action kill it."""
+    for fatal in (signal.SIGSEGV, signal.SIGBUS, signal.SIGFPE, signal.SIGILL, signal.SIGABRT):
+        signal.signal(fatal, signal.SIG_DFL)  # replaces TVM's handler, installed on import
+    faulthandler.enable()
+
+
 def main(job_path: str, progress_fd: int) -> None:
     """Tune the tasks of the job file ``job_path``."""
+    die_on_crash()
     with open(job_path) as f:
         job = json.load(f)
     register_cpu_tensor_intrinsics()
