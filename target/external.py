@@ -79,8 +79,10 @@ def _installed() -> dict[str, importlib.metadata.EntryPoint]:
 
 def _load_installed(name: str) -> None:
     """Register the target an installed package declares as ``name``."""
-    entry = _installed().get(name)
-    if entry is None or name in TARGETS:
+    if name in TARGETS:
+        return
+    entry = _installed().get(name)  # scanning every distribution costs about 10 ms
+    if entry is None:
         return
     try:
         loaded = entry.load()

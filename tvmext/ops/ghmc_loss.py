@@ -284,13 +284,20 @@ def _ghmc_loss_reference(
 
 
 def _schedule_cpu(sch: s_tir.Schedule, target: tvm.target.Target) -> None:
-    """Materialize the bin of each element once (parallel, vectorized), count the bins
-    in parallel row chunks, inline the sigmoid and weights into their users, and sum
-    the weighted BCE as a parallel loop over row chunks with the columns vectorized."""
+    """Materialize exp(-|pred|) and the bin of each element once (parallel, vectorized),
+    count the bins in parallel row chunks, inline the sigmoid and weights into their
+    users, and sum the weighted BCE as a parallel loop over row chunks with the columns
+    vectorized."""
     blocks = {sch.get(b).name_hint: b for b in sch.get_child_blocks(sch.get_sblock("root"))}
     for name, block in blocks.items():
-        if name in ("prob", "ghm_weight", "neg_abs") or name.startswith("T_fast_exp"):
+        if name in ("prob", "ghm_weight", "neg_abs"):
             sch.compute_inline(block)
+    # exp(-|pred|) is materialized: the bin search and log1p's polynomial each read it
+    # several times, and inlined it made the kernel hundreds of kilobytes of code and
+    # seconds of TVM's compile time.
+    for name, block in blocks.items():
+        if name.startswith("T_fast_exp"):
+            parallel_vectorized_flat(sch, block, target)
     parallel_vectorized_flat(sch, blocks["bin_index"], target)
     parallelize_histogram(sch)
     if "weighted_bce_chunks" in blocks:
