@@ -34,5 +34,6 @@ fi
 .venv/bin/ruff format --check .
 .venv/bin/mypy
 # One worker per core; each test file runs on one worker, so that a file's module-scoped
-# fixtures (an exported zoo, a built documentation site) are made once.
-exec .venv/bin/python -m pytest -n 2 --dist loadfile "${@:2}"
+# fixtures (an exported zoo, a built documentation site) are made once; files start in
+# collection order, the longest first (tests/conftest.py).
+exec .venv/bin/python -m pytest -n 2 --dist loadfile --no-loadscope-reorder "${@:2}"

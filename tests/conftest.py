@@ -53,12 +53,30 @@ def _missing(need: str) -> str | None:
 _MISSING: dict[str, str | None] = {}
 
 
+# The files that take minutes on 2 cores, longest first. xdist hands whole files to its
+# workers in collection order (dev.sh: --dist loadfile --no-loadscope-reorder), so these
+# start first and the short files fill in around them; by default xdist would order
+# files by their number of tests, which put these few-test files last, one worker
+# finishing them alone.
+_LONGEST_FIRST = (
+    "test_model_zoo.py",
+    "test_cli.py",
+    "test_docs.py",
+    "test_tuning.py",
+    "test_wheel.py",
+    "test_tuning_rpc.py",
+)
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """A test run on the ``"dnnl, llvm"`` target (a parameter) is a oneDNN test."""
+    """A test run on the ``"dnnl, llvm"`` target (a parameter) is a oneDNN test; the
+    longest files are collected first."""
     for item in items:
         params = getattr(item, "callspec", None)
         if params is not None and any("dnnl" in str(v) for v in params.params.values()):
             item.add_marker(pytest.mark.onednn)
+    rank = {name: i for i, name in enumerate(_LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:

@@ -10,7 +10,7 @@ seed and description that reproduce it.
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -294,8 +294,3 @@ def mutant(seed: int, index: int) -> Mutant:
         what = MUTATIONS[kind](model, rng)
         data = model.SerializeToString()
     return Mutant(mutant_seed, f"{base}: {kind}: {what}", data)
-
-
-def mutants(seed: int, count: int) -> Iterator[Mutant]:
-    """The first ``count`` mutants of ``seed``."""
-    return (mutant(seed, i) for i in range(count))
