@@ -43,7 +43,14 @@ from tvmext.opdef.native_layer import native_shared_libraries
 from tvmext.pass_registry import PHASES, passes_for
 from tvmext.plugins import load_plugins
 from tvmext.runtime.accuracy import AccuracyReport, compare
-from tvmext.runtime.module import InputSpec, Module, random_inputs, read_arrays, signature_function
+from tvmext.runtime.module import (
+    SIGNATURE_FUNCTION,
+    InputSpec,
+    Module,
+    random_inputs,
+    read_arrays,
+    signature_function,
+)
 from tvmext.runtime.output_tree import OutputTree
 from tvmext.runtime.tvm_log import filtered_tvm_log
 from tvmext.target.external import PRECISION_ATTR, Partitioned, get_target, link_options
@@ -293,7 +300,7 @@ def _lowering(stage: lowering.Stage) -> Callable[[CompileState], None]:
                 state.options.shape_bounds,
                 state.output_tree,
             )
-            state.mod[relax.GlobalVar("tvmext_signature")] = signature
+            state.mod[relax.GlobalVar(SIGNATURE_FUNCTION)] = signature
         try:
             with tvm.transform.PassContext(opt_level=state.options.opt_level):
                 state.mod = lowering.run_stages(state.mod, state.spec.host, [stage])
