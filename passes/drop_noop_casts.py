@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import tvm
 from tvm import relax
-from tvm.relax.expr_functor import PyExprMutator, mutator
+from tvm.relax.expr_functor import mutator
 
-from tvmext.pass_registry import mutator_pass, register_pass
+from tvmext.pass_registry import BindingReplacer, mutator_pass, register_pass
 
 
 def _dtype(expr: relax.Expr) -> str | None:
@@ -23,17 +23,7 @@ def _dtype(expr: relax.Expr) -> str | None:
 
 
 @mutator
-class _DropCasts(PyExprMutator):
-    def __init__(self, mod: tvm.IRModule) -> None:
-        super().__init__(mod)
-        self.replaced: dict[relax.Var, relax.Expr] = {}
-
-    def visit_var_(self, var: relax.Var) -> relax.Expr:
-        return self.replaced.get(var, var)
-
-    def visit_dataflow_var_(self, var: relax.DataflowVar) -> relax.Expr:
-        return self.replaced.get(var, var)
-
+class _DropCasts(BindingReplacer):
     def visit_var_binding_(self, binding: relax.VarBinding) -> None:
         value = binding.value
         if isinstance(value, relax.Call) and value.op.same_as(tvm.ir.Op.get("relax.astype")):

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import tvm
 from tvm import relax
 
-from tvmext.dims import dims
+from tvmext.dims import dims, static_shape
 
 
 @dataclass(frozen=True)
@@ -79,14 +79,6 @@ def shown_shape(expr: relax.Expr) -> tuple[int | str, ...] | None:
     if not isinstance(ty, relax.TensorType) or not isinstance(ty.shape, relax.ShapeExpr):
         return None
     return tuple(dims(ty.shape.values))
-
-
-def static_shape(expr: relax.Expr) -> tuple[int, ...] | None:
-    """The static shape of a tensor expression, or None (symbolic or not a tensor)."""
-    shape = shown_shape(expr)
-    if shape is None or not all(isinstance(d, int) for d in shape):
-        return None
-    return tuple(int(d) for d in shape)
 
 
 def _bytes(expr: relax.Expr) -> int:

@@ -1,12 +1,12 @@
-"""Shape dimensions as users read them (ints where known, names where symbolic), and
-symbolic dims as TVM's analyzer reasons about them (never negative)."""
+"""Shape dimensions as users read them (ints where known, names where symbolic), static
+shapes, and symbolic dims as TVM's analyzer reasons about them (never negative)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from tvm import tirx
+from tvm import relax, tirx
 from tvm.sym.analyzer import Analyzer, ConstIntBound
 
 
@@ -18,6 +18,18 @@ def dim(d: Any) -> int | str:
 def dims(shape: Iterable[Any]) -> list[int | str]:
     """Every dimension of ``shape`` through :func:`dim`."""
     return [dim(d) for d in shape]
+
+
+def static_shape(expr: relax.Expr) -> list[int] | None:
+    """The shape of a tensor expression as ints, or None when it is symbolic, unknown or
+    not a tensor."""
+    ty = expr.ty
+    if not isinstance(ty, relax.TensorType) or not isinstance(ty.shape, relax.ShapeExpr):
+        return None
+    values = list(ty.shape.values)
+    if not all(isinstance(d, tirx.IntImm) for d in values):
+        return None
+    return [int(d) for d in values]
 
 
 def dim_analyzer(

@@ -21,6 +21,7 @@ from typing import Any
 
 import tvm
 from tvm import relax
+from tvm.relax.expr_functor import PyExprMutator
 
 from tvmext.errors import OpDefinitionError
 from tvmext.pass_order import ORDER, PLACES
@@ -116,6 +117,22 @@ def function_pass(
         return _each_function(mod, rewrite)
 
     return run
+
+
+class BindingReplacer(PyExprMutator):
+    """A mutator base for :func:`mutator_pass` whose rewrites replace bound variables:
+    every use visited after ``self.replaced[var] = expr`` reads ``expr`` instead of
+    ``var``. Subclasses are decorated with ``tvm.relax.expr_functor.mutator``."""
+
+    def __init__(self, mod: tvm.IRModule) -> None:
+        super().__init__(mod)
+        self.replaced: dict[relax.Var, relax.Expr] = {}
+
+    def visit_var_(self, var: relax.Var) -> relax.Expr:
+        return self.replaced.get(var, var)
+
+    def visit_dataflow_var_(self, var: relax.DataflowVar) -> relax.Expr:
+        return self.replaced.get(var, var)
 
 
 def mutator_pass(name: str, mutator: Callable[[tvm.IRModule], Any]) -> tvm.transform.Pass:

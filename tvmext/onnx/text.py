@@ -4,6 +4,8 @@ only: their values would bury the graph."""
 
 from __future__ import annotations
 
+import math
+
 import onnx
 
 _SHOWN_ELEMENTS = 16  # smaller initializers (scales, zero points, shapes) keep values
@@ -24,9 +26,6 @@ def onnx_text(model: onnx.ModelProto) -> str:
     shown = onnx.ModelProto()
     shown.CopyFrom(model)
     for index, tensor in enumerate(shown.graph.initializer):
-        count = 1
-        for dim in tensor.dims:
-            count *= dim
-        if count > _SHOWN_ELEMENTS:
+        if math.prod(tensor.dims) > _SHOWN_ELEMENTS:
             shown.graph.initializer[index].CopyFrom(_elided(tensor))
     return str(onnx.printer.to_text(shown))

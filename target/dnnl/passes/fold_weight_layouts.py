@@ -21,10 +21,10 @@ from __future__ import annotations
 import numpy as np
 import tvm
 from tvm import relax
-from tvm.relax.expr_functor import PyExprMutator, mutator
+from tvm.relax.expr_functor import mutator
 
-from tvmext.pass_registry import mutator_pass, register_pass
-from tvmext.target.report import static_shape
+from tvmext.dims import static_shape
+from tvmext.pass_registry import BindingReplacer, mutator_pass, register_pass
 
 _RESHAPES = ("relax.reshape", "relax.expand_dims", "relax.squeeze")
 
@@ -82,23 +82,13 @@ def _evaluate(call: relax.Call) -> np.ndarray | None:
 
 
 @mutator
-class _Folder(PyExprMutator):
-    def __init__(self, mod: tvm.IRModule) -> None:
-        super().__init__(mod)
-        self.folded: dict[relax.Var, relax.Expr] = {}
-
-    def visit_var_(self, var: relax.Var) -> relax.Expr:
-        return self.folded.get(var, var)
-
-    def visit_dataflow_var_(self, var: relax.DataflowVar) -> relax.Expr:
-        return self.folded.get(var, var)
-
+class _Folder(BindingReplacer):
     def visit_var_binding_(self, binding: relax.VarBinding) -> None:
         value = self.visit_expr(binding.value)
         if isinstance(value, relax.Call):
             array = _evaluate(value)
             if array is not None:
-                self.folded[binding.var] = relax.const(array)
+                self.replaced[binding.var] = relax.const(array)
         super().visit_var_binding_(binding)
 
 

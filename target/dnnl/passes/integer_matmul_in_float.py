@@ -25,9 +25,9 @@ import tvm
 from tvm import relax
 from tvm.relax.dpl import DFPattern, is_const, is_op, wildcard
 
+from tvmext.dims import static_shape
 from tvmext.pass_registry import function_pass, register_pass
 from tvmext.target.dnnl.patterns import INT8_RANGES
-from tvmext.target.report import static_shape
 
 # Integers float32 holds exactly: up to 2**24 in magnitude; bf16 up to 256.
 EXACT_LIMIT = 2**24

@@ -18,26 +18,19 @@ from __future__ import annotations
 
 import tvm
 from tvm import relax
-from tvm.relax.expr_functor import PyExprMutator, mutator
+from tvm.relax.expr_functor import mutator
 
-from tvmext.pass_registry import mutator_pass, register_pass
+from tvmext.pass_registry import BindingReplacer, mutator_pass, register_pass
 from tvmext.target.dnnl import patterns
 
 _PRODUCTS = ("relax.nn.conv2d", "relax.matmul")
 
 
 @mutator
-class _Unsharer(PyExprMutator):
+class _Unsharer(BindingReplacer):
     def __init__(self, mod: tvm.IRModule) -> None:
         super().__init__(mod)
         self.values: dict[relax.Var, relax.Expr] = {}
-        self.replaced: dict[relax.Var, relax.Expr] = {}
-
-    def visit_var_(self, var: relax.Var) -> relax.Expr:
-        return self.replaced.get(var, var)
-
-    def visit_dataflow_var_(self, var: relax.DataflowVar) -> relax.Expr:
-        return self.replaced.get(var, var)
 
     def _copy(self, operand: patterns.Int8Operand) -> relax.Expr:
         """A fresh ``permute_dims(astype(x) - zero_point)`` (as far as ``operand`` has)."""

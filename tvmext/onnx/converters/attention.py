@@ -9,8 +9,9 @@ from typing import Any
 import numpy as np
 from tvm import relax
 
+from tvmext.dims import static_shape
 from tvmext.errors import ModelError
-from tvmext.onnx.converters.helpers import const, matmul_float32_accumulated, static_shape
+from tvmext.onnx.converters.helpers import const, matmul_float32_accumulated
 from tvmext.onnx.registry import register_converter
 
 

@@ -16,8 +16,8 @@ from typing import Any
 
 from tvm import relax
 
+from tvmext.dims import static_shape
 from tvmext.errors import ModelError
-from tvmext.onnx.converters.helpers import static_shape
 from tvmext.onnx.registry import register_converter
 
 _LAYOUTS = {

@@ -18,8 +18,9 @@ from typing import Any
 import tvm
 from tvm import relax, te, tirx
 
+from tvmext.dims import static_shape
 from tvmext.errors import ModelError
-from tvmext.onnx.converters.helpers import const, runtime_shape, static_shape
+from tvmext.onnx.converters.helpers import const, runtime_shape
 from tvmext.onnx.registry import register_converter
 
 PrimExpr = Any  # tvm.tirx.PrimExpr; TVM ships no type stubs

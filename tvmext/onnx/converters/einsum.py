@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 from tvm import relax
 
-from tvmext.onnx.converters.helpers import static_shape
+from tvmext.dims import static_shape
 from tvmext.onnx.registry import register_converter
 
 

@@ -15,8 +15,9 @@ import numpy as np
 import tvm
 from tvm import relax
 
+from tvmext.dims import static_shape
 from tvmext.errors import ModelError
-from tvmext.onnx.converters.helpers import const, runtime_shape, static_shape
+from tvmext.onnx.converters.helpers import const, runtime_shape
 from tvmext.onnx.registry import register_converter
 
 

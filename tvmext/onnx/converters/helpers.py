@@ -16,16 +16,6 @@ def const(value: Any) -> relax.Expr:
     return relax.const(array, str(array.dtype))
 
 
-def static_shape(expr: relax.Expr) -> list[int] | None:
-    ty = expr.ty
-    if not isinstance(ty, relax.TensorType) or not isinstance(ty.shape, relax.ShapeExpr):
-        return None
-    dims = list(ty.shape.values)
-    if not all(isinstance(d, tirx.IntImm) for d in dims):
-        return None
-    return [int(d) for d in dims]
-
-
 def runtime_shape(bb: relax.BlockBuilder, dims: relax.Expr, rank: int, prefix: str) -> relax.Expr:
     """An int64 tensor ``dims`` of static length ``rank`` as a shape of fresh symbolic
     dimensions, for ops whose output shape is data."""

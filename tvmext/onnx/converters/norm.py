@@ -9,8 +9,9 @@ import numpy as np
 from onnx.helper import tensor_dtype_to_np_dtype
 from tvm import relax
 
+from tvmext.dims import static_shape
 from tvmext.errors import ModelError, ShapeError
-from tvmext.onnx.converters.helpers import const, static_shape
+from tvmext.onnx.converters.helpers import const
 from tvmext.onnx.registry import register_converter
 
 

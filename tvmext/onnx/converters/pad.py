@@ -21,8 +21,9 @@ import numpy as np
 import tvm
 from tvm import relax, te, tirx
 
+from tvmext.dims import static_shape
 from tvmext.errors import ModelError, ShapeError
-from tvmext.onnx.converters.helpers import const, runtime_shape, static_shape
+from tvmext.onnx.converters.helpers import const, runtime_shape
 from tvmext.onnx.registry import register_converter
 
 _MODES = ("constant", "edge", "reflect", "wrap")

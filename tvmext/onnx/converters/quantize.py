@@ -27,9 +27,9 @@ import numpy as np
 from onnx.helper import tensor_dtype_to_np_dtype
 from tvm import relax, te, tirx
 
+from tvmext.dims import static_shape
 from tvmext.errors import ModelError, ShapeError
 from tvmext.onnx.converters.float8 import FORMATS, cast_to
-from tvmext.onnx.converters.helpers import static_shape
 from tvmext.onnx.converters.sub_byte import FLOAT4, cast_sub_byte
 from tvmext.onnx.registry import register_converter
 from tvmext.runtime.packed_dtypes import CARRIER

@@ -10,8 +10,9 @@ from typing import Any
 import numpy as np
 from tvm import relax
 
+from tvmext.dims import static_shape
 from tvmext.errors import ModelError
-from tvmext.onnx.converters.helpers import const, static_shape
+from tvmext.onnx.converters.helpers import const
 from tvmext.onnx.registry import register_converter
 
 

@@ -22,8 +22,9 @@ import tvm
 from tvm import relax, te, tirx
 from tvm.sym.analyzer import Analyzer
 
+from tvmext.dims import static_shape
 from tvmext.errors import ModelError
-from tvmext.onnx.converters.helpers import const, runtime_shape, static_shape
+from tvmext.onnx.converters.helpers import const, runtime_shape
 from tvmext.onnx.registry import register_converter
 
 # Half-width of the interpolation kernel (taps on each side at scale 1).

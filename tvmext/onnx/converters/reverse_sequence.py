@@ -8,8 +8,8 @@ from typing import Any
 
 from tvm import relax, te, tirx
 
+from tvmext.dims import static_shape
 from tvmext.errors import ModelError
-from tvmext.onnx.converters.helpers import static_shape
 from tvmext.onnx.registry import register_converter
 
 

@@ -22,7 +22,7 @@ from onnx import numpy_helper
 from tvm import relax, te, tirx
 from tvm.relax.frontend.onnx.onnx_frontend import get_type
 
-from tvmext.dims import simplify_dim
+from tvmext.dims import dims, simplify_dim
 from tvmext.errors import ModelError, ShapeError
 from tvmext.onnx.converters.helpers import const, runtime_shape
 from tvmext.onnx.registry import register_converter
@@ -46,7 +46,7 @@ def _tensor_type(expr: relax.Expr, what: str) -> relax.TensorType:
 def _shape_text(ty: relax.TensorType) -> str:
     if not isinstance(ty.shape, relax.ShapeExpr):
         return f"rank {ty.ndim}"
-    return str([int(d) if isinstance(d, tirx.IntImm) else str(d) for d in ty.shape.values])
+    return str(dims(ty.shape.values))
 
 
 def _dims(bb: relax.BlockBuilder, expr: relax.Expr, what: str, prefix: str) -> list[tirx.Expr]:

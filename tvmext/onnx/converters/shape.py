@@ -10,7 +10,8 @@ import numpy as np
 import tvm
 from tvm import relax, tirx
 
-from tvmext.onnx.converters.helpers import const, runtime_shape, static_shape
+from tvmext.dims import static_shape
+from tvmext.onnx.converters.helpers import const, runtime_shape
 from tvmext.onnx.registry import register_converter
 
 

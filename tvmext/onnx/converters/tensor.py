@@ -10,8 +10,9 @@ import numpy as np
 import tvm
 from tvm import relax
 
+from tvmext.dims import static_shape
 from tvmext.errors import ShapeError
-from tvmext.onnx.converters.helpers import const, static_shape
+from tvmext.onnx.converters.helpers import const
 from tvmext.onnx.registry import register_converter
 
 
