@@ -1,8 +1,13 @@
 """Integer convolutions and dense layers on oneDNN's int8 primitives: ONNX ConvInteger
 and MatMulInteger give the same int32 sums on ``"dnnl, llvm"`` as on ``"llvm"`` (TVM's
-unscheduled integer loops), and run on oneDNN where oneDNN can take them."""
+unscheduled integer loops), and run on oneDNN where oneDNN can take them: on CPUs with
+VNNI, the only ones where its int8 kernels are exact."""
 
 from __future__ import annotations
+
+import os
+import subprocess
+import sys
 
 import numpy as np
 import onnx
@@ -10,8 +15,16 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 import tvmext
+from tvmext.target.dnnl.library import find_onednn, has_exact_int8
 
 pytestmark = pytest.mark.onednn
+
+EXACT_INT8 = has_exact_int8(find_onednn().cpu_isa())
+# Where an integer product runs: without VNNI oneDNN's int8 kernels saturate.
+INT8_PLACEMENT = "dnnl" if EXACT_INT8 else "tvm"
+needs_vnni = pytest.mark.skipif(
+    not EXACT_INT8, reason="oneDNN's int8 kernels saturate on this CPU (no VNNI)"
+)
 
 _TYPES = {np.uint8: TensorProto.UINT8, np.int8: TensorProto.INT8}
 
@@ -64,7 +77,7 @@ def test_conv_integer_on_onednn_equals_tvm(rng, dtype, zero_point, group, stride
     x = _random(rng, dtype, (2, 4, 11, 10))
     (want,), (got,), report = _run_both(model, x=x)
     assert got.dtype == np.int32 and np.array_equal(got, want)
-    assert _placements(report, "relax.nn.conv2d") == ["dnnl"], str(report)
+    assert _placements(report, "relax.nn.conv2d") == [INT8_PLACEMENT], str(report)
 
 
 def test_matmul_integer_layers_sharing_an_input_each_run_on_onednn(rng):
@@ -87,7 +100,7 @@ def test_matmul_integer_layers_sharing_an_input_each_run_on_onednn(rng):
     want, got, report = _run_both(model, a=a)
     for w, g in zip(want, got, strict=True):
         assert g.dtype == np.int32 and np.array_equal(g, w)
-    assert _placements(report, "relax.matmul") == ["dnnl", "dnnl"], str(report)
+    assert _placements(report, "relax.matmul") == [INT8_PLACEMENT] * 2, str(report)
 
 
 def test_weights_outside_int8_stay_on_tvm_with_the_reason(rng):
@@ -104,6 +117,61 @@ def test_weights_outside_int8_stay_on_tvm_with_the_reason(rng):
     assert np.array_equal(got, want)
     conv = next(o for o in report.ops if o.op == "relax.nn.conv2d")
     assert conv.placement == "tvm" and "not int8 values" in conv.detail, str(report)
+
+
+def _conv_integer(rng) -> tuple[onnx.ModelProto, np.ndarray]:
+    """A uint8 ConvInteger by int8 weights and an input whose products saturate int16."""
+    model = _model(
+        [helper.make_node("ConvInteger", ["x", "w"], ["y"], pads=[1, 1, 1, 1])],
+        [helper.make_tensor_value_info("x", TensorProto.UINT8, [1, 8, 6, 6])],
+        [helper.make_tensor_value_info("y", TensorProto.INT32, None)],
+        [numpy_helper.from_array(np.full((4, 8, 3, 3), 127, np.int8), "w")],
+    )
+    return model, rng.integers(200, 256, (1, 8, 6, 6)).astype(np.uint8)
+
+
+def _capped_at_avx2(script: str) -> subprocess.CompletedProcess[str]:
+    """``script`` run beside this file with oneDNN capped at AVX2 (no VNNI)."""
+    env = {**os.environ, "ONEDNN_MAX_CPU_ISA": "AVX2"}
+    env["PYTHONPATH"] = os.pathsep.join([os.path.dirname(__file__), env.get("PYTHONPATH", "")])
+    return subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300
+    )
+
+
+def test_without_vnni_integer_products_stay_on_tvm_with_the_reason():
+    """oneDNN's int8 kernels without VNNI saturate pairs of products at int16 (this
+    input's do): the compiler, asking oneDNN on such a CPU, keeps the product on TVM."""
+    script = (
+        "import numpy as np, tvmext, test_dnnl_int8 as t\n"
+        "model, x = t._conv_integer(np.random.default_rng(0))\n"
+        "want = tvmext.compile(model, 'llvm').run(x=x)[0]\n"
+        "module = tvmext.compile(model, 'dnnl, llvm')\n"
+        "assert np.array_equal(module.run(x=x)[0], want)\n"
+        "conv = next(o for o in module.reports[0].ops if o.op == 'relax.nn.conv2d')\n"
+        "print(conv.placement, conv.detail)\n"
+    )
+    done = _capped_at_avx2(script)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.startswith("tvm ") and "saturate on a CPU without VNNI" in done.stdout
+
+
+@needs_vnni
+def test_an_artifact_with_int8_primitives_refuses_a_cpu_without_vnni(rng, tmp_path):
+    """Compiled where oneDNN's int8 kernels are exact, run where they are not: an error
+    naming the op, not a wrong sum."""
+    model, x = _conv_integer(rng)
+    module = tvmext.compile(model, "dnnl, llvm")
+    assert _placements(module.reports[0], "relax.nn.conv2d") == ["dnnl"]
+    path = module.export(tmp_path / "conv.so")
+    np.save(tmp_path / "x.npy", x)
+    done = _capped_at_avx2(
+        f"import numpy as np, tvmext\n"
+        f"tvmext.load({path!r}).run(x=np.load({str(tmp_path / 'x.npy')!r}))\n"
+    )
+    assert done.returncode != 0
+    assert "saturate on a CPU without VNNI" in done.stderr, done.stderr[-3000:]
+    assert "dnnl.conv2d_int8" in done.stderr
 
 
 def _qdq_convs(rng, *, per_channel, out_type, bias, group, relu=False, layers=2):
@@ -159,6 +227,7 @@ def _qdq_convs(rng, *, per_channel, out_type, bias, group, relu=False, layers=2)
     return model, x, float(numpy_helper.to_array(next(t for t in inits if t.name == f"sx{layers}")))
 
 
+@needs_vnni
 @pytest.mark.parametrize(
     ("per_channel", "out_type", "bias", "group"),
     [
@@ -181,6 +250,7 @@ def test_requantization_fused_into_the_int8_convolution(rng, per_channel, out_ty
     assert len(rows) == 2 and all("dnnl.conv2d_int8_requant" in r for r in rows), str(report)
 
 
+@needs_vnni
 def test_requantization_after_an_activation_stays_apart(rng):
     """A ReLU between the convolution and QuantizeLinear is not in the fused pattern:
     the convolution is still oneDNN's int8 primitive, the requantization TVM's."""
@@ -193,6 +263,7 @@ def test_requantization_after_an_activation_stays_apart(rng):
     assert rows and all(r.startswith("dnnl.conv2d_int8") and "requant" not in r for r in rows)
 
 
+@needs_vnni
 @pytest.mark.parametrize(("per_channel", "out_type"), [(False, np.uint8), (True, np.int8)])
 def test_requantization_fused_into_the_int8_dense_layer(rng, per_channel, out_type):
     """A quantized MatMul, its float bias Add and QuantizeLinear (a transformer's linear

@@ -107,6 +107,13 @@ def isa_includes(isa: int, name: str) -> bool:
     return isa & CPU_ISAS[name] == CPU_ISAS[name]
 
 
+def has_exact_int8(isa: int) -> bool:
+    """Whether oneDNN's int8 kernels compute exact integer products on ``isa``: with VNNI
+    only (without it they add pairs of u8 x s8 products in int16 and saturate, so the
+    runtime refuses int8 primitives there; ``require_exact_int8`` in runtime/ops.cc)."""
+    return isa_includes(isa, "avx2_vnni") or isa_includes(isa, "avx512_core_vnni")
+
+
 def isa_name(isa: int) -> str:
     """The widest named instruction set ``isa`` includes (``"avx2"``, ...)."""
     return next((name for name in CPU_ISAS if isa_includes(isa, name)), "no vector ISA")

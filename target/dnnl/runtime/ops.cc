@@ -9,6 +9,7 @@
 #include <cstdlib>
 #include <memory>
 #include <mutex>
+#include <stdexcept>
 #include <string>
 #include <unordered_map>
 #include <utility>
@@ -145,6 +146,28 @@ bool fpmath_reaches_bf16() {
     return (static_cast<unsigned>(dnnl::get_effective_cpu_isa()) & amx_isa) == amx_isa;
   }();
   return amx;
+}
+
+// Whether oneDNN's int8 kernels compute the exact integer product here. Without VNNI
+// (AVX2 or AVX-512 alone) they multiply with vpmaddubsw, which adds each pair of
+// u8 x s8 products in int16 and saturates (255 * 127 * 2 > 32767), and with s8 sources
+// they halve the weights instead: wrong results, so an int8 primitive is refused there
+// (the compiler, asking on such a CPU, keeps the integer product on TVM).
+void require_exact_int8(const char* kind) {
+#if defined(__x86_64__)
+  auto isa = static_cast<unsigned>(dnnl::get_effective_cpu_isa());
+  auto has = [isa](dnnl::cpu_isa set) {
+    auto bits = static_cast<unsigned>(set);
+    return (isa & bits) == bits;
+  };
+  if (has(dnnl::cpu_isa::avx2_vnni) || has(dnnl::cpu_isa::avx512_core_vnni)) return;
+  throw std::runtime_error(
+      std::string("oneDNN's int8 ") + kind +
+      " kernels add pairs of u8 x s8 products in int16 and saturate on a CPU without VNNI, "
+      "as this one is; a model compiled here keeps its integer products on TVM, exact");
+#else
+  (void)kind;
+#endif
 }
 
 // oneDNN's reference implementations ("ref:any", ...) are plain loops, 10 to 100 times
@@ -546,6 +569,7 @@ class Conv2dInt8 : public Op {
       : user_weights_(md(weights, dt::s32)),
         // weights (O, I, H, W) or grouped (G, O/G, I/G, H, W): the output channel's dims
         inputs_(src_zero_point, requant, weights.ndim == 5 ? 3 : 1, {dst.dims[1]}) {
+    require_exact_int8("convolution");
     dt dst_type = !requant ? dt::s32 : requant->dst_signed ? dt::s8 : dt::u8;
     memory::desc user_src = md(src, src_signed ? dt::s8 : dt::u8), user_dst = md(dst, dst_type);
     memory::dims dil = {dilation[0] - 1, dilation[1] - 1};
@@ -608,6 +632,7 @@ class DenseInt8 : public Op {
       : user_weights_(md(weights, dt::s32)),
         // weights [K, N]: one scale per output channel is per column
         inputs_(src_zero_point, requant, 1 << 1, {1, weights.dims[1]}) {
+    require_exact_int8("matmul");
     dt dst_type = !requant ? dt::s32 : requant->dst_signed ? dt::s8 : dt::u8;
     pd_ = dnnl::matmul::primitive_desc(cpu_engine(), md(src, src_signed ? dt::s8 : dt::u8),
                                        any_md(weights, dt::s8), inputs_.bias_desc(),
