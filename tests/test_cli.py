@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import pathlib
 import subprocess
@@ -175,24 +174,6 @@ def test_help_does_not_import_tvm():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
-
-
-def test_tune_writes_records_that_compile_uses(tmp_path):
-    path = save(mlp(d_in=64, d_hidden=128), tmp_path, "mlp.onnx")
-    done = cli("tune", path, "--input-shapes", "x:[16,64]", "--trials", "4", "--timeout", "20",
-               "-o", "rec.json", cwd=tmp_path)  # fmt: skip
-    assert done.returncode == 0, done.stderr
-    assert "tuning" in done.stderr and "trial" in done.stderr  # the progress bar
-    assert "4 trials (0 failed)" in done.stdout and "best" in done.stdout
-    records = json.loads((tmp_path / "rec.json").read_text())
-    assert records["format"] == "tvmext-metaschedule" and len(records["records"]) == 4
-    done = cli("compile", path, "--input-shapes", "x:[16,64]", "--tuning-records", "rec.json",
-               cwd=tmp_path)  # fmt: skip
-    assert done.returncode == 0, done.stderr
-    bad = cli("compile", path, "--tuning-records", "nope.json", cwd=tmp_path)
-    assert bad.returncode == 1 and "tuning records 'nope.json' cannot be read" in bad.stderr
-    bad = cli("tune", path, "-o", "no/such/dir/rec.json", cwd=tmp_path)
-    assert bad.returncode == 1 and "cannot write 'no/such/dir/rec.json'" in bad.stderr
 
 
 def test_native_flags_name_the_layer_header_and_tvm_ffi(tmp_path):

@@ -4,9 +4,15 @@ from __future__ import annotations
 
 import json
 import os
+import pathlib
+import re
+import shutil
 import signal
+import subprocess
+import sys
 
 import numpy as np
+import onnx
 import pytest
 from onnx_cpu_models import resnet_cnn
 from tvm import relax, tirx
@@ -20,6 +26,7 @@ from tvmext.tuning.tasks import tuning_tasks
 
 pytestmark = pytest.mark.native  # MetaSchedule's builder links each candidate with the C++ compiler
 
+BIN = pathlib.Path(sys.executable).parent
 TRIALS = 8  # half a measured batch: the tests check records, not speed
 # Small candidates build and run in a second; a hang inside TVM then fails the test
 # within a few minutes instead of the default bound's 18.
@@ -37,13 +44,17 @@ def _cnn():
 
 @pytest.fixture(scope="module")
 def tuned(tmp_path_factory):
-    """A small CNN tuned with a few trials: (model, records path, result)."""
-    path = str(tmp_path_factory.mktemp("tuned") / "records.json")
+    """A small CNN tuned with a few trials by ``tvmext tune``: (model, its ONNX file, the
+    records written, the finished command)."""
+    folder = tmp_path_factory.mktemp("tuned")
     model = _cnn()
-    events = []
-    result = tvmext.tune(model, records=path, trials=TRIALS, progress=events.append,
-                         timeout_s=TIMEOUT_S)  # fmt: skip
-    return model, path, result, events
+    onnx.save(model, folder / "cnn.onnx")
+    done = subprocess.run(
+        [BIN / "tvmext", "tune", "cnn.onnx", "--trials", str(TRIALS), "--timeout", str(TIMEOUT_S),
+         "-o", "records.json"],
+        capture_output=True, text=True, cwd=folder, check=False,
+    )  # fmt: skip
+    return model, folder / "cnn.onnx", str(folder / "records.json"), done
 
 
 def test_tasks_are_the_functions_with_the_default_schedule():
@@ -65,19 +76,37 @@ def test_tasks_are_the_functions_with_the_default_schedule():
     assert [(t.name.startswith("matmul"), t.weight) for t in tasks] == [(True, 2)]
 
 
-def test_tuning_reports_progress_and_writes_metaschedule_records(tuned):
-    _, path, result, events = tuned
-    assert result.trials == TRIALS and result.failed == 0
-    assert [e.trials for e in events][-1] == TRIALS and events[0].total == TRIALS
-    assert any(name.startswith("fused_conv2d") for name in result.best_seconds)
+def test_tune_command_reports_progress_and_writes_metaschedule_records(tuned):
+    _, _, path, done = tuned
+    assert done.returncode == 0, done.stderr
+    assert "tuning" in done.stderr and "trial" in done.stderr  # the progress bar
+    summary = re.search(rf"{TRIALS} trials \(0 failed\) over (\d+) tasks", done.stdout)
+    assert summary, done.stdout
+    assert re.search(r"^  fused_conv2d\w*: best ", done.stdout, re.M), done.stdout
     records = TuningRecords.load(path)
     assert len(records.records) == TRIALS
     assert len(records.workloads) >= 1 and "num-cores" in records.target
-    assert len(records.baselines) == len(result.tasks)  # each default schedule was timed
+    assert len(records.baselines) == int(summary.group(1))  # each default schedule was timed
+
+
+def test_compile_command_applies_the_records_and_checks_paths(tuned, tmp_path):
+    _, onnx_path, path, _ = tuned
+    done = _cli("compile", onnx_path, "--tuning-records", path, "-o", "m.so", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    bad = _cli("compile", onnx_path, "--tuning-records", "nope.json", cwd=tmp_path)
+    assert bad.returncode == 1 and "tuning records 'nope.json' cannot be read" in bad.stderr
+    bad = _cli("tune", onnx_path, "-o", "no/such/dir/rec.json", cwd=tmp_path)
+    assert bad.returncode == 1 and "cannot write 'no/such/dir/rec.json'" in bad.stderr
+
+
+def _cli(*args: object, cwd: pathlib.Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [BIN / "tvmext", *map(str, args)], capture_output=True, text=True, cwd=cwd, check=False
+    )
 
 
 def test_records_apply_and_the_tuned_model_is_correct(tuned, tmp_path, rng):
-    model, path, _, _ = tuned
+    model, _, path, _ = tuned
     x = rng.standard_normal((1, 3, 16, 16)).astype("float32")
     plain = tvmext.compile(model, schedule=False)
     module = tvmext.compile(model, tuning_records=path, verify_schedules=True,
@@ -88,7 +117,7 @@ def test_records_apply_and_the_tuned_model_is_correct(tuned, tmp_path, rng):
 
 
 def test_a_record_slower_than_the_default_schedule_is_not_used(tuned, tmp_path):
-    model, path, _, _ = tuned
+    model, _, path, _ = tuned
     records = TuningRecords.load(path)
     records.baselines = dict.fromkeys(records.baselines, 0.0)  # defaults that no record beats
     records.save(str(tmp_path / "slow.json"))
@@ -98,22 +127,29 @@ def test_a_record_slower_than_the_default_schedule_is_not_used(tuned, tmp_path):
 
 
 def test_records_of_another_target_are_not_extended(tuned, tmp_path):
-    model, path, _, _ = tuned
+    model, _, path, _ = tuned
     with pytest.raises(tvmext.CompileError, match="were tuned for target"):
         tvmext.tune(model, "llvm -mcpu=skylake", records=path, trials=1)
 
 
 def test_records_apply_only_to_their_target_kind(tuned):
-    model, path, _, _ = tuned
+    model, _, path, _ = tuned
     with pytest.raises(tvmext.CompileError, match="were tuned for a 'llvm' target; this compile"):
         tvmext.compile(model, "cuda", tuning_records=path)
 
 
-def test_a_crash_keeps_what_was_measured_and_tuning_again_resumes_from_it(tmp_path):
+def test_tuning_resumes_from_its_records_and_a_crash_keeps_what_was_measured(tuned, tmp_path):
+    """Tuning again extends the records it is given (the command's), and a crash inside
+    TVM after a batch keeps that batch."""
+    model, _, tuned_path, _ = tuned
     path = tmp_path / "records.json"
+    shutil.copy(tuned_path, path)
+    before = TuningRecords.load(str(path))
+    batches = []
 
     def crash_worker(progress):
         # Kill the tuning child as a segfault inside TVM would, after its first batch.
+        batches.append(progress.trials)
         for pid in os.listdir("/proc"):
             mine = pid.isdigit() and _parent(pid) == os.getpid()
             if mine and b"tvmext.tuning.worker" in _cmdline(pid):
@@ -121,18 +157,14 @@ def test_a_crash_keeps_what_was_measured_and_tuning_again_resumes_from_it(tmp_pa
 
     with pytest.raises(tvmext.TuningError) as err:
         tvmext.tune(
-            _cnn(), records=str(path), trials=4 * TRIALS, progress=crash_worker,
+            model, records=str(path), trials=4 * TRIALS, progress=crash_worker,
             timeout_s=TIMEOUT_S,
         )  # fmt: skip
     message = str(err.value)
     assert "crashed (SIGSEGV, inside TVM)" in message and "resumes" in message
-    before = TuningRecords.load(str(path))
-    assert len(before.records) >= TRIALS
-    result = tvmext.tune(_cnn(), records=str(path), trials=TRIALS, timeout_s=TIMEOUT_S)
     after = TuningRecords.load(str(path))
-    assert len(after.records) == len(before.records) + TRIALS
+    assert batches and len(after.records) >= len(before.records) + batches[0]
     assert after.records[: len(before.records)] == before.records
-    assert result.records.records == after.records
 
 
 def _parent(pid: str) -> int:
