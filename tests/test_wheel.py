@@ -345,6 +345,7 @@ TORCH_SCRIPT = textwrap.dedent(
 )
 
 
+@pytest.mark.full  # mostly pip copying PyTorch; the front door itself is tested in-process
 def test_installed_torch_extra(venv, wheel, workdir):
     """``pip install tvmext[torch]``: tvmext ops as PyTorch ops, a module compiled through
     torch.export, and the ``tvmext`` backend of torch.compile found through the entry

@@ -279,7 +279,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="write the passing cases that run every tvmext line the passing cases run, "
         "and --per-family of each operator family, here",
     )
-    parser.add_argument("--per-family", type=int, default=2)
+    parser.add_argument("--per-family", type=int, default=1)
     parser.add_argument("--trace-lines", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--worker", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
