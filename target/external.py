@@ -59,6 +59,11 @@ class ExternalTarget(abc.ABC):
             return None
         return f"target {self.name!r} computes only in fp32"
 
+    def int8_refusal(self) -> str | None:
+        """Why this target's integer (int8) products would not be exact on this machine,
+        or None (the default: a target without int8 kernels leaves them to TVM)."""
+        return None
+
 
 ENTRY_POINT_GROUP = "tvmext.targets"
 

@@ -5,6 +5,8 @@ lacks what they need."""
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -148,3 +150,13 @@ def check_onnx_reference(
 def relative_error(got: np.ndarray, want: np.ndarray) -> float:
     """The largest absolute difference over the largest magnitude of ``want``."""
     return float(np.max(np.abs(got - want)) / max(float(np.max(np.abs(want))), 1e-6))
+
+
+def python_with_onednn_isa(script: str, isa: str) -> subprocess.CompletedProcess[str]:
+    """``script`` run by this Python beside the tests, with oneDNN's instruction set capped
+    at ``isa`` (``ONEDNN_MAX_CPU_ISA``, read once per process: hence a process)."""
+    env = {**os.environ, "ONEDNN_MAX_CPU_ISA": isa}
+    env["PYTHONPATH"] = os.pathsep.join([os.path.dirname(__file__), env.get("PYTHONPATH", "")])
+    return subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300
+    )

@@ -5,13 +5,10 @@ VNNI, the only ones where its int8 kernels are exact."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-
 import numpy as np
 import onnx
 import pytest
+from conftest import python_with_onednn_isa
 from onnx import TensorProto, helper, numpy_helper
 
 import tvmext
@@ -130,15 +127,6 @@ def _conv_integer(rng) -> tuple[onnx.ModelProto, np.ndarray]:
     return model, rng.integers(200, 256, (1, 8, 6, 6)).astype(np.uint8)
 
 
-def _capped_at_avx2(script: str) -> subprocess.CompletedProcess[str]:
-    """``script`` run beside this file with oneDNN capped at AVX2 (no VNNI)."""
-    env = {**os.environ, "ONEDNN_MAX_CPU_ISA": "AVX2"}
-    env["PYTHONPATH"] = os.pathsep.join([os.path.dirname(__file__), env.get("PYTHONPATH", "")])
-    return subprocess.run(
-        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300
-    )
-
-
 def test_without_vnni_integer_products_stay_on_tvm_with_the_reason():
     """oneDNN's int8 kernels without VNNI saturate pairs of products at int16 (this
     input's do): the compiler, asking oneDNN on such a CPU, keeps the product on TVM."""
@@ -151,7 +139,7 @@ def test_without_vnni_integer_products_stay_on_tvm_with_the_reason():
         "conv = next(o for o in module.reports[0].ops if o.op == 'relax.nn.conv2d')\n"
         "print(conv.placement, conv.detail)\n"
     )
-    done = _capped_at_avx2(script)
+    done = python_with_onednn_isa(script, "AVX2")
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.startswith("tvm ") and "saturate on a CPU without VNNI" in done.stdout
 
@@ -165,9 +153,10 @@ def test_an_artifact_with_int8_primitives_refuses_a_cpu_without_vnni(rng, tmp_pa
     assert _placements(module.reports[0], "relax.nn.conv2d") == ["dnnl"]
     path = module.export(tmp_path / "conv.so")
     np.save(tmp_path / "x.npy", x)
-    done = _capped_at_avx2(
+    done = python_with_onednn_isa(
         f"import numpy as np, tvmext\n"
-        f"tvmext.load({path!r}).run(x=np.load({str(tmp_path / 'x.npy')!r}))\n"
+        f"tvmext.load({path!r}).run(x=np.load({str(tmp_path / 'x.npy')!r}))\n",
+        "AVX2",
     )
     assert done.returncode != 0
     assert "saturate on a CPU without VNNI" in done.stderr, done.stderr[-3000:]

@@ -6,14 +6,13 @@ kernels: simulated by capping oneDNN's instruction set in a child process)."""
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 
 import numpy as np
 import onnxruntime as ort
 import pytest
 import torch
 import tvm
+from conftest import python_with_onednn_isa
 from model_zoo import export
 from test_dnnl_capabilities import CASES
 from tvm import relax
@@ -85,11 +84,7 @@ def test_bf16_is_refused_where_onednn_has_no_bf16_kernels() -> None:
         "tvmext.compile(t._conv_dense_model(np.random.default_rng(0)), 'dnnl, llvm', "
         "precision='bf16')\n"
     )
-    env = {**os.environ, "ONEDNN_MAX_CPU_ISA": "AVX512_CORE"}
-    env["PYTHONPATH"] = os.pathsep.join([os.path.dirname(__file__), env.get("PYTHONPATH", "")])
-    done = subprocess.run(
-        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300
-    )
+    done = python_with_onednn_isa(script, "AVX512_CORE")
     assert done.returncode != 0
     assert "bf16 needs a CPU with AVX512-BF16" in done.stderr, done.stderr[-2000:]
     assert "instruction set here is avx" in done.stderr

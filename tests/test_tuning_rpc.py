@@ -41,6 +41,7 @@ def pool(tmp_path):
         p.close()
 
 
+@pytest.mark.full  # two minutes on 2 cores; the servers' own failures are tested below
 def test_two_servers_tune_and_one_killed_mid_run_does_not_stop_it(pool, tmp_path, rng):
     p = pool(2)
     killed = []

@@ -190,6 +190,9 @@ def _import(state: CompileState) -> None:
         options.keep_params_in_input,
         source,
         on_rewrite=None if dump is None else lambda name, m: dump(f"import.{name}", m),
+        # Where a target's int8 kernels are inexact, a quantized model's products stay
+        # float (its definition) for the target's float kernels, not TVM's int32 loops.
+        integer_products=all(get_target(n).int8_refusal() is None for n in state.spec.externals),
     )
     state.mod = _with_shape_bounds(state.mod, options.shape_bounds)
     _split_params(state, [i.name for i in onnx_import.graph_inputs(proto)])

@@ -70,6 +70,17 @@ class DnnlTarget(PatternTarget):
             f"{library.isa_name(isa)}"
         )
 
+    def int8_refusal(self) -> str | None:
+        """oneDNN's int8 kernels are exact only with VNNI (see
+        :func:`.library.has_exact_int8`)."""
+        isa = find_onednn().cpu_isa()
+        if library.has_exact_int8(isa):
+            return None
+        return (
+            f"oneDNN's int8 kernels saturate on a CPU without VNNI; its instruction set "
+            f"here is {library.isa_name(isa)}"
+        )
+
 
 TARGET = register_target(DnnlTarget())
 

@@ -262,17 +262,19 @@ def from_onnx(
     keep_params_in_input: bool = False,
     source: str = "the ONNX model",
     on_rewrite: Callable[[str, onnx.ModelProto], None] | None = None,
+    integer_products: bool = True,
 ) -> tvm.IRModule:
     """Import ``model`` into Relax; weights become constants in the module, or, with
     ``keep_params_in_input``, parameters of ``main`` after its runtime inputs (its
     ``num_input`` attribute counts those; ``params`` holds the initializers' values).
     ``source`` (the model file) words errors about the whole model. The ONNX-to-ONNX
-    rewrites run first, in order: ``integer_qdq`` (quantized products in integers) and
+    rewrites run first, in order: ``integer_qdq`` (quantized products in integers;
+    without ``integer_products`` they stay the model's float products) and
     ``packed_types`` (sub-byte tensors in byte carriers); ``on_rewrite(name, model)``
     sees the model after each."""
     validate(model, source)
     _check_ops(model)
-    rewritten = integer_qdq(model)
+    rewritten = integer_qdq(model) if integer_products else model
     if on_rewrite is not None:
         on_rewrite("integer_qdq", rewritten)
     carried, types = carry_packed_types(rewritten)

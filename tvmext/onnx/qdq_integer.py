@@ -18,6 +18,10 @@ per-tensor scales and zero points on the activations, per-tensor or per-output-c
 ones on constant weights, an int32 bias quantized with scale ``sx * sw`` and zero
 point 0, and (Gemm) ``alpha = beta = 1`` without ``transA``; other nodes stay as
 they are.
+
+The compiler skips the rewrite where an external target's int8 kernels would not be
+exact (oneDNN on a CPU without VNNI): there the float products, the model's own
+definition, run on the target's float kernels instead of TVM's int32 loops.
 """
 
 from __future__ import annotations
