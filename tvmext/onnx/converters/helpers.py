@@ -1,5 +1,5 @@
-"""Helpers the ONNX converters share: constants of an exact dtype, static shapes, and
-shapes read at run time."""
+"""Helpers the ONNX converters share: constants of an exact dtype, shapes read at run
+time, rounding to half floats, and half-float products accumulated in float32."""
 
 from __future__ import annotations
 
