@@ -71,12 +71,18 @@ LOSSES = {
 }
 
 
-def run(loss_name: str, seed: int, epochs: int, batch_size: int = 32) -> dict[str, float]:
-    """Train one model; return macro-F1, accuracy and the rare classes' mean recall."""
-    x, y, xt, yt = imbalanced_digits(seed)
-    program = training.StepProgram(
+def digits_program(loss_name: str, batch_size: int = 32) -> training.StepProgram:
+    """The MLP's training step with loss ``loss_name`` and Adam."""
+    return training.StepProgram(
         mlp_module(), LOSSES[loss_name], training.Adam(), batch_size=batch_size
     )
+
+
+def run(program: training.StepProgram, seed: int, epochs: int) -> dict[str, float]:
+    """Train ``program``'s model from ``seed`` (the data split and the initial weights;
+    the program compiles once for all seeds); return macro-F1, accuracy and the rare
+    classes' mean recall."""
+    x, y, xt, yt = imbalanced_digits(seed)
     trainer = training.Trainer(program, lr=3e-3, seed=seed, progress=False)
     trainer.fit(x, y, epochs=epochs)
     pred = trainer.predict(xt).argmax(axis=1)
@@ -95,7 +101,8 @@ def main() -> None:
     args = parser.parse_args()
     print(f"{'loss':12} {'macro-F1':>16} {'accuracy':>16} {'rare recall':>16}")
     for name in LOSSES:
-        scores = [run(name, seed, args.epochs) for seed in range(args.seeds)]
+        program = digits_program(name)
+        scores = [run(program, seed, args.epochs) for seed in range(args.seeds)]
         cells = []
         for key in ("macro_f1", "accuracy", "rare_recall"):
             values = np.array([s[key] for s in scores])

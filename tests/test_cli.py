@@ -1,4 +1,5 @@
-"""The command line, driven through subprocesses on real ONNX files."""
+"""The command line on real ONNX files: through subprocesses of the installed command,
+and in process (``tvmext.cli.main``) where a case checks one error message."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 from onnx_models import custom_node_model, mlp, save
+
+from tvmext.cli import main
 
 pytestmark = pytest.mark.native  # compile writes a .so, linked by the C++ compiler
 
@@ -144,15 +147,18 @@ def error_case_dir(tmp_path_factory):
         (["run", "good.so", "--inputs", "single.npy"], "holds one array; expected an .npz"),
     ],
 )  # fmt: skip
-def test_user_errors_one_line_exit_1_no_output(error_case_dir, args, message):
-    tmp_path = error_case_dir
-    before = set(os.listdir(tmp_path))
-    done = cli(*args, "-o" if args[0] == "compile" else "--outputs", "result.out", cwd=tmp_path)
-    assert done.returncode == 1
-    errors = [line for line in done.stderr.splitlines() if "error:" in line]
-    assert len(errors) == 1 and message in errors[0], done.stderr
-    assert "Traceback" not in done.stderr
-    assert set(os.listdir(tmp_path)) == before
+def test_user_errors_one_line_exit_1_no_output(error_case_dir, args, message, monkeypatch, capfd):
+    # In process: the subprocess tests show that the installed command exits with what
+    # main returns, and each case here would otherwise spend its time importing TVM.
+    monkeypatch.chdir(error_case_dir)
+    before = set(os.listdir(error_case_dir))
+    status = main([*args, "-o" if args[0] == "compile" else "--outputs", "result.out"])
+    stderr = capfd.readouterr().err
+    assert status == 1
+    errors = [line for line in stderr.splitlines() if "error:" in line]
+    assert len(errors) == 1 and message in errors[0], stderr
+    assert "Traceback" not in stderr
+    assert set(os.listdir(error_case_dir)) == before
 
 
 def test_verbose_shows_traceback(tmp_path):

@@ -18,6 +18,7 @@ from onnx_cpu_models import resnet_cnn
 from tvm import relax, tirx
 
 import tvmext
+from tvmext.cli import main
 from tvmext.compiler import compile_state, run_pipeline
 from tvmext.lowering.tuning_records import TuningRecords
 from tvmext.ops.swish import swish
@@ -89,20 +90,14 @@ def test_tune_command_reports_progress_and_writes_metaschedule_records(tuned):
     assert len(records.baselines) == int(summary.group(1))  # each default schedule was timed
 
 
-def test_compile_command_applies_the_records_and_checks_paths(tuned, tmp_path):
+def test_compile_command_applies_the_records_and_checks_paths(tuned, tmp_path, monkeypatch, capsys):
     _, onnx_path, path, _ = tuned
-    done = _cli("compile", onnx_path, "--tuning-records", path, "-o", "m.so", cwd=tmp_path)
-    assert done.returncode == 0, done.stderr
-    bad = _cli("compile", onnx_path, "--tuning-records", "nope.json", cwd=tmp_path)
-    assert bad.returncode == 1 and "tuning records 'nope.json' cannot be read" in bad.stderr
-    bad = _cli("tune", onnx_path, "-o", "no/such/dir/rec.json", cwd=tmp_path)
-    assert bad.returncode == 1 and "cannot write 'no/such/dir/rec.json'" in bad.stderr
-
-
-def _cli(*args: object, cwd: pathlib.Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [BIN / "tvmext", *map(str, args)], capture_output=True, text=True, cwd=cwd, check=False
-    )
+    monkeypatch.chdir(tmp_path)  # in process: the fixture ran the installed command
+    assert main(["compile", str(onnx_path), "--tuning-records", path, "-o", "m.so"]) == 0
+    assert main(["compile", str(onnx_path), "--tuning-records", "nope.json"]) == 1
+    assert "tuning records 'nope.json' cannot be read" in capsys.readouterr().err
+    assert main(["tune", str(onnx_path), "-o", "no/such/dir/rec.json"]) == 1
+    assert "cannot write 'no/such/dir/rec.json'" in capsys.readouterr().err
 
 
 def test_records_apply_and_the_tuned_model_is_correct(tuned, tmp_path, rng):
@@ -139,8 +134,8 @@ def test_records_apply_only_to_their_target_kind(tuned):
 
 
 def test_tuning_resumes_from_its_records_and_a_crash_keeps_what_was_measured(tuned, tmp_path):
-    """Tuning again extends the records it is given (the command's), and a crash inside
-    TVM after a batch keeps that batch."""
+    """Tuning again extends the records it is given (the command's) without timing their
+    default schedules again, and a crash inside TVM after a batch keeps that batch."""
     model, _, tuned_path, _ = tuned
     path = tmp_path / "records.json"
     shutil.copy(tuned_path, path)
@@ -165,6 +160,7 @@ def test_tuning_resumes_from_its_records_and_a_crash_keeps_what_was_measured(tun
     after = TuningRecords.load(str(path))
     assert batches and len(after.records) >= len(before.records) + batches[0]
     assert after.records[: len(before.records)] == before.records
+    assert after.baselines == before.baselines  # not measured again
 
 
 def _parent(pid: str) -> int:

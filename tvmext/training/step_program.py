@@ -95,6 +95,8 @@ class StepProgram:
                 raise ShapeError(f"training: parameter {p.name!r} has a symbolic shape {shape}")
             self.param_shapes[p.name] = tuple(int(d) for d in shape)
         self.module = self._build(forward, num_input)
+        # Keyed by the mode and its passes' identities: Mode's equality ignores passes.
+        self._compiled: dict[tuple[Mode, tuple[int, ...]], CompiledStep] = {}
 
     def _specialized(self, forward: relax.Function, num_input: int) -> relax.Function:
         """``forward`` with the batch dimension of the data inputs fixed to batch_size."""
@@ -216,5 +218,12 @@ class StepProgram:
         )
 
     def compile(self, mode: Mode | None = None) -> CompiledStep:
-        """Compile the step (and ``predict``) in ``mode`` (default: the optimized mode)."""
-        return CompiledStep(self, mode or OPTIMIZED)
+        """The step (and ``predict``) compiled in ``mode`` (default: the optimized mode),
+        once per program and mode: a compiled step keeps no training state, so every
+        trainer of this program shares it."""
+        mode = mode or OPTIMIZED
+        key = (mode, tuple(id(p) for p in mode.passes))
+        if key not in self._compiled:
+            # The cached step holds ``mode``, so the ids in the key stay its passes'.
+            self._compiled[key] = CompiledStep(self, mode)
+        return self._compiled[key]

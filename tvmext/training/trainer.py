@@ -68,15 +68,12 @@ class Trainer:
         self.lr_at = lr if callable(lr) else (lambda _epoch: float(lr))
         self.state = state if state is not None else program.initial_state(seed=seed)
         self.progress, self.checkpoint_dir = progress, checkpoint_dir
-        self._compiled: dict[str, CompiledStep] = {}
         self.step = self.compiled(mode)
         self.history: list[dict[str, Any]] = []
 
     def compiled(self, mode: Mode) -> CompiledStep:
-        """The step compiled in ``mode`` (compiled once per trainer)."""
-        if mode.name not in self._compiled:
-            self._compiled[mode.name] = self.program.compile(mode)
-        return self._compiled[mode.name]
+        """The step compiled in ``mode`` (compiled once per program and mode)."""
+        return self.program.compile(mode)
 
     @property
     def mode(self) -> Mode:

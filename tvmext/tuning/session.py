@@ -133,7 +133,11 @@ def tune_tasks(
                     "name": t.name,
                     "weight": t.weight,
                     "mod": tvm.ir.save_json(t.mod),
-                    "baseline": tvm.ir.save_json(t.baseline),
+                    # A default schedule timed before (the records resumed) is not
+                    # built and timed again.
+                    "baseline": None
+                    if workload_key(t.mod) in records.baselines
+                    else tvm.ir.save_json(t.baseline),
                 }
                 for t in tasks
             ],

@@ -129,20 +129,24 @@ def _runner(job: dict[str, Any]) -> Any:
 def measure_baselines(
     job: dict[str, Any], target: tvm.target.Target, builder: Any, runner: Any
 ) -> list[float | None]:
-    """The mean run time of each task's default-scheduled module (None where it does
-    not build or run), measured like the candidates."""
-    mods = [tvm.ir.load_json(t["baseline"]) for t in job["tasks"]]
-    built = builder.build([ms.builder.BuilderInput(mod, target) for mod in mods])
+    """The mean run time of each task's default-scheduled module, measured like the
+    candidates; None where it does not build or run, or where the job has no baseline
+    for the task (the records being resumed have its time)."""
+    wanted = [i for i, t in enumerate(job["tasks"]) if t["baseline"] is not None]
+    mods = {i: tvm.ir.load_json(job["tasks"][i]["baseline"]) for i in wanted}
+    built = (
+        builder.build([ms.builder.BuilderInput(mods[i], target) for i in wanted]) if wanted else []
+    )
     ran: dict[int, Any] = {}
     inputs: list[Any] = []
-    for i, (mod, result) in enumerate(zip(mods, built, strict=True)):
+    for i, result in zip(wanted, built, strict=True):
         if result.error_msg is None:
             ran[i] = len(inputs)
-            args = ms.arg_info.ArgInfo.from_prim_func(mod["main"])
+            args = ms.arg_info.ArgInfo.from_prim_func(mods[i]["main"])
             inputs.append(ms.runner.RunnerInput(result.artifact_path, "cpu", args))
-    futures = runner.run(inputs)
+    futures = runner.run(inputs) if inputs else []
     seconds: list[float | None] = []
-    for i in range(len(mods)):
+    for i in range(len(job["tasks"])):
         result = futures[ran[i]].result() if i in ran else None
         times = [float(s) for s in (result.run_secs or [])] if result is not None else []
         ok = result is not None and result.error_msg is None and times
