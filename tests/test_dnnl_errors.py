@@ -8,6 +8,7 @@ import sys
 
 import numpy as np
 import pytest
+import tvm
 from onnx_models import save
 from tvm import relax
 
@@ -120,3 +121,18 @@ def test_onednn_root_variable_chooses_the_install(monkeypatch, tmp_path):
 def test_unknown_external_target_lists_the_known_ones(rng):
     with pytest.raises(tvmext.CompileError, match=r"unknown external target 'npu' .*known: .*dnnl"):
         tvmext.compile(_dense_module(rng), "npu, llvm")
+
+
+def test_a_generated_function_called_wrongly_names_its_composite(rng, tmp_path):
+    """Each oneDNN function of an artifact checks its arguments and names the pattern row
+    and the symbol in its error (a TVM FFI error, not a crash)."""
+    path = tvmext.compile(_dense_module(rng), "dnnl, llvm").export(tmp_path / "m.so")
+    symbol = "fused_relax_matmul_relax_nn_relu_dnnl"
+    function = tvm.runtime.load_module(path).get_function(symbol, query_imports=True)
+    x = tvm.runtime.tensor(np.zeros((3, 5), "float32"))
+    with pytest.raises(TypeError, match=rf"oneDNN dnnl.dense_post1 \({symbol}\): 1 arguments, "
+                       r"expected 3"):  # fmt: skip
+        function(x)
+    out = tvm.runtime.tensor(np.zeros((3, 7), "float32"))
+    with pytest.raises(TypeError, match=rf"oneDNN dnnl.dense_post1 \({symbol}\)"):
+        function(x, "not a tensor", out)

@@ -1,6 +1,6 @@
 """What each oneDNN primitive's composite becomes in C++: the lines that build its op
-(inside the factory lambda :mod:`.codegen` wraps around them) and the arguments it
-passes, in the order the ``runtime/ops.cc`` factory reads them. One emitter per row of
+(the body of the factory function :mod:`.codegen` wraps around them) and the arguments
+it passes, in the order the ``runtime/ops.cc`` factory reads them. One emitter per row of
 :mod:`.primitives`.
 """
 
@@ -38,13 +38,14 @@ class Composite:
     n_params: int
     param_shapes: list[tuple[int | symbolic.Dim, ...]]
     math: str = "tvmext_dnnl::kF32"  # what convolutions and matmuls multiply in
-    args: list[str] = field(default_factory=list)  # C++ argument expressions, in op order
+    # The caller's arguments the op reads (their positions), in the op's order.
+    args: list[int] = field(default_factory=list)
 
     def arg(self, expr: relax.Expr) -> None:
         """Pass the caller's argument bound to ``expr`` (a param of the composite)."""
         if expr not in self.param_index:
             raise CompileError(f"{self.name} ({self.symbol}): {expr} is not a parameter")
-        self.args.append(f"ptr(a{self.param_index[expr]})")
+        self.args.append(self.param_index[expr])
 
 
 def _shape(expr: relax.Expr) -> tuple[int | symbolic.Dim, ...]:
@@ -66,7 +67,7 @@ def _ints(values: Sequence[int]) -> str:
 
 
 class Setup:
-    """The lines that build one op (inside its factory lambda)."""
+    """The lines that build one op (the body of its factory function)."""
 
     def __init__(self, dynamic: bool = False) -> None:
         self.lines: list[str] = []
@@ -89,7 +90,7 @@ class Setup:
         self.lines.append(f"return {expr};")
 
     def text(self) -> str:
-        return "\n".join("    " + line for line in self.lines)
+        return "\n".join("  " + line for line in self.lines)
 
 
 Emitter = Callable[[Composite, Setup], None]
@@ -122,7 +123,7 @@ def _post_ops(
                     layouts.plain((channels,)) if view.layout else view.desc(shape)
                 )  # fmt: skip
                 bias = "&" + setup.desc(bias_desc)
-                c.args.insert(2, f"ptr(a{c.param_index[other]})")  # after src and weights
+                c.args.insert(2, c.param_index[other])  # after src and weights
             else:
                 entries.append(f"{{{_BINARY[name]}, 0.f, 0.f, {setup.desc(view.desc(shape))}}}")
                 c.arg(other)

@@ -2,11 +2,17 @@
 #include "tvmext_dnnl/ops.h"
 
 #include <dlfcn.h>
+#include <tvm/ffi/container/shape.h>
+#include <tvm/ffi/container/tensor.h>
+#include <tvm/ffi/error.h>
+#include <tvm/ffi/function.h>
+
 #include <dnnl.hpp>
 
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <list>
 #include <memory>
 #include <mutex>
 #include <stdexcept>
@@ -239,7 +245,7 @@ class PackedWeights {
 };
 
 // One store for all ops of the library: the ops a dynamic composite creates per shape
-// (see OpCache) find the weights packed once, as long as oneDNN wants the same layout.
+// (see Composite) find the weights packed once, as long as oneDNN wants the same layout.
 PackedWeights& packed_weights() {
   static PackedWeights* const store = new PackedWeights();  // outlives every op
   return *store;
@@ -277,10 +283,19 @@ class BroadcastLoop {
   memory::dims dims_, dst_strides_, src1_strides_;
 };
 
+// An op that records oneDNN's implementation names when it creates its primitives.
+class NamedOp : public Op {
+ public:
+  const char* implementation() const override { return implementation_.c_str(); }
+
+ protected:
+  std::string implementation_;
+};
+
 // A primitive with its memories; run() points them at the call's buffers. Post-ops
 // that oneDNN could fuse only into its reference kernel run after it as eltwise and
 // binary primitives of their own, in place on its dst (the last argument).
-class PrimitiveOp : public Op {
+class PrimitiveOp : public NamedOp {
  public:
   void run(void* const* args) override {
     std::lock_guard<std::mutex> lock(mutex_);
@@ -561,7 +576,7 @@ class IntegerInputs {
   std::unique_ptr<Requantizer> requantizer_;
 };
 
-class Conv2dInt8 : public Op {
+class Conv2dInt8 : public NamedOp {
  public:
   Conv2dInt8(const Desc& src, bool src_signed, bool src_zero_point, const Desc& weights,
              const Desc& dst, const int64_t stride[2], const int64_t pad_l[2],
@@ -625,7 +640,7 @@ class Conv2dInt8 : public Op {
   std::unordered_map<int, memory> args_;
 };
 
-class DenseInt8 : public Op {
+class DenseInt8 : public NamedOp {
  public:
   DenseInt8(const Desc& src, bool src_signed, bool src_zero_point, const Desc& weights,
             const Desc& dst, const Requant* requant)
@@ -1022,25 +1037,105 @@ std::unique_ptr<Op> layer_norm(const Desc& src, const Desc& dst, float epsilon) 
   return std::make_unique<LayerNorm>(src, dst, epsilon);
 }
 
-OpCache::OpCache(int n_variables) : n_variables_(n_variables) {
-  const char* bound = std::getenv("TVMEXT_DNNL_OP_CACHE_SIZE");
-  capacity_ = bound != nullptr && std::atoi(bound) > 0 ? static_cast<size_t>(std::atoi(bound))
-                                                       : kDefaultOpCacheSize;
+namespace {
+
+// The ops of a dynamic composite, by the values of its symbolic dims, most recently
+// used first.
+class OpCache {
+ public:
+  OpCache() {
+    const char* bound = std::getenv("TVMEXT_DNNL_OP_CACHE_SIZE");
+    capacity_ = bound != nullptr && std::atoi(bound) > 0 ? static_cast<size_t>(std::atoi(bound))
+                                                         : kDefaultOpCacheSize;
+  }
+
+  // The op for ``values``, made by ``spec.make`` if it is not cached (shared: a call that
+  // is running keeps its op when another call evicts it).
+  std::shared_ptr<Op> get(const CompositeSpec& spec, std::vector<int64_t> values) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    for (auto it = entries_.begin(); it != entries_.end(); ++it) {
+      if (it->first == values) {
+        entries_.splice(entries_.begin(), entries_, it);
+        return entries_.front().second;
+      }
+    }
+    std::shared_ptr<Op> op(spec.make(values.data()));
+    entries_.emplace_front(std::move(values), op);
+    if (entries_.size() > capacity_) entries_.pop_back();
+    return op;
+  }
+
+ private:
+  size_t capacity_;
+  std::mutex mutex_;
+  std::list<std::pair<std::vector<int64_t>, std::shared_ptr<Op>>> entries_;
+};
+
+}  // namespace
+
+struct Composite::State {
+  explicit State(const CompositeSpec& spec) : spec(spec) {}
+
+  // The op for the dims ``values`` (none for a composite of fixed shapes).
+  std::shared_ptr<Op> op(std::vector<int64_t> values) {
+    if (spec.n_dims > 0) return cache.get(spec, std::move(values));
+    // Made under the lock, once; a failure is retried by the next call.
+    std::lock_guard<std::mutex> lock(mutex);
+    if (!fixed) fixed = spec.make(nullptr);
+    return fixed;
+  }
+
+  const CompositeSpec spec;
+  std::mutex mutex;
+  std::shared_ptr<Op> fixed;
+  OpCache cache;
+  std::string implementation;
+};
+
+Composite::Composite(const CompositeSpec& spec) : state_(std::make_unique<State>(spec)) {}
+
+Composite::~Composite() = default;
+
+int Composite::call(const TVMFFIAny* args, int32_t num_args) noexcept {
+  const CompositeSpec& spec = state_->spec;
+  TVM_FFI_SAFE_CALL_BEGIN();
+  const std::string name = std::string("oneDNN ") + spec.composite + " (" + spec.symbol + "): ";
+  if (num_args != spec.n_args) {
+    TVM_FFI_THROW(TypeError) << name << num_args << " arguments, expected " << spec.n_args;
+  }
+  const auto* any = reinterpret_cast<const tvm::ffi::AnyView*>(args);
+  std::vector<int64_t> values(spec.n_dims);
+  std::vector<void*> buffers(spec.n_op_args);
+  try {
+    for (int i = 0; i < spec.n_dims; ++i) {
+      const DimSource& d = spec.dims[i];
+      values[i] = d.from_shape ? any[d.arg].cast<tvm::ffi::Shape>()[d.axis]
+                               : any[d.arg].cast<tvm::ffi::TensorView>().shape()[d.axis];
+    }
+    for (int i = 0; i < spec.n_op_args; ++i) {
+      tvm::ffi::TensorView t = any[spec.op_args[i]].cast<tvm::ffi::TensorView>();
+      buffers[i] = static_cast<char*>(t.data_ptr()) + t.byte_offset();
+    }
+  } catch (const tvm::ffi::Error& err) {
+    TVM_FFI_THROW(TypeError) << name << err.message();
+  }
+  try {
+    state_->op(std::move(values))->run(buffers.data());
+  } catch (const std::exception& err) {
+    TVM_FFI_THROW(RuntimeError) << name << err.what();
+  }
+  TVM_FFI_SAFE_CALL_END();
 }
 
-std::shared_ptr<Op> OpCache::get(const int64_t* values,
-                                 const std::function<std::unique_ptr<Op>()>& make) {
-  std::vector<int64_t> key(values, values + n_variables_);
-  std::lock_guard<std::mutex> lock(mutex_);
-  for (auto it = entries_.begin(); it != entries_.end(); ++it) {
-    if (it->first == key) {
-      entries_.splice(entries_.begin(), entries_, it);  // most recently used first
-      return entries_.front().second;
-    }
+const char* Composite::implementation() noexcept {
+  const CompositeSpec& spec = state_->spec;
+  try {
+    std::vector<int64_t> probe(spec.probe, spec.probe + spec.n_dims);
+    state_->implementation = state_->op(std::move(probe))->implementation();
+  } catch (const std::exception& err) {
+    state_->implementation = std::string("error: ") + err.what();
   }
-  entries_.emplace_front(std::move(key), std::shared_ptr<Op>(make()));
-  if (entries_.size() > capacity_) entries_.pop_back();
-  return entries_.front().second;
+  return state_->implementation.c_str();
 }
 
 }  // namespace tvmext_dnnl

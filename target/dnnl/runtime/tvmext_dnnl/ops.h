@@ -1,17 +1,15 @@
 // oneDNN primitives behind a small C++ interface, so that generated code compiles
-// without oneDNN's headers. Every op is created once (static in the generated code, or
-// per shape in an OpCache when the shapes are symbolic);
-// its primitive descriptor and primitive are built on the first call and reused, and
-// constant weights are reordered into oneDNN's preferred layout once.
+// without oneDNN's or tvm-ffi's C++ headers (only tvm-ffi's C ABI): each generated
+// function is a Composite, which creates its op once (per shape, in a bounded cache,
+// when the shapes are symbolic); the op's primitive descriptor and primitive are built
+// on the first call and reused, and constant weights are reordered into oneDNN's
+// preferred layout once.
 #pragma once
+#include <tvm/ffi/c_api.h>
+
+#include <cstddef>
 #include <cstdint>
-#include <functional>
-#include <list>
 #include <memory>
-#include <mutex>
-#include <string>
-#include <utility>
-#include <vector>
 
 namespace tvmext_dnnl {
 
@@ -50,35 +48,58 @@ class Op {
   // "; ", e.g. "matmul brg:avx512_core; binary jit:uni" (a post-op run apart). The
   // compiler reads it to keep ops that only have oneDNN's reference kernel ("ref...")
   // on TVM.
-  const std::string& implementation() const { return implementation_; }
-
- protected:
-  std::string implementation_;
+  virtual const char* implementation() const = 0;
 };
 
-// The ops of one composite whose shapes are symbolic, one per value of its shape
-// variables (batch, sequence length, ...), created on the first call at those values.
-// At most TVMEXT_DNNL_OP_CACHE_SIZE of them are kept (kDefaultOpCacheSize when the
-// variable is unset), the least recently used dropped; constant weights are packed
-// once for all of them.
+// Where a symbolic input dim of a composite is read: dim ``axis`` of packed argument
+// ``arg``'s shape, or, with ``from_shape``, value ``axis`` of a shape argument (TVM's
+// symbolic dims that no tensor has by itself).
+struct DimSource {
+  int arg;
+  int axis;
+  bool from_shape;
+};
+
+// One generated function: the composite (pattern row) it runs, its arguments, and the
+// factory of its op. ``make`` receives the values of the symbolic dims (``dims``,
+// none for a composite of fixed shapes).
+struct CompositeSpec {
+  const char* composite;  // e.g. "dnnl.conv2d"
+  const char* symbol;     // the function's global symbol
+  int n_args;             // packed arguments: the function's parameters, then its output
+  const int* op_args;     // the packed arguments the op reads, in Op::run's order
+  int n_op_args;
+  const DimSource* dims;
+  int n_dims;
+  const int64_t* probe;  // the dims' values when the compiler asks for implementation()
+  std::unique_ptr<Op> (*make)(const int64_t* dims);
+};
+
+// The ops of a composite whose shapes are symbolic are kept per value of its shape
+// variables (batch, sequence length, ...), created on the first call at those values:
+// at most TVMEXT_DNNL_OP_CACHE_SIZE of them (kDefaultOpCacheSize when the variable is
+// unset), the least recently used dropped; constant weights are packed once for all.
 constexpr size_t kDefaultOpCacheSize = 16;
-class OpCache {
+
+// A generated function's state in a loaded module: its op, or its ops per shape.
+class Composite {
  public:
-  explicit OpCache(int n_variables);
-  // The op for ``values`` (one per variable), made by ``make`` if it is not cached
-  // (shared: a call that is running keeps its op when another call evicts it).
-  std::shared_ptr<Op> get(const int64_t* values,
-                          const std::function<std::unique_ptr<Op>()>& make);
+  explicit Composite(const CompositeSpec& spec);
+  ~Composite();
+  Composite(const Composite&) = delete;
+  Composite& operator=(const Composite&) = delete;
+  // The function itself (TVMFFISafeCallType's arguments): runs the op on the call's
+  // tensors; 0, or -1 with a TVM FFI error raised that names the composite.
+  int call(const TVMFFIAny* args, int32_t num_args) noexcept;
+  // Op::implementation() of the op (at the probe dims), or "error: ..." when oneDNN
+  // cannot create it; for the compiler.
+  const char* implementation() noexcept;
 
  private:
-  int n_variables_;
-  size_t capacity_;
-  std::mutex mutex_;
-  std::list<std::pair<std::vector<int64_t>, std::shared_ptr<Op>>> entries_;
+  struct State;
+  std::unique_ptr<State> state_;
 };
 
-// A 1-D, 2-D or 3-D convolution (src.ndim - 2 spatial dims, each of the int64 arrays
-// one value per spatial dim; dilation 1 is dense). inputs: src, weights, [bias]
 std::unique_ptr<Op> convolution(const Desc& src, const Desc& weights, const Desc* bias,
                                 const Desc& dst, const int64_t* stride, const int64_t* pad_l,
                                 const int64_t* pad_r, const int64_t* dilation,
