@@ -170,7 +170,8 @@ void require_exact_int8(const char* kind) {
   throw std::runtime_error(
       std::string("oneDNN's int8 ") + kind +
       " kernels add pairs of u8 x s8 products in int16 and saturate on a CPU without VNNI, "
-      "as this one is; a model compiled here keeps its integer products on TVM, exact");
+      "as this one is; compiled on this CPU, a model keeps its integer products exact (on "
+      "TVM, or as a QDQ model's float products)");
 #else
   (void)kind;
 #endif
