@@ -174,9 +174,10 @@ def workdir(tmp_path) -> pathlib.Path:
     return tmp_path
 
 
-def _env(workdir: pathlib.Path, venv: pathlib.Path) -> dict[str, str]:
-    """A clean environment with the fresh venv first on PATH and its own build cache."""
-    env = _clean_env(TVMEXT_CACHE_DIR=str(workdir / "tvmext-cache"))
+def _env(venv: pathlib.Path) -> dict[str, str]:
+    """A clean environment with the fresh venv first on PATH and a build cache of its own
+    (beside the venv: the installed package's tests share what it built)."""
+    env = _clean_env(TVMEXT_CACHE_DIR=str(venv.parent / "tvmext-cache"))
     env["PATH"] = os.pathsep.join([str(venv / "bin"), env["PATH"]])
     env["VIRTUAL_ENV"] = str(venv)
     return env
@@ -248,7 +249,7 @@ def test_installed_package_runs_ops_and_native_layers(venv, workdir):
     shutil.copy(ROOT / "tests" / "native" / "leaky_relu.cc", workdir / "leaky_relu.cc")
     (workdir / "script.py").write_text(SCRIPT)
     done = _run([venv / "bin" / "python", "script.py", "leaky_relu.cc"], timeout=RUN_TIMEOUT,
-                what="custom op + native layer", cwd=workdir, env=_env(workdir, venv))  # fmt: skip
+                what="custom op + native layer", cwd=workdir, env=_env(venv))  # fmt: skip
     where = json.loads(done.stdout.strip().splitlines()[-1])
     purelib = pathlib.Path(where["purelib"]).resolve()
     assert pathlib.Path(where["prefix"]).resolve() == venv.resolve(), where
@@ -282,7 +283,7 @@ def test_installed_cli_compiles_and_runs_onnx(venv, workdir, target):
     w = _matmul_relu(workdir / "model.onnx")
     x = np.random.default_rng(8).standard_normal((2, 8)).astype("float32")
     np.savez(workdir / "in.npz", x=x)
-    tool, env = venv / "bin" / "tvmext", _env(workdir, venv)
+    tool, env = venv / "bin" / "tvmext", _env(venv)
     compile_cmd = [tool, "compile", "model.onnx", "--target", target, "--report", "-o", "model.so",
                    "--emit-app", "app"]  # fmt: skip
     done = _run(compile_cmd, timeout=RUN_TIMEOUT, what=f"cli compile ({target})", cwd=workdir,
@@ -354,6 +355,6 @@ def test_installed_torch_extra(venv, wheel, workdir):
          what="torch extra install", cwd=workdir, env=_clean_env())  # fmt: skip
     (workdir / "torch_script.py").write_text(TORCH_SCRIPT)
     done = _run([venv / "bin" / "python", "torch_script.py"], timeout=RUN_TIMEOUT,
-                what="PyTorch front door", cwd=workdir, env=_env(workdir, venv))  # fmt: skip
+                what="PyTorch front door", cwd=workdir, env=_env(venv))  # fmt: skip
     errors = json.loads(done.stdout.strip().splitlines()[-1])
     assert all(e < 1e-5 for e in errors.values()), errors
