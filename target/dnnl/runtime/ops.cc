@@ -1100,9 +1100,11 @@ Composite::~Composite() = default;
 int Composite::call(const TVMFFIAny* args, int32_t num_args) noexcept {
   const CompositeSpec& spec = state_->spec;
   TVM_FFI_SAFE_CALL_BEGIN();
-  const std::string name = std::string("oneDNN ") + spec.composite + " (" + spec.symbol + "): ";
+  auto name = [&spec] {  // for errors only: a call builds no string
+    return std::string("oneDNN ") + spec.composite + " (" + spec.symbol + "): ";
+  };
   if (num_args != spec.n_args) {
-    TVM_FFI_THROW(TypeError) << name << num_args << " arguments, expected " << spec.n_args;
+    TVM_FFI_THROW(TypeError) << name() << num_args << " arguments, expected " << spec.n_args;
   }
   const auto* any = reinterpret_cast<const tvm::ffi::AnyView*>(args);
   std::vector<int64_t> values(spec.n_dims);
@@ -1118,12 +1120,12 @@ int Composite::call(const TVMFFIAny* args, int32_t num_args) noexcept {
       buffers[i] = static_cast<char*>(t.data_ptr()) + t.byte_offset();
     }
   } catch (const tvm::ffi::Error& err) {
-    TVM_FFI_THROW(TypeError) << name << err.message();
+    TVM_FFI_THROW(TypeError) << name() << err.message();
   }
   try {
     state_->op(std::move(values))->run(buffers.data());
   } catch (const std::exception& err) {
-    TVM_FFI_THROW(RuntimeError) << name << err.what();
+    TVM_FFI_THROW(RuntimeError) << name() << err.what();
   }
   TVM_FFI_SAFE_CALL_END();
 }
